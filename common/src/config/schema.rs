@@ -1,0 +1,175 @@
+//! What serde reads from the YAML file, before validation.
+//!
+//! Values whose checks need a message naming the offending path (addresses, ports, durations,
+//! counts) are read as plain strings or wide integers here and checked in `validate`, which
+//! reports `path: message` with the line found by `locate`. Keywords (zones, protocols,
+//! actions, auth methods) are enums, so a misspelling is caught by serde with its exact line
+//! and column. Every struct denies unknown fields: a typo must never silently fall back to a
+//! default on a firewall.
+
+use core::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny, Visitor};
+use serde::Deserialize;
+
+use super::types::{AuthMethod, Protocol, Side, SplicePoint, Zone};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    #[serde(default)]
+    pub eal: Vec<String>,
+    pub interfaces: RawInterfaces,
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+    #[serde(default)]
+    pub workers: RawWorkers,
+    #[serde(default)]
+    pub flow_table: RawFlowTable,
+    #[serde(default)]
+    pub policy: Vec<RawRule>,
+    #[serde(default)]
+    pub users: Vec<RawUser>,
+    #[serde(default)]
+    pub auth: RawAuth,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawInterfaces {
+    pub inside: RawInterface,
+    pub outside: RawInterface,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawInterface {
+    pub device: String,
+    pub mac: Option<String>,
+    pub addresses: Vec<String>,
+    pub mtu: Option<u64>,
+    pub rx_queues: Option<u64>,
+    pub tx_queues: Option<u64>,
+    pub rx_descriptors: Option<u64>,
+    pub tx_descriptors: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRoute {
+    pub to: String,
+    pub via: String,
+    pub interface: Side,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWorkers {
+    pub count: u64,
+    #[serde(default)]
+    pub lcores: Vec<u64>,
+}
+
+impl Default for RawWorkers {
+    fn default() -> Self {
+        RawWorkers {
+            count: 1,
+            lcores: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFlowTable {
+    pub capacity: Option<u64>,
+    #[serde(default)]
+    pub timeouts: RawTimeouts,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTimeouts {
+    pub syn_sent: Option<Scalar>,
+    pub syn_recv: Option<Scalar>,
+    pub established: Option<Scalar>,
+    pub fin_wait: Option<Scalar>,
+    pub close_wait: Option<Scalar>,
+    pub last_ack: Option<Scalar>,
+    pub time_wait: Option<Scalar>,
+    pub close: Option<Scalar>,
+    pub udp: Option<Scalar>,
+    pub icmp: Option<Scalar>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum RawAction {
+    Deny,
+    Pass,
+    Proxy,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRule {
+    pub name: Option<String>,
+    #[serde(default)]
+    pub zone: Zone,
+    #[serde(default)]
+    pub protocol: Protocol,
+    pub source: Option<String>,
+    pub destination: Option<String>,
+    pub ports: Option<Vec<Scalar>>,
+    pub action: RawAction,
+    pub auth: Option<AuthMethod>,
+    pub splice: Option<SplicePoint>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUser {
+    pub name: String,
+    pub password_hash: Option<String>,
+    /// Read only to reject it with a pointer to `cutthrough hash-password`.
+    #[serde(default, deserialize_with = "present")]
+    pub password: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAuth {
+    pub cache_timeout: Option<Scalar>,
+}
+
+/// True when the key is there at all, whatever its value (even empty).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    IgnoredAny::deserialize(d).map(|_| true)
+}
+
+/// A YAML integer or string, kept as text: ports (`8080` or `"5201-5210"`) and durations
+/// (`30` or `"30s"`) come in both forms and are parsed by `validate`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Scalar(pub String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Scalar, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an integer or a string")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}

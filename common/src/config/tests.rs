@@ -1,0 +1,370 @@
+//! Whole-file tests: the schema, its defaults, matching, users, syntax errors; the semantic
+//! checks are in `semantic`.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use super::*;
+use crate::wire::{Ipv4Addr, MacAddr};
+
+mod semantic;
+
+/// Line numbers in the tests below refer to this text.
+const BASE: &str = r#"eal: ["--no-pci"]
+interfaces:
+  inside:
+    device: net_af_packet0,iface=ct-in0
+    addresses: [198.18.0.254/24]
+  outside:
+    device: net_af_packet1,iface=ct-out0
+    addresses:
+      - 198.19.0.254/24
+routes:
+  - to: 0.0.0.0/0
+    via: 198.19.0.1
+    interface: outside
+workers:
+  count: 1
+policy:
+  - name: icmp
+    protocol: icmp
+    action: pass
+  - protocol: tcp
+    ports: [5201-5210, 8080]
+    action: pass
+  - protocol: tcp
+    ports:
+      - 2323
+    action: proxy
+    auth: line
+  - action: deny
+users:
+  - name: alice
+    password_hash: HASH
+"#;
+
+/// A cheap argon2id hash of `secret` (tiny parameters keep the tests fast; the parameters
+/// travel in the PHC string, so `User::verify` uses them).
+fn cheap_hash() -> &'static str {
+    static H: OnceLock<String> = OnceLock::new();
+    H.get_or_init(|| {
+        use argon2::password_hash::{PasswordHasher, SaltString};
+        let params = argon2::Params::new(64, 1, 1, None).unwrap();
+        let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+        a.hash_password(b"secret", &salt).unwrap().to_string()
+    })
+}
+
+fn base() -> String {
+    BASE.replace("HASH", cheap_hash())
+}
+
+/// `base()` with `from` (which must occur exactly once) replaced by `to`.
+fn edit(from: &str, to: &str) -> String {
+    let b = base();
+    assert_eq!(
+        b.matches(from).count(),
+        1,
+        "`{from}` must occur once in BASE"
+    );
+    b.replacen(from, to, 1)
+}
+
+fn ok(text: &str) -> Config {
+    match parse(text, "t.yaml") {
+        Ok(c) => c,
+        Err(e) => panic!("unexpected error: {e}"),
+    }
+}
+
+fn err(text: &str) -> String {
+    match parse(text, "t.yaml") {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn ip(s: &str) -> Ipv4Addr {
+    parse_ipv4(s).unwrap()
+}
+
+#[test]
+fn base_parses_with_defaults() {
+    let c = ok(&base());
+    assert_eq!(c.eal, vec!["--no-pci".to_string()]);
+    let i = &c.interfaces.inside;
+    assert_eq!(i.device, Device::Vdev("net_af_packet0,iface=ct-in0".into()));
+    assert_eq!(i.addresses, vec!["198.18.0.254/24".parse().unwrap()]);
+    assert_eq!(i.mac, None);
+    assert_eq!((i.mtu, i.rx_queues, i.tx_queues), (1500, 1, 2));
+    assert_eq!((i.rx_descriptors, i.tx_descriptors), (1024, 1024));
+    assert_eq!(c.routes.len(), 1);
+    assert_eq!(c.routes[0].via, ip("198.19.0.1"));
+    assert_eq!(c.routes[0].interface, Side::Outside);
+    assert_eq!(c.routes[0].to, Cidr::ANY);
+    assert_eq!(
+        c.workers,
+        Workers {
+            count: 1,
+            lcores: vec![]
+        }
+    );
+    assert_eq!(c.flow_table.capacity, 65536);
+    assert_eq!(c.flow_table.timeouts, Timeouts::default());
+    assert_eq!(
+        c.flow_table.timeouts.established,
+        Duration::from_secs(5 * 86400)
+    );
+    assert_eq!(c.auth.cache_timeout, Duration::from_secs(300));
+    assert_eq!(c.policy.len(), 4);
+    assert_eq!(c.policy[0].name.as_deref(), Some("icmp"));
+    assert_eq!(c.policy[0].zone, Zone::Any);
+    assert_eq!(c.policy[0].source, Cidr::ANY);
+    assert_eq!(
+        c.policy[1].ports,
+        vec![
+            PortRange { lo: 5201, hi: 5210 },
+            PortRange { lo: 8080, hi: 8080 }
+        ]
+    );
+    assert_eq!(
+        c.policy[2].action,
+        Action::Proxy {
+            auth: AuthMethod::Line,
+            splice: SplicePoint::AfterAuth
+        }
+    );
+    assert_eq!(c.policy[3].action, Action::Deny);
+    assert_eq!(c.users[0].name, "alice");
+}
+
+#[test]
+fn minimal_file() {
+    let c = ok("interfaces:
+  inside: {device: '0000:03:00.0', addresses: [198.18.0.254/24]}
+  outside: {device: '0000:03:00.1', addresses: [198.19.0.254/24]}
+");
+    assert!(c.policy.is_empty() && c.users.is_empty() && c.routes.is_empty());
+    assert_eq!(
+        c.interfaces.outside.device,
+        Device::Pci("0000:03:00.1".into())
+    );
+    // No rules: everything is denied.
+    assert!(c
+        .match_rule(Zone::Inside, 1, ip("198.18.0.1"), ip("198.19.0.2"), None)
+        .is_none());
+}
+
+#[test]
+fn queue_defaults_follow_workers() {
+    let c = ok(&edit("  count: 1", "  count: 3\n  lcores: [1, 2, 3]"));
+    assert_eq!(c.workers.lcores, vec![1, 2, 3]);
+    let i = &c.interfaces.outside;
+    assert_eq!((i.rx_queues, i.tx_queues), (3, 4));
+}
+
+#[test]
+fn everything_explicit() {
+    let c = ok(&(edit(
+        "    device: net_af_packet0,iface=ct-in0\n",
+        "    device: net_af_packet0,iface=ct-in0
+    mac: 02:00:00:00:00:01
+    mtu: 9000
+    rx_queues: 2
+    tx_queues: 3
+    rx_descriptors: 4096
+    tx_descriptors: 512
+",
+    ) + "flow_table:
+  capacity: 1048576
+  timeouts: {syn_sent: 30s, established: 1d, udp: 45, icmp: 500ms, close: 1m, time_wait: 2h}
+auth:
+  cache_timeout: 10m
+"));
+    let i = &c.interfaces.inside;
+    assert_eq!(i.mac, Some(MacAddr([2, 0, 0, 0, 0, 1])));
+    assert_eq!((i.mtu, i.rx_queues, i.tx_queues), (9000, 2, 3));
+    assert_eq!((i.rx_descriptors, i.tx_descriptors), (4096, 512));
+    let t = c.flow_table.timeouts;
+    assert_eq!(c.flow_table.capacity, 1 << 20);
+    assert_eq!(t.syn_sent, Duration::from_secs(30));
+    assert_eq!(t.established, Duration::from_secs(86400));
+    assert_eq!(t.udp, Duration::from_secs(45));
+    assert_eq!(t.icmp, Duration::from_millis(500));
+    assert_eq!(t.close, Duration::from_secs(60));
+    assert_eq!(t.time_wait, Duration::from_secs(7200));
+    assert_eq!(t.syn_recv, Timeouts::default().syn_recv);
+    assert_eq!(c.auth.cache_timeout, Duration::from_secs(600));
+}
+
+#[test]
+fn splice_defaults_and_overrides() {
+    let c = ok(&edit(
+        "  - action: deny\n",
+        "  - {protocol: tcp, ports: [80], action: proxy, auth: http-basic}
+  - {protocol: tcp, ports: [81], action: proxy, auth: none, splice: never}
+  - {protocol: tcp, ports: [82], action: proxy, auth: http-basic, splice: after-auth}
+",
+    ));
+    let a = |i: usize| c.policy[i].action;
+    assert_eq!(
+        a(3),
+        Action::Proxy {
+            auth: AuthMethod::HttpBasic,
+            splice: SplicePoint::AfterRequest
+        }
+    );
+    assert_eq!(
+        a(4),
+        Action::Proxy {
+            auth: AuthMethod::None,
+            splice: SplicePoint::Never
+        }
+    );
+    assert_eq!(
+        a(5),
+        Action::Proxy {
+            auth: AuthMethod::HttpBasic,
+            splice: SplicePoint::AfterAuth
+        }
+    );
+}
+
+#[test]
+fn match_rule_first_match_wins() {
+    let c = ok(&edit(
+        "  - name: icmp\n",
+        "  - name: no-telnet-from-outside
+    zone: outside
+    protocol: tcp
+    source: 203.0.113.0/24
+    destination: 198.18.0.0/24
+    ports: [2323]
+    action: deny
+  - name: icmp\n",
+    ));
+    let m = |zone, proto, src: &str, dst: &str, port| {
+        c.match_rule(zone, proto, ip(src), ip(dst), port)
+            .map(|(i, _)| i)
+    };
+    let (inside, outside) = (Zone::Inside, Zone::Outside);
+    assert_eq!(m(inside, 1, "198.18.0.1", "198.19.0.2", None), Some(1));
+    assert_eq!(m(outside, 1, "198.19.0.2", "198.18.0.1", None), Some(1));
+    assert_eq!(
+        m(inside, 6, "198.18.0.1", "198.19.0.2", Some(5201)),
+        Some(2)
+    );
+    assert_eq!(
+        m(inside, 6, "198.18.0.1", "198.19.0.2", Some(5210)),
+        Some(2)
+    );
+    assert_eq!(
+        m(inside, 6, "198.18.0.1", "198.19.0.2", Some(8080)),
+        Some(2)
+    );
+    assert_eq!(
+        m(inside, 6, "198.18.0.1", "198.19.0.2", Some(5211)),
+        Some(4)
+    );
+    assert_eq!(
+        m(inside, 6, "198.18.0.1", "198.19.0.2", Some(2323)),
+        Some(3)
+    );
+    // The first rule only for its zone and source.
+    assert_eq!(
+        m(outside, 6, "203.0.113.9", "198.18.0.1", Some(2323)),
+        Some(0)
+    );
+    assert_eq!(
+        m(outside, 6, "192.0.2.9", "198.18.0.1", Some(2323)),
+        Some(3)
+    );
+    assert_eq!(
+        m(inside, 6, "203.0.113.9", "198.18.0.1", Some(2323)),
+        Some(3)
+    );
+    // A port rule never matches a packet without ports.
+    assert_eq!(m(inside, 6, "198.18.0.1", "198.19.0.2", None), Some(4));
+    assert_eq!(m(inside, 17, "198.18.0.1", "198.19.0.2", Some(53)), Some(4));
+    let (_, r) = c
+        .match_rule(inside, 6, ip("198.18.0.1"), ip("198.19.0.2"), Some(2323))
+        .unwrap();
+    assert!(matches!(r.action, Action::Proxy { .. }));
+}
+
+#[test]
+fn users_verify() {
+    let c = ok(&base());
+    let alice = c.user("alice").unwrap();
+    assert!(alice.verify(b"secret"));
+    assert!(!alice.verify(b"Secret"));
+    assert!(!alice.verify(b""));
+    assert!(c.user("bob").is_none());
+    assert!(!format!("{alice:?}").contains("argon2"), "no hash in Debug");
+}
+
+#[test]
+fn hash_password_round_trip() {
+    let h = hash_password(b"wonderland").unwrap();
+    assert!(h.starts_with("$argon2id$v=19$"), "{h}");
+    let c = ok(&BASE.replace("HASH", &h));
+    assert!(c.users[0].verify(b"wonderland"));
+    assert!(!c.users[0].verify(b"wonderlan"));
+}
+
+// ---- syntax errors: FILE:LINE:COLUMN: MESSAGE ----
+
+#[test]
+fn yaml_syntax_error_has_line_and_column() {
+    let e = err(&edit("  - to: 0.0.0.0/0", "  - to: 0.0.0.0/0: x"));
+    assert_eq!(
+        e,
+        "t.yaml:11:18: mapping values are not allowed in this context"
+    );
+    // libyaml's context keeps its own position; only the leading one moves to the front.
+    let e = err(&edit("    auth: line", "    auth: \"line"));
+    assert_eq!(
+        e,
+        "t.yaml:32:1: found unexpected end of stream, while scanning a quoted scalar at line 27 column 11"
+    );
+}
+
+#[test]
+fn unknown_field() {
+    assert_eq!(
+        err(&edit("    device: net_af_packet1", "    devcie: net_af_packet1")),
+        "t.yaml:7:5: interfaces.outside: unknown field `devcie`, expected one of `device`, `mac`, `addresses`, `mtu`, `rx_queues`, `tx_queues`, `rx_descriptors`, `tx_descriptors`"
+    );
+    let e = err(&(base() + "dmz: {}\n"));
+    assert!(
+        e.starts_with("t.yaml:32:1: unknown field `dmz`, expected one of"),
+        "{e}"
+    );
+}
+
+#[test]
+fn route_via_unknown_interface() {
+    assert_eq!(
+        err(&edit("    interface: outside", "    interface: dmz")),
+        "t.yaml:13:16: routes[0].interface: unknown variant `dmz`, expected `inside` or `outside`"
+    );
+}
+
+#[test]
+fn proxy_with_unknown_auth_method() {
+    assert_eq!(
+        err(&edit("    auth: line", "    auth: kerberos")),
+        "t.yaml:27:11: policy[2].auth: unknown variant `kerberos`, expected one of `none`, `line`, `http-basic`"
+    );
+}
+
+#[test]
+fn empty_and_odd_files() {
+    let e = err("");
+    assert!(e.starts_with("t.yaml"), "{e}");
+    let e = err(&(base() + "---\nx: 1\n"));
+    assert!(e.contains("more than one document"), "{e}");
+    let e = err("interfaces: {}\n");
+    assert!(e.contains("missing field `inside`"), "{e}");
+}

@@ -1,0 +1,459 @@
+//! The validated configuration as the rest of the box sees it: plain public fields, typed
+//! addresses and durations, and the two questions asked of it at run time (which policy rule
+//! matches a packet, does a password belong to a user).
+//!
+//! Nothing here is constructed from YAML directly: `schema` holds what serde reads and
+//! `validate` turns it into these types, so every value here has passed its checks.
+
+use core::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::values::{Cidr, PortRange};
+use crate::wire::{Ipv4Addr, MacAddr};
+
+/// The whole configuration of one box, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Extra EAL arguments, appended after the ones the box derives from `interfaces` and
+    /// `workers` (device arguments, lcores).
+    pub eal: Vec<String>,
+    pub interfaces: Interfaces,
+    pub routes: Vec<Route>,
+    pub workers: Workers,
+    pub flow_table: FlowTable,
+    /// Ordered; the first matching rule wins and a packet matching none is denied.
+    pub policy: Vec<Rule>,
+    pub users: Vec<User>,
+    pub auth: Auth,
+}
+
+/// The box's two ports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interfaces {
+    pub inside: Interface,
+    pub outside: Interface,
+}
+
+impl Interfaces {
+    pub fn get(&self, side: Side) -> &Interface {
+        match side {
+            Side::Inside => &self.inside,
+            Side::Outside => &self.outside,
+        }
+    }
+}
+
+/// One port of the box.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    pub device: Device,
+    /// Overrides the MAC address the device reports.
+    pub mac: Option<MacAddr>,
+    /// The box's own addresses on this port; each prefix is also a connected subnet.
+    pub addresses: Vec<Cidr>,
+    pub mtu: u16,
+    pub rx_queues: u16,
+    pub tx_queues: u16,
+    pub rx_descriptors: u16,
+    pub tx_descriptors: u16,
+}
+
+impl Interface {
+    /// Whether `addr` lies in one of this port's connected subnets.
+    pub fn is_connected(&self, addr: Ipv4Addr) -> bool {
+        self.addresses.iter().any(|c| c.contains(addr))
+    }
+
+    /// Whether `addr` is one of the box's own addresses on this port.
+    pub fn is_own_address(&self, addr: Ipv4Addr) -> bool {
+        self.addresses.iter().any(|c| c.addr == addr)
+    }
+}
+
+/// How DPDK finds a port: a PCI device to probe, or a virtual device to create (`--vdev`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Device {
+    /// A PCI address in full form, `DDDD:BB:DD.F`, e.g. `0000:03:00.0`.
+    Pci(String),
+    /// A DPDK virtual device string, e.g. `net_af_packet0,iface=ct-in0`.
+    Vdev(String),
+}
+
+impl Device {
+    /// The name DPDK knows the port by: the PCI address, or the vdev name before its first `,`.
+    pub fn name(&self) -> &str {
+        match self {
+            Device::Pci(s) => s,
+            Device::Vdev(s) => s.split(',').next().unwrap_or(s),
+        }
+    }
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Device::Pci(s) | Device::Vdev(s) => f.write_str(s),
+        }
+    }
+}
+
+/// One of the box's two ports, as named in routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    Inside,
+    Outside,
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Side::Inside => "inside",
+            Side::Outside => "outside",
+        })
+    }
+}
+
+/// A static route: traffic to `to` goes to the neighbour `via` on `interface`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub to: Cidr,
+    pub via: Ipv4Addr,
+    pub interface: Side,
+}
+
+/// The poll-mode workers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workers {
+    pub count: u16,
+    /// Explicit lcore ids, one per worker; empty means the EAL's choice.
+    pub lcores: Vec<u32>,
+}
+
+/// The fast path's flow table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowTable {
+    /// Entries for the whole box (split across the workers' shards); a power of two.
+    pub capacity: u32,
+    pub timeouts: Timeouts,
+}
+
+/// Idle timeouts by connection state, conntrack-like. Each is below 24 days because the fast
+/// path keeps time as wrapping 32-bit milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub syn_sent: Duration,
+    pub syn_recv: Duration,
+    pub established: Duration,
+    pub fin_wait: Duration,
+    pub close_wait: Duration,
+    pub last_ack: Duration,
+    pub time_wait: Duration,
+    pub close: Duration,
+    pub udp: Duration,
+    pub icmp: Duration,
+}
+
+impl Default for Timeouts {
+    /// The Linux conntrack defaults.
+    fn default() -> Self {
+        Timeouts {
+            syn_sent: Duration::from_secs(120),
+            syn_recv: Duration::from_secs(60),
+            established: Duration::from_secs(5 * 24 * 3600),
+            fin_wait: Duration::from_secs(120),
+            close_wait: Duration::from_secs(60),
+            last_ack: Duration::from_secs(30),
+            time_wait: Duration::from_secs(120),
+            close: Duration::from_secs(10),
+            udp: Duration::from_secs(30),
+            icmp: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Settings of the authenticators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Auth {
+    /// How long a successful authentication is remembered for the client address.
+    pub cache_timeout: Duration,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth {
+            cache_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The ingress interface a rule applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Zone {
+    Inside,
+    Outside,
+    #[default]
+    Any,
+}
+
+impl Zone {
+    /// Whether a rule written for `self` applies to a packet that arrived in `packet`.
+    pub fn matches(self, packet: Zone) -> bool {
+        self == Zone::Any || self == packet
+    }
+}
+
+impl From<Side> for Zone {
+    fn from(s: Side) -> Zone {
+        match s {
+            Side::Inside => Zone::Inside,
+            Side::Outside => Zone::Outside,
+        }
+    }
+}
+
+impl fmt::Display for Zone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Zone::Inside => "inside",
+            Zone::Outside => "outside",
+            Zone::Any => "any",
+        })
+    }
+}
+
+/// The IP protocol a rule applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Icmp,
+    #[default]
+    Any,
+}
+
+impl Protocol {
+    /// The IP protocol number, or `None` for `any`.
+    pub fn number(self) -> Option<u8> {
+        match self {
+            Protocol::Tcp => Some(6),
+            Protocol::Udp => Some(17),
+            Protocol::Icmp => Some(1),
+            Protocol::Any => None,
+        }
+    }
+
+    /// Whether a rule written for `self` applies to IP protocol number `proto`.
+    pub fn matches(self, proto: u8) -> bool {
+        match self.number() {
+            Some(n) => n == proto,
+            None => true,
+        }
+    }
+
+    /// Whether the protocol has ports a rule may match on.
+    pub fn has_ports(self) -> bool {
+        matches!(self, Protocol::Tcp | Protocol::Udp)
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Icmp => "icmp",
+            Protocol::Any => "any",
+        })
+    }
+}
+
+/// How a proxied connection's user is authenticated before the splice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthMethod {
+    /// No authentication.
+    None,
+    /// A `user password` line from the client, before any application data.
+    Line,
+    /// The HTTP `Authorization: Basic` header of the first request.
+    HttpBasic,
+}
+
+impl fmt::Display for AuthMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AuthMethod::None => "none",
+            AuthMethod::Line => "line",
+            AuthMethod::HttpBasic => "http-basic",
+        })
+    }
+}
+
+/// When a proxied connection is handed to the fast path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SplicePoint {
+    /// As soon as authentication succeeded.
+    AfterAuth,
+    /// After the first request has been read and forwarded to the server.
+    AfterRequest,
+    /// Never: the connection stays fully proxied (the conventional proxy).
+    Never,
+}
+
+impl SplicePoint {
+    /// The splice point a proxy rule gets when it names none: a request-based authenticator
+    /// has to read the request anyway, the others can splice right after authenticating.
+    pub fn default_for(auth: AuthMethod) -> SplicePoint {
+        match auth {
+            AuthMethod::HttpBasic => SplicePoint::AfterRequest,
+            AuthMethod::None | AuthMethod::Line => SplicePoint::AfterAuth,
+        }
+    }
+}
+
+impl fmt::Display for SplicePoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SplicePoint::AfterAuth => "after-auth",
+            SplicePoint::AfterRequest => "after-request",
+            SplicePoint::Never => "never",
+        })
+    }
+}
+
+/// What happens to a connection (TCP: its SYN) that matches a rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    Deny,
+    Pass,
+    Proxy {
+        auth: AuthMethod,
+        splice: SplicePoint,
+    },
+}
+
+/// One policy rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub name: Option<String>,
+    pub zone: Zone,
+    pub protocol: Protocol,
+    pub source: Cidr,
+    pub destination: Cidr,
+    /// Destination ports; empty matches every port (and packets without ports).
+    pub ports: Vec<PortRange>,
+    pub action: Action,
+}
+
+impl Rule {
+    /// Whether this rule applies to a packet (for TCP: a SYN) with these properties.
+    pub fn matches(
+        &self,
+        zone: Zone,
+        protocol: u8,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        dst_port: Option<u16>,
+    ) -> bool {
+        self.zone.matches(zone)
+            && self.protocol.matches(protocol)
+            && self.source.contains(src)
+            && self.destination.contains(dst)
+            && (self.ports.is_empty()
+                || dst_port.is_some_and(|p| self.ports.iter().any(|r| r.contains(p))))
+    }
+}
+
+impl Config {
+    /// The first rule matching the packet, with its index; `None` means the packet is denied.
+    /// `zone` is the interface the packet arrived on (`Inside` or `Outside`), `protocol` the IP
+    /// protocol number.
+    pub fn match_rule(
+        &self,
+        zone: Zone,
+        protocol: u8,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        dst_port: Option<u16>,
+    ) -> Option<(usize, &Rule)> {
+        self.policy
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.matches(zone, protocol, src, dst, dst_port))
+    }
+
+    /// The user called `name`, if configured.
+    pub fn user(&self, name: &str) -> Option<&User> {
+        self.users.iter().find(|u| u.name == name)
+    }
+}
+
+/// A user the `line` and `http-basic` authenticators accept.
+#[derive(Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    /// An argon2 PHC string (`$argon2id$v=19$...`), checked at load time.
+    pub password_hash: String,
+}
+
+impl fmt::Debug for User {
+    // Hashes stay out of logs: they are offline-crackable.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("User")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl User {
+    /// Whether `password` is this user's password. Takes as long as the hash's parameters say
+    /// (tens of milliseconds with the defaults): call it off the fast path.
+    pub fn verify(&self, password: &[u8]) -> bool {
+        use argon2::{Argon2, PasswordHash, PasswordVerifier};
+        match PasswordHash::new(&self.password_hash) {
+            Ok(hash) => Argon2::default().verify_password(password, &hash).is_ok(),
+            Err(_) => false,
+        }
+    }
+}
+
+/// Hashes a password the way `cutthrough hash-password` does: argon2id with the crate's
+/// default (OWASP-recommended) parameters and a random salt, as a PHC string.
+pub fn hash_password(password: &[u8]) -> Result<String, argon2::password_hash::Error> {
+    use argon2::password_hash::{rand_core::OsRng, SaltString};
+    use argon2::{Argon2, PasswordHasher};
+    let salt = SaltString::generate(&mut OsRng);
+    Ok(Argon2::default()
+        .hash_password(password, &salt)?
+        .to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocol_and_zone_matching() {
+        assert!(Protocol::Any.matches(47));
+        assert!(Protocol::Tcp.matches(6));
+        assert!(!Protocol::Tcp.matches(17));
+        assert!(Zone::Any.matches(Zone::Inside));
+        assert!(Zone::Inside.matches(Zone::Inside));
+        assert!(!Zone::Inside.matches(Zone::Outside));
+    }
+
+    #[test]
+    fn device_names() {
+        assert_eq!(
+            Device::Vdev("net_af_packet0,iface=ct-in0".into()).name(),
+            "net_af_packet0"
+        );
+        assert_eq!(Device::Pci("0000:03:00.0".into()).name(), "0000:03:00.0");
+    }
+}

@@ -1,0 +1,549 @@
+//! Turns what serde read (`schema`) into the typed [`Config`], checking every value and every
+//! cross-reference. The first problem found is returned with the path of the offending value
+//! (`policy[3].ports[1]`), which `locate` then turns into a line number.
+
+use std::time::Duration;
+
+use super::duration;
+use super::schema::{RawAction, RawConfig, RawInterface, RawRule, RawUser, RawWorkers, Scalar};
+use super::types::*;
+use super::values::*;
+use crate::wire::{Ipv4Addr, MacAddr};
+
+/// A semantic error before it is placed in a file: where and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Invalid {
+    pub path: String,
+    pub message: String,
+}
+
+type Res<T> = Result<T, Invalid>;
+
+fn invalid<T>(path: impl Into<String>, message: impl Into<String>) -> Res<T> {
+    Err(Invalid {
+        path: path.into(),
+        message: message.into(),
+    })
+}
+
+/// Attaches `path` to a parse error.
+fn at<T>(path: &str, r: Result<T, ParseError>) -> Res<T> {
+    r.or_else(|e| invalid(path, e.0))
+}
+
+/// DPDK's RTE_MAX_QUEUES_PER_PORT.
+const MAX_QUEUES: u64 = 1024;
+/// The largest flow table accepted: 2^28 one-cache-line entries are already 16 GiB.
+const MAX_FLOWS: u64 = 1 << 28;
+const DEFAULT_FLOWS: u32 = 1 << 16;
+
+pub(crate) fn validate(raw: RawConfig) -> Res<Config> {
+    let workers = workers(&raw.workers)?;
+    let inside = interface("interfaces.inside", &raw.interfaces.inside, &workers)?;
+    let outside = interface("interfaces.outside", &raw.interfaces.outside, &workers)?;
+    let interfaces = Interfaces { inside, outside };
+    check_interface_pair(&interfaces)?;
+
+    let mut routes = Vec::with_capacity(raw.routes.len());
+    for (i, r) in raw.routes.iter().enumerate() {
+        let p = format!("routes[{i}]");
+        let to = network(&format!("{p}.to"), &r.to)?;
+        let via = at(&format!("{p}.via"), parse_ipv4(&r.via))?;
+        let port = interfaces.get(r.interface);
+        if !port.is_connected(via) {
+            let subnets: Vec<String> = port
+                .addresses
+                .iter()
+                .map(|c| c.to_network().to_string())
+                .collect();
+            return invalid(
+                format!("{p}.via"),
+                format!(
+                    "gateway {via} is not in a connected subnet of the {} interface ({})",
+                    r.interface,
+                    subnets.join(", ")
+                ),
+            );
+        }
+        if port.is_own_address(via) {
+            return invalid(
+                format!("{p}.via"),
+                format!("gateway {via} is the box's own address"),
+            );
+        }
+        routes.push(Route {
+            to,
+            via,
+            interface: r.interface,
+        });
+    }
+
+    let flow_table = flow_table(&raw)?;
+    let users = users(&raw.users)?;
+    let mut policy = Vec::with_capacity(raw.policy.len());
+    for (i, r) in raw.policy.iter().enumerate() {
+        policy.push(rule(&format!("policy[{i}]"), r, !users.is_empty())?);
+    }
+    let auth = Auth {
+        cache_timeout: duration_or(
+            "auth.cache_timeout",
+            raw.auth.cache_timeout.as_ref(),
+            Auth::default().cache_timeout,
+        )?,
+    };
+
+    Ok(Config {
+        eal: raw.eal,
+        interfaces,
+        routes,
+        workers,
+        flow_table,
+        policy,
+        users,
+        auth,
+    })
+}
+
+fn workers(w: &RawWorkers) -> Res<Workers> {
+    // Queue counts derive from the worker count, so it is bounded by the queues a port has.
+    if w.count == 0 {
+        return invalid("workers.count", "must be at least 1");
+    }
+    if w.count >= MAX_QUEUES {
+        return invalid(
+            "workers.count",
+            format!(
+                "{} workers is too many: at most {} (a port has at most {MAX_QUEUES} TX queues and the control plane needs one)",
+                w.count,
+                MAX_QUEUES - 1
+            ),
+        );
+    }
+    let count = w.count as u16;
+    if !w.lcores.is_empty() && w.lcores.len() as u64 != w.count {
+        return invalid(
+            "workers.lcores",
+            format!(
+                "lists {} lcores for {} workers (give one lcore per worker, or leave `lcores` out)",
+                w.lcores.len(),
+                w.count
+            ),
+        );
+    }
+    let mut lcores = Vec::with_capacity(w.lcores.len());
+    for (i, &l) in w.lcores.iter().enumerate() {
+        let p = format!("workers.lcores[{i}]");
+        let Ok(l) = u32::try_from(l) else {
+            return invalid(p, format!("lcore {l} is out of range"));
+        };
+        if let Some(j) = lcores.iter().position(|&x| x == l) {
+            return invalid(
+                p,
+                format!("lcore {l} is listed twice (also workers.lcores[{j}])"),
+            );
+        }
+        lcores.push(l);
+    }
+    Ok(Workers { count, lcores })
+}
+
+fn interface(p: &str, r: &RawInterface, w: &Workers) -> Res<Interface> {
+    let device = device(&format!("{p}.device"), &r.device)?;
+    let mac = match &r.mac {
+        None => None,
+        Some(s) => {
+            let path = format!("{p}.mac");
+            let m = at(&path, parse_mac(s))?;
+            if m.is_multicast() {
+                return invalid(
+                    path,
+                    format!("`{s}` is a multicast address; a port needs a unicast MAC"),
+                );
+            }
+            if m == MacAddr::ZERO {
+                return invalid(path, format!("`{s}` is the all-zero MAC"));
+            }
+            Some(m)
+        }
+    };
+    if r.addresses.is_empty() {
+        return invalid(
+            format!("{p}.addresses"),
+            "needs at least one address: the box's own address with its subnet's length, like 198.18.0.254/24",
+        );
+    }
+    let mut addresses = Vec::with_capacity(r.addresses.len());
+    for (i, s) in r.addresses.iter().enumerate() {
+        let path = format!("{p}.addresses[{i}]");
+        let c: Cidr = at(&path, s.parse())?;
+        if c.prefix == 0 {
+            return invalid(
+                path,
+                format!("`{s}`: a /0 subnet would make every address connected"),
+            );
+        }
+        if c.prefix <= 30 && c.addr == c.network() {
+            return invalid(
+                path,
+                format!(
+                    "`{s}` is the subnet's network address; give the box's own address, like {}",
+                    Ipv4Addr(c.network().0 + 1)
+                ),
+            );
+        }
+        if c.prefix <= 30 && c.addr == c.broadcast() {
+            return invalid(path, format!("`{s}` is the subnet's broadcast address"));
+        }
+        addresses.push(c);
+    }
+    let mtu = r.mtu.unwrap_or(1500);
+    if !(68..=9216).contains(&mtu) {
+        return invalid(
+            format!("{p}.mtu"),
+            format!("MTU {mtu} is out of range 68..=9216"),
+        );
+    }
+    let n = u64::from(w.count);
+    let rx_queues = queues(
+        &format!("{p}.rx_queues"),
+        r.rx_queues,
+        n,
+        0,
+        "each worker needs its own RX queue",
+    )?;
+    let tx_queues = queues(
+        &format!("{p}.tx_queues"),
+        r.tx_queues,
+        n,
+        1,
+        "each worker and the control plane need their own TX queue",
+    )?;
+    Ok(Interface {
+        device,
+        mac,
+        addresses,
+        mtu: mtu as u16,
+        rx_queues,
+        tx_queues,
+        rx_descriptors: descriptors(&format!("{p}.rx_descriptors"), r.rx_descriptors)?,
+        tx_descriptors: descriptors(&format!("{p}.tx_descriptors"), r.tx_descriptors)?,
+    })
+}
+
+/// A queue count: by default, and at least, one per worker plus `extra`.
+fn queues(p: &str, v: Option<u64>, workers: u64, extra: u64, why: &str) -> Res<u16> {
+    let min = workers + extra;
+    let q = v.unwrap_or(min);
+    if q < min {
+        return invalid(
+            p,
+            format!("{q} is too few for {workers} workers: {why} (at least {min})"),
+        );
+    }
+    if q > MAX_QUEUES {
+        return invalid(p, format!("{q} queues are too many: at most {MAX_QUEUES}"));
+    }
+    Ok(q as u16)
+}
+
+fn descriptors(p: &str, v: Option<u64>) -> Res<u16> {
+    let d = v.unwrap_or(1024);
+    if !d.is_power_of_two() || !(64..=16384).contains(&d) {
+        return invalid(
+            p,
+            format!("{d} descriptors: must be a power of two in 64..=16384"),
+        );
+    }
+    Ok(d as u16)
+}
+
+/// Classifies a device string; see [`Device`].
+fn device(p: &str, s: &str) -> Res<Device> {
+    if is_pci_address(s) {
+        return Ok(Device::Pci(s.to_ascii_lowercase()));
+    }
+    if let Some(rest) = s.strip_prefix("net_") {
+        let name = rest.split(',').next().unwrap_or("");
+        if !name.is_empty()
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && !s.contains(char::is_whitespace)
+        {
+            return Ok(Device::Vdev(s.to_string()));
+        }
+    }
+    invalid(
+        p,
+        format!(
+            "`{s}` is neither a PCI address (DDDD:BB:DD.F, like 0000:03:00.0) nor a DPDK virtual device (net_<driver><n>[,args], like net_af_packet0,iface=ct-in0)"
+        ),
+    )
+}
+
+/// `DDDD:BB:DD.F` in hex, with the device number below 32 and the function below 8.
+fn is_pci_address(s: &str) -> bool {
+    let hex = |t: &str, n: usize| t.len() == n && t.bytes().all(|b| b.is_ascii_hexdigit());
+    let Some((domain, rest)) = s.split_once(':') else {
+        return false;
+    };
+    let Some((bus, rest)) = rest.split_once(':') else {
+        return false;
+    };
+    let Some((dev, func)) = rest.split_once('.') else {
+        return false;
+    };
+    hex(domain, 4)
+        && hex(bus, 2)
+        && hex(dev, 2)
+        && u8::from_str_radix(dev, 16).is_ok_and(|d| d < 32)
+        && func.len() == 1
+        && matches!(func.as_bytes()[0], b'0'..=b'7')
+}
+
+fn check_interface_pair(ifs: &Interfaces) -> Res<()> {
+    if ifs
+        .inside
+        .device
+        .name()
+        .eq_ignore_ascii_case(ifs.outside.device.name())
+    {
+        return invalid(
+            "interfaces.outside.device",
+            format!(
+                "`{}` is also the inside interface's device; the two ports must be different devices",
+                ifs.outside.device
+            ),
+        );
+    }
+    for (j, o) in ifs.outside.addresses.iter().enumerate() {
+        for (i, n) in ifs.inside.addresses.iter().enumerate() {
+            if o.overlaps(n) {
+                return invalid(
+                    format!("interfaces.outside.addresses[{j}]"),
+                    format!(
+                        "subnet {} overlaps the inside subnet {} (interfaces.inside.addresses[{i}]); the two ports must be in different subnets",
+                        o.to_network(),
+                        n.to_network()
+                    ),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A CIDR that names a network (routes, policy): host bits set are almost always a typo.
+fn network(p: &str, s: &str) -> Res<Cidr> {
+    let c: Cidr = at(p, s.parse())?;
+    if c.has_host_bits() {
+        return invalid(
+            p,
+            format!("`{s}` has host bits set (did you mean {}?)", c.to_network()),
+        );
+    }
+    Ok(c)
+}
+
+fn duration_or(p: &str, v: Option<&Scalar>, default: Duration) -> Res<Duration> {
+    match v {
+        None => Ok(default),
+        Some(s) => at(p, duration::parse(&s.0)),
+    }
+}
+
+fn flow_table(raw: &RawConfig) -> Res<FlowTable> {
+    let ft = &raw.flow_table;
+    let capacity = match ft.capacity {
+        None => DEFAULT_FLOWS,
+        Some(c) if c.is_power_of_two() && (1024..=MAX_FLOWS).contains(&c) => c as u32,
+        Some(c) => {
+            return invalid(
+                "flow_table.capacity",
+                format!("{c} flows: must be a power of two from 1024 to {MAX_FLOWS} (like 65536 or 1048576)"),
+            )
+        }
+    };
+    let d = Timeouts::default();
+    let t = &ft.timeouts;
+    let p = |name: &str| format!("flow_table.timeouts.{name}");
+    let timeouts = Timeouts {
+        syn_sent: duration_or(&p("syn_sent"), t.syn_sent.as_ref(), d.syn_sent)?,
+        syn_recv: duration_or(&p("syn_recv"), t.syn_recv.as_ref(), d.syn_recv)?,
+        established: duration_or(&p("established"), t.established.as_ref(), d.established)?,
+        fin_wait: duration_or(&p("fin_wait"), t.fin_wait.as_ref(), d.fin_wait)?,
+        close_wait: duration_or(&p("close_wait"), t.close_wait.as_ref(), d.close_wait)?,
+        last_ack: duration_or(&p("last_ack"), t.last_ack.as_ref(), d.last_ack)?,
+        time_wait: duration_or(&p("time_wait"), t.time_wait.as_ref(), d.time_wait)?,
+        close: duration_or(&p("close"), t.close.as_ref(), d.close)?,
+        udp: duration_or(&p("udp"), t.udp.as_ref(), d.udp)?,
+        icmp: duration_or(&p("icmp"), t.icmp.as_ref(), d.icmp)?,
+    };
+    Ok(FlowTable { capacity, timeouts })
+}
+
+fn users(raw: &[RawUser]) -> Res<Vec<User>> {
+    let mut users: Vec<User> = Vec::with_capacity(raw.len());
+    for (i, u) in raw.iter().enumerate() {
+        let p = format!("users[{i}]");
+        if u.password {
+            return invalid(
+                format!("{p}.password"),
+                "plain-text passwords are not accepted: put an argon2 hash in `password_hash` (make one with `cutthrough hash-password`)",
+            );
+        }
+        let name_ok = !u.name.is_empty()
+            && !u
+                .name
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == ':');
+        if !name_ok {
+            return invalid(
+                format!("{p}.name"),
+                format!("`{}` is not a user name: names must be non-empty, without spaces, control characters or `:`", u.name),
+            );
+        }
+        if let Some(j) = users.iter().position(|x| x.name == u.name) {
+            return invalid(
+                format!("{p}.name"),
+                format!("duplicate user `{}` (also users[{j}])", u.name),
+            );
+        }
+        let Some(hash) = &u.password_hash else {
+            return invalid(
+                p,
+                "missing `password_hash` (make one with `cutthrough hash-password`)",
+            );
+        };
+        check_hash(&format!("{p}.password_hash"), hash)?;
+        users.push(User {
+            name: u.name.clone(),
+            password_hash: hash.clone(),
+        });
+    }
+    Ok(users)
+}
+
+/// A PHC string argon2 can verify against: known algorithm, valid parameters, salt and hash.
+fn check_hash(p: &str, s: &str) -> Res<()> {
+    let hint = "make one with `cutthrough hash-password`";
+    // Name a foreign scheme (`$2b$` bcrypt, `$6$` crypt) rather than report its syntax.
+    if let Some(alg) = s.strip_prefix('$').and_then(|r| r.split('$').next()) {
+        if !alg.starts_with("argon2") {
+            return invalid(
+                p,
+                format!(
+                    "a `{alg}` hash: only argon2 (argon2id, argon2i, argon2d) is accepted; {hint}"
+                ),
+            );
+        }
+    }
+    let h = match argon2::PasswordHash::new(s) {
+        Ok(h) => h,
+        Err(e) => {
+            return invalid(
+                p,
+                format!("not an argon2 PHC string like $argon2id$v=19$m=19456,t=2,p=1$SALT$HASH ({e}); {hint}"),
+            )
+        }
+    };
+    if argon2::Algorithm::try_from(h.algorithm).is_err() {
+        return invalid(
+            p,
+            format!(
+                "a `{}` hash: only argon2 (argon2id, argon2i, argon2d) is accepted; {hint}",
+                h.algorithm
+            ),
+        );
+    }
+    if h.salt.is_none() || h.hash.is_none() {
+        return invalid(p, format!("the hash has no salt or no output; {hint}"));
+    }
+    if let Err(e) = argon2::Params::try_from(&h) {
+        return invalid(p, format!("bad argon2 parameters ({e}); {hint}"));
+    }
+    Ok(())
+}
+
+fn rule(p: &str, r: &RawRule, have_users: bool) -> Res<Rule> {
+    let source = match &r.source {
+        None => Cidr::ANY,
+        Some(s) => network(&format!("{p}.source"), s)?,
+    };
+    let destination = match &r.destination {
+        None => Cidr::ANY,
+        Some(s) => network(&format!("{p}.destination"), s)?,
+    };
+    let mut ports = Vec::new();
+    if let Some(list) = &r.ports {
+        if !r.protocol.has_ports() {
+            return invalid(
+                format!("{p}.ports"),
+                format!(
+                    "ports are only allowed with protocol tcp or udp (this rule's protocol is {})",
+                    r.protocol
+                ),
+            );
+        }
+        if list.is_empty() {
+            return invalid(
+                format!("{p}.ports"),
+                "an empty list would match nothing; leave `ports` out to match every port",
+            );
+        }
+        for (j, s) in list.iter().enumerate() {
+            ports.push(at(&format!("{p}.ports[{j}]"), s.0.parse::<PortRange>())?);
+        }
+    }
+    let action = match r.action {
+        RawAction::Deny | RawAction::Pass => {
+            for (key, given) in [("auth", r.auth.is_some()), ("splice", r.splice.is_some())] {
+                if given {
+                    return invalid(
+                        format!("{p}.{key}"),
+                        format!("`{key}` is only allowed with action proxy"),
+                    );
+                }
+            }
+            if r.action == RawAction::Deny {
+                Action::Deny
+            } else {
+                Action::Pass
+            }
+        }
+        RawAction::Proxy => {
+            if r.protocol != Protocol::Tcp {
+                return invalid(
+                    format!("{p}.action"),
+                    format!(
+                        "action proxy needs protocol tcp (this rule's protocol is {})",
+                        r.protocol
+                    ),
+                );
+            }
+            let Some(auth) = r.auth else {
+                return invalid(
+                    format!("{p}.action"),
+                    "action proxy needs `auth`: none, line or http-basic",
+                );
+            };
+            if auth != AuthMethod::None && !have_users {
+                return invalid(
+                    format!("{p}.auth"),
+                    format!("auth {auth} needs users, but no users are configured"),
+                );
+            }
+            Action::Proxy {
+                auth,
+                splice: r.splice.unwrap_or(SplicePoint::default_for(auth)),
+            }
+        }
+    };
+    Ok(Rule {
+        name: r.name.clone(),
+        zone: r.zone,
+        protocol: r.protocol,
+        source,
+        destination,
+        ports,
+        action,
+    })
+}

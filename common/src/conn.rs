@@ -1,0 +1,302 @@
+//! The connection object: everything the fast path keeps for one tracked or spliced TCP
+//! connection, in one 64-byte cache line that is also its flow-table slot.
+//!
+//! The patent's object is the quad and the two deltas (20 bytes for IPv4). We add what a
+//! spliced flow needs to survive real endpoints — the timestamp offsets and window-scale
+//! translation of DESIGN.md §4 — and what stateful inspection needs — the TCP state and the
+//! per-direction window-tracking fields of conntrack's `tcp_in_window`. A plain `pass` flow is
+//! the same object with every delta zero and equal scales.
+//!
+//! Layout (`repr(C)`, offsets in bytes; asserted below):
+//!
+//! | off | size | field | meaning |
+//! | --- | --- | --- | --- |
+//! | 0 | 4 | `client` | client IPv4 address (the SYN's source), host order |
+//! | 4 | 4 | `server` | server IPv4 address |
+//! | 8 | 2 | `client_port` | |
+//! | 10 | 2 | `server_port` | |
+//! | 12 | 4 | `delta1` | Δ1 = seq1 − ack1: added to client→server seq, subtracted from server→client ack and SACK |
+//! | 16 | 4 | `delta2` | Δ2 = seq2 − ack2: added to server→client seq, subtracted from client→server ack and SACK |
+//! | 20 | 4 | `ts_offset[0]` | added to the client's TSval (server's view), subtracted from server→client TSecr |
+//! | 24 | 4 | `ts_offset[1]` | added to the server's TSval, subtracted from client→server TSecr |
+//! | 28 | 12 | `track[0]` | client→server window tracking: `end`, `maxend`, `maxwin` |
+//! | 40 | 12 | `track[1]` | server→client window tracking |
+//! | 52 | 4 | `last_seen` | time of the last packet, wrapping milliseconds (idle timeout) |
+//! | 56 | 1 | `state` | [`TcpState`]; `Free` (0) marks an empty table slot |
+//! | 57 | 1 | `flags` | [`ConnFlags`] bits |
+//! | 58 | 2 | `wscale_in` | per direction, the shift the sender announced for its own window |
+//! | 60 | 2 | `wscale_out` | per direction, the shift the receiver believes the sender uses |
+//! | 62 | 2 | `reserved` | zero |
+//!
+//! The key is stored in the client→server orientation; the table looks a packet up under its
+//! own key and under the reverse, which also tells the packet's [`Direction`].
+
+use crate::flow::{Direction, FlowKey};
+use crate::seq::SeqNumber;
+use crate::wire::Ipv4Addr;
+
+/// conntrack's per-direction window state (`ip_ct_tcp_state`), for the sender of one
+/// direction, in that sender's own sequence space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(C)]
+pub struct Track {
+    /// Highest sequence number sent plus its length (`td_end`).
+    pub end: SeqNumber,
+    /// Highest sequence number the sender may send: the peer's ack plus its window
+    /// (`td_maxend`).
+    pub maxend: SeqNumber,
+    /// Largest window (scaled) this sender advertised to its peer (`td_maxwin`).
+    pub maxwin: u32,
+}
+
+/// TCP connection states as the tracker sees them (after conntrack's `tcp_conntrack`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(u8)]
+pub enum TcpState {
+    /// An empty table slot.
+    #[default]
+    Free = 0,
+    /// The client's SYN was seen.
+    SynSent = 1,
+    /// The server's SYN-ACK was seen.
+    SynRecv = 2,
+    /// The client acknowledged the SYN-ACK (or the object came from a splice).
+    Established = 3,
+    /// One side sent FIN, not yet acknowledged.
+    FinWait = 4,
+    /// The first FIN was acknowledged; the other side may still send (half-close).
+    CloseWait = 5,
+    /// Both sides sent FIN; the last one is not yet acknowledged.
+    LastAck = 6,
+    /// Both FINs acknowledged.
+    TimeWait = 7,
+    /// A valid RST was seen.
+    Close = 8,
+}
+
+/// Bits of [`Conn::flags`].
+pub struct ConnFlags;
+
+impl ConnFlags {
+    /// The object came from a splice (deltas may be non-zero) rather than a `pass` SYN.
+    pub const SPLICED: u8 = 0x01;
+    /// Both legs negotiated timestamps: TSval/TSecr are rewritten.
+    pub const TIMESTAMPS: u8 = 0x02;
+    /// Both legs negotiated SACK.
+    pub const SACK: u8 = 0x04;
+    /// The client sent FIN.
+    pub const CLIENT_FIN: u8 = 0x08;
+    /// The server sent FIN.
+    pub const SERVER_FIN: u8 = 0x10;
+    /// The server acknowledged the client's FIN.
+    pub const CLIENT_FIN_ACKED: u8 = 0x20;
+    /// The client acknowledged the server's FIN.
+    pub const SERVER_FIN_ACKED: u8 = 0x40;
+    /// The client's SYN offered window scaling (scaling is on only if the SYN-ACK does too).
+    pub const WSCALE_OFFERED: u8 = 0x80;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(C, align(64))]
+pub struct Conn {
+    pub client: Ipv4Addr,
+    pub server: Ipv4Addr,
+    pub client_port: u16,
+    pub server_port: u16,
+    pub delta1: u32,
+    pub delta2: u32,
+    pub ts_offset: [u32; 2],
+    pub track: [Track; 2],
+    pub last_seen: u32,
+    pub state: TcpState,
+    pub flags: u8,
+    pub wscale_in: [u8; 2],
+    pub wscale_out: [u8; 2],
+    pub reserved: [u8; 2],
+}
+
+/// Everything one spliced flow costs in the table: one slot, one cache line.
+pub const CONN_BYTES: usize = core::mem::size_of::<Conn>();
+const _: () = assert!(CONN_BYTES == 64, "a connection object is one cache line");
+const _: () = assert!(core::mem::align_of::<Conn>() == 64);
+const _: () = assert!(core::mem::offset_of!(Conn, delta1) == 12);
+const _: () = assert!(core::mem::offset_of!(Conn, track) == 28);
+const _: () = assert!(core::mem::offset_of!(Conn, last_seen) == 52);
+const _: () = assert!(core::mem::offset_of!(Conn, state) == 56);
+const _: () = assert!(core::mem::offset_of!(Conn, wscale_out) == 60);
+
+/// The per-direction numbers [`crate::rewrite::rewrite_frame`] applies to one packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SpliceParams {
+    /// Added to the sequence number.
+    pub seq_add: u32,
+    /// Subtracted from the acknowledgement number and from every SACK edge.
+    pub ack_sub: u32,
+    /// Added to TSval.
+    pub tsval_add: u32,
+    /// Subtracted from TSecr.
+    pub tsecr_sub: u32,
+    /// The sender's own window shift, and the shift its receiver believes it uses.
+    pub wscale_in: u8,
+    pub wscale_out: u8,
+    /// Rewrite the timestamp option (both legs negotiated it).
+    pub timestamps: bool,
+}
+
+impl SpliceParams {
+    /// True when the packet's TCP header would come out unchanged.
+    #[inline]
+    pub fn is_identity(&self) -> bool {
+        self.seq_add == 0
+            && self.ack_sub == 0
+            && (!self.timestamps || (self.tsval_add == 0 && self.tsecr_sub == 0))
+            && self.wscale_in == self.wscale_out
+    }
+
+    /// The parameters that undo these (window rescaling is exact only for equal shifts).
+    pub fn inverse(&self) -> SpliceParams {
+        SpliceParams {
+            seq_add: self.seq_add.wrapping_neg(),
+            ack_sub: self.ack_sub.wrapping_neg(),
+            tsval_add: self.tsval_add.wrapping_neg(),
+            tsecr_sub: self.tsecr_sub.wrapping_neg(),
+            wscale_in: self.wscale_out,
+            wscale_out: self.wscale_in,
+            timestamps: self.timestamps,
+        }
+    }
+}
+
+impl TcpState {
+    pub const COUNT: usize = 9;
+
+    /// A new SYN for this quad starts a new connection instead of being judged by this one
+    /// (DESIGN.md §4 "Quad reuse").
+    #[inline]
+    pub fn is_closing(self) -> bool {
+        matches!(
+            self,
+            TcpState::LastAck | TcpState::TimeWait | TcpState::Close
+        )
+    }
+}
+
+impl Conn {
+    /// A freshly tracked `pass` flow from its SYN: Δ = 0, no translation.
+    pub fn new_pass(key: &FlowKey, wscale: u8, now_ms: u32) -> Conn {
+        Conn {
+            client: key.src,
+            server: key.dst,
+            client_port: key.sport,
+            server_port: key.dport,
+            last_seen: now_ms,
+            state: TcpState::SynSent,
+            wscale_in: [wscale, 0],
+            wscale_out: [wscale, 0],
+            ..Conn::default()
+        }
+    }
+
+    /// The key in client→server orientation.
+    #[inline]
+    pub fn key(&self) -> FlowKey {
+        FlowKey::new(self.client, self.client_port, self.server, self.server_port)
+    }
+
+    #[inline]
+    pub fn is_free(&self) -> bool {
+        self.state == TcpState::Free
+    }
+
+    /// Which way `key` (a packet's own key) travels on this connection, if it belongs to it.
+    #[inline]
+    pub fn direction_of(&self, key: &FlowKey) -> Option<Direction> {
+        let own = self.key();
+        if *key == own {
+            Some(Direction::ClientToServer)
+        } else if *key == own.reversed() {
+            Some(Direction::ServerToClient)
+        } else {
+            None
+        }
+    }
+
+    /// The rewrite for packets travelling in `dir` (DESIGN.md §4 table).
+    #[inline]
+    pub fn params(&self, dir: Direction) -> SpliceParams {
+        let d = dir.index();
+        let o = dir.reverse().index();
+        let (seq_add, ack_sub) = match dir {
+            Direction::ClientToServer => (self.delta1, self.delta2),
+            Direction::ServerToClient => (self.delta2, self.delta1),
+        };
+        SpliceParams {
+            seq_add,
+            ack_sub,
+            tsval_add: self.ts_offset[d],
+            tsecr_sub: self.ts_offset[o],
+            wscale_in: self.wscale_in[d],
+            wscale_out: self.wscale_out[d],
+            timestamps: self.flags & ConnFlags::TIMESTAMPS != 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> FlowKey {
+        FlowKey::new(
+            Ipv4Addr::new(198, 18, 0, 1),
+            40000,
+            Ipv4Addr::new(198, 19, 0, 2),
+            80,
+        )
+    }
+
+    #[test]
+    fn directions() {
+        let c = Conn::new_pass(&key(), 7, 0);
+        assert_eq!(c.direction_of(&key()), Some(Direction::ClientToServer));
+        assert_eq!(
+            c.direction_of(&key().reversed()),
+            Some(Direction::ServerToClient)
+        );
+        let mut other = key();
+        other.sport += 1;
+        assert_eq!(c.direction_of(&other), None);
+    }
+
+    #[test]
+    fn params_follow_the_design_table() {
+        let c = Conn {
+            delta1: 100,
+            delta2: 200,
+            ts_offset: [7, 9],
+            flags: ConnFlags::TIMESTAMPS,
+            wscale_in: [7, 9],
+            wscale_out: [6, 8],
+            ..Conn::new_pass(&key(), 0, 0)
+        };
+        let cs = c.params(Direction::ClientToServer);
+        assert_eq!((cs.seq_add, cs.ack_sub), (100, 200));
+        assert_eq!((cs.tsval_add, cs.tsecr_sub), (7, 9));
+        assert_eq!((cs.wscale_in, cs.wscale_out), (7, 6));
+        let sc = c.params(Direction::ServerToClient);
+        assert_eq!((sc.seq_add, sc.ack_sub), (200, 100));
+        assert_eq!((sc.tsval_add, sc.tsecr_sub), (9, 7));
+        assert_eq!((sc.wscale_in, sc.wscale_out), (9, 8));
+        assert!(!cs.is_identity());
+        assert!(Conn::new_pass(&key(), 7, 0)
+            .params(Direction::ClientToServer)
+            .is_identity());
+    }
+
+    #[test]
+    fn a_free_slot_is_all_zero() {
+        let c = Conn::default();
+        assert!(c.is_free());
+        assert_eq!(CONN_BYTES, 64);
+    }
+}

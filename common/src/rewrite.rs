@@ -1,0 +1,183 @@
+//! The one rewrite of a spliced (or tracked) TCP packet: sequence and acknowledgement by Δ,
+//! every SACK edge, TSval/TSecr offsets, window rescaling, and — when the packet is routed —
+//! the TTL decrement and the Ethernet addresses of the next hop (DESIGN.md §4).
+//!
+//! Every changed field goes through the RFC 1624 update in [`crate::checksum`]; nothing is
+//! recomputed, so a checksum that was wrong on the wire is still wrong by the same amount
+//! when the endpoint sees it. The IP addresses and ports never change (the box is
+//! transparent), so the TCP pseudo-header needs no update.
+//!
+//! Malformed options (DESIGN.md §4 "Option parsing") leave every option byte untouched: the
+//! packet is still forwarded with sequence and acknowledgement rewritten, and the caller
+//! counts it from the returned [`RewriteReport`].
+
+use crate::checksum;
+use crate::conn::SpliceParams;
+use crate::wire::ethernet::{EtherType, EthernetFrame};
+use crate::wire::ipv4::{Ipv4Packet, Protocol};
+use crate::wire::tcp::{self, flags, TcpOption, TcpOptions, TcpPacket};
+use crate::wire::{be32, put16, put32, MacAddr, WireError};
+
+/// The next hop of a routed packet: the port's own MAC and the neighbour's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hop {
+    pub src: MacAddr,
+    pub dst: MacAddr,
+}
+
+/// Why a packet could not be rewritten. The packet is unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RewriteError {
+    #[error("malformed packet: {0}")]
+    Wire(#[from] WireError),
+    #[error("not an IPv4 frame")]
+    NotIpv4,
+    #[error("not TCP")]
+    NotTcp,
+    /// A fragment carries no complete TCP header to rewrite.
+    #[error("IPv4 fragment")]
+    Fragment,
+    /// TTL would reach zero: the control plane answers with ICMP time exceeded.
+    #[error("TTL exceeded")]
+    TtlExceeded,
+}
+
+/// What the rewrite noticed that the caller counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RewriteReport {
+    /// The option list was malformed and left untouched.
+    pub options_malformed: bool,
+}
+
+/// Rewrites a whole Ethernet frame in place: L2 and TTL for `hop` (when given), then the TCP
+/// header by `p`. On error nothing was written.
+pub fn rewrite_frame(
+    frame: &mut [u8],
+    p: &SpliceParams,
+    hop: Option<&Hop>,
+) -> Result<RewriteReport, RewriteError> {
+    let mut eth = EthernetFrame::new_checked(&mut *frame)?;
+    if eth.ethertype() != EtherType::IPV4 {
+        return Err(RewriteError::NotIpv4);
+    }
+    let l3 = eth.header_len();
+    // Validate everything before the first write, so an error leaves the frame as it was.
+    {
+        let ip = Ipv4Packet::new_checked(&eth.payload_mut()[..])?;
+        if ip.protocol() != Protocol::TCP {
+            return Err(RewriteError::NotTcp);
+        }
+        if ip.is_fragment() {
+            return Err(RewriteError::Fragment);
+        }
+        if hop.is_some() && ip.ttl() <= 1 {
+            return Err(RewriteError::TtlExceeded);
+        }
+        TcpPacket::new_checked(ip.payload())?;
+    }
+    if let Some(h) = hop {
+        eth.set_src(h.src);
+        eth.set_dst(h.dst);
+    }
+    let mut ip = Ipv4Packet::new_unchecked(&mut frame[l3..]);
+    if hop.is_some() {
+        ip.decrement_ttl();
+    }
+    rewrite_tcp(ip.payload_mut(), p)
+}
+
+/// Rewrites a TCP segment (header and payload, as the IP payload) in place by `p`.
+pub fn rewrite_tcp(segment: &mut [u8], p: &SpliceParams) -> Result<RewriteReport, RewriteError> {
+    let mut seg = TcpPacket::new_checked(segment)?;
+    let mut report = RewriteReport::default();
+    let fl = seg.flags();
+    let has_ack = fl & flags::ACK != 0;
+    let hl = seg.header_len();
+    let hdr = seg.header_mut();
+    let mut hc = crate::wire::be16(hdr, tcp::CHECKSUM_OFFSET);
+
+    if p.seq_add != 0 {
+        patch32(hdr, 4, |s| s.wrapping_add(p.seq_add), &mut hc);
+    }
+    if has_ack && p.ack_sub != 0 {
+        patch32(hdr, 8, |a| a.wrapping_sub(p.ack_sub), &mut hc);
+    }
+    // Window fields in SYN segments are never scaled (RFC 7323 §2.2).
+    if fl & flags::SYN == 0 && p.wscale_in != p.wscale_out {
+        let old = crate::wire::be16(hdr, 14);
+        let new = rescale_window(old, p.wscale_in, p.wscale_out);
+        if new != old {
+            hc = checksum::update16(hc, old, new);
+            put16(hdr, 14, new);
+        }
+    }
+
+    let touch_sack = has_ack && p.ack_sub != 0;
+    let touch_ts = p.timestamps && (p.tsval_add != 0 || (has_ack && p.tsecr_sub != 0));
+    if hl > tcp::HEADER_LEN && (touch_sack || touch_ts) {
+        // Iterate a copy so the header can be written while walking it (at most 40 bytes).
+        let mut opts = [0u8; 40];
+        let n = hl - tcp::HEADER_LEN;
+        opts[..n].copy_from_slice(&hdr[tcp::HEADER_LEN..hl]);
+        let opts = &opts[..n];
+        if TcpOptions::new(opts, tcp::HEADER_LEN).any(|o| o.is_err()) {
+            report.options_malformed = true;
+        } else {
+            for (at, opt) in TcpOptions::new(opts, tcp::HEADER_LEN).flatten() {
+                match opt {
+                    TcpOption::Sack(s) if touch_sack => {
+                        for i in 0..usize::from(s.count) {
+                            let edge = at + 2 + 8 * i;
+                            patch32(hdr, edge, |v| v.wrapping_sub(p.ack_sub), &mut hc);
+                            patch32(hdr, edge + 4, |v| v.wrapping_sub(p.ack_sub), &mut hc);
+                        }
+                    }
+                    TcpOption::Timestamps { .. } if touch_ts => {
+                        if p.tsval_add != 0 {
+                            patch32(hdr, at + 2, |v| v.wrapping_add(p.tsval_add), &mut hc);
+                        }
+                        // TSecr means something only with ACK set (RFC 7323 §3.2).
+                        if has_ack && p.tsecr_sub != 0 {
+                            patch32(hdr, at + 6, |v| v.wrapping_sub(p.tsecr_sub), &mut hc);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    put16(hdr, tcp::CHECKSUM_OFFSET, hc);
+    Ok(report)
+}
+
+/// Translates a window field from the sender's shift to the shift its receiver assumes.
+///
+/// Rounds down (never announces more buffer than the sender has), but keeps a non-zero window
+/// non-zero so the receiver does not see a spurious zero window; saturates at 0xffff.
+#[inline]
+pub fn rescale_window(win: u16, shift_in: u8, shift_out: u8) -> u16 {
+    let real = u64::from(win) << shift_in.min(14);
+    let out = real >> shift_out.min(14);
+    if out == 0 && real != 0 {
+        1
+    } else {
+        out.min(0xffff) as u16
+    }
+}
+
+/// Replaces the 32-bit field at `off` (any alignment) by `f(old)` and folds the change into
+/// the checksum `hc` (RFC 1624 eq. 3).
+#[inline]
+fn patch32(hdr: &mut [u8], off: usize, f: impl Fn(u32) -> u32, hc: &mut u16) {
+    let old = be32(hdr, off);
+    let new = f(old);
+    *hc = if off.is_multiple_of(2) {
+        checksum::update32(*hc, old, new)
+    } else {
+        checksum::update_bytes(*hc, &old.to_be_bytes(), &new.to_be_bytes(), true)
+    };
+    put32(hdr, off, new);
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,425 @@
+//! The box's own link and network layer on the control lcore: ARP (answering for the port
+//! addresses, resolving next hops with a bounded pending queue), ICMP echo to the box's own
+//! addresses, and ICMP time exceeded for transit packets whose TTL ran out.
+//!
+//! No I/O inside: packets and the time come in, frames and worker commands go out through
+//! [`ControlIo`], so the same code runs on DPDK ports and in the simulation.
+//!
+//! Neighbour cache: an entry is resolved by ARP (a request per second, three tries); packets
+//! waiting for it are held (at most [`PENDING_PER_NEIGHBOUR`] each) and dropped, counted, if
+//! resolution fails — never held forever. A resolved entry is trusted for
+//! [`REACHABLE_MS`]; after that it is refreshed with a new request while still in use, and
+//! removed from the workers if nobody answers.
+
+use std::collections::HashMap;
+
+use common::config::Side;
+use common::wire::arp::{ArpPacket, ArpRepr, Operation};
+use common::wire::ethernet::{build_frame as ethernet, EtherType, EthernetFrame};
+use common::wire::icmp::{IcmpEchoRepr, IcmpErrorRepr, IcmpPacket};
+use common::wire::ipv4::{Ipv4Packet, Ipv4Repr, Protocol};
+use common::wire::{Ipv4Addr, MacAddr};
+use dataplane::packet::Packet;
+use dataplane::ring::{Command, ToControl, Why};
+use dataplane::route::{port_index, Router};
+
+/// Packets held per unresolved neighbour.
+pub const PENDING_PER_NEIGHBOUR: usize = 32;
+/// ARP requests sent before a neighbour is given up.
+pub const ARP_TRIES: u32 = 3;
+/// Time between ARP requests while resolving.
+pub const ARP_RETRY_MS: u32 = 1000;
+/// How long a resolved neighbour is trusted before it is refreshed.
+pub const REACHABLE_MS: u32 = 300_000;
+
+/// Where the control plane's packets go.
+pub trait ControlIo<P> {
+    /// Sends a frame the control plane built.
+    fn send_frame(&mut self, side: Side, frame: &[u8]);
+    /// Sends a packet a worker handed over (already rewritten).
+    fn send_packet(&mut self, side: Side, pkt: P);
+    /// Tells every worker.
+    fn broadcast(&mut self, cmd: Command);
+}
+
+/// What the local stack counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LocalCounters {
+    pub arp_requests_answered: u64,
+    pub arp_requests_sent: u64,
+    pub arp_replies_received: u64,
+    pub icmp_echo_answered: u64,
+    pub icmp_time_exceeded_sent: u64,
+    pub resolved_forwarded: u64,
+    pub resolve_failed_drops: u64,
+    pub pending_full_drops: u64,
+    /// Packets for the box that it does not serve (other protocols, other ICMP types).
+    pub local_unhandled: u64,
+    pub malformed: u64,
+}
+
+enum State {
+    Resolving {
+        tries: u32,
+        last_ms: u32,
+    },
+    Reachable {
+        mac: MacAddr,
+        since_ms: u32,
+    },
+    /// Resolved, now being re-checked; still used meanwhile.
+    Refreshing {
+        mac: MacAddr,
+        tries: u32,
+        last_ms: u32,
+    },
+}
+
+struct Neighbour<P> {
+    state: State,
+    pending: Vec<P>,
+}
+
+pub struct LocalStack<P> {
+    router: Router,
+    macs: [MacAddr; 2],
+    neighbours: HashMap<(Side, Ipv4Addr), Neighbour<P>>,
+    ident: u16,
+    pub counters: LocalCounters,
+}
+
+impl<P: Packet> LocalStack<P> {
+    pub fn new(router: Router, macs: [MacAddr; 2]) -> Self {
+        LocalStack {
+            router,
+            macs,
+            neighbours: HashMap::new(),
+            ident: 1,
+            counters: LocalCounters::default(),
+        }
+    }
+
+    /// The MAC of a resolved neighbour.
+    pub fn neighbour(&self, side: Side, ip: Ipv4Addr) -> Option<MacAddr> {
+        match self.neighbours.get(&(side, ip))?.state {
+            State::Reachable { mac, .. } | State::Refreshing { mac, .. } => Some(mac),
+            State::Resolving { .. } => None,
+        }
+    }
+
+    /// Handles a packet a worker handed over for one of the local reasons.
+    pub fn on_packet(&mut self, msg: ToControl<P>, now_ms: u32, io: &mut impl ControlIo<P>) {
+        match msg.why {
+            Why::Local => self.local(msg.port, msg.pkt, now_ms, io),
+            Why::Resolve { out, next_hop } => self.resolve(out, next_hop, msg.pkt, now_ms, io),
+            Why::TtlExceeded => self.time_exceeded(msg.port, msg.pkt.data(), io),
+            Why::ProxySyn { .. } | Why::Proxied => self.counters.local_unhandled += 1,
+        }
+    }
+
+    /// Starts resolving `ip` on `side` ahead of traffic (the workers' first packet then finds
+    /// it known).
+    pub fn prime(&mut self, side: Side, ip: Ipv4Addr, now_ms: u32, io: &mut impl ControlIo<P>) {
+        if let std::collections::hash_map::Entry::Vacant(e) = self.neighbours.entry((side, ip)) {
+            e.insert(Neighbour {
+                state: State::Resolving {
+                    tries: 1,
+                    last_ms: now_ms,
+                },
+                pending: Vec::new(),
+            });
+            self.send_arp_request(side, ip, io);
+        }
+    }
+
+    fn local(&mut self, port: Side, pkt: P, now_ms: u32, io: &mut impl ControlIo<P>) {
+        let frame = pkt.data();
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            self.counters.malformed += 1;
+            return;
+        };
+        match eth.ethertype() {
+            EtherType::ARP => self.arp(port, eth.payload(), now_ms, io),
+            EtherType::IPV4 => self.ipv4(port, eth.src(), eth.payload(), io),
+            _ => self.counters.local_unhandled += 1,
+        }
+    }
+
+    fn arp(&mut self, port: Side, bytes: &[u8], now_ms: u32, io: &mut impl ControlIo<P>) {
+        let Ok(repr) = ArpPacket::new_checked(bytes).and_then(|p| ArpRepr::parse(&p)) else {
+            self.counters.malformed += 1;
+            return;
+        };
+        let mine = self.router.is_own(repr.tpa)
+            && self.router.own_address(port, repr.tpa) == Some(repr.tpa);
+        // Learn the sender if it asked us, or if we were waiting for it (RFC 826 merge).
+        if mine || self.neighbours.contains_key(&(port, repr.spa)) {
+            if repr.op == Operation::REPLY {
+                self.counters.arp_replies_received += 1;
+            }
+            self.learn(port, repr.spa, repr.sha, now_ms, io);
+        }
+        if mine && repr.op == Operation::REQUEST {
+            let reply = ArpRepr {
+                op: Operation::REPLY,
+                sha: self.macs[port_index(port)],
+                spa: repr.tpa,
+                tha: repr.sha,
+                tpa: repr.spa,
+            };
+            let mut b = [0u8; ArpRepr::BUFFER_LEN];
+            reply.emit(&mut b);
+            io.send_frame(
+                port,
+                &ethernet(self.macs[port_index(port)], repr.sha, EtherType::ARP, &b),
+            );
+            self.counters.arp_requests_answered += 1;
+        }
+    }
+
+    fn learn(
+        &mut self,
+        side: Side,
+        ip: Ipv4Addr,
+        mac: MacAddr,
+        now_ms: u32,
+        io: &mut impl ControlIo<P>,
+    ) {
+        let changed = self.neighbour(side, ip) != Some(mac);
+        let entry = self
+            .neighbours
+            .entry((side, ip))
+            .or_insert_with(|| Neighbour {
+                state: State::Reachable {
+                    mac,
+                    since_ms: now_ms,
+                },
+                pending: Vec::new(),
+            });
+        entry.state = State::Reachable {
+            mac,
+            since_ms: now_ms,
+        };
+        let pending = std::mem::take(&mut entry.pending);
+        if changed {
+            io.broadcast(Command::Neighbour {
+                port: side,
+                ip,
+                mac: Some(mac),
+            });
+        }
+        for mut p in pending {
+            if let Ok(mut eth) = EthernetFrame::new_checked(p.data_mut()) {
+                eth.set_dst(mac);
+            }
+            io.send_packet(side, p);
+            self.counters.resolved_forwarded += 1;
+        }
+    }
+
+    fn resolve(
+        &mut self,
+        out: Side,
+        ip: Ipv4Addr,
+        mut pkt: P,
+        now_ms: u32,
+        io: &mut impl ControlIo<P>,
+    ) {
+        if let Some(mac) = self.neighbour(out, ip) {
+            // Learned after the worker looked: send it on now and make sure the worker knows.
+            if let Ok(mut eth) = EthernetFrame::new_checked(pkt.data_mut()) {
+                eth.set_dst(mac);
+            }
+            io.send_packet(out, pkt);
+            io.broadcast(Command::Neighbour {
+                port: out,
+                ip,
+                mac: Some(mac),
+            });
+            self.counters.resolved_forwarded += 1;
+            return;
+        }
+        self.prime(out, ip, now_ms, io);
+        let Some(n) = self.neighbours.get_mut(&(out, ip)) else {
+            return;
+        };
+        if n.pending.len() >= PENDING_PER_NEIGHBOUR {
+            self.counters.pending_full_drops += 1;
+        } else {
+            n.pending.push(pkt);
+        }
+    }
+
+    /// Retries ARP, gives up on dead neighbours and refreshes old ones. Call every few ms.
+    pub fn tick(&mut self, now_ms: u32, io: &mut impl ControlIo<P>) {
+        let mut requests = Vec::new();
+        let mut dead = Vec::new();
+        for (&(side, ip), n) in self.neighbours.iter_mut() {
+            match n.state {
+                State::Resolving { tries, last_ms }
+                    if now_ms.wrapping_sub(last_ms) >= ARP_RETRY_MS =>
+                {
+                    if tries >= ARP_TRIES {
+                        dead.push((side, ip));
+                    } else {
+                        n.state = State::Resolving {
+                            tries: tries + 1,
+                            last_ms: now_ms,
+                        };
+                        requests.push((side, ip));
+                    }
+                }
+                State::Reachable { mac, since_ms }
+                    if now_ms.wrapping_sub(since_ms) >= REACHABLE_MS =>
+                {
+                    n.state = State::Refreshing {
+                        mac,
+                        tries: 1,
+                        last_ms: now_ms,
+                    };
+                    requests.push((side, ip));
+                }
+                State::Refreshing {
+                    mac,
+                    tries,
+                    last_ms,
+                } if now_ms.wrapping_sub(last_ms) >= ARP_RETRY_MS => {
+                    if tries >= ARP_TRIES {
+                        dead.push((side, ip));
+                    } else {
+                        n.state = State::Refreshing {
+                            mac,
+                            tries: tries + 1,
+                            last_ms: now_ms,
+                        };
+                        requests.push((side, ip));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (side, ip) in requests {
+            self.send_arp_request(side, ip, io);
+        }
+        for key in dead {
+            if let Some(n) = self.neighbours.remove(&key) {
+                self.counters.resolve_failed_drops += n.pending.len() as u64;
+                if matches!(n.state, State::Refreshing { .. }) {
+                    io.broadcast(Command::Neighbour {
+                        port: key.0,
+                        ip: key.1,
+                        mac: None,
+                    });
+                }
+            }
+        }
+    }
+
+    fn send_arp_request(&mut self, side: Side, ip: Ipv4Addr, io: &mut impl ControlIo<P>) {
+        let Some(spa) = self.router.own_address(side, ip) else {
+            return;
+        };
+        let req = ArpRepr {
+            op: Operation::REQUEST,
+            sha: self.macs[port_index(side)],
+            spa,
+            tha: MacAddr::ZERO,
+            tpa: ip,
+        };
+        let mut b = [0u8; ArpRepr::BUFFER_LEN];
+        req.emit(&mut b);
+        io.send_frame(
+            side,
+            &ethernet(
+                self.macs[port_index(side)],
+                MacAddr::BROADCAST,
+                EtherType::ARP,
+                &b,
+            ),
+        );
+        self.counters.arp_requests_sent += 1;
+    }
+
+    fn ipv4(&mut self, port: Side, src_mac: MacAddr, bytes: &[u8], io: &mut impl ControlIo<P>) {
+        let Ok(ip) = Ipv4Packet::new_checked(bytes) else {
+            self.counters.malformed += 1;
+            return;
+        };
+        if ip.protocol() != Protocol::ICMP || ip.is_fragment() {
+            self.counters.local_unhandled += 1;
+            return;
+        }
+        let Ok(icmp) = IcmpPacket::new_checked(ip.payload()) else {
+            self.counters.malformed += 1;
+            return;
+        };
+        let Some(echo) = IcmpEchoRepr::parse(&icmp).filter(|e| !e.is_reply) else {
+            self.counters.local_unhandled += 1;
+            return;
+        };
+        if !icmp.verify_checksum() {
+            self.counters.malformed += 1;
+            return;
+        }
+        let reply = echo.to_reply();
+        let mut body = vec![0u8; reply.buffer_len()];
+        reply.emit(&mut body);
+        let frame = self.ip_frame(port, src_mac, ip.dst(), ip.src(), &body);
+        io.send_frame(port, &frame);
+        self.counters.icmp_echo_answered += 1;
+    }
+
+    fn time_exceeded(&mut self, port: Side, frame: &[u8], io: &mut impl ControlIo<P>) {
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            self.counters.malformed += 1;
+            return;
+        };
+        let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
+            self.counters.malformed += 1;
+            return;
+        };
+        // Never an ICMP error about an ICMP error (RFC 1122 §3.2.2).
+        if ip.protocol() == Protocol::ICMP {
+            if let Ok(i) = IcmpPacket::new_checked(ip.payload()) {
+                if i.is_error() {
+                    return;
+                }
+            }
+        }
+        let Some(own) = self.router.own_address(port, ip.src()) else {
+            return;
+        };
+        let err = IcmpErrorRepr::time_exceeded(eth.payload());
+        let mut body = vec![0u8; err.buffer_len()];
+        err.emit(&mut body);
+        let out = self.ip_frame(port, eth.src(), own, ip.src(), &body);
+        io.send_frame(port, &out);
+        self.counters.icmp_time_exceeded_sent += 1;
+    }
+
+    fn ip_frame(
+        &mut self,
+        port: Side,
+        dst_mac: MacAddr,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        icmp: &[u8],
+    ) -> Vec<u8> {
+        let repr = Ipv4Repr {
+            src,
+            dst,
+            protocol: Protocol::ICMP,
+            payload_len: icmp.len(),
+            ttl: 64,
+            ident: self.ident,
+        };
+        self.ident = self.ident.wrapping_add(1);
+        let mut ip = vec![0u8; repr.buffer_len()];
+        repr.emit(&mut ip);
+        ip[20..].copy_from_slice(icmp);
+        ethernet(self.macs[port_index(port)], dst_mac, EtherType::IPV4, &ip)
+    }
+}
+
+#[cfg(test)]
+mod tests;

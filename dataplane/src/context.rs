@@ -1,0 +1,70 @@
+//! What every worker reads and nobody writes while the box runs: the policy, the routes, the
+//! ports' MAC addresses and the timeouts. Built once from the configuration and shared by
+//! `Arc`, so reading it takes no lock.
+
+use std::time::Duration;
+
+use common::config::Config;
+use common::conn::TcpState;
+use common::wire::MacAddr;
+
+use crate::route::Router;
+use crate::track::TrackConfig;
+
+/// How the workers treat traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ForwardMode {
+    /// The box: routing, policy, stateful inspection, the splice.
+    #[default]
+    Full,
+    /// Port-to-port forwarding with no processing at all: the baseline against testpmd.
+    Io,
+}
+
+#[derive(Debug)]
+pub struct Context {
+    pub config: Config,
+    pub router: Router,
+    /// The MAC of the inside (0) and outside (1) port.
+    pub macs: [MacAddr; 2],
+    /// Idle timeout per TCP state, in milliseconds.
+    pub tcp_timeouts_ms: [u32; TcpState::COUNT],
+    pub track: TrackConfig,
+    pub mode: ForwardMode,
+    /// Flow-table slots per worker.
+    pub flows_per_worker: usize,
+}
+
+fn ms(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX / 2)
+}
+
+impl Context {
+    pub fn new(config: Config, macs: [MacAddr; 2], mode: ForwardMode) -> Context {
+        let t = &config.flow_table.timeouts;
+        let mut tcp_timeouts_ms = [0u32; TcpState::COUNT];
+        for (state, d) in [
+            (TcpState::SynSent, t.syn_sent),
+            (TcpState::SynRecv, t.syn_recv),
+            (TcpState::Established, t.established),
+            (TcpState::FinWait, t.fin_wait),
+            (TcpState::CloseWait, t.close_wait),
+            (TcpState::LastAck, t.last_ack),
+            (TcpState::TimeWait, t.time_wait),
+            (TcpState::Close, t.close),
+        ] {
+            tcp_timeouts_ms[state as usize] = ms(d);
+        }
+        let workers = usize::from(config.workers.count.max(1));
+        let flows_per_worker = (config.flow_table.capacity as usize / workers).max(1024);
+        Context {
+            router: Router::new(&config),
+            config,
+            macs,
+            tcp_timeouts_ms,
+            track: TrackConfig::default(),
+            mode,
+            flows_per_worker,
+        }
+    }
+}

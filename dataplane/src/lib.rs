@@ -1,0 +1,15 @@
+//! The fast path: poll-mode workers that own sharded flow tables, inspect every packet
+//! statefully and rewrite spliced flows by their deltas. Built in the issue "The box forwards".
+#![deny(unsafe_code)]
+
+pub mod context;
+pub mod dpdk;
+pub mod flow_table;
+pub mod packet;
+pub mod port;
+pub mod ring;
+pub mod route;
+pub mod testing;
+pub mod track;
+pub mod verdict;
+pub mod worker;

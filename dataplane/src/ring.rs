@@ -1,0 +1,106 @@
+//! The bounded lock-free rings between workers and the control plane (DESIGN.md §3).
+//!
+//! Worker → control carries packets: ARP, anything addressed to the box, SYNs for `proxy`
+//! rules, segments of connections the participating stack owns, and routed packets whose next
+//! hop has no resolved MAC yet. Control → worker carries [`Command`]s. Every ring is a
+//! `crossbeam` `ArrayQueue` (fixed capacity, lock-free); a push onto a full ring fails at once
+//! and the pusher counts the drop — nobody ever blocks.
+
+use std::sync::Arc;
+
+use crossbeam::queue::ArrayQueue;
+
+use common::config::Side;
+use common::conn::Conn;
+use common::flow::FlowKey;
+use common::wire::{Ipv4Addr, MacAddr};
+
+/// Why a worker hands a packet to the control plane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// ARP, or IPv4 addressed to one of the box's own addresses.
+    Local,
+    /// A SYN that matched a `proxy` rule (the index of the rule).
+    ProxySyn { rule: u16 },
+    /// A segment of a connection the participating stack owns.
+    Proxied,
+    /// Already rewritten for the next hop except its destination MAC: control resolves
+    /// `next_hop` on `out`, fills the MAC in and sends it.
+    Resolve { out: Side, next_hop: Ipv4Addr },
+    /// TTL expired in transit: control answers with ICMP time exceeded.
+    TtlExceeded,
+}
+
+/// One packet on its way to the control plane.
+#[derive(Debug)]
+pub struct ToControl<P> {
+    /// The port it arrived on.
+    pub port: Side,
+    pub worker: u16,
+    pub why: Why,
+    pub pkt: P,
+}
+
+/// What the control plane tells a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `ip` on `port` is at `mac` (or unreachable, with `None`).
+    Neighbour {
+        port: Side,
+        ip: Ipv4Addr,
+        mac: Option<MacAddr>,
+    },
+    /// Track (or splice) this connection from now on.
+    Install(Conn),
+    /// Forget the connection `key` belongs to.
+    Remove(FlowKey),
+}
+
+/// The rings of one worker: its own command ring and the shared ring to control.
+#[derive(Debug)]
+pub struct WorkerRings<P> {
+    pub to_control: Arc<ArrayQueue<ToControl<P>>>,
+    pub commands: Arc<ArrayQueue<Command>>,
+}
+
+impl<P> Clone for WorkerRings<P> {
+    fn clone(&self) -> Self {
+        WorkerRings {
+            to_control: Arc::clone(&self.to_control),
+            commands: Arc::clone(&self.commands),
+        }
+    }
+}
+
+/// All rings of a box: one shared worker→control ring, one command ring per worker.
+#[derive(Debug)]
+pub struct Rings<P> {
+    pub to_control: Arc<ArrayQueue<ToControl<P>>>,
+    pub commands: Vec<Arc<ArrayQueue<Command>>>,
+}
+
+impl<P> Rings<P> {
+    pub fn new(workers: usize, to_control_depth: usize, command_depth: usize) -> Rings<P> {
+        Rings {
+            to_control: Arc::new(ArrayQueue::new(to_control_depth)),
+            commands: (0..workers)
+                .map(|_| Arc::new(ArrayQueue::new(command_depth)))
+                .collect(),
+        }
+    }
+
+    pub fn worker(&self, i: usize) -> WorkerRings<P> {
+        WorkerRings {
+            to_control: Arc::clone(&self.to_control),
+            commands: Arc::clone(&self.commands[i]),
+        }
+    }
+
+    /// Sends a command to every worker; returns how many rings were full.
+    pub fn broadcast(&self, cmd: &Command) -> usize {
+        self.commands
+            .iter()
+            .filter(|r| r.push(cmd.clone()).is_err())
+            .count()
+    }
+}

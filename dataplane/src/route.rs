@@ -1,0 +1,273 @@
+//! Routing for the two-port box: connected subnets of each port, then static routes, longest
+//! prefix first; and the worker's copy of the neighbour table.
+//!
+//! Both are small (a box has a handful of prefixes and, per worker, the next hops it has
+//! used), so lookups are linear scans over arrays fixed at start: no allocation and no hashing
+//! on the hot path. The neighbour table is filled only by control commands; a miss sends the
+//! packet to control, which resolves it with ARP and tells every worker.
+
+use common::config::{Config, Side};
+use common::wire::{Ipv4Addr, MacAddr};
+
+/// The port index of a side: 0 inside, 1 outside.
+#[inline]
+pub fn port_index(s: Side) -> usize {
+    match s {
+        Side::Inside => 0,
+        Side::Outside => 1,
+    }
+}
+
+/// The side of a port index.
+#[inline]
+pub fn side_of(i: usize) -> Side {
+    if i == 0 {
+        Side::Inside
+    } else {
+        Side::Outside
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    network: u32,
+    mask: u32,
+    prefix: u8,
+    out: Side,
+    /// `None` for a connected subnet: the destination itself is the next hop.
+    via: Option<Ipv4Addr>,
+}
+
+/// The routing table, built once from the configuration.
+#[derive(Debug, Clone)]
+pub struct Router {
+    entries: Vec<Entry>,
+    own: Vec<(Ipv4Addr, Side)>,
+}
+
+/// Where a routed packet goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextHop {
+    pub out: Side,
+    pub ip: Ipv4Addr,
+}
+
+impl Router {
+    pub fn new(cfg: &Config) -> Router {
+        let mut entries = Vec::new();
+        let mut own = Vec::new();
+        for side in [Side::Inside, Side::Outside] {
+            for c in &cfg.interfaces.get(side).addresses {
+                own.push((c.addr, side));
+                entries.push(Entry {
+                    network: c.network().0,
+                    mask: c.mask(),
+                    prefix: c.prefix,
+                    out: side,
+                    via: None,
+                });
+            }
+        }
+        for r in &cfg.routes {
+            entries.push(Entry {
+                network: r.to.network().0,
+                mask: r.to.mask(),
+                prefix: r.to.prefix,
+                out: r.interface,
+                via: Some(r.via),
+            });
+        }
+        // Longest prefix first; connected before static at equal length (stable sort).
+        entries.sort_by_key(|e| std::cmp::Reverse(e.prefix));
+        Router { entries, own }
+    }
+
+    /// The next hop for `dst`, if any route covers it.
+    #[inline]
+    pub fn lookup(&self, dst: Ipv4Addr) -> Option<NextHop> {
+        self.entries
+            .iter()
+            .find(|e| dst.0 & e.mask == e.network)
+            .map(|e| NextHop {
+                out: e.out,
+                ip: e.via.unwrap_or(dst),
+            })
+    }
+
+    /// Whether `ip` is one of the box's own addresses (on either port).
+    #[inline]
+    pub fn is_own(&self, ip: Ipv4Addr) -> bool {
+        self.own.iter().any(|(a, _)| *a == ip)
+    }
+
+    /// The box's own address on `side` facing `peer` (for ARP requests and ICMP errors).
+    pub fn own_address(&self, side: Side, peer: Ipv4Addr) -> Option<Ipv4Addr> {
+        let mut first = None;
+        for e in self
+            .entries
+            .iter()
+            .filter(|e| e.out == side && e.via.is_none())
+        {
+            let addr = self
+                .own
+                .iter()
+                .find(|(a, s)| *s == side && a.0 & e.mask == e.network)
+                .map(|(a, _)| *a);
+            if peer.0 & e.mask == e.network {
+                return addr;
+            }
+            first = first.or(addr);
+        }
+        first
+    }
+}
+
+/// A worker's neighbour cache: next-hop IP → MAC, per port, fixed capacity.
+#[derive(Debug, Clone)]
+pub struct Neighbours {
+    entries: Vec<(Side, Ipv4Addr, MacAddr)>,
+    cap: usize,
+}
+
+impl Neighbours {
+    pub fn new(cap: usize) -> Neighbours {
+        Neighbours {
+            entries: Vec::with_capacity(cap),
+            cap,
+        }
+    }
+
+    #[inline]
+    pub fn get(&self, side: Side, ip: Ipv4Addr) -> Option<MacAddr> {
+        self.entries
+            .iter()
+            .find(|(s, a, _)| *s == side && *a == ip)
+            .map(|(_, _, m)| *m)
+    }
+
+    /// Sets or (with `None`) removes an entry. When full, the oldest entry makes room: the
+    /// control plane holds the authoritative table and re-sends on the next miss.
+    pub fn set(&mut self, side: Side, ip: Ipv4Addr, mac: Option<MacAddr>) {
+        let pos = self
+            .entries
+            .iter()
+            .position(|(s, a, _)| *s == side && *a == ip);
+        match (pos, mac) {
+            (Some(i), Some(m)) => self.entries[i].2 = m,
+            (Some(i), None) => {
+                self.entries.remove(i);
+            }
+            (None, Some(m)) => {
+                if self.entries.len() == self.cap {
+                    self.entries.remove(0);
+                }
+                self.entries.push((side, ip, m));
+            }
+            (None, None) => {}
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> Config {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../config/testbed.yaml"
+        ))
+        .unwrap();
+        common::config::parse(&text, "testbed.yaml").unwrap()
+    }
+
+    #[test]
+    fn connected_subnets_route_to_their_port() {
+        let r = Router::new(&cfg());
+        assert_eq!(
+            r.lookup(Ipv4Addr::new(198, 19, 0, 2)),
+            Some(NextHop {
+                out: Side::Outside,
+                ip: Ipv4Addr::new(198, 19, 0, 2)
+            })
+        );
+        assert_eq!(
+            r.lookup(Ipv4Addr::new(198, 18, 0, 1)),
+            Some(NextHop {
+                out: Side::Inside,
+                ip: Ipv4Addr::new(198, 18, 0, 1)
+            })
+        );
+        assert_eq!(r.lookup(Ipv4Addr::new(203, 0, 113, 1)), None);
+        assert!(r.is_own(Ipv4Addr::new(198, 18, 0, 254)));
+        assert!(!r.is_own(Ipv4Addr::new(198, 18, 0, 1)));
+        assert_eq!(
+            r.own_address(Side::Outside, Ipv4Addr::new(198, 19, 0, 2)),
+            Some(Ipv4Addr::new(198, 19, 0, 254))
+        );
+    }
+
+    #[test]
+    fn static_routes_longest_prefix_first() {
+        let mut c = cfg();
+        c.routes.push(common::config::Route {
+            to: "0.0.0.0/0".parse().unwrap(),
+            via: Ipv4Addr::new(198, 19, 0, 1),
+            interface: Side::Outside,
+        });
+        c.routes.push(common::config::Route {
+            to: "203.0.113.0/24".parse().unwrap(),
+            via: Ipv4Addr::new(198, 18, 0, 9),
+            interface: Side::Inside,
+        });
+        let r = Router::new(&c);
+        assert_eq!(
+            r.lookup(Ipv4Addr::new(203, 0, 113, 7)),
+            Some(NextHop {
+                out: Side::Inside,
+                ip: Ipv4Addr::new(198, 18, 0, 9)
+            })
+        );
+        assert_eq!(
+            r.lookup(Ipv4Addr::new(8, 8, 8, 8)),
+            Some(NextHop {
+                out: Side::Outside,
+                ip: Ipv4Addr::new(198, 19, 0, 1)
+            })
+        );
+        // connected beats the default route
+        assert_eq!(
+            r.lookup(Ipv4Addr::new(198, 18, 0, 1)).unwrap().out,
+            Side::Inside
+        );
+    }
+
+    #[test]
+    fn neighbours_set_replace_remove_and_evict() {
+        let mut n = Neighbours::new(2);
+        let m1 = MacAddr([2, 0, 0, 0, 0, 1]);
+        let m2 = MacAddr([2, 0, 0, 0, 0, 2]);
+        let a = Ipv4Addr::new(198, 18, 0, 1);
+        let b = Ipv4Addr::new(198, 18, 0, 2);
+        let c = Ipv4Addr::new(198, 18, 0, 3);
+        n.set(Side::Inside, a, Some(m1));
+        assert_eq!(n.get(Side::Inside, a), Some(m1));
+        assert_eq!(n.get(Side::Outside, a), None);
+        n.set(Side::Inside, a, Some(m2));
+        assert_eq!(n.get(Side::Inside, a), Some(m2));
+        n.set(Side::Inside, b, Some(m1));
+        n.set(Side::Inside, c, Some(m1));
+        assert_eq!(n.len(), 2);
+        assert_eq!(n.get(Side::Inside, a), None, "oldest evicted");
+        n.set(Side::Inside, b, None);
+        assert_eq!(n.get(Side::Inside, b), None);
+    }
+}

@@ -1,0 +1,100 @@
+//! Frame builders for tests and the simulation: whole Ethernet frames with correct
+//! checksums, built from the wire module's own emitters.
+
+use common::wire::arp::{ArpRepr, Operation};
+use common::wire::ethernet::{build_frame as ethernet, EtherType};
+use common::wire::icmp::IcmpEchoRepr;
+use common::wire::ipv4::{Ipv4Repr, Protocol};
+use common::wire::tcp::TcpPacket;
+use common::wire::{Ipv4Addr, MacAddr};
+
+/// The L2 and L3 envelope of a test frame.
+#[derive(Debug, Clone, Copy)]
+pub struct Envelope {
+    pub src_mac: MacAddr,
+    pub dst_mac: MacAddr,
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub ttl: u8,
+}
+
+fn ipv4(e: &Envelope, protocol: Protocol, l4: &[u8]) -> Vec<u8> {
+    let repr = Ipv4Repr {
+        src: e.src,
+        dst: e.dst,
+        protocol,
+        payload_len: l4.len(),
+        ttl: e.ttl,
+        ident: 0x4242,
+    };
+    let mut ip = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut ip);
+    ip[20..].copy_from_slice(l4);
+    ethernet(e.src_mac, e.dst_mac, EtherType::IPV4, &ip)
+}
+
+/// A TCP segment.
+#[derive(Debug, Clone, Default)]
+pub struct Tcp<'a> {
+    pub sport: u16,
+    pub dport: u16,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: u8,
+    pub window: u16,
+    /// Already padded to a multiple of four bytes.
+    pub options: &'a [u8],
+    pub payload: &'a [u8],
+}
+
+pub fn tcp_frame(e: &Envelope, t: &Tcp<'_>) -> Vec<u8> {
+    assert!(t.options.len().is_multiple_of(4) && t.options.len() <= 40);
+    let hl = 20 + t.options.len();
+    let mut seg = vec![0u8; hl + t.payload.len()];
+    seg[0..2].copy_from_slice(&t.sport.to_be_bytes());
+    seg[2..4].copy_from_slice(&t.dport.to_be_bytes());
+    seg[4..8].copy_from_slice(&t.seq.to_be_bytes());
+    seg[8..12].copy_from_slice(&t.ack.to_be_bytes());
+    seg[12] = ((hl / 4) as u8) << 4;
+    seg[13] = t.flags;
+    seg[14..16].copy_from_slice(&t.window.to_be_bytes());
+    seg[20..hl].copy_from_slice(t.options);
+    seg[hl..].copy_from_slice(t.payload);
+    TcpPacket::new_unchecked(&mut seg[..]).fill_checksum(e.src.0, e.dst.0);
+    ipv4(e, Protocol::TCP, &seg)
+}
+
+pub fn udp_frame(e: &Envelope, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut d = Vec::with_capacity(8 + payload.len());
+    d.extend_from_slice(&sport.to_be_bytes());
+    d.extend_from_slice(&dport.to_be_bytes());
+    d.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    d.extend_from_slice(&[0, 0]); // no checksum (allowed for UDP over IPv4)
+    d.extend_from_slice(payload);
+    ipv4(e, Protocol::UDP, &d)
+}
+
+pub fn icmp_echo_frame(e: &Envelope, ident: u16, seq_no: u16, data: &[u8]) -> Vec<u8> {
+    let repr = IcmpEchoRepr {
+        is_reply: false,
+        ident,
+        seq_no,
+        data,
+    };
+    let mut b = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut b);
+    ipv4(e, Protocol::ICMP, &b)
+}
+
+pub fn arp_request(src_mac: MacAddr, spa: Ipv4Addr, tpa: Ipv4Addr) -> Vec<u8> {
+    let repr = ArpRepr {
+        op: Operation::REQUEST,
+        sha: src_mac,
+        spa,
+        tha: MacAddr::ZERO,
+        tpa,
+    };
+    let mut b = [0u8; ArpRepr::BUFFER_LEN];
+    repr.emit(&mut b);
+    ethernet(src_mac, MacAddr::BROADCAST, EtherType::ARP, &b)
+}

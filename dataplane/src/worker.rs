@@ -1,0 +1,412 @@
+//! The poll-mode worker: one per lcore, owning RX/TX queue *i* of both ports and shard *i* of
+//! the flow table (DESIGN.md §2, §3).
+//!
+//! One call of [`Worker::poll`] is one turn of the loop: apply control commands, receive a
+//! burst from each port and give every packet a [`Verdict`], flush the TX buffers, age a slice
+//! of the flow table. Nothing here allocates, locks or logs per packet: bursts and TX buffers
+//! are inline arrays, the flow table and neighbour cache are sized at start, rings are
+//! lock-free and a full ring or TX queue is a counted drop. Time is passed in (`now_ms`,
+//! wrapping milliseconds), so the same code runs under DPDK and in the simulation.
+
+use std::sync::Arc;
+
+use common::config::{Action, Side, Zone};
+use common::conn::{Conn, TcpState};
+use common::flow::{Direction, FlowKey};
+use common::rewrite::{rewrite_frame, Hop, RewriteError};
+use common::seq::SeqNumber;
+use common::wire::ethernet::{EtherType, EthernetFrame};
+use common::wire::ipv4::{Ipv4Packet, Protocol};
+use common::wire::tcp::{flags, SynOptions, TcpOption, TcpPacket};
+use common::wire::MacAddr;
+
+use crate::context::{Context, ForwardMode};
+use crate::flow_table::{FlowTable, InsertError};
+use crate::packet::{Burst, Packet, BURST};
+use crate::port::PortQueue;
+use crate::ring::{Command, ToControl, Why, WorkerRings};
+use crate::route::{port_index, side_of, Neighbours};
+use crate::track::{init_from_syn, track, Segment, TrackVerdict};
+use crate::verdict::{DropCounters, DropReason, Verdict};
+
+/// TX buffer size per port: two bursts, flushed when full and at the end of every poll.
+const TX_BUFFER: usize = 2 * BURST;
+/// Times a flush retries a TX queue that took only part of a burst before dropping the rest.
+const TX_RETRIES: usize = 4;
+/// Flow-table slots aged per poll.
+const EXPIRE_BUDGET: usize = 64;
+/// Commands applied per poll, so a flood of commands cannot starve the ports.
+const COMMAND_BUDGET: usize = 64;
+/// Next hops a worker caches.
+const NEIGHBOURS: usize = 256;
+
+/// What a worker counts. Plain integers: only the worker writes them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerCounters {
+    pub rx: u64,
+    pub tx: u64,
+    pub forwarded: u64,
+    pub to_control: u64,
+    pub flows_created: u64,
+    pub flows_expired: u64,
+    pub flows_closed: u64,
+    pub flows_installed: u64,
+    /// Packets whose TCP options were malformed: forwarded with the options untouched.
+    pub options_malformed: u64,
+    /// Segments forwarded without a state update (old duplicates, SYN on a flow).
+    pub ignored: u64,
+    pub drops: DropCounters,
+}
+
+pub struct Worker<Q: PortQueue> {
+    pub id: u16,
+    ports: [Q; 2],
+    ctx: Arc<Context>,
+    table: FlowTable,
+    neighbours: Neighbours,
+    rings: WorkerRings<Q::Pkt>,
+    tx: [Burst<Q::Pkt, TX_BUFFER>; 2],
+    pub counters: WorkerCounters,
+}
+
+impl<Q: PortQueue> Worker<Q> {
+    /// `ports` are this worker's queue pair on the inside (0) and outside (1) port.
+    pub fn new(id: u16, ports: [Q; 2], ctx: Arc<Context>, rings: WorkerRings<Q::Pkt>) -> Self {
+        Worker {
+            id,
+            ports,
+            table: FlowTable::new(ctx.flows_per_worker),
+            ctx,
+            neighbours: Neighbours::new(NEIGHBOURS),
+            rings,
+            tx: [Burst::new(), Burst::new()],
+            counters: WorkerCounters::default(),
+        }
+    }
+
+    pub fn table(&self) -> &FlowTable {
+        &self.table
+    }
+
+    /// One turn of the loop. Returns the number of packets received.
+    pub fn poll(&mut self, now_ms: u32) -> usize {
+        self.apply_commands();
+        let mut got = 0;
+        for port in 0..2 {
+            let mut rx: Burst<Q::Pkt, BURST> = Burst::new();
+            let n = self.ports[port].rx_burst(&mut rx);
+            got += n;
+            self.counters.rx += n as u64;
+            for pkt in rx.drain() {
+                self.handle(port, pkt, now_ms);
+            }
+        }
+        self.flush(0);
+        self.flush(1);
+        self.expire(now_ms);
+        got
+    }
+
+    fn handle(&mut self, port: usize, mut pkt: Q::Pkt, now_ms: u32) {
+        let verdict = match self.ctx.mode {
+            ForwardMode::Io => Verdict::Forward(1 - port),
+            ForwardMode::Full => self.process(port, pkt.data_mut(), now_ms),
+        };
+        match verdict {
+            Verdict::Forward(out) => {
+                self.counters.forwarded += 1;
+                if let Err(p) = self.tx[out].push(pkt) {
+                    self.flush(out);
+                    if self.tx[out].push(p).is_err() {
+                        self.counters.drops.count(DropReason::TxFull);
+                    }
+                }
+            }
+            Verdict::ToControl(why) => {
+                let msg = ToControl {
+                    port: side_of(port),
+                    worker: self.id,
+                    why,
+                    pkt,
+                };
+                if self.rings.to_control.push(msg).is_err() {
+                    self.counters.drops.count(DropReason::ControlRingFull);
+                } else {
+                    self.counters.to_control += 1;
+                }
+            }
+            Verdict::Drop(r) => self.counters.drops.count(r),
+        }
+    }
+
+    /// Sends the TX buffer of `port`, retrying a few times; what is left is dropped (the
+    /// packets are released by their `Drop`) and counted.
+    fn flush(&mut self, port: usize) {
+        for _ in 0..TX_RETRIES {
+            if self.tx[port].is_empty() {
+                return;
+            }
+            let sent = self.ports[port].tx_burst(&mut self.tx[port]);
+            self.counters.tx += sent as u64;
+        }
+        let left = self.tx[port].len() as u64;
+        if left > 0 {
+            self.tx[port].drain().for_each(drop);
+            self.counters.drops.0[DropReason::TxFull as usize] += left;
+        }
+    }
+
+    fn apply_commands(&mut self) {
+        for _ in 0..COMMAND_BUDGET {
+            let Some(cmd) = self.rings.commands.pop() else {
+                return;
+            };
+            match cmd {
+                Command::Neighbour { port, ip, mac } => self.neighbours.set(port, ip, mac),
+                Command::Install(conn) => {
+                    // A stale object for the same quad (a closing flow) gives way.
+                    if let Some((i, _)) = self.table.lookup(&conn.key()) {
+                        self.table.remove_at(i);
+                    }
+                    match self.table.insert(conn) {
+                        Ok(_) => self.counters.flows_installed += 1,
+                        Err(_) => self.counters.drops.count(DropReason::FlowTableFull),
+                    }
+                }
+                Command::Remove(key) => {
+                    self.table.remove(&key);
+                }
+            }
+        }
+    }
+
+    fn expire(&mut self, now_ms: u32) {
+        let timeouts = &self.ctx.tcp_timeouts_ms;
+        let mut closed = 0;
+        let n = self.table.expire(
+            EXPIRE_BUDGET,
+            |c| now_ms.wrapping_sub(c.last_seen) > timeouts[c.state as usize],
+            |c| {
+                if matches!(c.state, TcpState::TimeWait | TcpState::Close) {
+                    closed += 1;
+                }
+            },
+        );
+        self.counters.flows_expired += n as u64 - closed;
+        self.counters.flows_closed += closed;
+    }
+
+    /// Decides what happens to one frame, rewriting it in place when it is forwarded.
+    fn process(&mut self, port: usize, frame: &mut [u8], now_ms: u32) -> Verdict {
+        let eth = match EthernetFrame::new_checked(&frame[..]) {
+            Ok(e) => e,
+            Err(e) => return Verdict::Drop(e.into()),
+        };
+        let dst_mac = eth.dst();
+        if dst_mac != self.ctx.macs[port] && !dst_mac.is_multicast() {
+            return Verdict::Drop(DropReason::NotForUs);
+        }
+        match eth.ethertype() {
+            EtherType::ARP => return Verdict::ToControl(Why::Local),
+            EtherType::IPV4 => {}
+            _ => return Verdict::Drop(DropReason::UnsupportedEtherType),
+        }
+        let l3 = eth.header_len();
+        let ip = match Ipv4Packet::new_checked(&frame[l3..]) {
+            Ok(ip) => ip,
+            Err(e) => return Verdict::Drop(e.into()),
+        };
+        let (src, dst) = (ip.src(), ip.dst());
+        if self.ctx.router.is_own(dst) {
+            return Verdict::ToControl(Why::Local);
+        }
+        if dst_mac.is_multicast() || dst.0 >> 28 == 0xe || dst.0 == u32::MAX {
+            return Verdict::Drop(DropReason::NotForUs);
+        }
+        let Some(hop) = self.ctx.router.lookup(dst) else {
+            return Verdict::Drop(DropReason::NoRoute);
+        };
+        let out = port_index(hop.out);
+        if out == port {
+            return Verdict::Drop(DropReason::Hairpin);
+        }
+        if ip.ttl() <= 1 {
+            return Verdict::ToControl(Why::TtlExceeded);
+        }
+        let proto = ip.protocol();
+        let zone = Zone::from(side_of(port));
+
+        let mut params = Default::default();
+        if proto == Protocol::TCP {
+            if ip.is_fragment() {
+                return Verdict::Drop(DropReason::Fragment);
+            }
+            let tcp = match TcpPacket::new_checked(ip.payload()) {
+                Ok(t) => t,
+                Err(e) => return Verdict::Drop(e.into()),
+            };
+            match self.inspect_tcp(zone, src, dst, &tcp, now_ms) {
+                Ok(p) => params = p,
+                Err(v) => return v,
+            }
+        } else {
+            let dport = match proto {
+                Protocol::UDP if !ip.is_fragment() && ip.payload().len() >= 4 => {
+                    Some(u16::from_be_bytes([ip.payload()[2], ip.payload()[3]]))
+                }
+                _ => None,
+            };
+            match self.ctx.config.match_rule(zone, proto.0, src, dst, dport) {
+                Some((_, r)) if r.action == Action::Pass => {}
+                _ => return Verdict::Drop(DropReason::PolicyDeny),
+            }
+        }
+
+        let mac = self.neighbours.get(hop.out, hop.ip);
+        let l2 = Hop {
+            src: self.ctx.macs[out],
+            dst: mac.unwrap_or(MacAddr::ZERO),
+        };
+        if proto == Protocol::TCP {
+            match rewrite_frame(frame, &params, Some(&l2)) {
+                Ok(r) => self.counters.options_malformed += u64::from(r.options_malformed),
+                Err(RewriteError::Wire(e)) => return Verdict::Drop(e.into()),
+                Err(_) => return Verdict::Drop(DropReason::BadIpHeader),
+            }
+        } else {
+            let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
+            eth.set_src(l2.src);
+            eth.set_dst(l2.dst);
+            Ipv4Packet::new_unchecked(&mut frame[l3..]).decrement_ttl();
+        }
+        match mac {
+            Some(_) => Verdict::Forward(out),
+            None => Verdict::ToControl(Why::Resolve {
+                out: hop.out,
+                next_hop: hop.ip,
+            }),
+        }
+    }
+
+    /// The TCP half of `process`: flow lookup, policy for new SYNs, stateful inspection.
+    /// Returns the rewrite for the packet, or the verdict that ends its journey here.
+    fn inspect_tcp(
+        &mut self,
+        zone: Zone,
+        src: common::wire::Ipv4Addr,
+        dst: common::wire::Ipv4Addr,
+        tcp: &TcpPacket<&[u8]>,
+        now_ms: u32,
+    ) -> Result<common::conn::SpliceParams, Verdict> {
+        let key = FlowKey::new(src, tcp.src_port(), dst, tcp.dst_port());
+        let fl = tcp.flags();
+        let is_syn = fl & (flags::SYN | flags::ACK | flags::RST) == flags::SYN;
+        let mut found = self.table.lookup(&key);
+        if let Some((i, dir)) = found {
+            // Quad reuse: a new SYN for a closing flow starts over at the policy.
+            if is_syn && dir == Direction::ClientToServer && self.table.get(i).state.is_closing() {
+                self.table.remove_at(i);
+                self.counters.flows_closed += 1;
+                found = None;
+            }
+        }
+        let Some((i, dir)) = found else {
+            if !is_syn {
+                return Err(Verdict::Drop(DropReason::NoFlow));
+            }
+            return self.new_syn(zone, key, tcp, now_ms);
+        };
+
+        let conn = self.table.get_mut(i);
+        let p = conn.params(dir);
+        let seg = segment_of(tcp, p.ack_sub);
+        match track(conn, dir, &seg, &self.ctx.track) {
+            TrackVerdict::Accept => {
+                conn.last_seen = now_ms;
+                Ok(p)
+            }
+            TrackVerdict::Ignore => {
+                self.counters.ignored += 1;
+                Ok(p)
+            }
+            TrackVerdict::Drop(r) => Err(Verdict::Drop(r)),
+        }
+    }
+
+    fn new_syn(
+        &mut self,
+        zone: Zone,
+        key: FlowKey,
+        tcp: &TcpPacket<&[u8]>,
+        now_ms: u32,
+    ) -> Result<common::conn::SpliceParams, Verdict> {
+        let rule =
+            self.ctx
+                .config
+                .match_rule(zone, Protocol::TCP.0, key.src, key.dst, Some(key.dport));
+        match rule {
+            Some((_, r)) if r.action == Action::Pass => {
+                let mut conn = Conn::new_pass(&key, 0, now_ms);
+                init_from_syn(&mut conn, &segment_of(tcp, 0));
+                match self.table.insert(conn) {
+                    Ok(_) => {
+                        self.counters.flows_created += 1;
+                        Ok(Default::default())
+                    }
+                    Err(InsertError::Full) => Err(Verdict::Drop(DropReason::FlowTableFull)),
+                    Err(InsertError::Exists(_)) => Err(Verdict::Drop(DropReason::OutOfState)),
+                }
+            }
+            Some((idx, r)) if matches!(r.action, Action::Proxy { .. }) => {
+                Err(Verdict::ToControl(Why::ProxySyn { rule: idx as u16 }))
+            }
+            _ => Err(Verdict::Drop(DropReason::PolicyDeny)),
+        }
+    }
+
+    /// The packets waiting in the TX buffers (tests).
+    pub fn pending_tx(&self) -> usize {
+        self.tx[0].len() + self.tx[1].len()
+    }
+
+    /// The port index of a side (re-exported for callers holding a worker).
+    pub fn port_of(side: Side) -> usize {
+        port_index(side)
+    }
+}
+
+/// What the tracker needs of a segment; `ack_sub` translates the acknowledgement and SACK
+/// edges back into the receiver's own space (zero for `pass` flows).
+fn segment_of(tcp: &TcpPacket<&[u8]>, ack_sub: u32) -> Segment {
+    let fl = tcp.flags();
+    let mut sack_max: Option<SeqNumber> = None;
+    let mut syn_wscale = None;
+    if tcp.header_len() > common::wire::tcp::HEADER_LEN {
+        if fl & flags::SYN != 0 {
+            if let Ok(o) = SynOptions::parse(tcp.options()) {
+                syn_wscale = o.window_scale;
+            }
+        } else {
+            for (_, o) in tcp.option_iter().map_while(Result::ok) {
+                if let TcpOption::Sack(s) = o {
+                    for &(_, right) in s.as_slice() {
+                        let r = right.wrapping_sub(ack_sub);
+                        sack_max = Some(sack_max.map_or(r, |m| m.max(r)));
+                    }
+                }
+            }
+        }
+    }
+    Segment {
+        flags: fl,
+        seq: tcp.seq_number(),
+        ack: tcp.ack_number().wrapping_sub(ack_sub),
+        window: tcp.window_len(),
+        payload_len: tcp.payload().len() as u32,
+        sack_max,
+        syn_wscale,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The namespace testbed of DESIGN.md §9.
+#
+#   ct-inside: client 198.18.0.1/24 on ct-in1, default via 198.18.0.254
+#   ct-outside: server 198.19.0.2/24 on ct-out1, default via 198.19.0.254
+#   root namespace: ct-in0 and ct-out0, the box's two ports (no addresses, no routes)
+#
+#   scripts/testbed.sh up [--ports af_xdp|af_packet]   (idempotent: rebuilds from scratch)
+#   scripts/testbed.sh down                            (idempotent)
+#   scripts/testbed.sh eal-args                        EAL arguments for the chosen ports
+set -euo pipefail
+
+STATE=/run/cutthrough-testbed.ports
+
+down() {
+  ip netns del ct-inside 2>/dev/null || true
+  ip netns del ct-outside 2>/dev/null || true
+  ip link del ct-in0 2>/dev/null || true
+  ip link del ct-out0 2>/dev/null || true
+  rm -f "$STATE"
+}
+
+offloads_off() { # [netns] dev
+  local ns=() dev
+  if [ $# -eq 2 ]; then ns=(ip netns exec "$1"); dev=$2; else dev=$1; fi
+  # Checksums must be real on the wire (the box fixes them incrementally, never computes them),
+  # and segments must be MTU-sized (no TSO/GSO super-frames reaching the PMD).
+  "${ns[@]}" ethtool -K "$dev" rx off tx off tso off gso off gro off >/dev/null 2>&1 || true
+}
+
+host() { # ns dev peer addr gw
+  local ns=$1 dev=$2 peer=$3 addr=$4 gw=$5
+  ip netns add "$ns"
+  ip link add "$peer" type veth peer name "$dev"
+  ip link set "$dev" netns "$ns"
+  ip -n "$ns" link set lo up
+  ip -n "$ns" addr add "$addr" dev "$dev"
+  ip -n "$ns" link set "$dev" up
+  ip -n "$ns" route add default via "$gw"
+  ip link set "$peer" up
+  # The box's port carries no address of its own and must not answer anything itself.
+  sysctl -qw "net.ipv6.conf.$peer.disable_ipv6=1" 2>/dev/null || true
+  ip netns exec "$ns" sysctl -qw "net.ipv6.conf.$dev.disable_ipv6=1" 2>/dev/null || true
+  offloads_off "$peer"
+  offloads_off "$ns" "$dev"
+}
+
+up() {
+  local ports=af_packet
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --ports) ports=${2:-}; shift 2 ;;
+      --ports=*) ports=${1#--ports=}; shift ;;
+      *) echo "testbed: unknown argument $1" >&2; exit 2 ;;
+    esac
+  done
+  case "$ports" in af_xdp|af_packet) ;; *) echo "testbed: --ports af_xdp|af_packet" >&2; exit 2 ;; esac
+  down
+  host ct-inside ct-in1 ct-in0 198.18.0.1/24 198.18.0.254
+  host ct-outside ct-out1 ct-out0 198.19.0.2/24 198.19.0.254
+  echo "$ports" > "$STATE"
+  echo "testbed: up (ports $ports)"
+}
+
+eal_args() {
+  local ports
+  ports=$(cat "$STATE" 2>/dev/null || echo af_packet)
+  case "$ports" in
+    af_xdp) echo "--vdev=net_af_xdp0,iface=ct-in0 --vdev=net_af_xdp1,iface=ct-out0" ;;
+    *) echo "--vdev=net_af_packet0,iface=ct-in0 --vdev=net_af_packet1,iface=ct-out0" ;;
+  esac
+}
+
+case "${1:-}" in
+  up) shift; up "$@" ;;
+  down) down; echo "testbed: down" ;;
+  eal-args) eal_args ;;
+  *) echo "usage: $0 up [--ports af_xdp|af_packet] | down | eal-args" >&2; exit 2 ;;
+esac

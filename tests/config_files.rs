@@ -1,0 +1,308 @@
+//! The shipped configurations and the operator-facing errors, through the real binary:
+//! every `config/*.yaml` passes `cutthrough check-config`, every fixture in
+//! `tests/bad-configs/` fails with exit status 2 and exactly the expected one-line message,
+//! and a hash made by `cutthrough hash-password` is accepted and verifies.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use common::config::{self, Action, AuthMethod, Protocol, SplicePoint};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cutthrough");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// Fixture → the exact line `check-config` prints to stderr. Paths are relative to the
+/// package root, as an operator would type them.
+const BAD: &[(&str, &str)] = &[
+    (
+        "syntax-error.yaml",
+        "tests/bad-configs/syntax-error.yaml:12:17: mapping values are not allowed in this context",
+    ),
+    (
+        "unknown-field.yaml",
+        "tests/bad-configs/unknown-field.yaml:5:5: interfaces.inside: unknown field `address`, expected one of `device`, `mac`, `addresses`, `mtu`, `rx_queues`, `tx_queues`, `rx_descriptors`, `tx_descriptors`",
+    ),
+    (
+        "bad-cidr.yaml",
+        "tests/bad-configs/bad-cidr.yaml:7: interfaces.inside.addresses[0]: `198.18.0.300/24` is not a CIDR prefix: `198.18.0.300` is not an IPv4 address",
+    ),
+    (
+        "overlapping-subnets.yaml",
+        "tests/bad-configs/overlapping-subnets.yaml:10: interfaces.outside.addresses[1]: subnet 198.18.0.0/15 overlaps the inside subnet 198.18.0.0/24 (interfaces.inside.addresses[0]); the two ports must be in different subnets",
+    ),
+    (
+        "route-unknown-interface.yaml",
+        "tests/bad-configs/route-unknown-interface.yaml:12:16: routes[0].interface: unknown variant `dmz`, expected `inside` or `outside`",
+    ),
+    (
+        "route-via-not-connected.yaml",
+        "tests/bad-configs/route-via-not-connected.yaml:11: routes[0].via: gateway 198.18.0.1 is not in a connected subnet of the outside interface (198.19.0.0/24)",
+    ),
+    (
+        "duplicate-users.yaml",
+        "tests/bad-configs/duplicate-users.yaml:14: users[2].name: duplicate user `alice` (also users[0])",
+    ),
+    (
+        "unknown-auth.yaml",
+        "tests/bad-configs/unknown-auth.yaml:13:11: policy[0].auth: unknown variant `kerberos`, expected one of `none`, `line`, `http-basic`",
+    ),
+    (
+        "proxy-without-users.yaml",
+        "tests/bad-configs/proxy-without-users.yaml:13: policy[0].auth: auth line needs users, but no users are configured",
+    ),
+    (
+        "empty-port-range.yaml",
+        "tests/bad-configs/empty-port-range.yaml:13: policy[0].ports[1]: `5210-5201` is an empty port range: 5210 is greater than 5201",
+    ),
+    (
+        "ports-for-icmp.yaml",
+        "tests/bad-configs/ports-for-icmp.yaml:11: policy[0].ports: ports are only allowed with protocol tcp or udp (this rule's protocol is icmp)",
+    ),
+    (
+        "plain-text-password.yaml",
+        "tests/bad-configs/plain-text-password.yaml:11: users[0].password: plain-text passwords are not accepted: put an argon2 hash in `password_hash` (make one with `cutthrough hash-password`)",
+    ),
+    (
+        "bad-hash.yaml",
+        "tests/bad-configs/bad-hash.yaml:11: users[0].password_hash: a `2b` hash: only argon2 (argon2id, argon2i, argon2d) is accepted; make one with `cutthrough hash-password`",
+    ),
+    (
+        "bad-device.yaml",
+        "tests/bad-configs/bad-device.yaml:4: interfaces.inside.device: `eth0` is neither a PCI address (DDDD:BB:DD.F, like 0000:03:00.0) nor a DPDK virtual device (net_<driver><n>[,args], like net_af_packet0,iface=ct-in0)",
+    ),
+    (
+        "bad-mac.yaml",
+        "tests/bad-configs/bad-mac.yaml:8: interfaces.outside.mac: `02:00:00:00:01` is not a MAC address (like 02:00:00:00:00:01)",
+    ),
+    (
+        "too-few-queues.yaml",
+        "tests/bad-configs/too-few-queues.yaml:6: interfaces.inside.rx_queues: 2 is too few for 4 workers: each worker needs its own RX queue (at least 4)",
+    ),
+    (
+        "duplicate-lcores.yaml",
+        "tests/bad-configs/duplicate-lcores.yaml:11: workers.lcores[1]: lcore 1 is listed twice (also workers.lcores[0])",
+    ),
+];
+
+fn cutthrough(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(ROOT)
+        // Logging must not add lines to what the tests compare.
+        .env("RUST_LOG", "off")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn cutthrough");
+    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(data).expect("write stdin");
+    }
+    child.wait_with_output().expect("wait for cutthrough")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The `*.yaml` files in `dir`, sorted, as paths relative to the package root.
+fn yaml_files(dir: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(Path::new(ROOT).join(dir))
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|n| n.ends_with(".yaml"))
+        .map(|n| format!("{dir}/{n}"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn every_shipped_config_is_ok() {
+    let files = yaml_files("config");
+    assert!(
+        files.iter().any(|f| f == "config/testbed.yaml"),
+        "{files:?}"
+    );
+    for f in &files {
+        let out = cutthrough(&["check-config", f], None);
+        assert_eq!(
+            (
+                out.status.code(),
+                text(&out.stdout).as_str(),
+                text(&out.stderr).as_str()
+            ),
+            (Some(0), "ok\n", ""),
+            "{f}"
+        );
+    }
+}
+
+#[test]
+fn every_bad_config_fails_with_its_message() {
+    let files = yaml_files("tests/bad-configs");
+    let listed: Vec<String> = BAD
+        .iter()
+        .map(|(f, _)| format!("tests/bad-configs/{f}"))
+        .collect();
+    let mut sorted = listed.clone();
+    sorted.sort();
+    assert_eq!(
+        files, sorted,
+        "every fixture needs an expected message in BAD, and vice versa"
+    );
+    for (f, expected) in listed.iter().zip(BAD.iter().map(|(_, m)| m)) {
+        let out = cutthrough(&["check-config", f], None);
+        assert_eq!(out.status.code(), Some(2), "{f}");
+        assert_eq!(text(&out.stdout), "", "{f}");
+        assert_eq!(text(&out.stderr), format!("{expected}\n"), "{f}");
+    }
+}
+
+#[test]
+fn run_refuses_a_bad_config() {
+    let out = cutthrough(
+        &[
+            "run",
+            "--config",
+            "tests/bad-configs/bad-cidr.yaml",
+            "--",
+            "--no-huge",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("bad-cidr.yaml:7: interfaces.inside.addresses[0]"));
+}
+
+#[test]
+fn missing_file_is_an_error() {
+    let out = cutthrough(&["check-config", "config/no-such-file.yaml"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).starts_with("config/no-such-file.yaml: cannot read: "),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn version_names_the_commit() {
+    let out = cutthrough(&["--version"], None);
+    assert_eq!(out.status.code(), Some(0));
+    let v = text(&out.stdout);
+    assert!(
+        v.starts_with(&format!("cutthrough {} (", env!("CARGO_PKG_VERSION"))),
+        "{v}"
+    );
+}
+
+#[test]
+fn hash_password_round_trip() {
+    let out = cutthrough(&["hash-password"], Some(b"correct horse\n"));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let hash = text(&out.stdout).trim_end().to_string();
+    assert!(hash.starts_with("$argon2id$v=19$"), "{hash}");
+
+    // The testbed config with alice's hash swapped for the new one.
+    let testbed = std::fs::read_to_string(Path::new(ROOT).join("config/testbed.yaml")).unwrap();
+    let line = testbed
+        .lines()
+        .find(|l| l.trim_start().starts_with("password_hash:"))
+        .expect("a password_hash line in testbed.yaml");
+    let edited = testbed.replacen(line, &format!("    password_hash: {hash}"), 1);
+    let file: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hashed.yaml");
+    std::fs::write(&file, edited).unwrap();
+
+    let out = cutthrough(&["check-config", file.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let c = config::load(&file).unwrap();
+    let alice = c.user("alice").unwrap();
+    assert_eq!(alice.password_hash, hash);
+    assert!(alice.verify(b"correct horse"));
+    assert!(!alice.verify(b"correct horse\n"));
+    assert!(!alice.verify(b"wonderland"));
+}
+
+#[test]
+fn hash_password_rejects_empty_input() {
+    for input in [&b"\n"[..], b"", b"\r\n"] {
+        let out = cutthrough(&["hash-password"], Some(input));
+        assert_eq!(out.status.code(), Some(2), "{input:?}");
+        assert_eq!(text(&out.stdout), "");
+        assert!(text(&out.stderr).contains("empty password"));
+    }
+}
+
+/// DESIGN.md §9: the testbed's policy and user, which the scripts and tests rely on.
+#[test]
+fn testbed_matches_the_contract() {
+    let c = config::load(&Path::new(ROOT).join("config/testbed.yaml")).unwrap();
+    assert!(c.user("alice").unwrap().verify(b"wonderland"));
+    assert_eq!(c.workers.count, 1);
+    assert!(!c.eal.iter().any(|a| a.contains("huge")));
+    let ip = |s: &str| config::parse_ipv4(s).unwrap();
+    assert!(c.interfaces.inside.is_own_address(ip("198.18.0.254")));
+    assert!(c.interfaces.outside.is_own_address(ip("198.19.0.254")));
+    let proxy = |auth, splice| Action::Proxy { auth, splice };
+    let expect = [
+        (Protocol::Icmp, None, Action::Pass),
+        (Protocol::Tcp, Some(5201), Action::Pass),
+        (Protocol::Tcp, Some(5210), Action::Pass),
+        (
+            Protocol::Tcp,
+            Some(8080),
+            proxy(AuthMethod::HttpBasic, SplicePoint::AfterRequest),
+        ),
+        (
+            Protocol::Tcp,
+            Some(2323),
+            proxy(AuthMethod::Line, SplicePoint::AfterAuth),
+        ),
+        (
+            Protocol::Tcp,
+            Some(9000),
+            proxy(AuthMethod::None, SplicePoint::AfterAuth),
+        ),
+        (
+            Protocol::Tcp,
+            Some(9001),
+            proxy(AuthMethod::None, SplicePoint::Never),
+        ),
+        (Protocol::Tcp, Some(5211), Action::Deny),
+        (Protocol::Tcp, Some(80), Action::Deny),
+        (Protocol::Udp, Some(5201), Action::Deny),
+    ];
+    let (client, server) = (ip("198.18.0.1"), ip("198.19.0.2"));
+    for (proto, port, action) in expect {
+        let number = proto.number().unwrap();
+        let (_, rule) = c
+            .match_rule(config::Zone::Inside, number, client, server, port)
+            .unwrap_or_else(|| panic!("{proto} {port:?}: no rule"));
+        assert_eq!(rule.action, action, "{proto} {port:?}");
+    }
+    // The rules come in the order §9 lists them.
+    let actions: Vec<Action> = c.policy.iter().map(|r| r.action).collect();
+    assert_eq!(
+        actions,
+        vec![
+            Action::Pass,
+            Action::Pass,
+            proxy(AuthMethod::HttpBasic, SplicePoint::AfterRequest),
+            proxy(AuthMethod::Line, SplicePoint::AfterAuth),
+            proxy(AuthMethod::None, SplicePoint::AfterAuth),
+            proxy(AuthMethod::None, SplicePoint::Never),
+            Action::Deny,
+        ]
+    );
+}
