@@ -39,13 +39,23 @@ enum Command {
         /// The YAML configuration file.
         #[arg(long)]
         config: PathBuf,
-        /// Write the counters as JSON to this file while running.
+        /// Write the counters as JSON to this file when the box stops.
         #[arg(long, value_name = "FILE")]
         stats_json: Option<PathBuf>,
+        /// `full`: the box. `io`: plain port-to-port forwarding with no processing, the
+        /// baseline to compare with `dpdk-testpmd --forward-mode=io`.
+        #[arg(long, value_enum, default_value_t = Mode::Full)]
+        forward_mode: Mode,
         /// Extra EAL arguments, after `--` (e.g. `-- --no-huge -l 0-1`).
         #[arg(last = true, value_name = "EAL_ARGS")]
         eal: Vec<String>,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Mode {
+    Full,
+    Io,
 }
 
 fn main() -> ExitCode {
@@ -57,8 +67,9 @@ fn main() -> ExitCode {
         Command::Run {
             config,
             stats_json,
+            forward_mode,
             eal,
-        } => run(&config, eal, stats_json),
+        } => run(&config, eal, stats_json, forward_mode),
     }
 }
 
@@ -113,7 +124,7 @@ fn hash_password() -> ExitCode {
     }
 }
 
-fn run(file: &Path, eal: Vec<String>, stats_json: Option<PathBuf>) -> ExitCode {
+fn run(file: &Path, eal: Vec<String>, stats_json: Option<PathBuf>, mode: Mode) -> ExitCode {
     let config = match load(file) {
         Ok(c) => c,
         Err(code) => return code,
@@ -124,9 +135,22 @@ fn run(file: &Path, eal: Vec<String>, stats_json: Option<PathBuf>) -> ExitCode {
         config.policy.len(),
         config.workers.count
     );
-    // PLACEHOLDER (issue 3): replace with `control::run(config, eal, stats_json)` once the
-    // data plane exists; until then the box refuses to start rather than pretend.
-    let _ = (config, eal, stats_json);
-    log::error!("the data plane is not built yet (issue 3)");
-    ExitCode::FAILURE
+    let opts = control::run::RunOptions {
+        eal,
+        stats_json,
+        mode: match mode {
+            Mode::Full => dataplane::context::ForwardMode::Full,
+            Mode::Io => dataplane::context::ForwardMode::Io,
+        },
+    };
+    match control::run::run(config, opts) {
+        Ok(stats) => {
+            print!("{}", stats.summary());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
 }

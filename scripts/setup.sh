@@ -9,7 +9,7 @@ PACKAGES=(
   # reference tools: dpdk-testpmd, dpdk-proc-info, dpdk-dumpcap, dpdk-telemetry.py
   dpdk dpdk-dev
   # the namespace testbed and its traffic
-  iproute2 ethtool iptables iperf3 curl netcat-openbsd socat tcpdump
+  iproute2 iputils-ping ethtool iptables iperf3 curl netcat-openbsd socat tcpdump
   # benchmarks: a conventional user-space proxy to compare with
   haproxy
 )

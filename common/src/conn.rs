@@ -82,8 +82,9 @@ impl ConnFlags {
     pub const SPLICED: u8 = 0x01;
     /// Both legs negotiated timestamps: TSval/TSecr are rewritten.
     pub const TIMESTAMPS: u8 = 0x02;
-    /// Both legs negotiated SACK.
-    pub const SACK: u8 = 0x04;
+    /// The participating stack owns the connection (proxied, not spliced yet): the worker
+    /// hands every packet of it to the control plane.
+    pub const PROXIED: u8 = 0x04;
     /// The client sent FIN.
     pub const CLIENT_FIN: u8 = 0x08;
     /// The server sent FIN.

@@ -1,4 +1,8 @@
 //! The control plane: the participating stack, authentication, policy, the splice procedure,
 //! neighbours, management and statistics. Runs on the EAL main lcore.
 #![deny(unsafe_code)]
+pub mod eal_args;
 pub mod local;
+pub mod plane;
+pub mod run;
+pub mod stats;

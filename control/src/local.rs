@@ -43,7 +43,7 @@ pub trait ControlIo<P> {
 }
 
 /// What the local stack counts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct LocalCounters {
     pub arp_requests_answered: u64,
     pub arp_requests_sent: u64,

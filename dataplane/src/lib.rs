@@ -4,6 +4,7 @@
 
 pub mod context;
 pub mod dpdk;
+pub mod dpdk_port;
 pub mod flow_table;
 pub mod packet;
 pub mod port;

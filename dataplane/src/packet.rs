@@ -80,7 +80,7 @@ impl<P, const N: usize> Burst<P, N> {
     #[inline]
     pub fn drain(&mut self) -> impl Iterator<Item = P> + '_ {
         let n = std::mem::take(&mut self.len);
-        self.slots[..n].iter_mut().filter_map(Option::take)
+        Taken(self.slots[..n].iter_mut())
     }
     /// Removes the first `n` packets (those a TX burst sent), shifting the rest to the front.
     pub fn consume_front(&mut self, n: usize) -> impl Iterator<Item = P> + '_ {
@@ -89,7 +89,7 @@ impl<P, const N: usize> Burst<P, N> {
         self.len -= n;
         let start = self.len;
         let end = start + n;
-        self.slots[start..end].iter_mut().filter_map(Option::take)
+        Taken(self.slots[start..end].iter_mut())
     }
     #[inline]
     pub fn get(&self, i: usize) -> Option<&P> {
@@ -100,9 +100,32 @@ impl<P, const N: usize> Burst<P, N> {
         self.slots[..self.len].iter().filter_map(Option::as_ref)
     }
     /// The raw slot array and the count, for a port driver filling or emptying the burst in
-    /// place: slots `0..len` are `Some`, the rest `None`.
+    /// place: slots `0..len` are `Some`, the rest `None` (packets that [`Burst::drain`] or
+    /// [`Burst::consume_front`] moved out of the count but nobody took are dropped with the
+    /// iterator), and a driver must leave it so.
     pub fn slots_mut(&mut self) -> (&mut [Option<P>; N], &mut usize) {
         (&mut self.slots, &mut self.len)
+    }
+}
+
+/// Moves the packets out of a run of slots that is already outside the count; the packets
+/// not taken are dropped with the iterator, so the slots past `len` are `None` again.
+struct Taken<'a, P>(std::slice::IterMut<'a, Option<P>>);
+
+impl<P> Iterator for Taken<'_, P> {
+    type Item = P;
+    #[inline]
+    fn next(&mut self) -> Option<P> {
+        self.0.by_ref().find_map(Option::take)
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.0.len()))
+    }
+}
+
+impl<P> Drop for Taken<'_, P> {
+    fn drop(&mut self) {
+        self.0.by_ref().for_each(|slot| *slot = None);
     }
 }
 
@@ -123,5 +146,18 @@ mod tests {
         b.push(5).unwrap();
         assert_eq!(b.drain().collect::<Vec<_>>(), vec![3, 5]);
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn untaken_packets_are_dropped_with_the_iterator() {
+        let mut b: Burst<u32, 4> = Burst::new();
+        for i in 0..4 {
+            b.push(i).unwrap();
+        }
+        assert_eq!(b.consume_front(2).next(), Some(0));
+        assert_eq!(b.drain().next(), Some(2));
+        let (slots, len) = b.slots_mut();
+        assert_eq!(*len, 0);
+        assert!(slots.iter().all(Option::is_none), "{slots:?}");
     }
 }

@@ -2,7 +2,11 @@
 //!
 //! Worker → control carries packets: ARP, anything addressed to the box, SYNs for `proxy`
 //! rules, segments of connections the participating stack owns, and routed packets whose next
-//! hop has no resolved MAC yet. Control → worker carries [`Command`]s. Every ring is a
+//! hop has no resolved MAC yet. Control → worker carries [`Command`]s, and the packets the
+//! control plane sends: a worker transmits them on its own TX queues. (DESIGN.md gave control
+//! a TX queue of its own on each port; virtual devices such as `net_af_packet` and
+//! `net_af_xdp` on a veth have a single queue pair, so sending through the workers is the
+//! one way that works on every device.) Every ring is a
 //! `crossbeam` `ArrayQueue` (fixed capacity, lock-free); a push onto a full ring fails at once
 //! and the pusher counts the drop — nobody ever blocks.
 
@@ -61,6 +65,8 @@ pub enum Command {
 pub struct WorkerRings<P> {
     pub to_control: Arc<ArrayQueue<ToControl<P>>>,
     pub commands: Arc<ArrayQueue<Command>>,
+    /// Packets the control plane sends, with the port to send them on.
+    pub from_control: Arc<ArrayQueue<(Side, P)>>,
 }
 
 impl<P> Clone for WorkerRings<P> {
@@ -68,6 +74,7 @@ impl<P> Clone for WorkerRings<P> {
         WorkerRings {
             to_control: Arc::clone(&self.to_control),
             commands: Arc::clone(&self.commands),
+            from_control: Arc::clone(&self.from_control),
         }
     }
 }
@@ -77,6 +84,7 @@ impl<P> Clone for WorkerRings<P> {
 pub struct Rings<P> {
     pub to_control: Arc<ArrayQueue<ToControl<P>>>,
     pub commands: Vec<Arc<ArrayQueue<Command>>>,
+    pub from_control: Vec<Arc<ArrayQueue<(Side, P)>>>,
 }
 
 impl<P> Rings<P> {
@@ -86,6 +94,9 @@ impl<P> Rings<P> {
             commands: (0..workers)
                 .map(|_| Arc::new(ArrayQueue::new(command_depth)))
                 .collect(),
+            from_control: (0..workers)
+                .map(|_| Arc::new(ArrayQueue::new(to_control_depth)))
+                .collect(),
         }
     }
 
@@ -93,7 +104,14 @@ impl<P> Rings<P> {
         WorkerRings {
             to_control: Arc::clone(&self.to_control),
             commands: Arc::clone(&self.commands[i]),
+            from_control: Arc::clone(&self.from_control[i]),
         }
+    }
+
+    /// Hands a packet to `worker` to send on `side`; gives it back if that ring is full.
+    pub fn send(&self, worker: usize, side: Side, pkt: P) -> Result<(), P> {
+        let ring = &self.from_control[worker % self.from_control.len()];
+        ring.push((side, pkt)).map_err(|(_, p)| p)
     }
 
     /// Sends a command to every worker; returns how many rings were full.

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use common::config::{Action, Side, Zone};
-use common::conn::{Conn, TcpState};
+use common::conn::{Conn, ConnFlags, TcpState};
 use common::flow::{Direction, FlowKey};
 use common::rewrite::{rewrite_frame, Hop, RewriteError};
 use common::seq::SeqNumber;
@@ -47,8 +47,12 @@ pub struct WorkerCounters {
     pub tx: u64,
     pub forwarded: u64,
     pub to_control: u64,
+    /// Packets the control plane sent through this worker.
+    pub from_control: u64,
     pub flows_created: u64,
+    /// Flows removed by their idle or closing timeout (TIME-WAIT ending included).
     pub flows_expired: u64,
+    /// Flows that reached TIME-WAIT (FIN both ways, acknowledged) or CLOSE (a valid RST).
     pub flows_closed: u64,
     pub flows_installed: u64,
     /// Packets whose TCP options were malformed: forwarded with the options untouched.
@@ -91,6 +95,7 @@ impl<Q: PortQueue> Worker<Q> {
     /// One turn of the loop. Returns the number of packets received.
     pub fn poll(&mut self, now_ms: u32) -> usize {
         self.apply_commands();
+        self.send_for_control();
         let mut got = 0;
         for port in 0..2 {
             let mut rx: Burst<Q::Pkt, BURST> = Burst::new();
@@ -115,12 +120,7 @@ impl<Q: PortQueue> Worker<Q> {
         match verdict {
             Verdict::Forward(out) => {
                 self.counters.forwarded += 1;
-                if let Err(p) = self.tx[out].push(pkt) {
-                    self.flush(out);
-                    if self.tx[out].push(p).is_err() {
-                        self.counters.drops.count(DropReason::TxFull);
-                    }
-                }
+                self.enqueue_tx(out, pkt);
             }
             Verdict::ToControl(why) => {
                 let msg = ToControl {
@@ -156,6 +156,27 @@ impl<Q: PortQueue> Worker<Q> {
         }
     }
 
+    /// Queues the control plane's packets on this worker's TX buffers.
+    fn send_for_control(&mut self) {
+        for _ in 0..BURST {
+            let Some((side, pkt)) = self.rings.from_control.pop() else {
+                return;
+            };
+            self.counters.from_control += 1;
+            self.enqueue_tx(port_index(side), pkt);
+        }
+    }
+
+    /// Buffers a packet for `out`, flushing the buffer first when it is full.
+    fn enqueue_tx(&mut self, out: usize, pkt: Q::Pkt) {
+        if let Err(p) = self.tx[out].push(pkt) {
+            self.flush(out);
+            if self.tx[out].push(p).is_err() {
+                self.counters.drops.count(DropReason::TxFull);
+            }
+        }
+    }
+
     fn apply_commands(&mut self) {
         for _ in 0..COMMAND_BUDGET {
             let Some(cmd) = self.rings.commands.pop() else {
@@ -182,18 +203,12 @@ impl<Q: PortQueue> Worker<Q> {
 
     fn expire(&mut self, now_ms: u32) {
         let timeouts = &self.ctx.tcp_timeouts_ms;
-        let mut closed = 0;
         let n = self.table.expire(
             EXPIRE_BUDGET,
             |c| now_ms.wrapping_sub(c.last_seen) > timeouts[c.state as usize],
-            |c| {
-                if matches!(c.state, TcpState::TimeWait | TcpState::Close) {
-                    closed += 1;
-                }
-            },
+            |_| {},
         );
-        self.counters.flows_expired += n as u64 - closed;
-        self.counters.flows_closed += closed;
+        self.counters.flows_expired += n as u64;
     }
 
     /// Decides what happens to one frame, rewriting it in place when it is forwarded.
@@ -306,7 +321,6 @@ impl<Q: PortQueue> Worker<Q> {
             // Quad reuse: a new SYN for a closing flow starts over at the policy.
             if is_syn && dir == Direction::ClientToServer && self.table.get(i).state.is_closing() {
                 self.table.remove_at(i);
-                self.counters.flows_closed += 1;
                 found = None;
             }
         }
@@ -318,11 +332,19 @@ impl<Q: PortQueue> Worker<Q> {
         };
 
         let conn = self.table.get_mut(i);
+        if conn.flags & ConnFlags::PROXIED != 0 {
+            conn.last_seen = now_ms;
+            return Err(Verdict::ToControl(Why::Proxied));
+        }
         let p = conn.params(dir);
         let seg = segment_of(tcp, p.ack_sub);
+        let was_open = !is_closed(conn.state);
         match track(conn, dir, &seg, &self.ctx.track) {
             TrackVerdict::Accept => {
                 conn.last_seen = now_ms;
+                if was_open && is_closed(conn.state) {
+                    self.counters.flows_closed += 1;
+                }
                 Ok(p)
             }
             TrackVerdict::Ignore => {
@@ -358,7 +380,15 @@ impl<Q: PortQueue> Worker<Q> {
                 }
             }
             Some((idx, r)) if matches!(r.action, Action::Proxy { .. }) => {
-                Err(Verdict::ToControl(Why::ProxySyn { rule: idx as u16 }))
+                // A placeholder, so the rest of the connection follows its SYN to control.
+                // It lives for the SYN-SENT timeout until control confirms it.
+                let mut conn = Conn::new_pass(&key, 0, now_ms);
+                conn.flags |= ConnFlags::PROXIED;
+                match self.table.insert(conn) {
+                    Ok(_) => Err(Verdict::ToControl(Why::ProxySyn { rule: idx as u16 })),
+                    Err(InsertError::Full) => Err(Verdict::Drop(DropReason::FlowTableFull)),
+                    Err(InsertError::Exists(_)) => Err(Verdict::Drop(DropReason::OutOfState)),
+                }
             }
             _ => Err(Verdict::Drop(DropReason::PolicyDeny)),
         }
@@ -373,6 +403,11 @@ impl<Q: PortQueue> Worker<Q> {
     pub fn port_of(side: Side) -> usize {
         port_index(side)
     }
+}
+
+/// TIME-WAIT and CLOSE: the connection is over, the object only absorbs stragglers.
+fn is_closed(s: TcpState) -> bool {
+    matches!(s, TcpState::TimeWait | TcpState::Close)
 }
 
 /// What the tracker needs of a segment; `ack_sub` translates the acknowledgement and SACK

@@ -6,20 +6,34 @@
 //! DPDK 22.11 refuses it with `--no-huge`, which implies legacy memory mode). The drivers are not linked into this binary: they are
 //! found and loaded by the EAL itself, which is what the `--vdev`s here prove.
 //!
-//! Devices: `net_ring0` (with no arguments its RX ring is its TX ring: a loopback),
-//! `net_null0` (RX makes 64-byte packets) and, when the test can make a veth pair in a network
+//! Devices: `net_ring0`, `net_ring1` and `net_ring2` (with no arguments a ring device's RX
+//! queue *i* reads what its TX queue *i* wrote: a loopback), `net_null0` (RX makes 64-byte
+//! packets) and, when the test can make a veth pair in a network
 //! namespace (root), `net_af_packet0` on `ctt-a0`, whose peer `ctt-b0` sits in namespace
 //! `ctt-ns0` with 198.18.99.2/24, and `net_tap0` (interface `ctt-tap0`, no address), the one
 //! virtual device here that hashes, for the symmetric-RSS configuration. Every loop is bounded
 //! in count and time.
+//!
+//! The worker loop itself runs here too, unchanged, over `net_ring1` (inside) and `net_ring2`
+//! (outside) through [`DpdkQueuePair`]: the bursts DPDK fills are the worker's own
+//! [`Burst`]s of [`Mbuf`]s.
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::checksum::checksum;
-use common::wire::MacAddr;
+use common::config::Side;
+use common::wire::{Ipv4Addr, MacAddr};
+use dataplane::context::{Context, ForwardMode};
 use dataplane::dpdk::{
-    lcore_id, tsc, tsc_hz, DpdkError, Eal, Mbuf, MbufBurst, Mempool, Port, SYMMETRIC_RSS_KEY,
+    lcore_id, tsc, tsc_hz, DpdkError, Eal, Mbuf, Mempool, Port, SYMMETRIC_RSS_KEY,
 };
+use dataplane::dpdk_port::{DpdkQueuePair, DpdkTx};
+use dataplane::packet::{Burst, Packet};
+use dataplane::ring::{Command as WorkerCommand, Rings, Why};
+use dataplane::testing::{arp_request, icmp_echo_frame, Envelope};
+use dataplane::verdict::DropReason;
+use dataplane::worker::Worker;
 
 const NS: &str = "ctt-ns0";
 const ROOT_IF: &str = "ctt-a0";
@@ -38,6 +52,8 @@ fn dpdk_smoke() {
         "--no-pci",
         "--no-shconf",
         "--vdev=net_ring0",
+        "--vdev=net_ring1",
+        "--vdev=net_ring2",
         "--vdev=net_null0",
         "--log-level=warning",
     ]
@@ -68,6 +84,7 @@ fn dpdk_smoke() {
     burst_api(&pool);
     lcores(&eal, two_cores);
     ring_loopback(&eal, &pool);
+    worker_on_mbufs(&eal, &pool);
     null_rx(&eal, &pool);
     bad_names(&eal);
     match &veth {
@@ -145,7 +162,7 @@ fn mbuf_api(pool: &Mempool) {
 }
 
 fn burst_api(pool: &Mempool) {
-    let mut burst = MbufBurst::<4>::new();
+    let mut burst = Burst::<Mbuf, 4>::new();
     for i in 0..4u8 {
         burst
             .push(Mbuf::from_slice(pool, &[i; 60]).unwrap())
@@ -157,15 +174,17 @@ fn burst_api(pool: &Mempool) {
         burst.push(extra).is_err(),
         "a full burst gives the mbuf back"
     );
-    let taken = burst.take(1).unwrap();
-    assert_eq!(taken.data()[0], 1);
+    let taken = burst.consume_front(1).next().unwrap();
+    assert_eq!(taken.data()[0], 0);
     let firsts: Vec<u8> = burst.iter().map(|m| m.data()[0]).collect();
-    assert_eq!(firsts, [0, 2, 3], "take keeps the order");
-    assert_eq!(burst.pop().unwrap().data()[0], 3);
+    assert_eq!(firsts, [1, 2, 3], "consume_front keeps the order");
+    assert_eq!(Packet::data(burst.get(0).unwrap()), &[1; 60][..]);
+    assert_eq!(Packet::rss_hash(burst.get(0).unwrap()), None);
     let mut drain = burst.drain();
-    assert_eq!(drain.next().unwrap().data()[0], 0);
-    drop(drain); // frees the one not taken
+    assert_eq!(drain.next().unwrap().data()[0], 1);
+    drop(drain); // frees the two not taken
     assert!(burst.is_empty());
+    assert_eq!(pool.in_use(), 1);
     drop(taken);
     assert_eq!(pool.in_use(), 0);
 }
@@ -218,13 +237,13 @@ fn ring_loopback(eal: &Eal, pool: &Mempool) {
     let frames: Vec<Vec<u8>> = (0..32)
         .map(|i| udp_frame(B, A, [198, 18, 0, 1], [198, 19, 0, 2], i))
         .collect();
-    let mut out = MbufBurst::<32>::new();
+    let mut out = Burst::<Mbuf, 32>::new();
     for f in &frames {
         out.push(Mbuf::from_slice(pool, f).unwrap()).unwrap();
     }
     assert_eq!(port.tx_burst(0, &mut out), 32);
     assert!(out.is_empty());
-    let mut back = MbufBurst::<64>::new();
+    let mut back = Burst::<Mbuf, 64>::new();
     for _ in 0..100 {
         port.rx_burst(0, &mut back);
         if back.len() >= 32 {
@@ -235,7 +254,7 @@ fn ring_loopback(eal: &Eal, pool: &Mempool) {
     for (m, f) in back.iter().zip(&frames) {
         assert_eq!(m.data(), &f[..]);
     }
-    back.clear();
+    back.drain().for_each(drop);
     let stats = port.stats().unwrap();
     assert_eq!((stats.opackets, stats.ipackets), (32, 32));
     // (net_ring counts packets only: its byte counters stay 0.)
@@ -249,7 +268,7 @@ fn ring_loopback(eal: &Eal, pool: &Mempool) {
     let mut sent = 0;
     let mut unsent = 0;
     for round in 0..40u16 {
-        let mut b = MbufBurst::<32>::new();
+        let mut b = Burst::<Mbuf, 32>::new();
         for i in 0..32 {
             let f = udp_frame(B, A, [198, 18, 0, 1], [198, 19, 0, 2], round * 32 + i);
             b.push(Mbuf::from_slice(pool, &f).unwrap()).unwrap();
@@ -258,7 +277,8 @@ fn ring_loopback(eal: &Eal, pool: &Mempool) {
         sent += n;
         if n < 32 {
             assert_eq!(b.len(), 32 - n);
-            let id = u16::from_be_bytes([b.as_slice()[0].data()[18], b.as_slice()[0].data()[19]]);
+            let first = b.get(0).unwrap().data();
+            let id = u16::from_be_bytes([first[18], first[19]]);
             assert_eq!(
                 id,
                 round * 32 + n as u16,
@@ -271,7 +291,7 @@ fn ring_loopback(eal: &Eal, pool: &Mempool) {
     assert!(unsent > 0 && sent < 40 * 32, "the 1024-slot ring filled up");
     let mut drained = 0;
     for _ in 0..200 {
-        let mut b = MbufBurst::<64>::new();
+        let mut b = Burst::<Mbuf, 64>::new();
         let n = port.rx_burst(0, &mut b);
         drained += n;
         if n == 0 {
@@ -285,11 +305,11 @@ fn ring_loopback(eal: &Eal, pool: &Mempool) {
     assert!(matches!(port.rx_queue(0), Err(DpdkError::PortBusy { .. })));
     assert!(port.rx_queue(1).is_err());
     let mut txq = port.tx_queue(0).unwrap();
-    let mut b = MbufBurst::<8>::new();
+    let mut b = Burst::<Mbuf, 8>::new();
     b.push(Mbuf::from_slice(pool, &frames[0]).unwrap()).unwrap();
     let worker = std::thread::spawn(move || {
         let sent = txq.tx_burst(&mut b);
-        let mut got = MbufBurst::<8>::new();
+        let mut got = Burst::<Mbuf, 8>::new();
         let deadline = Instant::now() + Duration::from_secs(2);
         while got.is_empty() && Instant::now() < deadline {
             rxq.rx_burst(&mut got);
@@ -308,13 +328,110 @@ fn ring_loopback(eal: &Eal, pool: &Mempool) {
     drop(port);
 }
 
+const CLIENT_MAC: MacAddr = MacAddr([0x02, 0xc1, 0, 0, 0, 0x01]);
+const SERVER_MAC: MacAddr = MacAddr([0x02, 0x5e, 0, 0, 0, 0x02]);
+const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+const SERVER: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 2);
+const BOX_INSIDE: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 254);
+
+/// The worker loop, unchanged, on DPDK: `net_ring1` is the inside port and `net_ring2` the
+/// outside one, each a loopback with 1 RX and 2 TX queues (queue 0 the worker's, queue 1 the
+/// control plane's), and the testbed's configuration. An ARP request for the box goes to the
+/// control ring as the very mbuf DPDK received; an ICMP echo to the server is forwarded out of
+/// the outside port, whose loopback brings it back to the worker, which drops it (it is
+/// addressed to the server's MAC, not the box's).
+fn worker_on_mbufs(eal: &Eal, pool: &Mempool) {
+    let mut ports = ["net_ring1", "net_ring2"].map(|name| {
+        let mut port = Port::by_name(eal, name).expect("a net_ring device is probed");
+        port.configure(1, 2, 512, 512, 1500, pool)
+            .expect("configure 1 RX + 2 TX queues");
+        port.start().unwrap();
+        port
+    });
+    let macs = [ports[0].mac_addr().unwrap(), ports[1].mac_addr().unwrap()];
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/testbed.yaml");
+    let config = common::config::load(std::path::Path::new(path)).expect("config/testbed.yaml");
+    let ctx = Arc::new(Context::new(config, macs, ForwardMode::Full));
+    let rings: Rings<Mbuf> = Rings::new(1, 64, 64);
+    let full = rings.broadcast(&WorkerCommand::Neighbour {
+        port: Side::Outside,
+        ip: SERVER,
+        mac: Some(SERVER_MAC),
+    });
+    assert_eq!(full, 0);
+
+    // Into the inside port's TX queue 0, which its ring loops back to its RX queue 0, before
+    // the worker takes the queues.
+    let arp = arp_request(CLIENT_MAC, CLIENT, BOX_INSIDE);
+    let to_server = Envelope {
+        src_mac: CLIENT_MAC,
+        dst_mac: macs[0],
+        src: CLIENT,
+        dst: SERVER,
+        ttl: 64,
+    };
+    let ping = icmp_echo_frame(&to_server, 1, 1, b"ping");
+    let mut wire = Burst::<Mbuf, 2>::new();
+    for f in [&arp, &ping] {
+        wire.push(Mbuf::from_slice(pool, f).unwrap()).unwrap();
+    }
+    assert_eq!(ports[0].tx_burst(0, &mut wire), 2);
+
+    let pair = |p: &Port| DpdkQueuePair::new(p.rx_queue(0).unwrap(), p.tx_queue(0).unwrap());
+    let mut worker = Worker::new(0, [pair(&ports[0]), pair(&ports[1])], ctx, rings.worker(0));
+    for t in 0..8 {
+        worker.poll(1000 + t);
+    }
+
+    let msg = rings
+        .to_control
+        .pop()
+        .expect("the ARP request reached control");
+    assert_eq!(msg.why, Why::Local);
+    assert_eq!((msg.port, msg.worker), (Side::Inside, 0));
+    assert_eq!(msg.pkt.data(), &arp[..], "the mbuf round-trips");
+    assert!(rings.to_control.pop().is_none());
+    let c = worker.counters;
+    assert_eq!(
+        (c.rx, c.forwarded, c.tx, c.to_control),
+        (3, 1, 1, 1),
+        "{c:?}"
+    );
+    assert_eq!(c.drops.get(DropReason::NotForUs), 1, "{c:?}");
+    assert_eq!(c.drops.total(), 1, "{c:?}");
+    assert_eq!(worker.pending_tx(), 0);
+    drop(worker); // gives the queues back
+
+    // The control plane's sender: on net_ring only TX queue 0 loops back to the one RX
+    // queue, so with the worker gone it takes queue 0 here (queue 1 is its place in the box).
+    let mut ctl = DpdkTx::new(ports[0].tx_queue(0).unwrap(), pool.clone());
+    assert!(ctl.send(msg.pkt), "the ARP mbuf goes out again");
+    assert!(ctl.send_frame(&ping));
+    let too_big = vec![0u8; usize::from(pool.max_packet_len()) + 1];
+    assert!(!ctl.send_frame(&too_big));
+    let mut back = Burst::<Mbuf, 4>::new();
+    for _ in 0..100 {
+        ports[0].rx_burst(0, &mut back);
+        if back.len() >= 2 {
+            break;
+        }
+    }
+    let got: Vec<&[u8]> = back.iter().map(|m| m.data()).collect();
+    assert_eq!(got, [&arp[..], &ping[..]]);
+    back.drain().for_each(drop);
+    drop(ctl);
+    for port in &mut ports {
+        port.stop().unwrap();
+    }
+}
+
 fn null_rx(eal: &Eal, pool: &Mempool) {
     let mut port = Port::by_name(eal, "net_null0").expect("net_null0 is loaded and probed");
     assert_eq!(port.info().unwrap().driver, "net_null");
     port.configure(1, 1, 256, 256, 1500, pool)
         .expect("configure net_null0");
     port.start().unwrap();
-    let mut burst = MbufBurst::<32>::new();
+    let mut burst = Burst::<Mbuf, 32>::new();
     assert_eq!(port.rx_burst(0, &mut burst), 32);
     assert!(
         burst.iter().all(|m| m.len() == 64),
@@ -370,13 +487,13 @@ fn af_packet(eal: &Eal, pool: &Mempool, veth: &Veth) {
         .status()
         .expect("run bash in the namespace");
     assert!(sent.success());
-    let mut burst = MbufBurst::<32>::new();
+    let mut burst = Burst::<Mbuf, 32>::new();
     let deadline = Instant::now() + Duration::from_secs(3);
     let mut found = false;
     while !found && Instant::now() < deadline {
         port.rx_burst(0, &mut burst);
         found = burst.iter().any(|m| m.data().ends_with(payload.as_bytes()));
-        burst.clear();
+        burst.drain().for_each(drop);
         std::thread::sleep(Duration::from_millis(5));
     }
     assert!(found, "the namespace's UDP datagram reached net_af_packet0");
@@ -384,7 +501,7 @@ fn af_packet(eal: &Eal, pool: &Mempool, veth: &Veth) {
     // DPDK -> namespace: frames to ctt-b0's MAC, counted by the kernel there.
     let ns_mac = veth.ns_mac();
     let before = veth.ns_rx_packets();
-    let mut out = MbufBurst::<8>::new();
+    let mut out = Burst::<Mbuf, 8>::new();
     for i in 0..8 {
         let f = udp_frame(ns_mac, mac, DPDK_ADDR, [198, 18, 99, 2], i);
         out.push(Mbuf::from_slice(pool, &f).unwrap()).unwrap();

@@ -97,7 +97,7 @@ fn base_parses_with_defaults() {
     assert_eq!(i.device, Device::Vdev("net_af_packet0,iface=ct-in0".into()));
     assert_eq!(i.addresses, vec!["198.18.0.254/24".parse().unwrap()]);
     assert_eq!(i.mac, None);
-    assert_eq!((i.mtu, i.rx_queues, i.tx_queues), (1500, 1, 2));
+    assert_eq!((i.mtu, i.rx_queues, i.tx_queues), (1500, 1, 1));
     assert_eq!((i.rx_descriptors, i.tx_descriptors), (1024, 1024));
     assert_eq!(c.routes.len(), 1);
     assert_eq!(c.routes[0].via, ip("198.19.0.1"));
@@ -161,7 +161,7 @@ fn queue_defaults_follow_workers() {
     let c = ok(&edit("  count: 1", "  count: 3\n  lcores: [1, 2, 3]"));
     assert_eq!(c.workers.lcores, vec![1, 2, 3]);
     let i = &c.interfaces.outside;
-    assert_eq!((i.rx_queues, i.tx_queues), (3, 4));
+    assert_eq!((i.rx_queues, i.tx_queues), (3, 3));
 }
 
 #[test]

@@ -215,8 +215,8 @@ fn interface(p: &str, r: &RawInterface, w: &Workers) -> Res<Interface> {
         &format!("{p}.tx_queues"),
         r.tx_queues,
         n,
-        1,
-        "each worker and the control plane need their own TX queue",
+        0,
+        "each worker needs its own TX queue",
     )?;
     Ok(Interface {
         device,

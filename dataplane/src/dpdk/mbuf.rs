@@ -1,5 +1,7 @@
-//! Packet buffers: [`Mbuf`] owns one `rte_mbuf` and frees it when dropped; [`MbufBurst`] is a
-//! fixed-capacity array of them for `rx_burst` / `tx_burst` (no allocation per burst).
+//! Packet buffers: [`Mbuf`] owns one `rte_mbuf` and frees it when dropped. Bursts of them are
+//! the worker loop's own [`Burst<Mbuf, N>`](crate::packet::Burst), whose slot array
+//! `[Option<Mbuf>; N]` has the layout of DPDK's `struct rte_mbuf *[N]` (see [`Mbuf`]), so
+//! `rx_burst` / `tx_burst` fill and empty it in place.
 //!
 //! # One segment
 //! [`Mbuf::data`] and [`Mbuf::data_mut`] see the first segment only. The box never makes
@@ -9,20 +11,32 @@
 //!
 //! The hot accessors (`data`, `len`, `port`) read the `rte_mbuf` fields directly, whose layout
 //! bindgen took from the headers (and checked at compile time); the rest go through the shim.
-use std::mem::MaybeUninit;
+use std::mem::{align_of, size_of};
 use std::ptr::NonNull;
 use std::slice;
 
 use dpdk_sys::rte_mbuf;
 
 use super::{DpdkError, Mempool};
-
-/// Largest [`MbufBurst`] capacity: one worker burst.
-pub const MAX_BURST: usize = 64;
+use crate::packet::Packet;
 
 /// One packet buffer, owned: freed (back to its pool) when dropped.
+///
+/// `#[repr(transparent)]` over `NonNull<rte_mbuf>`, so an `Option<Mbuf>` is a nullable
+/// `struct rte_mbuf *`: the std docs (`std::option`, "Representation") guarantee the
+/// null-pointer optimisation for `Option` of a `repr(transparent)` struct around `NonNull<U>`
+/// (`U: Sized`): `Option<T>` has the size, alignment and ABI of `T`, every valid `T` (any
+/// non-null pointer) read as `Option<T>` is `Some` of it, `Some(t)` read as `T` is `t`, and
+/// all-zero bytes (NULL) are `None`. The queues rely on it to hand a `[Option<Mbuf>; N]` to
+/// DPDK as its `struct rte_mbuf *[N]` array.
 #[repr(transparent)]
 pub struct Mbuf(NonNull<rte_mbuf>);
+
+// The layout the burst functions rely on, checked at compile time as well.
+const _: () = assert!(
+    size_of::<Option<Mbuf>>() == size_of::<*mut rte_mbuf>()
+        && align_of::<Option<Mbuf>>() == align_of::<*mut rte_mbuf>()
+);
 
 // SAFETY: an Mbuf is the sole owner of its rte_mbuf (refcount 1, never shared: we make no
 // clones), so moving it to another thread moves the whole buffer; freeing it from any thread is
@@ -224,247 +238,18 @@ impl Drop for Mbuf {
     }
 }
 
-/// Up to `N` (at most [`MAX_BURST`]) mbufs in a fixed array: what `rx_burst` fills and
-/// `tx_burst` drains. Owns its mbufs: dropping the burst frees those left in it.
-///
-/// Order is kept: `rx_burst` appends, `tx_burst` sends from the front and shifts what was
-/// not sent to the front, [`MbufBurst::take`] closes the gap.
-pub struct MbufBurst<const N: usize> {
-    len: usize,
-    // The first `len` slots hold owned Mbufs. MaybeUninit<Mbuf> has the layout of Mbuf, which
-    // is that of *mut rte_mbuf (repr(transparent) over NonNull), so the array is also the
-    // `struct rte_mbuf **` DPDK reads and writes.
-    slots: [MaybeUninit<Mbuf>; N],
-}
-
-impl<const N: usize> Default for MbufBurst<N> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<const N: usize> std::fmt::Debug for MbufBurst<N> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.as_slice()).finish()
-    }
-}
-
-impl<const N: usize> MbufBurst<N> {
-    const CHECK: () = assert!(N > 0 && N <= MAX_BURST, "MbufBurst capacity must be 1..=64");
-
-    /// An empty burst.
-    pub const fn new() -> Self {
-        let () = Self::CHECK;
-        MbufBurst {
-            len: 0,
-            slots: [const { MaybeUninit::uninit() }; N],
-        }
-    }
-
-    /// Number of mbufs held.
+/// The worker loop's view of an mbuf: its first (only, see the module docs) segment.
+impl Packet for Mbuf {
     #[inline]
-    pub fn len(&self) -> usize {
-        self.len
+    fn data(&self) -> &[u8] {
+        Mbuf::data(self)
     }
-
-    /// True if no mbuf is held.
     #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
+    fn data_mut(&mut self) -> &mut [u8] {
+        Mbuf::data_mut(self)
     }
-
-    /// True if no slot is free.
     #[inline]
-    pub fn is_full(&self) -> bool {
-        self.len == N
-    }
-
-    /// The capacity `N`.
-    pub const fn capacity(&self) -> usize {
-        N
-    }
-
-    /// The mbufs held, in order.
-    #[inline]
-    pub fn as_slice(&self) -> &[Mbuf] {
-        // SAFETY: the first `len` slots are initialised Mbufs.
-        unsafe { slice::from_raw_parts(self.slots.as_ptr().cast::<Mbuf>(), self.len) }
-    }
-
-    /// The mbufs held, in order, mutable.
-    #[inline]
-    pub fn as_mut_slice(&mut self) -> &mut [Mbuf] {
-        // SAFETY: the first `len` slots are initialised Mbufs; &mut self is exclusive.
-        unsafe { slice::from_raw_parts_mut(self.slots.as_mut_ptr().cast::<Mbuf>(), self.len) }
-    }
-
-    /// Iterates over the mbufs held.
-    pub fn iter(&self) -> slice::Iter<'_, Mbuf> {
-        self.as_slice().iter()
-    }
-
-    /// Iterates mutably over the mbufs held.
-    pub fn iter_mut(&mut self) -> slice::IterMut<'_, Mbuf> {
-        self.as_mut_slice().iter_mut()
-    }
-
-    /// Adds `m` at the end; gives it back if the burst is full.
-    #[inline]
-    pub fn push(&mut self, m: Mbuf) -> Result<(), Mbuf> {
-        if self.len == N {
-            return Err(m);
-        }
-        self.slots[self.len].write(m);
-        self.len += 1;
-        Ok(())
-    }
-
-    /// Removes the last mbuf.
-    pub fn pop(&mut self) -> Option<Mbuf> {
-        if self.len == 0 {
-            return None;
-        }
-        self.len -= 1;
-        // SAFETY: slot `len` was initialised and is now outside the live range, so it is read
-        // exactly once.
-        Some(unsafe { self.slots[self.len].assume_init_read() })
-    }
-
-    /// Removes the mbuf at `i`, keeping the order of the others.
-    pub fn take(&mut self, i: usize) -> Option<Mbuf> {
-        if i >= self.len {
-            return None;
-        }
-        // SAFETY: i < len, so slot i is initialised; it is moved out and the gap is closed
-        // right after, so no slot is read twice.
-        let m = unsafe { self.slots[i].assume_init_read() };
-        self.shift_to(i + 1, i);
-        Some(m)
-    }
-
-    /// Removes all mbufs, in order, through an iterator; those not taken from it are freed
-    /// when it is dropped.
-    pub fn drain(&mut self) -> Drain<'_, N> {
-        let end = self.len;
-        self.len = 0;
-        Drain {
-            slots: &mut self.slots,
-            next: 0,
-            end,
-        }
-    }
-
-    /// Frees every mbuf held (one bulk call).
-    pub fn clear(&mut self) {
-        if self.len == 0 {
-            return;
-        }
-        let n = self.len as u32;
-        self.len = 0;
-        // SAFETY: the first n slots were owned mbufs; len is already 0, so they are freed
-        // exactly once here.
-        unsafe { dpdk_sys::ct_pktmbuf_free_bulk(self.slots.as_mut_ptr().cast(), n) }
-    }
-
-    /// The free tail of the array, for `rx_burst` to fill: (pointer, room).
-    pub(crate) fn spare(&mut self) -> (*mut *mut rte_mbuf, u16) {
-        let room = (N - self.len) as u16; // N <= MAX_BURST
-        (self.slots[self.len..].as_mut_ptr().cast(), room)
-    }
-
-    /// Records that DPDK wrote `n` mbufs into the spare slots.
-    ///
-    /// # Safety
-    /// The first `n` spare slots must now hold owned, non-null mbufs, `n <= room`.
-    pub(crate) unsafe fn filled(&mut self, n: usize) {
-        debug_assert!(self.len + n <= N);
-        self.len += n;
-    }
-
-    /// The held mbufs as DPDK's array: (pointer, count).
-    pub(crate) fn held(&mut self) -> (*mut *mut rte_mbuf, u16) {
-        (self.slots.as_mut_ptr().cast(), self.len as u16)
-    }
-
-    /// Forgets the first `n` mbufs (DPDK took them) and moves the rest to the front.
-    ///
-    /// # Safety
-    /// Ownership of the first `n` held mbufs must have passed to DPDK, `n <= len`.
-    pub(crate) unsafe fn consumed(&mut self, n: usize) {
-        debug_assert!(n <= self.len);
-        self.shift_to(n, 0);
-    }
-
-    /// Moves the held slots `from..len` down to start at `to` (`to <= from`), dropping the
-    /// `from - to` slots in between from the count: their mbufs must have been moved out.
-    fn shift_to(&mut self, from: usize, to: usize) {
-        debug_assert!(to <= from && from <= self.len);
-        let count = self.len - from;
-        let base = self.slots.as_mut_ptr();
-        // SAFETY: both ranges lie within the array (from + count == len <= N); ptr::copy
-        // allows overlap. Slots are plain pointers, so a bitwise move is a move.
-        unsafe { std::ptr::copy(base.add(from), base.add(to), count) };
-        self.len -= from - to;
-    }
-}
-
-impl<const N: usize> Drop for MbufBurst<N> {
-    fn drop(&mut self) {
-        self.clear();
-    }
-}
-
-impl<'a, const N: usize> IntoIterator for &'a MbufBurst<N> {
-    type Item = &'a Mbuf;
-    type IntoIter = slice::Iter<'a, Mbuf>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.iter()
-    }
-}
-
-impl<'a, const N: usize> IntoIterator for &'a mut MbufBurst<N> {
-    type Item = &'a mut Mbuf;
-    type IntoIter = slice::IterMut<'a, Mbuf>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.iter_mut()
-    }
-}
-
-/// Iterator returned by [`MbufBurst::drain`].
-pub struct Drain<'a, const N: usize> {
-    slots: &'a mut [MaybeUninit<Mbuf>; N],
-    next: usize,
-    end: usize,
-}
-
-impl<const N: usize> Iterator for Drain<'_, N> {
-    type Item = Mbuf;
-
-    fn next(&mut self) -> Option<Mbuf> {
-        if self.next == self.end {
-            return None;
-        }
-        let i = self.next;
-        self.next += 1;
-        // SAFETY: slots next..end are initialised and owned by the Drain (the burst's len is
-        // 0); each is read once because `next` only grows.
-        Some(unsafe { self.slots[i].assume_init_read() })
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = self.end - self.next;
-        (n, Some(n))
-    }
-}
-
-impl<const N: usize> ExactSizeIterator for Drain<'_, N> {}
-
-impl<const N: usize> Drop for Drain<'_, N> {
-    fn drop(&mut self) {
-        let rest = &mut self.slots[self.next..self.end];
-        if !rest.is_empty() {
-            // SAFETY: these slots hold owned mbufs not yet yielded; nothing reads them again.
-            unsafe { dpdk_sys::ct_pktmbuf_free_bulk(rest.as_mut_ptr().cast(), rest.len() as u32) }
-        }
+    fn rss_hash(&self) -> Option<u32> {
+        Mbuf::rss_hash(self)
     }
 }

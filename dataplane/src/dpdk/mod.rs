@@ -11,8 +11,9 @@
 //! - [`Mempool`] is a cloneable handle. The pool is freed when the last handle goes, and only
 //!   if every mbuf is back in it; otherwise it (and the EAL) is deliberately leaked, so an
 //!   [`Mbuf`] can never point into freed memory.
-//! - [`Mbuf`] owns one packet buffer and frees it in `Drop`. [`MbufBurst`] is a fixed array of
-//!   them (no allocation per burst); what `tx_burst` did not send stays in the burst.
+//! - [`Mbuf`] owns one packet buffer and frees it in `Drop`. Bursts are the worker loop's
+//!   [`Burst<Mbuf, N>`](crate::packet::Burst) (a fixed array, no allocation per burst), whose
+//!   slots DPDK fills and empties in place; what `tx_burst` did not send stays in the burst.
 //! - [`Port`] is one ethdev, opened once per process. Configuration and start/stop need
 //!   `&mut Port` and no outstanding queue handles. Once it is started, workers take an
 //!   [`RxQueue`] / [`TxQueue`] handle each (sendable to their lcore, one owner per queue, as
@@ -46,7 +47,7 @@ mod queue;
 use std::ffi::CStr;
 
 pub use eal::{lcore_id, tsc, tsc_hz, Eal, WorkerLcores};
-pub use mbuf::{Drain, Mbuf, MbufBurst, MAX_BURST};
+pub use mbuf::Mbuf;
 pub use mempool::Mempool;
 pub use port::{Configured, Link, Port, PortInfo, PortStats, SYMMETRIC_RSS_KEY};
 pub use queue::{RxQueue, TxQueue};

@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex};
 use common::wire::MacAddr;
 
 use super::queue::{assert_unclaimed, claim, rx_into, tx_from};
-use super::{DpdkError, Eal, MbufBurst, Mempool, RxQueue, TxQueue};
+use super::{DpdkError, Eal, Mbuf, Mempool, RxQueue, TxQueue};
+use crate::packet::Burst;
 
 /// The symmetric Toeplitz key: 0x6d5a repeated. Hashing (src, dst) and (dst, src) gives the
 /// same value, so both directions of a connection land on the same queue and worker.
@@ -570,7 +571,7 @@ impl Port {
     /// # Panics
     /// If `queue` is not configured or is held by an [`RxQueue`] handle.
     #[inline]
-    pub fn rx_burst<const N: usize>(&mut self, queue: u16, burst: &mut MbufBurst<N>) -> usize {
+    pub fn rx_burst<const N: usize>(&mut self, queue: u16, burst: &mut Burst<Mbuf, N>) -> usize {
         assert_unclaimed(&self.inner.rx_claimed, queue, "RX");
         if !self.inner.started {
             return 0;
@@ -587,7 +588,7 @@ impl Port {
     /// # Panics
     /// If `queue` is not configured or is held by a [`TxQueue`] handle.
     #[inline]
-    pub fn tx_burst<const N: usize>(&mut self, queue: u16, burst: &mut MbufBurst<N>) -> usize {
+    pub fn tx_burst<const N: usize>(&mut self, queue: u16, burst: &mut Burst<Mbuf, N>) -> usize {
         assert_unclaimed(&self.inner.tx_claimed, queue, "TX");
         if !self.inner.started {
             return 0;

@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::port::PortInner;
-use super::{DpdkError, MbufBurst};
+use super::{DpdkError, Mbuf};
+use crate::packet::Burst;
 
 /// The RX side of one queue of a port, owned by one worker.
 pub struct RxQueue {
@@ -38,7 +39,7 @@ impl RxQueue {
 
     /// Receives up to the free room of `burst`; returns how many came.
     #[inline]
-    pub fn rx_burst<const N: usize>(&mut self, burst: &mut MbufBurst<N>) -> usize {
+    pub fn rx_burst<const N: usize>(&mut self, burst: &mut Burst<Mbuf, N>) -> usize {
         // SAFETY: this handle is the only user of the queue (claimed), which is configured, and
         // the port cannot be reconfigured or stopped while the handle exists.
         unsafe { rx_into(self.port.id, self.queue, burst) }
@@ -57,7 +58,7 @@ impl TxQueue {
     /// Sends from the front of `burst`; returns how many were sent. The rest stay in
     /// `burst`, in order.
     #[inline]
-    pub fn tx_burst<const N: usize>(&mut self, burst: &mut MbufBurst<N>) -> usize {
+    pub fn tx_burst<const N: usize>(&mut self, burst: &mut Burst<Mbuf, N>) -> usize {
         // SAFETY: as in RxQueue::rx_burst.
         unsafe { tx_from(self.port.id, self.queue, burst) }
     }
@@ -110,40 +111,67 @@ pub(super) fn assert_unclaimed(flags: &[AtomicBool], queue: u16, what: &str) {
     );
 }
 
+/// Receives into the free slots of `burst` (appended after the packets it holds).
+///
 /// # Safety
 /// `queue` must be a configured RX queue of `port`, used by no other thread during the call.
 #[inline]
 pub(super) unsafe fn rx_into<const N: usize>(
     port: u16,
     queue: u16,
-    burst: &mut MbufBurst<N>,
+    burst: &mut Burst<Mbuf, N>,
 ) -> usize {
-    let (slots, room) = burst.spare();
+    let (slots, len) = burst.slots_mut();
+    let spare = &mut slots[*len..];
+    let room = u16::try_from(spare.len()).unwrap_or(u16::MAX);
     if room == 0 {
         return 0;
     }
-    // SAFETY: the caller's contract on (port, queue); `slots` has `room` writable entries.
-    let n = usize::from(unsafe { dpdk_sys::ct_eth_rx_burst(port, queue, slots, room) });
-    // SAFETY: DPDK wrote n <= room owned, non-null mbufs into the spare slots.
-    unsafe { burst.filled(n) };
+    // SAFETY: the caller's contract on (port, queue). `spare` is at least `room` consecutive
+    // `Option<Mbuf>`s, which have the layout of `struct rte_mbuf *` (see `Mbuf`), so it is the
+    // writable array of `room` pointers DPDK wants; it only writes to it. The slots are `None`
+    // (Burst's invariant past `len`): overwriting them drops nothing (and a `Some` left there
+    // by a leaked iterator would only leak its mbuf, never free one twice). DPDK writes n <= room
+    // non-null pointers to mbufs it hands over to us, i.e. valid `Some(Mbuf)`s that the
+    // burst now owns: counting them in `len` below is all that is left to do.
+    let n = usize::from(unsafe {
+        dpdk_sys::ct_eth_rx_burst(port, queue, spare.as_mut_ptr().cast(), room)
+    });
+    debug_assert!(spare[..n].iter().all(Option::is_some));
+    *len += n;
     n
 }
 
+/// Sends from the front of `burst`; the unsent stay, moved to the front, in order.
+///
 /// # Safety
 /// `queue` must be a configured TX queue of `port`, used by no other thread during the call.
 #[inline]
 pub(super) unsafe fn tx_from<const N: usize>(
     port: u16,
     queue: u16,
-    burst: &mut MbufBurst<N>,
+    burst: &mut Burst<Mbuf, N>,
 ) -> usize {
-    let (slots, count) = burst.held();
+    let (slots, len) = burst.slots_mut();
+    let held = &mut slots[..*len];
+    let count = u16::try_from(held.len()).unwrap_or(u16::MAX);
     if count == 0 {
         return 0;
     }
-    // SAFETY: the caller's contract on (port, queue); `slots` holds `count` owned mbufs.
-    let n = usize::from(unsafe { dpdk_sys::ct_eth_tx_burst(port, queue, slots, count) });
-    // SAFETY: DPDK took ownership of the first n (it frees them once sent).
-    unsafe { burst.consumed(n) };
+    // SAFETY: the caller's contract on (port, queue). The first `count` slots are `Some`
+    // (Burst is dense from 0), i.e. owned, non-null `struct rte_mbuf *`s by the layout of
+    // `Option<Mbuf>` (see `Mbuf`): the array of `count` mbufs DPDK wants. DPDK takes ownership
+    // of the first n <= count it returns (and frees them once sent); the rest stay where they
+    // were, still ours ("the upper layer" retries or frees them, as rte_eth_tx_burst says).
+    let n = usize::from(unsafe {
+        dpdk_sys::ct_eth_tx_burst(port, queue, held.as_mut_ptr().cast(), count)
+    });
+    // The first n slots still name mbufs that are DPDK's now: forget them, unfreed and
+    // unread (they may be freed already), leaving `None`; then the unsent move to the front.
+    for slot in &mut held[..n] {
+        std::mem::forget(slot.take());
+    }
+    held.rotate_left(n);
+    *len -= n;
     n
 }

@@ -202,6 +202,7 @@ mod pass {
         assert_eq!(b.state(40000, 5201), Some(TcpState::LastAck));
         b.c2s(t(40000, 5201, c + 1001, s + 1, ACK));
         assert_eq!(b.state(40000, 5201), Some(TcpState::TimeWait));
+        assert_eq!(b.total(|c| c.flows_closed), 1);
         assert_eq!(b.outside.drain_sent().len(), 5);
         assert_eq!(b.inside.drain_sent().len(), 3);
         assert_eq!(b.workers[0].counters.drops.total(), 0);
@@ -209,7 +210,7 @@ mod pass {
         b.now += 121_000;
         b.sweep();
         assert_eq!(b.flows(), 0);
-        assert_eq!(b.total(|c| c.flows_closed), 1);
+        assert_eq!(b.total(|c| c.flows_expired), 1);
     }
 
     #[test]
@@ -272,13 +273,30 @@ mod policy {
     }
 
     #[test]
-    fn proxy_syn_goes_to_control() {
+    fn proxied_connections_follow_their_syn_to_control() {
         let mut b = Bed::new(1);
         b.c2s(t(40000, 8080, 1000, 0, SYN));
         let m = b.rings.to_control.pop().unwrap();
         assert!(matches!(m.why, Why::ProxySyn { .. }));
         assert_eq!(m.port, Side::Inside);
-        assert_eq!(b.flows(), 0);
+        assert_eq!(b.flows(), 1, "a placeholder");
+        // both directions of the quad now go to control, whatever their flags
+        b.c2s(t(40000, 8080, 1001, 5, ACK));
+        b.s2c(t(8080, 40000, 5, 1001, ACK));
+        assert_eq!(b.rings.to_control.pop().unwrap().why, Why::Proxied);
+        assert_eq!(b.rings.to_control.pop().unwrap().why, Why::Proxied);
+        assert!(b.outside.drain_sent().is_empty());
+        // the spliced object replaces the placeholder
+        let key = FlowKey::new(CLIENT, 40000, SERVER, 8080);
+        let mut c = Conn::new_pass(&key, 0, b.now);
+        c.state = TcpState::Established;
+        c.flags = ConnFlags::SPLICED;
+        c.delta1 = 100;
+        b.rings.commands[0].push(Command::Install(c)).unwrap();
+        b.poll();
+        let (i, _) = b.workers[0].table().lookup(&key).unwrap();
+        assert_eq!(b.workers[0].table().get(i).delta1, 100);
+        assert_eq!(b.flows(), 1);
     }
 
     #[test]
@@ -466,6 +484,16 @@ mod sharding {
             );
         }
     }
+}
+
+#[test]
+fn control_packets_are_sent_by_the_worker() {
+    let mut b = Bed::new(1);
+    let frame = arp_request(BOX_OUT, Ipv4Addr::new(198, 19, 0, 254), SERVER);
+    b.rings.send(0, Side::Outside, frame.clone()).unwrap();
+    b.poll();
+    assert_eq!(b.outside.drain_sent(), vec![frame]);
+    assert_eq!(b.total(|c| c.from_control), 1);
 }
 
 #[test]

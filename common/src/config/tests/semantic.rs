@@ -151,10 +151,10 @@ fn queues_too_small_for_workers() {
         "t.yaml:5: interfaces.inside.rx_queues: 2 is too few for 4 workers: each worker needs its own RX queue (at least 4)"
     );
     assert_eq!(
-        err(&four("tx_queues: 4")),
-        "t.yaml:5: interfaces.inside.tx_queues: 4 is too few for 4 workers: each worker and the control plane need their own TX queue (at least 5)"
+        err(&four("tx_queues: 3")),
+        "t.yaml:5: interfaces.inside.tx_queues: 3 is too few for 4 workers: each worker needs its own TX queue (at least 4)"
     );
-    ok(&four("tx_queues: 5"));
+    ok(&four("tx_queues: 4"));
 }
 
 #[test]

@@ -1,0 +1,241 @@
+//! `cutthrough run`: brings the box up on DPDK ports and runs it until SIGINT/SIGTERM.
+//!
+//! Threads (DESIGN.md §3): the EAL main lcore runs the control plane (this function's loop);
+//! each worker lcore runs one [`Worker`] over RX/TX queue *i* of both ports. The control plane
+//! sends through worker 0's queues (over its ring), so every device works with one queue pair
+//! per worker. Shutdown: the first signal sets a flag the
+//! loops check once per burst; workers hand their counters back and stop, the ports are
+//! stopped and EAL is cleaned up; a second signal exits at once.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::config::Config;
+use dataplane::context::{Context, ForwardMode};
+use dataplane::dpdk::{DpdkError, Eal, Mbuf, Mempool, Port};
+use dataplane::dpdk_port::DpdkQueuePair;
+use dataplane::ring::Rings;
+use dataplane::verdict::DropCounters;
+use dataplane::worker::{Worker, WorkerCounters};
+
+use crate::eal_args;
+use crate::local::LocalStack;
+use crate::plane::{ControlPlane, RingIo};
+use crate::stats::{Connections, PortCounters, Stats, WorkerStats};
+
+/// Why the box could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("DPDK: {0}")]
+    Dpdk(#[from] DpdkError),
+    #[error("{0}")]
+    Setup(String),
+    #[error("cannot write {path}: {source}")]
+    Stats {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Options of `cutthrough run` beyond the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub eal: Vec<String>,
+    pub stats_json: Option<PathBuf>,
+    pub mode: ForwardMode,
+}
+
+/// The ring from workers to control: deep enough for a few bursts from every worker.
+const TO_CONTROL_DEPTH: usize = 4096;
+const COMMAND_DEPTH: usize = 1024;
+
+/// Milliseconds since `start`, wrapping (the fast path's clock).
+fn now_ms(start: Instant) -> u32 {
+    start.elapsed().as_millis() as u32
+}
+
+/// What a worker hands back when it stops: its counters and how many flows it still held.
+type WorkerResult = (WorkerCounters, usize);
+
+/// Runs the box until a signal; returns after a clean shutdown.
+pub fn run(config: Config, opts: RunOptions) -> Result<Stats, RunError> {
+    let term = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal while the first is being handled exits at once (status 1).
+        signal_hook::flag::register_conditional_shutdown(sig, 1, Arc::clone(&term))
+            .map_err(|e| RunError::Setup(format!("signal handler: {e}")))?;
+        signal_hook::flag::register(sig, Arc::clone(&term))
+            .map_err(|e| RunError::Setup(format!("signal handler: {e}")))?;
+    }
+
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let hugepages = eal_args::hugepages_free();
+    let plan = eal_args::plan(&config, &opts.eal, cpus, hugepages);
+    if plan.no_huge {
+        log::warn!("no hugepages: running with --no-huge (slower; scripts/setup.sh reserves them)");
+    }
+    log::info!("EAL arguments: {}", plan.args.join(" "));
+    let eal = Eal::init(&plan.args)?;
+    let workers = usize::from(config.workers.count.max(1));
+    let lcores: Vec<u32> = eal.worker_lcores().collect();
+    if lcores.len() < workers {
+        return Err(RunError::Setup(format!(
+            "{workers} workers configured but EAL has {} worker lcores",
+            lcores.len()
+        )));
+    }
+
+    let ifaces = [&config.interfaces.inside, &config.interfaces.outside];
+    let per_port: u32 = ifaces
+        .iter()
+        .map(|i| (u32::from(i.rx_descriptors) + u32::from(i.tx_descriptors)) * workers as u32)
+        .sum();
+    let n_mbufs =
+        (per_port + TO_CONTROL_DEPTH as u32 + 4096 * workers as u32 + 8192).next_power_of_two() - 1;
+    let pool = Mempool::new(
+        &eal,
+        "ct_mbufs",
+        n_mbufs,
+        256,
+        Mempool::DEFAULT_DATA_ROOM,
+        Mempool::SOCKET_ANY,
+    )?;
+
+    let mut ports = Vec::new();
+    let mut macs = [common::wire::MacAddr::ZERO; 2];
+    for (i, name) in plan.ports.iter().enumerate() {
+        let iface = ifaces[i];
+        let mut port = Port::by_name(&eal, name)?;
+        let rxq = iface.rx_queues.max(workers as u16);
+        let txq = iface.tx_queues.max(workers as u16);
+        let c = port.configure(
+            rxq,
+            txq,
+            iface.rx_descriptors,
+            iface.tx_descriptors,
+            iface.mtu,
+            &pool,
+        )?;
+        if workers > 1 && !c.rss {
+            return Err(RunError::Setup(format!(
+                "port {name} cannot do RSS: {workers} workers would split connections; use one worker"
+            )));
+        }
+        if let Some(mac) = iface.mac {
+            port.set_mac_addr(mac)?;
+        }
+        port.promiscuous(true)?;
+        port.start()?;
+        macs[i] = port.mac_addr()?;
+        log::info!(
+            "port {} ({name}): mac {}, {rxq} rx / {txq} tx queues, rss {}, link {:?}",
+            if i == 0 { "inside" } else { "outside" },
+            macs[i],
+            c.rss,
+            port.link().ok()
+        );
+        ports.push(port);
+    }
+
+    let ctx = Arc::new(Context::new(config.clone(), macs, opts.mode));
+    let rings: Rings<Mbuf> = Rings::new(workers, TO_CONTROL_DEPTH, COMMAND_DEPTH);
+    let stop = Arc::new(AtomicBool::new(false));
+    let results: Arc<Mutex<Vec<Option<WorkerResult>>>> = Arc::new(Mutex::new(vec![None; workers]));
+    let start = Instant::now();
+    for (i, &lcore) in lcores.iter().take(workers).enumerate() {
+        let q = i as u16;
+        let pair = |p: &Port| -> Result<DpdkQueuePair, DpdkError> {
+            Ok(DpdkQueuePair::new(p.rx_queue(q)?, p.tx_queue(q)?))
+        };
+        let queues = [pair(&ports[0])?, pair(&ports[1])?];
+        let mut w = Worker::new(q, queues, Arc::clone(&ctx), rings.worker(i));
+        let stop = Arc::clone(&stop);
+        let results = Arc::clone(&results);
+        eal.launch_on_lcore(lcore, move || {
+            while !stop.load(Ordering::Relaxed) {
+                w.poll(now_ms(start));
+            }
+            let out = (w.counters, w.table().len());
+            if let Ok(mut r) = results.lock() {
+                r[i] = Some(out);
+            }
+            0
+        })?;
+    }
+    log::info!(
+        "cutthrough running: {workers} worker(s) on lcores {:?}",
+        &lcores[..workers]
+    );
+
+    let mut plane = ControlPlane::new(LocalStack::<Mbuf>::new(ctx.router.clone(), macs));
+    let mut io = RingIo::new(&rings, |frame: &[u8]| Mbuf::from_slice(&pool, frame).ok());
+    // Resolve the static routes' gateways ahead of traffic.
+    for r in &config.routes {
+        plane
+            .local
+            .prime(r.interface, r.via, now_ms(start), &mut io);
+    }
+    while !term.load(Ordering::Relaxed) {
+        if plane.poll(&rings, now_ms(start), &mut io) == 0 {
+            // The control lcore shares a CPU with a worker on small machines: yield it.
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    log::info!("stopping");
+    stop.store(true, Ordering::Relaxed);
+    eal.wait_all()?;
+    let (tx_failed, commands_dropped) = (io.tx_failed, io.commands_dropped);
+    // Packets still queued between control and the workers go back to the pool before the
+    // ports close.
+    while rings.to_control.pop().is_some() {}
+    for r in &rings.from_control {
+        while r.pop().is_some() {}
+    }
+
+    let mut port_counters = [PortCounters::default(); 2];
+    for (i, p) in ports.iter().enumerate() {
+        let s = p.stats()?;
+        port_counters[i] = PortCounters {
+            rx_packets: s.ipackets,
+            tx_packets: s.opackets,
+            rx_bytes: s.ibytes,
+            tx_bytes: s.obytes,
+            rx_missed: s.imissed,
+            rx_errors: s.ierrors,
+            tx_errors: s.oerrors,
+            rx_nombuf: s.rx_nombuf,
+        };
+    }
+    let results = results.lock().map(|r| r.clone()).unwrap_or_default();
+    let mut all_drops = DropCounters::default();
+    let mut wstats = Vec::new();
+    for (i, r) in results.iter().enumerate() {
+        let (c, active) = r.unwrap_or_default();
+        all_drops.add(&c.drops);
+        wstats.push(WorkerStats::new(i as u16, lcores[i], &c, active));
+    }
+    let mut stats = Stats::new(
+        port_counters,
+        wstats,
+        &all_drops,
+        Connections::default(),
+        plane.local.counters,
+    );
+    stats.drops.insert("control_tx_failed", tx_failed);
+    stats.drops.insert("command_ring_full", commands_dropped);
+    for p in &mut ports {
+        if let Err(e) = p.stop() {
+            log::warn!("stopping port {}: {e}", p.name());
+        }
+    }
+    drop(ports);
+    if let Some(path) = &opts.stats_json {
+        stats.write_json(path).map_err(|source| RunError::Stats {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok(stats)
+}

@@ -1,0 +1,772 @@
+//! The shared harness of the end-to-end tests on the namespace testbed (DESIGN.md §7.3, §9).
+//!
+//! Include it from a test file with `mod net;`. Every network test starts with
+//!
+//! ```ignore
+//! net::require_root();
+//! let _lock = net::lock();
+//! let _testbed = net::Testbed::up("af_packet");
+//! let the_box = net::BoxProcess::start("af_packet");
+//! ```
+//!
+//! and drops them in the reverse order (the box is killed, then the testbed torn down, then
+//! the lock released), on success and on panic alike.
+//!
+//! Every external command runs with a hard timeout (`timeout -k 2 SECS`, and a Rust-side
+//! deadline as a backstop), and every loop here is bounded in count and in time. Commands write
+//! their output to files, never to pipes, so a stray grandchild holding a pipe open cannot hang
+//! a test. Only the addresses inside the testbed's namespaces (198.18.0.0/15) are used.
+#![allow(dead_code)]
+
+use std::fs::{self, File};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The package root: `config/`, `scripts/` are relative to it.
+pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+/// The box.
+pub const BIN: &str = env!("CARGO_BIN_EXE_cutthrough");
+
+/// The namespaces and addresses of the testbed contract (DESIGN.md §9).
+pub const INSIDE: &str = "ct-inside";
+pub const OUTSIDE: &str = "ct-outside";
+pub const CLIENT_ADDR: &str = "198.18.0.1";
+pub const SERVER_ADDR: &str = "198.19.0.2";
+pub const BOX_INSIDE_ADDR: &str = "198.18.0.254";
+pub const BOX_OUTSIDE_ADDR: &str = "198.19.0.254";
+
+/// How long the box may take to answer its first ping.
+pub const BOX_READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the box may take to stop after SIGTERM before it is killed.
+pub const BOX_STOP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The testbed's names are fixed, so one network test at a time (the tests of one binary run
+/// on several threads). Take it with [`lock`] before anything else.
+pub static LOCK: Mutex<()> = Mutex::new(());
+
+/// The lock file that serializes testbed users across processes (other test binaries, other
+/// `cargo test` runs): held with flock(1) for as long as a [`NetLock`] lives.
+pub const TESTBED_LOCK_FILE: &str = "/run/cutthrough-testbed.lock";
+
+/// How long [`lock`] waits for another process's testbed user to finish.
+pub const TESTBED_LOCK_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// [`LOCK`] plus the cross-process flock on [`TESTBED_LOCK_FILE`]; both released on drop.
+pub struct NetLock {
+    /// `flock -w T FILE sh -c 'echo locked; exec cat'`: holds the lock until its stdin closes
+    /// (on drop, or when this process dies, so a crashed test never leaves it held).
+    holder: Child,
+    _guard: MutexGuard<'static, ()>,
+}
+
+impl Drop for NetLock {
+    fn drop(&mut self) {
+        drop(self.holder.stdin.take());
+        if wait_until(&mut self.holder, Duration::from_secs(5)).is_none() {
+            let _ = self.holder.kill();
+            let _ = self.holder.wait();
+        }
+    }
+}
+
+/// Takes [`LOCK`] (recovering it if a previous test panicked while holding it: that test's
+/// guards have torn its testbed down by then), then the cross-process lock on
+/// [`TESTBED_LOCK_FILE`] (≤ 15 min, then panics).
+pub fn lock() -> NetLock {
+    let guard = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let wait = TESTBED_LOCK_TIMEOUT.as_secs().to_string();
+    let mut holder = Command::new("flock")
+        .args([
+            "-w",
+            &wait,
+            TESTBED_LOCK_FILE,
+            "sh",
+            "-c",
+            "echo locked; exec cat >/dev/null",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn flock: {e}"));
+    let mut line = String::new();
+    // Blocks until the lock is ours, or flock gives up after its -w timeout (EOF).
+    let _ =
+        std::io::BufReader::new(holder.stdout.take().expect("flock stdout")).read_line(&mut line);
+    if line.trim() != "locked" {
+        let _ = holder.kill();
+        let _ = holder.wait();
+        panic!(
+            "another process has held the testbed lock {TESTBED_LOCK_FILE} for {} s",
+            TESTBED_LOCK_TIMEOUT.as_secs()
+        );
+    }
+    NetLock {
+        holder,
+        _guard: guard,
+    }
+}
+
+/// Panics unless the effective user is root. The network tests need namespaces, veths and
+/// raw sockets; a test that skipped itself without them would be a test that cannot fail.
+pub fn require_root() {
+    let status = fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    let euid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .expect("no Uid line in /proc/self/status");
+    assert_eq!(
+        euid, "0",
+        "the end-to-end network tests must run as root (they create network namespaces, veth \
+         pairs and DPDK ports); run `cargo test` as root, e.g. `sudo -E cargo test --test \
+         e2e_forward`"
+    );
+}
+
+/// A directory under the system temp dir, removed (with its contents) on drop.
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let path = std::env::temp_dir().join(format!(
+            "cutthrough-{label}-{}-{}-{nanos}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        fs::create_dir_all(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+        TempDir { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// What a command run by [`run`] or [`ns`] did.
+#[derive(Debug)]
+pub struct Output {
+    /// The command line, for messages.
+    pub cmdline: String,
+    /// `None` if the harness had to kill it (the Rust-side deadline passed).
+    pub status: Option<ExitStatus>,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Output {
+    /// Exited with status 0.
+    pub fn success(&self) -> bool {
+        self.status.is_some_and(|s| s.success())
+    }
+
+    /// `timeout` killed it (status 124, or 137 after `-k`), or the harness did.
+    pub fn timed_out(&self) -> bool {
+        match self.status {
+            None => true,
+            Some(s) => matches!(s.code(), Some(124) | Some(137)),
+        }
+    }
+
+    /// Everything about the run, for an assertion message.
+    pub fn describe(&self) -> String {
+        format!(
+            "`{}` -> {} after {:.1} s\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.cmdline,
+            match self.status {
+                Some(s) => s.to_string(),
+                None => "killed by the harness".to_string(),
+            },
+            self.elapsed.as_secs_f64(),
+            self.stdout.trim_end(),
+            self.stderr.trim_end()
+        )
+    }
+
+    /// Panics with [`Output::describe`] unless it succeeded; returns `self` for chaining.
+    #[track_caller]
+    pub fn expect_success(self, what: &str) -> Output {
+        assert!(self.success(), "{what} failed: {}", self.describe());
+        self
+    }
+}
+
+fn quote(args: &[&str]) -> String {
+    args.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c))
+            {
+                a.to_string()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Runs `cmd args...` under `timeout -k 2 SECS` and waits for it, at most `timeout` + 5 s
+/// (after which it is killed). Output goes through files, so nothing the command leaves behind
+/// can hang the caller.
+pub fn run(cmd: &str, args: &[&str], timeout: Duration) -> Output {
+    let secs = format!("{:.3}", timeout.as_secs_f64().max(0.1));
+    let mut full: Vec<&str> = vec!["-k", "2", &secs, cmd];
+    full.extend_from_slice(args);
+    let cmdline = quote(&[&[cmd], args].concat());
+
+    let dir = TempDir::new("cmd");
+    let (out_path, err_path) = (dir.join("stdout"), dir.join("stderr"));
+    let started = Instant::now();
+    let mut child = Command::new("timeout")
+        .args(&full)
+        .current_dir(ROOT)
+        .stdin(Stdio::null())
+        .stdout(File::create(&out_path).expect("create stdout file"))
+        .stderr(File::create(&err_path).expect("create stderr file"))
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn `timeout {}`: {e}", quote(&full)));
+    let status = wait_until(&mut child, timeout + Duration::from_secs(5));
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    Output {
+        cmdline,
+        status,
+        stdout: read_lossy(&out_path),
+        stderr: read_lossy(&err_path),
+        elapsed: started.elapsed(),
+    }
+}
+
+/// [`run`] inside network namespace `ns` (`ip netns exec NS cmd args...`).
+pub fn ns(ns: &str, cmd: &str, args: &[&str], timeout: Duration) -> Output {
+    let mut full: Vec<&str> = vec!["netns", "exec", ns, cmd];
+    full.extend_from_slice(args);
+    let mut out = run("ip", &full, timeout);
+    out.cmdline = format!("[{ns}] {}", quote(&[&[cmd], args].concat()));
+    out
+}
+
+/// Polls `child` until it exits or `limit` passes; `None` if it is still running.
+fn wait_until(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    // Bounded: at most limit / 10 ms + 1 polls.
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Ok(None) => return None,
+            Err(e) => panic!("waiting for a child process: {e}"),
+        }
+    }
+}
+
+fn read_lossy(path: &Path) -> String {
+    fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
+}
+
+/// The last `max` bytes of a text (on a character boundary), for panic messages.
+pub fn tail(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut start = text.len() - max;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+/// Polls `probe` every `every` until it returns true or `limit` passes. Bounded in time and
+/// (through `every`) in count; returns whether it succeeded.
+pub fn poll(limit: Duration, every: Duration, mut probe: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    let max_tries = (limit.as_millis() / every.as_millis().max(1)) as u64 + 1;
+    for _ in 0..max_tries {
+        if probe() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(every);
+    }
+    false
+}
+
+/// The commands the harness and the tests run (`scripts/setup.sh` installs them).
+pub const TOOLS: &[&str] = &[
+    "ip",
+    "ethtool",
+    "ping",
+    "socat",
+    "nc",
+    "ss",
+    "sha256sum",
+    "timeout",
+    "flock",
+    "kill",
+];
+
+/// Panics, naming them, if any of `tools` is not on PATH (rather than failing later with a
+/// misleading timeout).
+#[track_caller]
+pub fn require_tools(tools: &[&str]) {
+    let script = r#"for t in "$@"; do command -v "$t" >/dev/null 2>&1 || echo "$t"; done"#;
+    let mut args = vec!["-c", script, "sh"];
+    args.extend_from_slice(tools);
+    let out = Command::new("sh")
+        .args(&args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sh");
+    let missing = String::from_utf8_lossy(&out.stdout);
+    let missing: Vec<&str> = missing.split_whitespace().collect();
+    assert!(
+        missing.is_empty(),
+        "the end-to-end tests need {missing:?} (ping is in iputils-ping, nc in \
+         netcat-openbsd): run scripts/setup.sh or install them"
+    );
+}
+
+/// The testbed of DESIGN.md §9, up for the lifetime of this value: `scripts/testbed.sh up
+/// --ports PORTS` (after a `down`, so leftovers of an earlier crashed run go away); dropping it
+/// runs `scripts/testbed.sh down`, also when the test panics.
+pub struct Testbed {
+    ports: String,
+}
+
+impl Testbed {
+    #[track_caller]
+    pub fn up(ports: &str) -> Testbed {
+        require_tools(TOOLS);
+        testbed(&["down"]).expect_success("scripts/testbed.sh down");
+        // From here on, Drop tears down whatever `up` managed to build.
+        let tb = Testbed {
+            ports: ports.to_string(),
+        };
+        testbed(&["up", "--ports", ports]).expect_success("scripts/testbed.sh up");
+        tb
+    }
+
+    pub fn ports(&self) -> &str {
+        &self.ports
+    }
+
+    /// The EAL arguments for the box on this testbed (`scripts/testbed.sh eal-args`).
+    pub fn eal_args(&self) -> Vec<String> {
+        eal_args()
+    }
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        let out = testbed(&["down"]);
+        if !out.success() {
+            eprintln!("warning: {}", out.describe());
+        }
+    }
+}
+
+fn testbed(args: &[&str]) -> Output {
+    let script = format!("{ROOT}/scripts/testbed.sh");
+    run(&script, args, Duration::from_secs(60))
+}
+
+/// `scripts/testbed.sh eal-args`, split into words.
+pub fn eal_args() -> Vec<String> {
+    testbed(&["eal-args"])
+        .expect_success("scripts/testbed.sh eal-args")
+        .stdout
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// A long-running process (a server) started in the background, its output in files;
+/// killed (SIGKILL) on drop if still running.
+pub struct Background {
+    cmdline: String,
+    child: Child,
+    status: Option<ExitStatus>,
+    stdout: PathBuf,
+    stderr: PathBuf,
+    _dir: TempDir,
+}
+
+impl Background {
+    /// Starts `cmd args...` in namespace `ns`. `ip netns exec` execs the command, so the
+    /// child is the server itself.
+    pub fn ns(ns: &str, cmd: &str, args: &[&str]) -> Background {
+        let mut full: Vec<&str> = vec!["netns", "exec", ns, cmd];
+        full.extend_from_slice(args);
+        let mut bg = Background::spawn("ip", &full);
+        bg.cmdline = format!("[{ns}] {}", quote(&[&[cmd], args].concat()));
+        bg
+    }
+
+    /// Starts `cmd args...` in the root namespace.
+    pub fn spawn(cmd: &str, args: &[&str]) -> Background {
+        let dir = TempDir::new("bg");
+        let (stdout, stderr) = (dir.join("stdout"), dir.join("stderr"));
+        let child = Command::new(cmd)
+            .args(args)
+            .current_dir(ROOT)
+            .stdin(Stdio::null())
+            .stdout(File::create(&stdout).expect("create stdout file"))
+            .stderr(File::create(&stderr).expect("create stderr file"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn `{}`: {e}", quote(&[&[cmd], args].concat())));
+        Background {
+            cmdline: quote(&[&[cmd], args].concat()),
+            child,
+            status: None,
+            stdout,
+            stderr,
+            _dir: dir,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its exit status if it has exited.
+    pub fn try_status(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().expect("try_wait");
+        }
+        self.status
+    }
+
+    /// Waits at most `limit` for it to exit; `None` if it is still running.
+    pub fn wait(&mut self, limit: Duration) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = wait_until(&mut self.child, limit);
+        }
+        self.status
+    }
+
+    pub fn stdout(&self) -> String {
+        read_lossy(&self.stdout)
+    }
+
+    pub fn stderr(&self) -> String {
+        read_lossy(&self.stderr)
+    }
+
+    pub fn describe(&mut self) -> String {
+        let status = match self.try_status() {
+            Some(s) => s.to_string(),
+            None => "still running".to_string(),
+        };
+        format!(
+            "`{}` ({status})\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.cmdline,
+            tail(&self.stdout(), 4000).trim_end(),
+            tail(&self.stderr(), 4000).trim_end()
+        )
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if self.try_status().is_none() {
+            let _ = self.child.kill();
+            let _ = wait_until(&mut self.child, Duration::from_secs(5));
+        }
+    }
+}
+
+/// Waits (≤ `limit`) until something listens on TCP `port` in namespace `ns`.
+pub fn wait_listening(ns_name: &str, port: u16, limit: Duration) -> bool {
+    let filter = format!("sport = :{port}");
+    poll(limit, Duration::from_millis(50), || {
+        let out = ns(ns_name, "ss", &["-Hltn", &filter], Duration::from_secs(5));
+        out.success() && !out.stdout.trim().is_empty()
+    })
+}
+
+/// The box (`cutthrough run`) on the testbed, with its stats file and stderr in a temp dir.
+/// Dropping it while it still runs kills it (and prints the tail of its stderr if the test is
+/// panicking).
+pub struct BoxProcess {
+    child: Child,
+    status: Option<ExitStatus>,
+    stats: PathBuf,
+    stderr: PathBuf,
+    stdout: PathBuf,
+    dir: TempDir,
+    started: Instant,
+}
+
+impl BoxProcess {
+    /// Starts the box with `config/testbed.yaml` and the EAL arguments of
+    /// `scripts/testbed.sh eal-args` (the testbed must be up with the same `ports`), and waits
+    /// until it answers ping on its inside address (≤ 30 s); panics with its stderr otherwise.
+    #[track_caller]
+    pub fn start(ports: &str) -> BoxProcess {
+        let eal = eal_args();
+        let kind = format!("net_{ports}");
+        assert!(
+            eal.iter().any(|a| a.contains(&kind)),
+            "scripts/testbed.sh eal-args gave {eal:?}, not {kind} devices: is the testbed up \
+             with --ports {ports}?"
+        );
+        let dir = TempDir::new("box");
+        let (stats, stderr, stdout) = (
+            dir.join("stats.json"),
+            dir.join("box.stderr"),
+            dir.join("box.stdout"),
+        );
+        let config = format!("{ROOT}/config/testbed.yaml");
+        let mut cmd = Command::new(BIN);
+        cmd.arg("run")
+            .arg("--config")
+            .arg(&config)
+            .arg("--stats-json")
+            .arg(&stats)
+            .arg("--")
+            .args(&eal)
+            .env("RUST_LOG", "info")
+            .current_dir(ROOT)
+            .stdin(Stdio::null())
+            .stdout(File::create(&stdout).expect("create stdout file"))
+            .stderr(File::create(&stderr).expect("create stderr file"));
+        eprintln!(
+            "box: {BIN} run --config {config} --stats-json {} -- {}",
+            stats.display(),
+            eal.join(" ")
+        );
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {BIN}: {e}"));
+        let mut the_box = BoxProcess {
+            child,
+            status: None,
+            stats,
+            stderr,
+            stdout,
+            dir,
+            started: Instant::now(),
+        };
+        the_box.wait_ready();
+        the_box
+    }
+
+    #[track_caller]
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + BOX_READY_TIMEOUT;
+        // Bounded: each try takes ≤ ~1 s (ping -W 1) plus a 100 ms pause, until the deadline.
+        let mut tries = 0u32;
+        while Instant::now() < deadline && tries < 300 {
+            tries += 1;
+            if let Some(status) = self.try_status() {
+                panic!(
+                    "the box exited ({status}) before it answered ping on {BOX_INSIDE_ADDR}\n{}",
+                    self.logs()
+                );
+            }
+            let ping = ns(
+                INSIDE,
+                "ping",
+                &["-c", "1", "-W", "1", BOX_INSIDE_ADDR],
+                Duration::from_secs(3),
+            );
+            if ping.success() {
+                eprintln!(
+                    "box: ready after {:.1} s ({tries} pings)",
+                    self.started.elapsed().as_secs_f64()
+                );
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "the box did not answer ping on {BOX_INSIDE_ADDR} within {} s\n{}",
+            BOX_READY_TIMEOUT.as_secs(),
+            self.logs()
+        );
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The temp dir holding the stats file and the box's output.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn try_status(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().expect("try_wait on the box");
+        }
+        self.status
+    }
+
+    /// The box's stderr so far.
+    pub fn stderr(&self) -> String {
+        read_lossy(&self.stderr)
+    }
+
+    /// The box's stdout and (the tail of) its stderr, for panic messages.
+    pub fn logs(&self) -> String {
+        format!(
+            "--- box stdout ---\n{}\n--- box stderr (tail) ---\n{}",
+            tail(&read_lossy(&self.stdout), 8000).trim_end(),
+            tail(&self.stderr(), 16000).trim_end()
+        )
+    }
+
+    /// Stops the box with SIGTERM (≤ 20 s, then SIGKILL), checks it exited with status 0, and
+    /// returns the stats JSON it wrote; panics with its output if any of that fails.
+    #[track_caller]
+    pub fn stop(mut self) -> serde_json::Value {
+        if let Some(status) = self.try_status() {
+            panic!(
+                "the box exited ({status}) before it was stopped\n{}",
+                self.logs()
+            );
+        }
+        let pid = self.pid().to_string();
+        run("kill", &["-TERM", &pid], Duration::from_secs(5)).expect_success("kill -TERM");
+        let t0 = Instant::now();
+        self.status = wait_until(&mut self.child, BOX_STOP_TIMEOUT);
+        let Some(status) = self.status else {
+            let _ = self.child.kill();
+            self.status = wait_until(&mut self.child, Duration::from_secs(5));
+            panic!(
+                "the box did not stop within {} s of SIGTERM (killed)\n{}",
+                BOX_STOP_TIMEOUT.as_secs(),
+                self.logs()
+            );
+        };
+        eprintln!(
+            "box: stopped in {:.1} s ({status})",
+            t0.elapsed().as_secs_f64()
+        );
+        assert!(
+            status.success(),
+            "the box exited with {status} after SIGTERM (a graceful stop exits 0)\n{}",
+            self.logs()
+        );
+        // For information: what the box warned about while it ran.
+        let stderr = self.stderr();
+        let notable: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+            .take(20)
+            .collect();
+        if !notable.is_empty() {
+            eprintln!("box: warnings and errors:\n{}", notable.join("\n"));
+        }
+        let text = fs::read_to_string(&self.stats).unwrap_or_else(|e| {
+            panic!(
+                "the box wrote no stats file {}: {e}\n{}",
+                self.stats.display(),
+                self.logs()
+            )
+        });
+        serde_json::from_str(&text).unwrap_or_else(|e| {
+            panic!("the stats file is not JSON ({e}):\n{text}\n{}", self.logs())
+        })
+    }
+}
+
+impl Drop for BoxProcess {
+    fn drop(&mut self) {
+        if self.try_status().is_none() {
+            let _ = self.child.kill();
+            let _ = wait_until(&mut self.child, Duration::from_secs(5));
+        }
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+    }
+}
+
+/// `sha256sum FILE` → the hex digest.
+#[track_caller]
+pub fn sha256(path: &Path) -> String {
+    let p = path.to_str().expect("UTF-8 path");
+    let out = run("sha256sum", &[p], Duration::from_secs(60)).expect_success("sha256sum");
+    out.stdout
+        .split_whitespace()
+        .next()
+        .expect("sha256sum printed nothing")
+        .to_string()
+}
+
+/// Writes `bytes` random bytes to `path` (`head -c N /dev/urandom`).
+#[track_caller]
+pub fn random_file(path: &Path, bytes: u64) {
+    let p = path.to_str().expect("UTF-8 path");
+    let script = format!("head -c {bytes} /dev/urandom > \"$1\"");
+    run("sh", &["-c", &script, "sh", p], Duration::from_secs(60))
+        .expect_success("making the random file");
+    let len = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(len, bytes, "{} has {len} bytes", path.display());
+}
+
+/// A counter in the stats JSON: `v[path...]` as u64 (absent → 0, so "no drops of this reason"
+/// reads as 0 whether the box omits zero reasons or writes them).
+pub fn counter(v: &serde_json::Value, path: &[&str]) -> u64 {
+    let mut cur = v;
+    for key in path {
+        match cur.get(*key) {
+            Some(next) => cur = next,
+            None => return 0,
+        }
+    }
+    cur.as_u64().unwrap_or(0)
+}
+
+/// Whether `v[path...]` exists.
+pub fn has(v: &serde_json::Value, path: &[&str]) -> bool {
+    let mut cur = v;
+    for key in path {
+        match cur.get(*key) {
+            Some(next) => cur = next,
+            None => return false,
+        }
+    }
+    true
+}
+
+/// The sum of `workers[*][key]`.
+pub fn worker_sum(v: &serde_json::Value, key: &str) -> u64 {
+    v.get("workers")
+        .and_then(|w| w.as_array())
+        .map(|ws| {
+            ws.iter()
+                .map(|w| w.get(key).and_then(|x| x.as_u64()).unwrap_or(0))
+                .sum()
+        })
+        .unwrap_or(0)
+}
