@@ -25,17 +25,18 @@ const TRANSFER_PORT: u16 = 5201;
 const SHORT_PORT: u16 = 5202;
 const DENIED_PORT: u16 = 7000;
 
+/// net_af_packet without hugepages, net_af_xdp with them: both memory modes of the box.
 #[test]
 fn forward_af_packet() {
-    forward("af_packet");
+    forward("af_packet", &["--no-huge"]);
 }
 
 #[test]
 fn forward_af_xdp() {
-    forward("af_xdp");
+    forward("af_xdp", &[]);
 }
 
-fn forward(ports: &str) {
+fn forward(ports: &str, extra_eal: &[&str]) {
     net::require_root();
     let _lock = net::lock();
     let tmp = TempDir::new(&format!("e2e-forward-{ports}"));
@@ -44,7 +45,7 @@ fn forward(ports: &str) {
     let src_sha = net::sha256(&src);
 
     let _testbed = Testbed::up(ports);
-    let the_box = BoxProcess::start(ports);
+    let the_box = BoxProcess::start_with(ports, extra_eal);
 
     // 1. ICMP passes, both ways through the box.
     ns(

@@ -1,8 +1,10 @@
 //! The control plane: the participating stack, authentication, policy, the splice procedure,
 //! neighbours, management and statistics. Runs on the EAL main lcore.
 #![deny(unsafe_code)]
+pub mod auth;
 pub mod eal_args;
 pub mod local;
 pub mod plane;
+pub mod proxy;
 pub mod run;
 pub mod stats;

@@ -40,6 +40,12 @@ pub trait ControlIo<P> {
     fn send_packet(&mut self, side: Side, pkt: P);
     /// Tells every worker.
     fn broadcast(&mut self, cmd: Command);
+    /// Tells one worker; false if its ring was full.
+    fn command(&mut self, worker: u16, cmd: Command) -> bool;
+    /// Hands a packet back to `worker` as if it had arrived on `side`.
+    fn reinject(&mut self, worker: u16, side: Side, pkt: P) -> bool;
+    /// A packet holding a copy of `frame` (an mbuf from the pool, a `Vec` in tests).
+    fn alloc(&mut self, frame: &[u8]) -> Option<P>;
 }
 
 /// What the local stack counts.
@@ -214,6 +220,30 @@ impl<P: Packet> LocalStack<P> {
             }
             io.send_packet(side, p);
             self.counters.resolved_forwarded += 1;
+        }
+    }
+
+    /// Sends an IP datagram the control plane built (the participating stack's segments)
+    /// towards its destination on `side`, resolving the next hop if needed.
+    pub fn send_ip(&mut self, side: Side, ip: &[u8], now_ms: u32, io: &mut impl ControlIo<P>) {
+        let Ok(p) = Ipv4Packet::new_checked(ip) else {
+            self.counters.malformed += 1;
+            return;
+        };
+        let dst = p.dst();
+        let next_hop = match self.router.lookup(dst) {
+            Some(h) if h.out == side => h.ip,
+            _ => dst,
+        };
+        let src_mac = self.macs[port_index(side)];
+        match self.neighbour(side, next_hop) {
+            Some(mac) => io.send_frame(side, &ethernet(src_mac, mac, EtherType::IPV4, ip)),
+            None => {
+                let frame = ethernet(src_mac, MacAddr::ZERO, EtherType::IPV4, ip);
+                if let Some(pkt) = io.alloc(&frame) {
+                    self.resolve(side, next_hop, pkt, now_ms, io);
+                }
+            }
         }
     }
 

@@ -2,8 +2,13 @@
 //! packets from the workers' ring, hand each to the part of the control plane that owns it,
 //! and run the timers.
 
+use std::sync::Arc;
+
+use dataplane::context::Context;
 use dataplane::packet::Packet;
-use dataplane::ring::{Command, Rings};
+use dataplane::ring::{Command, Rings, Why};
+
+use crate::proxy::Proxy;
 
 use common::config::Side;
 
@@ -50,34 +55,64 @@ impl<P, A: FnMut(&[u8]) -> Option<P>> ControlIo<P> for RingIo<'_, P, A> {
     fn broadcast(&mut self, cmd: Command) {
         self.commands_dropped += self.rings.broadcast(&cmd) as u64;
     }
+    fn command(&mut self, worker: u16, cmd: Command) -> bool {
+        let ring = &self.rings.commands[usize::from(worker) % self.rings.commands.len()];
+        let ok = ring.push(cmd).is_ok();
+        self.commands_dropped += u64::from(!ok);
+        ok
+    }
+    fn reinject(&mut self, worker: u16, side: Side, pkt: P) -> bool {
+        let ok = self.rings.reinject(usize::from(worker), side, pkt).is_ok();
+        self.tx_failed += u64::from(!ok);
+        ok
+    }
+    fn alloc(&mut self, frame: &[u8]) -> Option<P> {
+        (self.alloc)(frame)
+    }
 }
 
 /// Everything that runs on the control lcore.
 pub struct ControlPlane<P> {
     pub local: LocalStack<P>,
+    pub proxy: Proxy,
     last_tick: u32,
+    /// The fast path's wrapping millisecond clock, extended to 64 bits for smoltcp.
+    clock: u64,
+    last_now: u32,
 }
 
 impl<P: Packet> ControlPlane<P> {
-    pub fn new(local: LocalStack<P>) -> Self {
+    pub fn new(ctx: Arc<Context>) -> Self {
         ControlPlane {
-            local,
+            local: LocalStack::new(ctx.router.clone(), ctx.macs),
+            proxy: Proxy::new(ctx),
             last_tick: 0,
+            clock: 0,
+            last_now: 0,
         }
     }
 
     /// One turn; returns how many packets it took from the ring.
     pub fn poll(&mut self, rings: &Rings<P>, now_ms: u32, io: &mut impl ControlIo<P>) -> usize {
+        self.clock += u64::from(now_ms.wrapping_sub(self.last_now));
+        self.last_now = now_ms;
+        crate::proxy::leg::set_ts_clock(self.clock);
         let mut n = 0;
         while n < CONTROL_BURST {
             let Some(msg) = rings.to_control.pop() else {
                 break;
             };
-            self.local.on_packet(msg, now_ms, io);
+            match msg.why {
+                Why::ProxySyn { .. } | Why::Proxied => {
+                    self.proxy.on_packet(msg, self.clock, &mut self.local, io)
+                }
+                _ => self.local.on_packet(msg, now_ms, io),
+            }
             n += 1;
         }
         if now_ms.wrapping_sub(self.last_tick) >= TICK_MS {
             self.local.tick(now_ms, io);
+            self.proxy.tick(self.clock, &mut self.local, io);
             self.last_tick = now_ms;
         }
         n

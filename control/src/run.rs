@@ -21,9 +21,8 @@ use dataplane::verdict::DropCounters;
 use dataplane::worker::{Worker, WorkerCounters};
 
 use crate::eal_args;
-use crate::local::LocalStack;
 use crate::plane::{ControlPlane, RingIo};
-use crate::stats::{Connections, PortCounters, Stats, WorkerStats};
+use crate::stats::{PortCounters, Stats, WorkerStats};
 
 /// Why the box could not run.
 #[derive(Debug, thiserror::Error)]
@@ -169,7 +168,7 @@ pub fn run(config: Config, opts: RunOptions) -> Result<Stats, RunError> {
         &lcores[..workers]
     );
 
-    let mut plane = ControlPlane::new(LocalStack::<Mbuf>::new(ctx.router.clone(), macs));
+    let mut plane: ControlPlane<Mbuf> = ControlPlane::new(Arc::clone(&ctx));
     let mut io = RingIo::new(&rings, |frame: &[u8]| Mbuf::from_slice(&pool, frame).ok());
     // Resolve the static routes' gateways ahead of traffic.
     for r in &config.routes {
@@ -220,7 +219,7 @@ pub fn run(config: Config, opts: RunOptions) -> Result<Stats, RunError> {
         port_counters,
         wstats,
         &all_drops,
-        Connections::default(),
+        plane.proxy.connections,
         plane.local.counters,
     );
     stats.drops.insert("control_tx_failed", tx_failed);

@@ -35,6 +35,17 @@ pub enum Why {
     TtlExceeded,
 }
 
+/// A packet from the control plane to a worker.
+#[derive(Debug)]
+pub enum FromControl<P> {
+    /// Send it out of this port as it is.
+    Send(Side, P),
+    /// Process it as if it had just arrived on this port: packets of a connection that were
+    /// queued toward control when its spliced object was installed go through the fast path
+    /// (tracking and rewrite) like every later packet.
+    Receive(Side, P),
+}
+
 /// One packet on its way to the control plane.
 #[derive(Debug)]
 pub struct ToControl<P> {
@@ -66,7 +77,7 @@ pub struct WorkerRings<P> {
     pub to_control: Arc<ArrayQueue<ToControl<P>>>,
     pub commands: Arc<ArrayQueue<Command>>,
     /// Packets the control plane sends, with the port to send them on.
-    pub from_control: Arc<ArrayQueue<(Side, P)>>,
+    pub from_control: Arc<ArrayQueue<FromControl<P>>>,
 }
 
 impl<P> Clone for WorkerRings<P> {
@@ -84,7 +95,7 @@ impl<P> Clone for WorkerRings<P> {
 pub struct Rings<P> {
     pub to_control: Arc<ArrayQueue<ToControl<P>>>,
     pub commands: Vec<Arc<ArrayQueue<Command>>>,
-    pub from_control: Vec<Arc<ArrayQueue<(Side, P)>>>,
+    pub from_control: Vec<Arc<ArrayQueue<FromControl<P>>>>,
 }
 
 impl<P> Rings<P> {
@@ -110,8 +121,19 @@ impl<P> Rings<P> {
 
     /// Hands a packet to `worker` to send on `side`; gives it back if that ring is full.
     pub fn send(&self, worker: usize, side: Side, pkt: P) -> Result<(), P> {
+        self.to_worker(worker, FromControl::Send(side, pkt))
+    }
+
+    /// Hands a packet back to `worker` as if it had arrived on `side`.
+    pub fn reinject(&self, worker: usize, side: Side, pkt: P) -> Result<(), P> {
+        self.to_worker(worker, FromControl::Receive(side, pkt))
+    }
+
+    fn to_worker(&self, worker: usize, m: FromControl<P>) -> Result<(), P> {
         let ring = &self.from_control[worker % self.from_control.len()];
-        ring.push((side, pkt)).map_err(|(_, p)| p)
+        ring.push(m).map_err(|m| match m {
+            FromControl::Send(_, p) | FromControl::Receive(_, p) => p,
+        })
     }
 
     /// Sends a command to every worker; returns how many rings were full.

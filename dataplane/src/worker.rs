@@ -24,7 +24,7 @@ use crate::context::{Context, ForwardMode};
 use crate::flow_table::{FlowTable, InsertError};
 use crate::packet::{Burst, Packet, BURST};
 use crate::port::PortQueue;
-use crate::ring::{Command, ToControl, Why, WorkerRings};
+use crate::ring::{Command, FromControl, ToControl, Why, WorkerRings};
 use crate::route::{port_index, side_of, Neighbours};
 use crate::track::{init_from_syn, track, Segment, TrackVerdict};
 use crate::verdict::{DropCounters, DropReason, Verdict};
@@ -95,7 +95,7 @@ impl<Q: PortQueue> Worker<Q> {
     /// One turn of the loop. Returns the number of packets received.
     pub fn poll(&mut self, now_ms: u32) -> usize {
         self.apply_commands();
-        self.send_for_control();
+        self.take_from_control(now_ms);
         let mut got = 0;
         for port in 0..2 {
             let mut rx: Burst<Q::Pkt, BURST> = Burst::new();
@@ -156,14 +156,17 @@ impl<Q: PortQueue> Worker<Q> {
         }
     }
 
-    /// Queues the control plane's packets on this worker's TX buffers.
-    fn send_for_control(&mut self) {
+    /// Takes the control plane's packets: to send, or to process as received.
+    fn take_from_control(&mut self, now_ms: u32) {
         for _ in 0..BURST {
-            let Some((side, pkt)) = self.rings.from_control.pop() else {
+            let Some(m) = self.rings.from_control.pop() else {
                 return;
             };
             self.counters.from_control += 1;
-            self.enqueue_tx(port_index(side), pkt);
+            match m {
+                FromControl::Send(side, pkt) => self.enqueue_tx(port_index(side), pkt),
+                FromControl::Receive(side, pkt) => self.handle(port_index(side), pkt, now_ms),
+            }
         }
     }
 

@@ -533,7 +533,14 @@ impl BoxProcess {
     /// until it answers ping on its inside address (≤ 30 s); panics with its stderr otherwise.
     #[track_caller]
     pub fn start(ports: &str) -> BoxProcess {
-        let eal = eal_args();
+        Self::start_with(ports, &[])
+    }
+
+    /// As [`BoxProcess::start`], with more EAL arguments (e.g. `--no-huge`).
+    #[track_caller]
+    pub fn start_with(ports: &str, extra_eal: &[&str]) -> BoxProcess {
+        let mut eal = eal_args();
+        eal.extend(extra_eal.iter().map(|s| s.to_string()));
         let kind = format!("net_{ports}");
         assert!(
             eal.iter().any(|a| a.contains(&kind)),

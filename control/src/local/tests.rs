@@ -30,6 +30,17 @@ impl ControlIo<Vec<u8>> for Io {
     fn broadcast(&mut self, cmd: Command) {
         self.commands.push(cmd);
     }
+    fn command(&mut self, _worker: u16, cmd: Command) -> bool {
+        self.commands.push(cmd);
+        true
+    }
+    fn reinject(&mut self, _worker: u16, side: Side, pkt: Vec<u8>) -> bool {
+        self.packets.push((side, pkt));
+        true
+    }
+    fn alloc(&mut self, frame: &[u8]) -> Option<Vec<u8>> {
+        Some(frame.to_vec())
+    }
 }
 
 fn config() -> Config {

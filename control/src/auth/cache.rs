@@ -1,0 +1,256 @@
+//! The authentication cache (the PIX/ASA "uauth" cache): a successful authentication is
+//! remembered per client address and method for a fixed time from the moment it happened
+//! (an absolute timeout; using the entry does not extend it), so later connections from that
+//! address to a rule with the same method skip the prompt.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use common::config::{Auth, AuthMethod, User};
+use common::wire::Ipv4Addr;
+
+/// Entries kept at most, by default.
+pub const DEFAULT_CACHE_CAPACITY: usize = 65_536;
+
+type Key = (Ipv4Addr, AuthMethod);
+
+#[derive(Debug, Clone)]
+struct Entry {
+    user: String,
+    at_ms: u64,
+    stamp: u64,
+}
+
+/// Successful authentications by (client address, method). Bounded: when full, remembering
+/// a new key evicts the entry remembered longest ago. `now_ms` must not decrease across calls.
+#[derive(Debug, Clone)]
+pub struct AuthCache {
+    timeout_ms: u64,
+    capacity: usize,
+    entries: HashMap<Key, Entry>,
+    /// Remember stamp → key, oldest first: the eviction and purge order.
+    order: BTreeMap<u64, Key>,
+    next_stamp: u64,
+}
+
+impl AuthCache {
+    /// A cache whose entries last `timeout_ms`, with the default capacity
+    /// ([`DEFAULT_CACHE_CAPACITY`]). A zero timeout remembers nothing.
+    pub fn new(timeout_ms: u64) -> Self {
+        AuthCache::with_capacity(timeout_ms, DEFAULT_CACHE_CAPACITY)
+    }
+
+    /// A cache whose entries last `timeout_ms` and of at most `capacity` entries (at least 1).
+    pub fn with_capacity(timeout_ms: u64, capacity: usize) -> Self {
+        AuthCache {
+            timeout_ms,
+            capacity: capacity.max(1),
+            entries: HashMap::new(),
+            order: BTreeMap::new(),
+            next_stamp: 0,
+        }
+    }
+
+    /// A cache with the configured timeout (`auth.cache_timeout`) and the default capacity.
+    pub fn from_config(auth: &Auth) -> Self {
+        AuthCache::new(duration_ms(auth.cache_timeout))
+    }
+
+    /// Remembers that `client` authenticated as `user` with `method` at `now_ms` (replacing
+    /// and restarting an earlier entry for the same address and method).
+    pub fn remember(&mut self, client: Ipv4Addr, method: AuthMethod, user: &str, now_ms: u64) {
+        if self.timeout_ms == 0 {
+            return;
+        }
+        let key = (client, method);
+        let stamp = self.next_stamp;
+        self.next_stamp += 1;
+        if let Some(old) = self.entries.remove(&key) {
+            self.order.remove(&old.stamp);
+        } else {
+            while self.entries.len() >= self.capacity {
+                let Some((_, old)) = self.order.pop_first() else {
+                    break;
+                };
+                self.entries.remove(&old);
+            }
+        }
+        self.entries.insert(
+            key,
+            Entry {
+                user: user.to_owned(),
+                at_ms: now_ms,
+                stamp,
+            },
+        );
+        self.order.insert(stamp, key);
+    }
+
+    /// The user `client` authenticated as with `method`, if that is less than the timeout ago.
+    pub fn lookup(&self, client: Ipv4Addr, method: AuthMethod, now_ms: u64) -> Option<&str> {
+        let e = self.entries.get(&(client, method))?;
+        self.live(e, now_ms).then_some(e.user.as_str())
+    }
+
+    /// Drops the expired entries (call it from a timer).
+    pub fn purge(&mut self, now_ms: u64) {
+        while let Some((&stamp, key)) = self.order.first_key_value() {
+            if self.live(&self.entries[key], now_ms) {
+                break;
+            }
+            let key = *key;
+            self.order.remove(&stamp);
+            self.entries.remove(&key);
+        }
+    }
+
+    /// Forgets every entry of `client` (e.g. on an operator's request).
+    pub fn forget_client(&mut self, client: Ipv4Addr) {
+        self.retain(|(addr, _), _| *addr != client);
+    }
+
+    /// Forgets the entries of users no longer configured (after a configuration reload).
+    pub fn retain_users(&mut self, users: &[User]) {
+        self.retain(|_, user| users.iter().any(|u| u.name == user));
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&Key, &str) -> bool) {
+        let order = &mut self.order;
+        self.entries.retain(|key, e| {
+            let k = keep(key, &e.user);
+            if !k {
+                order.remove(&e.stamp);
+            }
+            k
+        });
+    }
+
+    /// Entries held (expired ones included until `purge`).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn timeout_ms(&self) -> u64 {
+        self.timeout_ms
+    }
+
+    fn live(&self, e: &Entry, now_ms: u64) -> bool {
+        now_ms.saturating_sub(e.at_ms) < self.timeout_ms
+    }
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const C1: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+    const C2: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+
+    #[test]
+    fn hit_and_expiry() {
+        let mut c = AuthCache::with_capacity(1000, 16);
+        assert_eq!(c.lookup(C1, AuthMethod::Line, 0), None);
+        c.remember(C1, AuthMethod::Line, "alice", 100);
+        assert_eq!(c.lookup(C1, AuthMethod::Line, 100), Some("alice"));
+        assert_eq!(c.lookup(C1, AuthMethod::Line, 1099), Some("alice"));
+        assert_eq!(c.lookup(C2, AuthMethod::Line, 500), None, "per address");
+        // Absolute: the lookups did not extend it.
+        assert_eq!(c.lookup(C1, AuthMethod::Line, 1100), None);
+        assert_eq!(c.len(), 1);
+        c.purge(1100);
+        assert!(c.is_empty());
+        assert!(c.order.is_empty());
+    }
+
+    #[test]
+    fn method_mismatch() {
+        let mut c = AuthCache::with_capacity(1000, 16);
+        c.remember(C1, AuthMethod::HttpBasic, "alice", 0);
+        assert_eq!(c.lookup(C1, AuthMethod::Line, 1), None);
+        assert_eq!(c.lookup(C1, AuthMethod::HttpBasic, 1), Some("alice"));
+        c.remember(C1, AuthMethod::Line, "bob", 2);
+        assert_eq!(c.lookup(C1, AuthMethod::Line, 3), Some("bob"));
+        assert_eq!(c.lookup(C1, AuthMethod::HttpBasic, 3), Some("alice"));
+    }
+
+    #[test]
+    fn remember_again_replaces_and_restarts() {
+        let mut c = AuthCache::with_capacity(1000, 16);
+        c.remember(C1, AuthMethod::Line, "alice", 0);
+        c.remember(C1, AuthMethod::Line, "bob", 900);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.order.len(), 1);
+        assert_eq!(c.lookup(C1, AuthMethod::Line, 1500), Some("bob"));
+        c.purge(1500);
+        assert_eq!(c.len(), 1);
+        c.purge(1900);
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn purge_stops_at_the_first_live_entry() {
+        let mut c = AuthCache::with_capacity(1000, 16);
+        c.remember(C1, AuthMethod::Line, "alice", 0);
+        c.remember(C2, AuthMethod::Line, "bob", 500);
+        c.purge(1000);
+        assert_eq!(c.lookup(C1, AuthMethod::Line, 1000), None);
+        assert_eq!(c.lookup(C2, AuthMethod::Line, 1000), Some("bob"));
+        assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn eviction_of_the_oldest() {
+        let mut c = AuthCache::with_capacity(1_000_000, 3);
+        let a = |i: u8| Ipv4Addr::new(198, 18, 2, i);
+        c.remember(a(1), AuthMethod::Line, "u1", 1);
+        c.remember(a(2), AuthMethod::Line, "u2", 2);
+        c.remember(a(3), AuthMethod::Line, "u3", 3);
+        c.remember(a(1), AuthMethod::Line, "u1", 4); // refreshed: now the newest
+        c.remember(a(4), AuthMethod::Line, "u4", 5);
+        assert_eq!(c.len(), 3);
+        assert_eq!(c.lookup(a(2), AuthMethod::Line, 6), None, "oldest evicted");
+        assert_eq!(c.lookup(a(1), AuthMethod::Line, 6), Some("u1"));
+        assert_eq!(c.lookup(a(3), AuthMethod::Line, 6), Some("u3"));
+        assert_eq!(c.lookup(a(4), AuthMethod::Line, 6), Some("u4"));
+        for i in 10..=255 {
+            c.remember(a(i), AuthMethod::HttpBasic, "x", 10 + u64::from(i));
+            assert!(c.len() <= 3);
+        }
+        assert_eq!(c.order.len(), c.entries.len());
+        assert_eq!(c.lookup(a(255), AuthMethod::HttpBasic, 300), Some("x"));
+    }
+
+    #[test]
+    fn forget_and_retain_users() {
+        let mut c = AuthCache::with_capacity(1000, 16);
+        c.remember(C1, AuthMethod::Line, "alice", 0);
+        c.remember(C1, AuthMethod::HttpBasic, "alice", 0);
+        c.remember(C2, AuthMethod::Line, "bob", 0);
+        c.forget_client(C1);
+        assert_eq!(c.len(), 1);
+        c.retain_users(&[User {
+            name: "alice".into(),
+            password_hash: String::new(),
+        }]);
+        assert!(c.is_empty());
+        assert!(c.order.is_empty());
+    }
+
+    #[test]
+    fn from_config_and_zero_timeout() {
+        let c = AuthCache::from_config(&Auth::default());
+        assert_eq!(c.timeout_ms(), 300_000);
+        let mut c = AuthCache::with_capacity(0, 16);
+        c.remember(C1, AuthMethod::Line, "alice", 0);
+        assert_eq!(c.lookup(C1, AuthMethod::Line, 0), None);
+        assert!(c.is_empty());
+    }
+}

@@ -1,0 +1,746 @@
+//! `auth: http-basic`: the credentials of the client's first HTTP/1.x request.
+//!
+//! The request head is buffered (at most [`MAX_HEAD`] bytes) and parsed just enough: the
+//! request line, then `name: value` header lines (names case-insensitive, optional whitespace
+//! around values, LF or CRLF line ends). Credentials come from `Proxy-Authorization: Basic ..`
+//! if the client sent that header with the Basic scheme (it is meant for an intermediary, and
+//! leaves the client's `Authorization` for the server alone), otherwise from
+//! `Authorization: Basic ..`. On success exactly that one header line is removed and the rest
+//! of the bytes are forwarded unchanged; bodies are not parsed.
+//!
+//! Answers (all `Connection: close`, so no request body ever needs reading):
+//! - no usable credentials, or wrong ones: [`HttpStep::Reject`] with `401` and
+//!   `WWW-Authenticate: Basic realm="cutthrough"`;
+//! - the client address is rate-limited: [`HttpStep::Reject`] with `429 Too Many Requests` and
+//!   `Retry-After` (a `401` would make the browser ask again for a password that would not even
+//!   be checked), without verifying anything;
+//! - not an HTTP/1.x request head: [`HttpStep::Bad`] with `400`, or `431` when the head
+//!   exceeds [`MAX_HEAD`].
+//!
+//! Requests that are ambiguous for an intermediary are refused with `400` rather than guessed
+//! at: whitespace between a header name and its colon, obsolete line folding, a bare CR, or
+//! the credential header twice.
+
+use common::config::User;
+use common::wire::Ipv4Addr;
+
+use super::{base64, check_credentials, wipe, RateLimiter};
+
+/// Longest request head accepted (request line, headers, the empty line), in bytes.
+pub const MAX_HEAD: usize = 16 * 1024;
+/// The realm of the `WWW-Authenticate` challenge.
+pub const REALM: &str = "cutthrough";
+
+/// What one call to [`HttpBasic::feed`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpStep {
+    /// The head is not complete yet.
+    NeedMore,
+    /// Authentication refused (`401`, or `429` when rate-limited): send `response` to the
+    /// client and close; the server is never contacted.
+    Reject { response: Vec<u8> },
+    /// Authenticated: connect to the server and send it `request` (the head without the
+    /// credential line, then every byte received after the head).
+    Accept { user: String, request: Vec<u8> },
+    /// Not a usable HTTP/1.x request (`400`, `431`): send `response` and close.
+    Bad { response: Vec<u8> },
+}
+
+/// The `http-basic` authenticator of one connection.
+#[derive(Debug, Default)]
+pub struct HttpBasic {
+    buf: Vec<u8>,
+    /// Where the search for the end of the head resumes.
+    scanned: usize,
+    done: bool,
+}
+
+impl HttpBasic {
+    pub fn new() -> Self {
+        HttpBasic::default()
+    }
+
+    /// Takes the bytes the client sent. A complete head with credentials costs one argon2
+    /// verification (see [`check_credentials`]). After a step other than `NeedMore` the
+    /// exchange is over: later calls discard their input and return `NeedMore`.
+    pub fn feed(
+        &mut self,
+        input: &[u8],
+        users: &[User],
+        limiter: &mut RateLimiter,
+        now_ms: u64,
+        client: Ipv4Addr,
+    ) -> HttpStep {
+        self.feed_with(
+            input,
+            |name, password| check_credentials(users, name, password),
+            limiter,
+            now_ms,
+            client,
+        )
+    }
+
+    /// [`feed`](Self::feed) with another credential check: `check(name, password)` returns the
+    /// authenticated user name. Called once per request with credentials, never while the
+    /// client is limited.
+    pub fn feed_with(
+        &mut self,
+        input: &[u8],
+        check: impl FnOnce(&[u8], &[u8]) -> Option<String>,
+        limiter: &mut RateLimiter,
+        now_ms: u64,
+        client: Ipv4Addr,
+    ) -> HttpStep {
+        if self.done {
+            return HttpStep::NeedMore;
+        }
+        self.buf.extend_from_slice(input);
+        let step = self.step(check, limiter, now_ms, client);
+        if step != HttpStep::NeedMore {
+            self.done = true;
+            wipe(&mut self.buf);
+            self.buf = Vec::new();
+        }
+        step
+    }
+
+    fn step(
+        &mut self,
+        check: impl FnOnce(&[u8], &[u8]) -> Option<String>,
+        limiter: &mut RateLimiter,
+        now_ms: u64,
+        client: Ipv4Addr,
+    ) -> HttpStep {
+        // Empty lines before the request line are tolerated (RFC 9112 §2.2).
+        let start = self
+            .buf
+            .iter()
+            .position(|&b| b != b'\r' && b != b'\n')
+            .unwrap_or(self.buf.len());
+        if start > MAX_HEAD {
+            return bad_request();
+        }
+        // Fail fast on what cannot be a request line (TLS, SSH, binary protocols).
+        let method_len = self.buf[start..]
+            .iter()
+            .position(|&b| !is_tchar(b))
+            .unwrap_or(self.buf.len() - start);
+        if let Some(&b) = self.buf.get(start + method_len) {
+            if method_len == 0 || (b != b' ' && b != b'\t') {
+                return bad_request();
+            }
+        }
+        let Some(end) = self.find_end(start) else {
+            self.scanned = self.buf.len();
+            if self.buf.len() > MAX_HEAD {
+                return too_large();
+            }
+            return HttpStep::NeedMore;
+        };
+        if end > MAX_HEAD {
+            return too_large();
+        }
+        let head = match parse_head(&self.buf[..end], start) {
+            Ok(head) => head,
+            Err(()) => return bad_request(),
+        };
+        let Some(cred) = head.credentials else {
+            return HttpStep::Reject {
+                response: unauthorized(head.is_head),
+            };
+        };
+        let Some(decoded) = basic_credentials(&self.buf[cred.value.clone()]) else {
+            return HttpStep::Reject {
+                response: unauthorized(head.is_head),
+            };
+        };
+        let mut decoded = decoded;
+        let Some(colon) = decoded.iter().position(|&b| b == b':') else {
+            wipe(&mut decoded);
+            return HttpStep::Reject {
+                response: unauthorized(head.is_head),
+            };
+        };
+        if let Some(wait_ms) = limiter.retry_after_ms(client, now_ms) {
+            wipe(&mut decoded);
+            return HttpStep::Reject {
+                response: too_many_requests(wait_ms, head.is_head),
+            };
+        }
+        let result = check(&decoded[..colon], &decoded[colon + 1..]);
+        wipe(&mut decoded);
+        match result {
+            Some(user) => {
+                let mut request = Vec::with_capacity(self.buf.len() - cred.line.len());
+                request.extend_from_slice(&self.buf[..cred.line.start]);
+                request.extend_from_slice(&self.buf[cred.line.end..]);
+                HttpStep::Accept { user, request }
+            }
+            None => {
+                limiter.record_failure(client, now_ms);
+                HttpStep::Reject {
+                    response: unauthorized(head.is_head),
+                }
+            }
+        }
+    }
+
+    /// The end of the head (one past the LF of the empty line), searching from where the last
+    /// call stopped. An empty line is an LF preceded by LF or by CR LF.
+    fn find_end(&self, start: usize) -> Option<usize> {
+        let from = self.scanned.max(start + 1);
+        let limit = self.buf.len().min(MAX_HEAD + 1);
+        (from..limit).find_map(|j| {
+            let empty = self.buf[j] == b'\n'
+                && (self.buf[j - 1] == b'\n'
+                    || (self.buf[j - 1] == b'\r' && j >= 2 && self.buf[j - 2] == b'\n'));
+            empty.then_some(j + 1)
+        })
+    }
+}
+
+/// What the rest of the box needs from a request head.
+struct Head {
+    is_head: bool,
+    credentials: Option<Credential>,
+}
+
+/// The header line the credentials came from.
+struct Credential {
+    /// The whole line, terminator included: what is removed on success.
+    line: std::ops::Range<usize>,
+    /// The field value, without surrounding whitespace.
+    value: std::ops::Range<usize>,
+}
+
+/// Parses the head `buf[..end]` (which ends with its empty line); the request line starts at
+/// `start`.
+fn parse_head(buf: &[u8], start: usize) -> Result<Head, ()> {
+    let mut lines = Lines { buf, pos: start };
+    let (_, request_line) = lines.next().ok_or(())?;
+    let request_line = &buf[request_line];
+    if request_line.contains(&b'\r') {
+        return Err(()); // a bare CR
+    }
+    let mut parts = request_line
+        .split(|&b| b == b' ' || b == b'\t')
+        .filter(|p| !p.is_empty());
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(());
+    };
+    let version_ok =
+        version.len() == 8 && version.starts_with(b"HTTP/1.") && version[7].is_ascii_digit();
+    if !method.iter().all(|&b| is_tchar(b))
+        || target.iter().any(|&b| b.is_ascii_control() || b >= 0x80)
+        || !version_ok
+    {
+        return Err(());
+    }
+    let mut authorization = None;
+    let mut proxy_authorization = None;
+    for (line, content) in lines {
+        let text = &buf[content.clone()];
+        if text.is_empty() {
+            break;
+        }
+        if text.contains(&b'\r') {
+            return Err(()); // a bare CR
+        }
+        if text[0] == b' ' || text[0] == b'\t' {
+            return Err(()); // obsolete line folding
+        }
+        let colon = text.iter().position(|&b| b == b':').ok_or(())?;
+        let name = &text[..colon];
+        if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+            return Err(());
+        }
+        let value = trim(content.start + colon + 1..content.end, buf);
+        if buf[value.clone()]
+            .iter()
+            .any(|&b| (b.is_ascii_control() && b != b'\t') || b == 0x7f)
+        {
+            return Err(());
+        }
+        let slot = if name.eq_ignore_ascii_case(b"authorization") {
+            &mut authorization
+        } else if name.eq_ignore_ascii_case(b"proxy-authorization") {
+            &mut proxy_authorization
+        } else {
+            continue;
+        };
+        if slot.is_some() {
+            return Err(()); // which one would the server believe?
+        }
+        *slot = Some(Credential { line, value });
+    }
+    let is_basic = |c: &Credential| scheme_is_basic(&buf[c.value.clone()]);
+    let credentials = match proxy_authorization {
+        Some(p) if is_basic(&p) => Some(p),
+        _ => authorization.filter(is_basic),
+    };
+    Ok(Head {
+        is_head: method == b"HEAD",
+        credentials,
+    })
+}
+
+/// The lines of a head: (whole line with its LF, content without its CR LF or LF).
+struct Lines<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Iterator for Lines<'_> {
+    type Item = (std::ops::Range<usize>, std::ops::Range<usize>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let start = self.pos;
+        let lf = start + self.buf.get(start..)?.iter().position(|&b| b == b'\n')?;
+        self.pos = lf + 1;
+        let end = if lf > start && self.buf[lf - 1] == b'\r' {
+            lf - 1
+        } else {
+            lf
+        };
+        Some((start..lf + 1, start..end))
+    }
+}
+
+fn trim(mut r: std::ops::Range<usize>, buf: &[u8]) -> std::ops::Range<usize> {
+    while r.start < r.end && matches!(buf[r.start], b' ' | b'\t') {
+        r.start += 1;
+    }
+    while r.end > r.start && matches!(buf[r.end - 1], b' ' | b'\t') {
+        r.end -= 1;
+    }
+    r
+}
+
+/// Whether a credentials value uses the Basic scheme (`Basic`, alone or before whitespace).
+fn scheme_is_basic(value: &[u8]) -> bool {
+    value.len() >= 5
+        && value[..5].eq_ignore_ascii_case(b"basic")
+        && matches!(value.get(5), None | Some(b' ' | b'\t'))
+}
+
+/// `Basic <token68>` (scheme case-insensitive, spaces before the token) → the decoded bytes.
+fn basic_credentials(value: &[u8]) -> Option<Vec<u8>> {
+    if value.len() < 6 || !value[..5].eq_ignore_ascii_case(b"basic") {
+        return None;
+    }
+    let token = &value[5..];
+    let skip = token.iter().position(|&b| b != b' ' && b != b'\t')?;
+    if skip == 0 {
+        return None;
+    }
+    base64::decode(&token[skip..])
+}
+
+/// RFC 9110 `tchar`: the characters of methods and header names.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn response(status: &str, extra: &str, body: &str, is_head: bool) -> Vec<u8> {
+    let mut r = format!(
+        "HTTP/1.1 {status}\r\n{extra}Content-Type: text/plain\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n",
+        body.len()
+    );
+    if !is_head {
+        r.push_str(body);
+    }
+    r.into_bytes()
+}
+
+fn unauthorized(is_head: bool) -> Vec<u8> {
+    response(
+        "401 Unauthorized",
+        &format!("WWW-Authenticate: Basic realm=\"{REALM}\"\r\n"),
+        "Authentication required.\n",
+        is_head,
+    )
+}
+
+fn too_many_requests(wait_ms: u64, is_head: bool) -> Vec<u8> {
+    response(
+        "429 Too Many Requests",
+        &format!("Retry-After: {}\r\n", wait_ms.div_ceil(1000)),
+        "Too many attempts, try later.\n",
+        is_head,
+    )
+}
+
+fn bad_request() -> HttpStep {
+    HttpStep::Bad {
+        response: response("400 Bad Request", "", "Bad request.\n", false),
+    }
+}
+
+fn too_large() -> HttpStep {
+    HttpStep::Bad {
+        response: response(
+            "431 Request Header Fields Too Large",
+            "",
+            "Request header too large.\n",
+            false,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::*;
+
+    const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 20);
+
+    const UNAUTHORIZED: &[u8] = b"HTTP/1.1 401 Unauthorized\r\n\
+        WWW-Authenticate: Basic realm=\"cutthrough\"\r\n\
+        Content-Type: text/plain\r\n\
+        Content-Length: 25\r\n\
+        Connection: close\r\n\
+        \r\n\
+        Authentication required.\n";
+
+    fn alice_b64() -> String {
+        base64::encode(&[&b"alice:"[..], ALICE_PASSWORD].concat())
+    }
+
+    fn feed(h: &mut HttpBasic, c: &Counting, l: &mut RateLimiter, input: &[u8]) -> HttpStep {
+        h.feed_with(input, |n, p| c.check(n, p), l, 1000, CLIENT)
+    }
+
+    fn one_shot(input: &[u8]) -> (HttpStep, u32) {
+        let c = Counting::new();
+        let step = feed(
+            &mut HttpBasic::new(),
+            &c,
+            &mut RateLimiter::default(),
+            input,
+        );
+        (step, c.calls.get())
+    }
+
+    fn accepted(request: &[u8]) -> HttpStep {
+        HttpStep::Accept {
+            user: "alice".into(),
+            request: request.to_vec(),
+        }
+    }
+
+    #[test]
+    fn authorization_header_is_removed_byte_exact() {
+        let req = format!(
+            "GET /x?y=1 HTTP/1.1\r\nHost: example.test\r\nAuthorization: Basic {}\r\n\
+             Accept: */*\r\n\r\n",
+            alice_b64()
+        );
+        let (step, calls) = one_shot(req.as_bytes());
+        assert_eq!(
+            step,
+            accepted(b"GET /x?y=1 HTTP/1.1\r\nHost: example.test\r\nAccept: */*\r\n\r\n")
+        );
+        assert_eq!(calls, 1);
+    }
+
+    #[test]
+    fn real_verification_through_feed() {
+        // The one test that pays for argon2 through `feed`.
+        let mut l = RateLimiter::default();
+        let req = format!(
+            "GET / HTTP/1.1\r\nAuthorization: Basic {}\r\n\r\n",
+            alice_b64()
+        );
+        let step = HttpBasic::new().feed(req.as_bytes(), users(), &mut l, 0, CLIENT);
+        assert_eq!(step, accepted(b"GET / HTTP/1.1\r\n\r\n"));
+    }
+
+    #[test]
+    fn proxy_authorization_is_used_and_removed() {
+        let req = format!(
+            "GET http://example.test/ HTTP/1.1\r\nproxy-AUTHORIZATION:basic   {}  \r\n\
+             Host: example.test\r\n\r\n",
+            alice_b64()
+        );
+        let (step, _) = one_shot(req.as_bytes());
+        assert_eq!(
+            step,
+            accepted(b"GET http://example.test/ HTTP/1.1\r\nHost: example.test\r\n\r\n")
+        );
+        // Both present: Proxy-Authorization is ours, Authorization stays for the server.
+        let req = format!(
+            "GET / HTTP/1.1\r\nAuthorization: Basic c2VydmVyOnNpZGU=\r\n\
+             Proxy-Authorization: Basic {}\r\n\r\n",
+            alice_b64()
+        );
+        let (step, calls) = one_shot(req.as_bytes());
+        assert_eq!(
+            step,
+            accepted(b"GET / HTTP/1.1\r\nAuthorization: Basic c2VydmVyOnNpZGU=\r\n\r\n")
+        );
+        assert_eq!(calls, 1);
+        // A non-Basic Proxy-Authorization is not ours: Authorization is used.
+        let req = format!(
+            "GET / HTTP/1.1\r\nProxy-Authorization: Bearer abc\r\n\
+             Authorization: Basic {}\r\n\r\n",
+            alice_b64()
+        );
+        let (step, _) = one_shot(req.as_bytes());
+        assert_eq!(
+            step,
+            accepted(b"GET / HTTP/1.1\r\nProxy-Authorization: Bearer abc\r\n\r\n")
+        );
+    }
+
+    #[test]
+    fn lf_only_heads_and_extra_whitespace() {
+        let req = format!(
+            "\r\nPOST  /form   HTTP/1.0\nAUTHORIZATION: \t BASIC\t{}\t\nX: y\n\nbody",
+            alice_b64()
+        );
+        let (step, _) = one_shot(req.as_bytes());
+        assert_eq!(step, accepted(b"\r\nPOST  /form   HTTP/1.0\nX: y\n\nbody"));
+    }
+
+    #[test]
+    fn body_bytes_are_carried_through() {
+        let body = b"a=1&b=2\r\n\r\nmore\x00\xff";
+        let head = format!(
+            "POST /submit HTTP/1.1\r\nContent-Length: 18\r\nAuthorization: Basic {}\r\n\r\n",
+            alice_b64()
+        );
+        let (step, _) = one_shot(&[head.as_bytes(), body].concat());
+        assert_eq!(
+            step,
+            accepted(
+                &[
+                    &b"POST /submit HTTP/1.1\r\nContent-Length: 18\r\n\r\n"[..],
+                    body
+                ]
+                .concat()
+            )
+        );
+    }
+
+    #[test]
+    fn head_split_across_feeds() {
+        let req = format!(
+            "GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Basic {}\r\n\r\nBODY",
+            alice_b64()
+        );
+        let c = Counting::new();
+        let mut l = RateLimiter::default();
+        let mut h = HttpBasic::new();
+        let bytes = req.as_bytes();
+        let split = bytes.len() - 4;
+        for &b in &bytes[..split - 1] {
+            assert_eq!(feed(&mut h, &c, &mut l, &[b]), HttpStep::NeedMore);
+        }
+        assert_eq!(c.calls.get(), 0);
+        let step = feed(&mut h, &c, &mut l, &bytes[split - 1..]);
+        assert_eq!(step, accepted(b"GET / HTTP/1.1\r\nHost: h\r\n\r\nBODY"));
+        assert_eq!(c.calls.get(), 1);
+        // Over.
+        assert_eq!(feed(&mut h, &c, &mut l, b"x"), HttpStep::NeedMore);
+        assert_eq!(c.calls.get(), 1);
+    }
+
+    #[test]
+    fn missing_or_unusable_credentials_get_401() {
+        let cases: [&[u8]; 9] = [
+            b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET / HTTP/1.1\r\nAuthorization: Bearer abc\r\n\r\n",
+            b"GET / HTTP/1.1\r\nAuthorization: Basic\r\n\r\n",
+            b"GET / HTTP/1.1\r\nAuthorization: Basic Zm9v\r\n\r\n", // no colon
+            b"GET / HTTP/1.1\r\nAuthorization: Basic YWxpY2U6cw\r\n\r\n", // no padding
+            b"GET / HTTP/1.1\r\nAuthorization: Basic YWxp Y2U6\r\n\r\n",
+            b"GET / HTTP/1.1\r\nAuthorization: Basic !!!!\r\n\r\n",
+            b"GET / HTTP/1.1\r\nAuthorization: Basicx YWxpY2U6\r\n\r\n",
+            b"GET / HTTP/1.1\r\nX-Authorization: Basic YWxpY2U6\r\n\r\n",
+        ];
+        for req in cases {
+            let (step, calls) = one_shot(req);
+            assert_eq!(
+                step,
+                HttpStep::Reject {
+                    response: UNAUTHORIZED.to_vec()
+                },
+                "{}",
+                String::from_utf8_lossy(req)
+            );
+            assert_eq!(calls, 0, "nothing to verify");
+        }
+    }
+
+    #[test]
+    fn wrong_password_and_unknown_user_get_401_and_count() {
+        let c = Counting::new();
+        let mut l = RateLimiter::new(2, 60_000, 16);
+        for user_pass in [&b"alice:wrong"[..], b"mallory:s3cret pass:word"] {
+            let req = format!(
+                "GET / HTTP/1.1\r\nAuthorization: Basic {}\r\n\r\n",
+                base64::encode(user_pass)
+            );
+            let step = feed(&mut HttpBasic::new(), &c, &mut l, req.as_bytes());
+            assert_eq!(
+                step,
+                HttpStep::Reject {
+                    response: UNAUTHORIZED.to_vec()
+                }
+            );
+        }
+        assert_eq!(c.calls.get(), 2);
+        assert!(l.is_limited(CLIENT, 1000));
+    }
+
+    #[test]
+    fn password_split_at_first_colon() {
+        // ALICE_PASSWORD contains a colon.
+        let seen = std::cell::RefCell::new(None);
+        let req = format!(
+            "GET / HTTP/1.1\r\nAuthorization: Basic {}\r\n\r\n",
+            alice_b64()
+        );
+        HttpBasic::new().feed_with(
+            req.as_bytes(),
+            |n, p| {
+                *seen.borrow_mut() = Some((n.to_vec(), p.to_vec()));
+                None
+            },
+            &mut RateLimiter::default(),
+            0,
+            CLIENT,
+        );
+        assert_eq!(
+            seen.into_inner(),
+            Some((b"alice".to_vec(), ALICE_PASSWORD.to_vec()))
+        );
+    }
+
+    #[test]
+    fn rate_limited_gets_429_without_verify() {
+        let c = Counting::new();
+        let mut l = RateLimiter::new(1, 60_000, 16);
+        l.record_failure(CLIENT, 500);
+        let req = format!(
+            "GET / HTTP/1.1\r\nAuthorization: Basic {}\r\n\r\n",
+            alice_b64()
+        );
+        let step = feed(&mut HttpBasic::new(), &c, &mut l, req.as_bytes());
+        let body = "Too many attempts, try later.\n";
+        let expected = format!(
+            "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 60\r\nContent-Type: text/plain\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        assert_eq!(
+            step,
+            HttpStep::Reject {
+                response: expected.into_bytes()
+            }
+        );
+        assert_eq!(c.calls.get(), 0);
+        // HEAD: same head, no body.
+        let req = format!(
+            "HEAD / HTTP/1.1\r\nAuthorization: Basic {}\r\n\r\n",
+            alice_b64()
+        );
+        let HttpStep::Reject { response } = feed(&mut HttpBasic::new(), &c, &mut l, req.as_bytes())
+        else {
+            panic!("not rejected")
+        };
+        assert!(response.ends_with(b"Content-Length: 30\r\nConnection: close\r\n\r\n"));
+        assert_eq!(c.calls.get(), 0);
+    }
+
+    #[test]
+    fn head_too_large_is_431() {
+        let c = Counting::new();
+        let mut l = RateLimiter::default();
+        let mut h = HttpBasic::new();
+        assert_eq!(
+            feed(&mut h, &c, &mut l, b"GET / HTTP/1.1\r\n"),
+            HttpStep::NeedMore
+        );
+        let filler = format!("X-Filler: {}\r\n", "a".repeat(1000));
+        let mut step = HttpStep::NeedMore;
+        let mut fed = 16;
+        while step == HttpStep::NeedMore {
+            step = feed(&mut h, &c, &mut l, filler.as_bytes());
+            fed += filler.len();
+            assert!(fed < MAX_HEAD + 2 * filler.len(), "never decided");
+        }
+        let HttpStep::Bad { response } = step else {
+            panic!("{step:?}")
+        };
+        assert!(response.starts_with(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"));
+        assert!(h.buf.is_empty());
+        // A complete head just over the limit, in one segment.
+        let mut req = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        req.resize(MAX_HEAD - 2, b'a');
+        req.extend_from_slice(b"\r\n\r\n");
+        assert!(matches!(one_shot(&req).0, HttpStep::Bad { .. }));
+        // Exactly at the limit: parsed (and rejected for lack of credentials).
+        req.truncate(MAX_HEAD - 4);
+        req.extend_from_slice(b"\r\n\r\nbody");
+        assert!(matches!(one_shot(&req).0, HttpStep::Reject { .. }));
+    }
+
+    #[test]
+    fn malformed_requests_are_400() {
+        let cases: [&[u8]; 11] = [
+            b"\x16\x03\x01\x02\x00\x01",             // TLS ClientHello: at once
+            b"SSH-2.0-OpenSSH_9.6\r\n",              // at once
+            b"GET /\r\n\r\n",                        // HTTP/0.9
+            b"GET / HTTP/2.0\r\n\r\n",               // not 1.x
+            b"GET / HTTP/1.1 extra\r\n\r\n",         // four parts
+            b"GET / HTTP/1.1\r\n folded: x\r\n\r\n", // obs-fold
+            b"GET / HTTP/1.1\r\nHost : h\r\n\r\n",   // space before colon
+            b"GET / HTTP/1.1\r\nno colon\r\n\r\n",   // no colon
+            b"GET / HTTP/1.1\r\nX: a\rb\r\n\r\n",    // bare CR
+            b"GET / HTTP/1.1\r\nAuthorization: Basic YTpi\r\nauthorization: Basic YTpi\r\n\r\n",
+            b"G(T / HTTP/1.1\r\n\r\n",
+        ];
+        for req in cases {
+            let (step, calls) = one_shot(req);
+            let HttpStep::Bad { response } = &step else {
+                panic!("{}: {step:?}", String::from_utf8_lossy(req))
+            };
+            assert_eq!(
+                response,
+                b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n\
+                  Content-Length: 13\r\nConnection: close\r\n\r\nBad request.\n"
+            );
+            assert_eq!(calls, 0);
+        }
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut state = 0x9e37_79b9u32;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state
+        };
+        let alphabet = b"GET / HTTP/1.1\r\n:AuthorizationBasic YWxpY2U6= \t\x00\xff";
+        for _ in 0..300 {
+            let mut h = HttpBasic::new();
+            let mut l = RateLimiter::default();
+            let mut input = b"GET / HTTP/1.1\r\n".to_vec();
+            let len = next() % 200;
+            for _ in 0..len {
+                input.push(alphabet[next() as usize % alphabet.len()]);
+            }
+            for chunk in input.chunks(1 + next() as usize % 7) {
+                if h.feed_with(chunk, |_, _| None, &mut l, 0, CLIENT) != HttpStep::NeedMore {
+                    break;
+                }
+            }
+        }
+    }
+}

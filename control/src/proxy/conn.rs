@@ -1,0 +1,486 @@
+//! One proxied connection: its two legs, the application step (authentication or reading the
+//! first request), the relay, and the drain that ends in a splice (patent Figs. 5 and 6).
+//!
+//! Phases: `Auth` (client leg only: prompts or the HTTP request) → `Relay` (both legs, bytes
+//! copied between the sockets) → `Draining` (new data from either peer is stripped before the
+//! legs see it, so nothing new is acknowledged; what the box already acknowledged is relayed
+//! and acknowledged by the other side) → spliced. `splice: never`, or option sets that cannot
+//! be reconciled, stay in `Relay` for good: the conventional proxy.
+
+use smoltcp::socket::tcp::State;
+use smoltcp::time::Instant;
+
+use common::config::{AuthMethod, Side, SplicePoint, User};
+use common::conn::Conn;
+use common::flow::FlowKey;
+use common::wire::tcp::SynOptions;
+
+use crate::auth::{AuthCache, HttpBasic, HttpStep, LineAuth, LineOutcome, RateLimiter};
+
+use super::leg::Leg;
+use super::splice::{self, SpliceError};
+use super::strip::strip_payload;
+
+/// How long a drain may take before both legs are reset.
+pub const DRAIN_TIMEOUT_MS: u64 = 5_000;
+/// The IP MTU the box announces where it knows nothing better.
+pub const DEFAULT_MTU: usize = 1500;
+
+enum App {
+    /// Nothing to ask: connect to the server at once.
+    Open,
+    Line(LineAuth),
+    Http(HttpBasic),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Auth,
+    Relay,
+    Draining { since_ms: u64 },
+}
+
+/// What a turn of the connection came to.
+#[derive(Debug)]
+pub enum Outcome {
+    Continue,
+    /// Ready to splice: install this object, drop the legs.
+    Spliced(Box<Conn>),
+    /// Over (closed by both sides, reset, refused or failed authentication).
+    Closed,
+    /// The drain did not finish in time: both legs were reset.
+    DrainTimeout,
+}
+
+/// What a turn needs from the proxy.
+pub struct Env<'a> {
+    pub users: &'a [User],
+    pub limiter: &'a mut RateLimiter,
+    pub cache: &'a mut AuthCache,
+    pub now_ms: u64,
+}
+
+/// Events the proxy counts.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Events {
+    pub auth_failed: bool,
+    pub fallback: bool,
+    pub client_established: bool,
+}
+
+pub struct ProxyConn {
+    pub key: FlowKey,
+    pub worker: u16,
+    pub client_side: Side,
+    method: AuthMethod,
+    splice: SplicePoint,
+    app: App,
+    phase: Phase,
+    client: Leg,
+    server: Option<Leg>,
+    client_syn: SynOptions,
+    to_server: Vec<u8>,
+    to_client: Vec<u8>,
+    /// Keep proxying: `splice: never`, or options that cannot be reconciled.
+    full_proxy: bool,
+    closing: bool,
+    reported_established: bool,
+    pub events: Events,
+}
+
+impl ProxyConn {
+    /// A connection from the client's SYN (already parsed) matching a `proxy` rule.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        key: FlowKey,
+        worker: u16,
+        client_side: Side,
+        method: AuthMethod,
+        splice: SplicePoint,
+        client_syn: SynOptions,
+        cached: bool,
+        now: Instant,
+    ) -> ProxyConn {
+        let seed = u64::from(key.symmetric_hash()) ^ now.total_millis() as u64;
+        let ts = client_syn.timestamps.is_some();
+        // With nothing to ask, the server is contacted first and its options offered to the
+        // client (the SYN-ACK waits); otherwise the client is answered at once.
+        let open = method == AuthMethod::None || cached;
+        let app = match (open, method) {
+            (true, _) | (_, AuthMethod::None) => App::Open,
+            (false, AuthMethod::Line) => App::Line(LineAuth::new(key.src)),
+            (false, AuthMethod::HttpBasic) => App::Http(HttpBasic::new()),
+        };
+        let client = Leg::client_leg(key.dst, key.dport, DEFAULT_MTU, ts, open, seed, now);
+        let mut c = ProxyConn {
+            key,
+            worker,
+            client_side,
+            method,
+            splice: if open && splice != SplicePoint::Never {
+                SplicePoint::AfterAuth
+            } else {
+                splice
+            },
+            app,
+            phase: if open { Phase::Relay } else { Phase::Auth },
+            client,
+            server: None,
+            client_syn,
+            to_server: Vec::new(),
+            to_client: Vec::new(),
+            full_proxy: splice == SplicePoint::Never,
+            closing: false,
+            reported_established: false,
+            events: Events::default(),
+        };
+        if open {
+            c.connect_server(ts, now);
+        }
+        c
+    }
+
+    pub fn method(&self) -> AuthMethod {
+        self.method
+    }
+
+    /// It ran as a conventional proxy to its end (`splice: never`, or a fallback).
+    pub fn full_proxy_ended(&self) -> bool {
+        self.full_proxy && self.server.is_some()
+    }
+
+    fn connect_server(&mut self, timestamps: bool, now: Instant) {
+        // The box must not announce a larger MSS to the server than the client accepts.
+        let mtu = usize::from(self.client_syn.mss.unwrap_or(536)) + 40;
+        let seed = u64::from(self.key.symmetric_hash()).rotate_left(17) ^ now.total_millis() as u64;
+        self.server = Some(Leg::server_leg(
+            self.key.src,
+            self.key.sport,
+            self.key.dst,
+            self.key.dport,
+            mtu.min(DEFAULT_MTU),
+            timestamps,
+            seed,
+            now,
+        ));
+    }
+
+    /// A packet from the client (`from_client`) or the server, as an IP datagram.
+    pub fn input(&mut self, from_client: bool, mut ip: Vec<u8>) {
+        if let Phase::Draining { .. } = self.phase {
+            // A FIN ends any hope of a quiet connection: carry on as a proxy.
+            if !strip_payload(&mut ip) {
+                self.phase = Phase::Relay;
+                self.full_proxy = true;
+                self.events.fallback = true;
+            }
+        }
+        if from_client {
+            self.client.input(ip);
+        } else if let Some(s) = &mut self.server {
+            s.input(ip);
+        }
+    }
+
+    /// Runs both legs and the application step; `out` collects (from_client_leg, IP packet).
+    pub fn step(&mut self, env: &mut Env<'_>, out: &mut Vec<(bool, Vec<u8>)>) -> Outcome {
+        let now = Instant::from_millis(env.now_ms as i64);
+        for _ in 0..4 {
+            out.extend(self.client.poll(now).map(|p| (true, p)));
+            if let Some(s) = &mut self.server {
+                out.extend(s.poll(now).map(|p| (false, p)));
+            }
+            let before = out.len();
+            match self.app_step(env, now) {
+                Outcome::Continue => {}
+                other => {
+                    out.extend(self.client.poll(now).map(|p| (true, p)));
+                    if let Some(s) = &mut self.server {
+                        out.extend(s.poll(now).map(|p| (false, p)));
+                    }
+                    return other;
+                }
+            }
+            // Run the legs again only if the step gave them something to send.
+            let c_pending = self.client.socket().send_queue();
+            let s_pending = self.server.as_mut().map_or(0, |s| s.socket().send_queue());
+            if out.len() == before && c_pending == 0 && s_pending == 0 {
+                break;
+            }
+        }
+        Outcome::Continue
+    }
+
+    /// When the legs next need a turn without input.
+    pub fn poll_at(&mut self, now: Instant) -> Option<Instant> {
+        let c = self.client.poll_at(now);
+        let s = self.server.as_mut().and_then(|s| s.poll_at(now));
+        match (c, s) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn app_step(&mut self, env: &mut Env<'_>, now: Instant) -> Outcome {
+        let cstate = self.client.state();
+        if !self.reported_established && cstate == State::Established {
+            self.reported_established = true;
+            self.events.client_established = true;
+        }
+        // A client that reset or vanished ends it.
+        if self.client.tap.peer_rst || (cstate == State::Closed && self.reported_established) {
+            log::debug!(
+                "{:?}: client leg ended ({cstate}, rst {})",
+                self.key,
+                self.client.tap.peer_rst
+            );
+            if let Some(s) = &mut self.server {
+                s.socket().abort();
+            }
+            return Outcome::Closed;
+        }
+        if let Some(s) = &mut self.server {
+            let st = s.state();
+            if s.tap.peer_rst || (st == State::Closed && s.tap.peer_syn.is_none()) {
+                log::debug!(
+                    "{:?}: server leg failed ({st}, rst {})",
+                    self.key,
+                    s.tap.peer_rst
+                );
+                self.client.socket().abort();
+                return Outcome::Closed;
+            }
+            // The server answered: offer the client what the server accepts.
+            if st != State::SynSent
+                && st != State::Closed
+                && self.client.state() == State::SynReceived
+            {
+                let mss = s.tap.peer_syn.and_then(|o| o.mss).unwrap_or(536);
+                self.client
+                    .unpause((usize::from(mss) + 40).min(DEFAULT_MTU));
+            }
+        }
+
+        if self.phase == Phase::Auth {
+            match self.auth_step(env, now) {
+                Outcome::Continue => {}
+                o => return o,
+            }
+        }
+        self.flush_pending();
+        if self.phase != Phase::Auth {
+            self.relay();
+        }
+        if let Some(o) = self.close_step() {
+            return o;
+        }
+        self.splice_step(env)
+    }
+
+    fn auth_step(&mut self, env: &mut Env<'_>, now: Instant) -> Outcome {
+        if self.client.state() != State::Established {
+            return Outcome::Continue;
+        }
+        let mut input = Vec::new();
+        let _ = self.client.socket().recv(|b| {
+            input.extend_from_slice(b);
+            (b.len(), ())
+        });
+        let client = self.key.src;
+        match &mut self.app {
+            App::Open => self.phase = Phase::Relay,
+            App::Line(l) => {
+                if !l.started() {
+                    self.to_client.extend(l.start());
+                }
+                if !input.is_empty() {
+                    let step = l.feed(&input, env.users, env.limiter, env.now_ms);
+                    self.to_client.extend(step.output);
+                    match step.outcome {
+                        Some(LineOutcome::Success { user }) => {
+                            env.cache
+                                .remember(client, AuthMethod::Line, &user, env.now_ms);
+                            self.to_server.extend(step.leftover);
+                            self.phase = Phase::Relay;
+                            self.connect_server(self.client_ts(), now);
+                        }
+                        Some(LineOutcome::Close) => {
+                            self.events.auth_failed = true;
+                            self.closing = true;
+                            self.client.socket().close();
+                        }
+                        None => {}
+                    }
+                }
+            }
+            App::Http(h) => {
+                if input.is_empty() {
+                    return Outcome::Continue;
+                }
+                match h.feed(&input, env.users, env.limiter, env.now_ms, client) {
+                    HttpStep::NeedMore => {}
+                    HttpStep::Accept { user, request } => {
+                        env.cache
+                            .remember(client, AuthMethod::HttpBasic, &user, env.now_ms);
+                        self.to_server.extend(request);
+                        self.phase = Phase::Relay;
+                        self.connect_server(self.client_ts(), now);
+                    }
+                    HttpStep::Reject { response } | HttpStep::Bad { response } => {
+                        self.events.auth_failed = true;
+                        self.to_client.extend(response);
+                        self.closing = true;
+                    }
+                }
+            }
+        }
+        Outcome::Continue
+    }
+
+    /// Timestamps are offered to the server only if the client leg has them.
+    fn client_ts(&self) -> bool {
+        self.client.tap.timestamps()
+    }
+
+    fn flush_pending(&mut self) {
+        if !self.to_client.is_empty() && self.client.socket().can_send() {
+            let n = self
+                .client
+                .socket()
+                .send_slice(&self.to_client)
+                .unwrap_or(0);
+            self.to_client.drain(..n);
+        }
+        if self.to_client.is_empty() && self.closing && self.client.socket().may_send() {
+            self.client.socket().close();
+        }
+        if let Some(s) = &mut self.server {
+            if !self.to_server.is_empty() && s.socket().can_send() {
+                let n = s.socket().send_slice(&self.to_server).unwrap_or(0);
+                self.to_server.drain(..n);
+            }
+        }
+    }
+
+    /// Copies what each side's socket received into the other's send buffer.
+    fn relay(&mut self) {
+        let Some(server) = &mut self.server else {
+            return;
+        };
+        if !self.to_server.is_empty() {
+            return;
+        }
+        copy(&mut self.client, server);
+        copy(server, &mut self.client);
+        // Half-close: a FIN from one side, once its data is relayed, is passed on.
+        pass_fin(&mut self.client, server);
+        pass_fin(server, &mut self.client);
+    }
+
+    fn close_step(&mut self) -> Option<Outcome> {
+        let done = |s: State| matches!(s, State::Closed | State::TimeWait);
+        let c = self.client.state();
+        if self.server.is_none() {
+            // The client left during authentication.
+            if self.client.tap.peer_fin && !self.closing {
+                self.closing = true;
+                self.client.socket().close();
+            }
+            if self.closing && done(c) {
+                return Some(Outcome::Closed);
+            }
+        }
+        if let Some(s) = &self.server {
+            if done(c) && done(s.state()) && (self.client.tap.peer_fin || self.closing) {
+                return Some(Outcome::Closed);
+            }
+        }
+        None
+    }
+
+    fn splice_step(&mut self, env: &mut Env<'_>) -> Outcome {
+        if self.full_proxy || self.closing {
+            return Outcome::Continue;
+        }
+        let Some(server) = &mut self.server else {
+            return Outcome::Continue;
+        };
+        let established =
+            self.client.state() == State::Established && server.state() == State::Established;
+        if !established || !self.to_server.is_empty() || !self.to_client.is_empty() {
+            return Outcome::Continue;
+        }
+        match self.phase {
+            Phase::Relay => {
+                // After the request: wait until the server acknowledged it. After auth: at once.
+                if self.splice == SplicePoint::AfterRequest && server.socket().send_queue() > 0 {
+                    return Outcome::Continue;
+                }
+                self.phase = Phase::Draining {
+                    since_ms: env.now_ms,
+                };
+                Outcome::Continue
+            }
+            Phase::Draining { since_ms } => {
+                let quiet = self.client.socket().send_queue() == 0
+                    && self.client.socket().recv_queue() == 0
+                    && server.socket().send_queue() == 0
+                    && server.socket().recv_queue() == 0;
+                if quiet {
+                    match splice::compute(
+                        &self.key,
+                        &self.client.tap,
+                        &server.tap,
+                        env.now_ms as u32,
+                    ) {
+                        Ok(conn) => return Outcome::Spliced(Box::new(conn)),
+                        Err(SpliceError::NotQuiet) => {}
+                        Err(e) => {
+                            log::debug!("{:?}: not spliced: {e}", self.key);
+                            self.events.fallback = true;
+                            self.full_proxy = true;
+                            self.phase = Phase::Relay;
+                            return Outcome::Continue;
+                        }
+                    }
+                }
+                if env.now_ms.saturating_sub(since_ms) > DRAIN_TIMEOUT_MS {
+                    self.client.socket().abort();
+                    server.socket().abort();
+                    return Outcome::DrainTimeout;
+                }
+                Outcome::Continue
+            }
+            Phase::Auth => Outcome::Continue,
+        }
+    }
+}
+
+/// Closes `to` once `from` has received the peer's FIN and all its data went across.
+fn pass_fin(from: &mut Leg, to: &mut Leg) {
+    let f = from.socket();
+    let fin_seen = matches!(
+        f.state(),
+        State::CloseWait | State::LastAck | State::Closing | State::TimeWait
+    );
+    if fin_seen && f.recv_queue() == 0 && to.socket().may_send() {
+        to.socket().close();
+    }
+}
+
+/// Moves as many bytes as fit from `from`'s receive buffer to `to`'s send buffer.
+fn copy(from: &mut Leg, to: &mut Leg) {
+    let t = to.socket();
+    if !t.may_send() {
+        return;
+    }
+    let room = t.send_capacity() - t.send_queue();
+    if room == 0 {
+        return;
+    }
+    let _ = from.socket().recv(|data| {
+        let n = data.len().min(room);
+        let sent = to.socket().send_slice(&data[..n]).unwrap_or(0);
+        (sent, ())
+    });
+}

@@ -1,0 +1,237 @@
+//! One leg of a proxied connection: a smoltcp interface of its own holding exactly one TCP
+//! socket, over an in-memory IP device, with a [`LegTap`] on the device.
+//!
+//! Why one interface per leg: smoltcp scans the whole socket set on every poll, so one set for
+//! every connection would make each packet cost O(connections). The control plane demultiplexes
+//! by quad itself (a hash map) and hands the packet to its leg, whose set has one socket: the
+//! cost per packet does not grow with the number of connections. An interface with a few
+//! sockets' worth of state per leg is the price, paid only while a connection is proxied.
+//!
+//! Transparency: the client leg's interface owns the *server's* address (with prefix 0, so
+//! every destination is on-link) and listens on the server's port; the server leg's owns the
+//! *client's* address and connects from the client's port. The box's own addresses never
+//! appear.
+
+use std::collections::VecDeque;
+
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
+use smoltcp::socket::tcp;
+use smoltcp::time::Instant;
+use smoltcp::wire::{
+    HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint, Ipv4Address,
+};
+
+use common::wire::Ipv4Addr;
+
+use super::tap::LegTap;
+
+/// Socket buffer per direction: 256 KiB, which makes smoltcp announce a window shift of 2.
+pub const BUFFER: usize = 256 * 1024;
+
+/// An IP device whose wire is two queues.
+#[derive(Debug, Default)]
+pub struct LegDevice {
+    pub rx: VecDeque<Vec<u8>>,
+    pub tx: VecDeque<Vec<u8>>,
+    pub mtu: usize,
+}
+
+pub struct LegRx(Vec<u8>);
+pub struct LegTx<'a>(&'a mut VecDeque<Vec<u8>>);
+
+impl RxToken for LegRx {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&self.0)
+    }
+}
+
+impl TxToken for LegTx<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut buf = vec![0u8; len];
+        let r = f(&mut buf);
+        self.0.push_back(buf);
+        r
+    }
+}
+
+impl Device for LegDevice {
+    type RxToken<'a> = LegRx;
+    type TxToken<'a> = LegTx<'a>;
+
+    fn receive(&mut self, _now: Instant) -> Option<(LegRx, LegTx<'_>)> {
+        let p = self.rx.pop_front()?;
+        Some((LegRx(p), LegTx(&mut self.tx)))
+    }
+
+    fn transmit(&mut self, _now: Instant) -> Option<LegTx<'_>> {
+        Some(LegTx(&mut self.tx))
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut c = DeviceCapabilities::default();
+        c.medium = Medium::Ip;
+        c.max_transmission_unit = self.mtu;
+        c
+    }
+}
+
+/// A process-wide millisecond clock for TCP timestamps. smoltcp takes a plain `fn() -> u32`
+/// as its TSval generator, so the control plane stores its time here each turn; it never goes
+/// backwards (several simulated boxes in one process only make it run faster).
+static TS_CLOCK: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+
+pub fn set_ts_clock(now_ms: u64) {
+    TS_CLOCK.fetch_max(now_ms as u32, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn tsval() -> u32 {
+    TS_CLOCK.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+fn v4(a: Ipv4Addr) -> Ipv4Address {
+    Ipv4Address::from_bits(a.0)
+}
+
+pub struct Leg {
+    pub iface: Interface,
+    pub sockets: SocketSet<'static>,
+    pub handle: SocketHandle,
+    pub dev: LegDevice,
+    pub tap: LegTap,
+}
+
+impl Leg {
+    fn new(own: Ipv4Addr, mtu: usize, seed: u64, timestamps: bool, now: Instant) -> Leg {
+        let mut dev = LegDevice {
+            mtu,
+            ..LegDevice::default()
+        };
+        let mut cfg = Config::new(HardwareAddress::Ip);
+        cfg.random_seed = seed;
+        let mut iface = Interface::new(cfg, &mut dev, now);
+        iface.update_ip_addrs(|a| {
+            let _ = a.push(IpCidr::new(IpAddress::Ipv4(v4(own)), 0));
+        });
+        let mut sock = tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; BUFFER]),
+            tcp::SocketBuffer::new(vec![0; BUFFER]),
+        );
+        sock.set_nagle_enabled(false);
+        sock.set_ack_delay(None);
+        if timestamps {
+            sock.set_tsval_generator(Some(tsval));
+        }
+        let mut sockets = SocketSet::new(Vec::with_capacity(1));
+        let handle = sockets.add(sock);
+        Leg {
+            iface,
+            sockets,
+            handle,
+            dev,
+            tap: LegTap::default(),
+        }
+    }
+
+    /// The client leg: answers as `server`:`port`. With `pause`, its SYN-ACK waits until
+    /// [`Leg::unpause`] (the server's options are learnt first).
+    pub fn client_leg(
+        server: Ipv4Addr,
+        port: u16,
+        mtu: usize,
+        timestamps: bool,
+        pause: bool,
+        seed: u64,
+        now: Instant,
+    ) -> Leg {
+        let mut leg = Leg::new(server, mtu, seed, timestamps, now);
+        let s = leg.socket();
+        let _ = s.listen(IpListenEndpoint {
+            addr: Some(IpAddress::Ipv4(v4(server))),
+            port,
+        });
+        s.pause_synack(pause);
+        leg
+    }
+
+    /// The server leg: connects to `server` as `client`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn server_leg(
+        client: Ipv4Addr,
+        client_port: u16,
+        server: Ipv4Addr,
+        server_port: u16,
+        mtu: usize,
+        timestamps: bool,
+        seed: u64,
+        now: Instant,
+    ) -> Leg {
+        let mut leg = Leg::new(client, mtu, seed, timestamps, now);
+        let remote = IpEndpoint::new(IpAddress::Ipv4(v4(server)), server_port);
+        let local = IpEndpoint::new(IpAddress::Ipv4(v4(client)), client_port);
+        let cx = leg.iface.context();
+        let s = leg.sockets.get_mut::<tcp::Socket>(leg.handle);
+        let _ = s.connect(cx, remote, local);
+        leg
+    }
+
+    pub fn socket(&mut self) -> &mut tcp::Socket<'static> {
+        self.sockets.get_mut::<tcp::Socket>(self.handle)
+    }
+
+    pub fn state(&self) -> tcp::State {
+        self.sockets.get::<tcp::Socket>(self.handle).state()
+    }
+
+    /// Sends the held SYN-ACK, announcing `mtu - 40` as MSS.
+    pub fn unpause(&mut self, mtu: usize) {
+        self.dev.mtu = mtu;
+        self.socket().pause_synack(false);
+    }
+
+    /// Feeds one IP packet from the peer.
+    pub fn input(&mut self, ip_packet: Vec<u8>) {
+        log::trace!("leg in: {}", summary(&ip_packet));
+        self.tap.incoming(&ip_packet);
+        self.dev.rx.push_back(ip_packet);
+    }
+
+    /// Runs the stack; returns the IP packets it sends to the peer.
+    pub fn poll(&mut self, now: Instant) -> impl Iterator<Item = Vec<u8>> + '_ {
+        self.iface.poll(now, &mut self.dev, &mut self.sockets);
+        let tap = &mut self.tap;
+        self.dev.tx.drain(..).inspect(move |p| {
+            log::trace!("leg out: {}", summary(p));
+            tap.outgoing(p)
+        })
+    }
+
+    /// When the stack next wants to run (retransmission and other timers).
+    pub fn poll_at(&mut self, now: Instant) -> Option<Instant> {
+        self.iface.poll_at(now, &self.sockets)
+    }
+}
+
+/// One line about a segment, for trace logs.
+fn summary(ip: &[u8]) -> String {
+    use common::wire::ipv4::Ipv4Packet;
+    use common::wire::tcp::TcpPacket;
+    let Ok(p) = Ipv4Packet::new_checked(ip) else {
+        return "not IPv4".into();
+    };
+    let Ok(t) = TcpPacket::new_checked(p.payload()) else {
+        return "not TCP".into();
+    };
+    format!(
+        "{}:{} > {}:{} flags {:#04x} seq {} ack {} win {} len {}",
+        p.src(),
+        t.src_port(),
+        p.dst(),
+        t.dst_port(),
+        t.flags(),
+        t.seq_number(),
+        t.ack_number(),
+        t.window_len(),
+        t.payload().len()
+    )
+}

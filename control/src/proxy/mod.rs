@@ -1,0 +1,311 @@
+//! The participating stack: proxied connections from their SYN to their splice (or to their
+//! end, for `splice: never`), and the short afterlife of a spliced connection's stragglers.
+//!
+//! Scaling: connections are found by quad in a hash map, and each has legs with one socket
+//! each, so a packet costs the same with ten or ten thousand connections (see [`leg`]).
+//! Timers: each connection remembers when its legs next want to run; a tick visits only the
+//! connections that are due.
+
+pub mod conn;
+pub mod leg;
+pub mod splice;
+pub mod strip;
+pub mod tap;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use smoltcp::time::Instant;
+
+use common::config::{Action, AuthMethod, Side};
+use common::conn::{Conn, ConnFlags, TcpState};
+use common::flow::FlowKey;
+use common::wire::ethernet::{EtherType, EthernetFrame};
+use common::wire::ipv4::{Ipv4Packet, Protocol};
+use common::wire::tcp::{SynOptions, TcpPacket};
+use dataplane::context::Context;
+use dataplane::packet::Packet;
+use dataplane::ring::{Command, ToControl, Why};
+
+use crate::auth::{AuthCache, RateLimiter};
+use crate::local::{ControlIo, LocalStack};
+use crate::stats::Connections;
+
+use conn::{Env, Outcome, ProxyConn};
+
+/// How long a spliced connection's late packets (queued toward control before the object was
+/// installed) are still rewritten and sent on by control.
+pub const AFTERLIFE_MS: u64 = 3_000;
+
+struct Afterlife {
+    worker: u16,
+    until_ms: u64,
+}
+
+/// Counters beyond `connections` (DESIGN.md §9).
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct ProxyCounters {
+    pub stragglers_forwarded: u64,
+    pub unknown_dropped: u64,
+    pub malformed: u64,
+    pub install_failed: u64,
+    pub active: u64,
+}
+
+pub struct Proxy {
+    ctx: Arc<Context>,
+    conns: HashMap<FlowKey, ProxyConn>,
+    /// When each connection's legs next want a turn (ms).
+    due: HashMap<FlowKey, u64>,
+    afterlife: HashMap<FlowKey, Afterlife>,
+    limiter: RateLimiter,
+    cache: AuthCache,
+    pub connections: Connections,
+    pub counters: ProxyCounters,
+    out: Vec<(bool, Vec<u8>)>,
+}
+
+impl Proxy {
+    pub fn new(ctx: Arc<Context>) -> Proxy {
+        let cache_ms = ctx.config.auth.cache_timeout.as_millis() as u64;
+        Proxy {
+            ctx,
+            conns: HashMap::new(),
+            due: HashMap::new(),
+            afterlife: HashMap::new(),
+            limiter: RateLimiter::default(),
+            cache: AuthCache::new(cache_ms),
+            connections: Connections::default(),
+            counters: ProxyCounters::default(),
+            out: Vec::new(),
+        }
+    }
+
+    pub fn active(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// A packet a worker handed over because of a `proxy` rule.
+    pub fn on_packet<P: Packet>(
+        &mut self,
+        msg: ToControl<P>,
+        now_ms: u64,
+        local: &mut LocalStack<P>,
+        io: &mut impl ControlIo<P>,
+    ) {
+        let Some((key, ip_off, syn)) = parse(msg.pkt.data()) else {
+            self.counters.malformed += 1;
+            return;
+        };
+        let ckey = if self.conns.contains_key(&key) || self.afterlife.contains_key(&key) {
+            Some((key, true))
+        } else if self.conns.contains_key(&key.reversed())
+            || self.afterlife.contains_key(&key.reversed())
+        {
+            Some((key.reversed(), false))
+        } else {
+            None
+        };
+        let Some((ckey, from_client)) = ckey else {
+            match (msg.why, syn) {
+                (Why::ProxySyn { rule }, Some(opts)) => {
+                    self.open(key, rule, msg.worker, msg.port, opts, now_ms, io)
+                }
+                _ => {
+                    self.counters.unknown_dropped += 1;
+                    return;
+                }
+            }
+            // The SYN itself goes to the new client leg below.
+            let ip = msg.pkt.data()[ip_off.clone()].to_vec();
+            self.feed(key, true, ip, now_ms, local, io);
+            return;
+        };
+        if let Some(a) = self.afterlife.get(&ckey) {
+            // Queued toward control before the object was installed: back to the worker,
+            // which now tracks and rewrites it like every later packet.
+            if io.reinject(a.worker, msg.port, msg.pkt) {
+                self.counters.stragglers_forwarded += 1;
+            }
+            return;
+        }
+        let ip = msg.pkt.data()[ip_off.clone()].to_vec();
+        self.feed(ckey, from_client, ip, now_ms, local, io);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn open<P>(
+        &mut self,
+        key: FlowKey,
+        rule: u16,
+        worker: u16,
+        port: Side,
+        syn: SynOptions,
+        now_ms: u64,
+        _io: &mut impl ControlIo<P>,
+    ) {
+        let Some(Action::Proxy { auth, splice }) = self
+            .ctx
+            .config
+            .policy
+            .get(usize::from(rule))
+            .map(|r| r.action)
+        else {
+            self.counters.unknown_dropped += 1;
+            return;
+        };
+        let cached = auth != AuthMethod::None && self.cache.lookup(key.src, auth, now_ms).is_some();
+        let now = Instant::from_millis(now_ms as i64);
+        let c = ProxyConn::new(key, worker, port, auth, splice, syn, cached, now);
+        self.connections.proxied += 1;
+        self.conns.insert(key, c);
+    }
+
+    fn feed<P: Packet>(
+        &mut self,
+        key: FlowKey,
+        from_client: bool,
+        ip: Vec<u8>,
+        now_ms: u64,
+        local: &mut LocalStack<P>,
+        io: &mut impl ControlIo<P>,
+    ) {
+        if let Some(c) = self.conns.get_mut(&key) {
+            c.input(from_client, ip);
+            self.turn(key, now_ms, local, io);
+        }
+    }
+
+    /// Runs one connection and sends what its legs produced.
+    fn turn<P: Packet>(
+        &mut self,
+        key: FlowKey,
+        now_ms: u64,
+        local: &mut LocalStack<P>,
+        io: &mut impl ControlIo<P>,
+    ) {
+        let Some(c) = self.conns.get_mut(&key) else {
+            return;
+        };
+        let mut env = Env {
+            users: &self.ctx.config.users,
+            limiter: &mut self.limiter,
+            cache: &mut self.cache,
+            now_ms,
+        };
+        self.out.clear();
+        let outcome = c.step(&mut env, &mut self.out);
+        let ev = std::mem::take(&mut c.events);
+        let (worker, client_side) = (c.worker, c.client_side);
+        let server_side = if client_side == Side::Inside {
+            Side::Outside
+        } else {
+            Side::Inside
+        };
+        let now = Instant::from_millis(now_ms as i64);
+        let next = c.poll_at(now).map(|t| t.total_millis() as u64);
+        for (from_client_leg, ip) in self.out.drain(..) {
+            let side = if from_client_leg {
+                client_side
+            } else {
+                server_side
+            };
+            local.send_ip(side, &ip, now_ms as u32, io);
+        }
+        if ev.auth_failed {
+            self.connections.auth_failed += 1;
+        }
+        if ev.fallback {
+            self.connections.fallback += 1;
+        }
+        if ev.client_established {
+            // Confirm the placeholder, so it outlives the SYN-SENT timeout.
+            let mut p = Conn::new_pass(&key, 0, now_ms as u32);
+            p.state = TcpState::Established;
+            p.flags = ConnFlags::PROXIED;
+            io.command(worker, Command::Install(p));
+        }
+        match outcome {
+            Outcome::Continue => {
+                match next {
+                    Some(t) => self.due.insert(key, t),
+                    None => self.due.remove(&key),
+                };
+            }
+            Outcome::Spliced(conn) => {
+                log::debug!("spliced {key:?}: {conn:?}");
+                if io.command(worker, Command::Install(*conn)) {
+                    self.connections.spliced += 1;
+                    self.afterlife.insert(
+                        key,
+                        Afterlife {
+                            worker,
+                            until_ms: now_ms + AFTERLIFE_MS,
+                        },
+                    );
+                } else {
+                    self.counters.install_failed += 1;
+                    io.command(worker, Command::Remove(key));
+                }
+                self.forget(key);
+            }
+            Outcome::Closed => {
+                let c = self.forget(key);
+                if c.is_some_and(|c| c.full_proxy_ended()) {
+                    self.connections.full_proxy += 1;
+                }
+                io.command(worker, Command::Remove(key));
+            }
+            Outcome::DrainTimeout => {
+                self.connections.drain_timeout += 1;
+                self.forget(key);
+                io.command(worker, Command::Remove(key));
+            }
+        }
+    }
+
+    fn forget(&mut self, key: FlowKey) -> Option<ProxyConn> {
+        self.due.remove(&key);
+        self.conns.remove(&key)
+    }
+
+    /// Runs the connections whose timers are due and ends expired afterlives.
+    pub fn tick<P: Packet>(
+        &mut self,
+        now_ms: u64,
+        local: &mut LocalStack<P>,
+        io: &mut impl ControlIo<P>,
+    ) {
+        let due: Vec<FlowKey> = self
+            .due
+            .iter()
+            .filter(|(_, t)| **t <= now_ms)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in due {
+            self.turn(key, now_ms, local, io);
+        }
+        self.afterlife.retain(|_, a| a.until_ms > now_ms);
+        self.cache.purge(now_ms);
+        self.counters.active = self.conns.len() as u64;
+    }
+}
+
+/// The quad, the offset of the IP header and, for a SYN, its options.
+fn parse(frame: &[u8]) -> Option<(FlowKey, std::ops::Range<usize>, Option<SynOptions>)> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    if eth.ethertype() != EtherType::IPV4 {
+        return None;
+    }
+    let off = eth.header_len();
+    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+    if ip.protocol() != Protocol::TCP {
+        return None;
+    }
+    let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+    let key = FlowKey::new(ip.src(), tcp.src_port(), ip.dst(), tcp.dst_port());
+    let syn =
+        (tcp.syn() && !tcp.ack()).then(|| SynOptions::parse(tcp.options()).unwrap_or_default());
+    // Only as much as the IP datagram says (Ethernet padding off).
+    Some((key, off..off + usize::from(ip.total_len()), syn))
+}
