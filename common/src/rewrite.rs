@@ -150,6 +150,36 @@ pub fn rewrite_tcp(segment: &mut [u8], p: &SpliceParams) -> Result<RewriteReport
     Ok(report)
 }
 
+/// Restores the TCP header quoted in an ICMP error (RFC 792: the offending IP header and at
+/// least 8 bytes of its payload) to the sequence space of the quoted packet's sender.
+///
+/// An error about a spliced flow quotes the packet as the box rewrote it, in the receiver's
+/// space: its sender would not recognise it, and path-MTU discovery and error reporting would
+/// silently break (OpenBSD pf does the same for `modulate state`). `icmp` is the whole ICMP
+/// message; `p` the rewrite of the direction the quoted packet travelled. The sequence number
+/// gets `p` undone, and the acknowledgement too when the quote is long enough to hold it; the
+/// ICMP checksum is updated incrementally. The quoted TCP checksum cannot be fixed (the quote
+/// is partial) and is left alone, as routers leave it.
+pub fn unrewrite_icmp_quote(icmp: &mut [u8], p: &SpliceParams) -> Result<(), RewriteError> {
+    const ICMP_HEADER: usize = 8;
+    let quoted = crate::wire::ipv4::Ipv4Packet::new_checked_quoted(&icmp[ICMP_HEADER..])?;
+    if quoted.protocol() != Protocol::TCP {
+        return Err(RewriteError::NotTcp);
+    }
+    let tcp_at = ICMP_HEADER + quoted.header_len();
+    let quote_len = icmp.len().saturating_sub(tcp_at);
+    if quote_len < 8 {
+        return Err(RewriteError::Wire(WireError::Truncated));
+    }
+    let mut hc = crate::wire::be16(icmp, 2);
+    patch32(icmp, tcp_at + 4, |s| s.wrapping_sub(p.seq_add), &mut hc);
+    if quote_len >= 12 && icmp[tcp_at + 13] & flags::ACK != 0 {
+        patch32(icmp, tcp_at + 8, |a| a.wrapping_add(p.ack_sub), &mut hc);
+    }
+    put16(icmp, 2, hc);
+    Ok(())
+}
+
 /// Translates a window field from the sender's shift to the shift its receiver assumes.
 ///
 /// Rounds down (never announces more buffer than the sender has), but keeps a non-zero window

@@ -222,6 +222,7 @@ pub fn run(config: Config, opts: RunOptions) -> Result<Stats, RunError> {
         plane.proxy.connections,
         plane.local.counters,
     );
+    stats.proxy = plane.proxy.counters;
     stats.drops.insert("control_tx_failed", tx_failed);
     stats.drops.insert("command_ring_full", commands_dropped);
     for p in &mut ports {

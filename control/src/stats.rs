@@ -33,6 +33,7 @@ pub struct WorkerStats {
     pub tx: u64,
     pub forwarded: u64,
     pub to_control: u64,
+    pub from_control: u64,
     pub flows_created: u64,
     pub flows_expired: u64,
     pub flows_closed: u64,
@@ -40,6 +41,7 @@ pub struct WorkerStats {
     pub flows_active: u64,
     pub options_malformed: u64,
     pub ignored: u64,
+    pub icmp_quotes_rewritten: u64,
     pub drops: BTreeMap<&'static str, u64>,
 }
 
@@ -61,6 +63,8 @@ pub struct Stats {
     pub connections: Connections,
     pub drops: BTreeMap<&'static str, u64>,
     pub control: LocalCounters,
+    /// The participating stack's own counters (stragglers handed back, unknown packets, ...).
+    pub proxy: crate::proxy::ProxyCounters,
 }
 
 fn drops_map(d: &DropCounters) -> BTreeMap<&'static str, u64> {
@@ -76,6 +80,7 @@ impl WorkerStats {
             tx: c.tx,
             forwarded: c.forwarded,
             to_control: c.to_control,
+            from_control: c.from_control,
             flows_created: c.flows_created,
             flows_expired: c.flows_expired,
             flows_closed: c.flows_closed,
@@ -83,6 +88,7 @@ impl WorkerStats {
             flows_active: flows_active as u64,
             options_malformed: c.options_malformed,
             ignored: c.ignored,
+            icmp_quotes_rewritten: c.icmp_quotes_rewritten,
             drops: drops_map(&c.drops),
         }
     }
@@ -108,6 +114,7 @@ impl Stats {
             connections,
             drops,
             control,
+            proxy: Default::default(),
         }
     }
 

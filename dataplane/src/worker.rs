@@ -13,9 +13,10 @@ use std::sync::Arc;
 use common::config::{Action, Side, Zone};
 use common::conn::{Conn, ConnFlags, TcpState};
 use common::flow::{Direction, FlowKey};
-use common::rewrite::{rewrite_frame, Hop, RewriteError};
+use common::rewrite::{rewrite_frame, unrewrite_icmp_quote, Hop, RewriteError};
 use common::seq::SeqNumber;
 use common::wire::ethernet::{EtherType, EthernetFrame};
+use common::wire::icmp::IcmpPacket;
 use common::wire::ipv4::{Ipv4Packet, Protocol};
 use common::wire::tcp::{flags, SynOptions, TcpOption, TcpPacket};
 use common::wire::MacAddr;
@@ -57,6 +58,8 @@ pub struct WorkerCounters {
     pub flows_installed: u64,
     /// Packets whose TCP options were malformed: forwarded with the options untouched.
     pub options_malformed: u64,
+    /// ICMP errors about spliced connections whose quote was put back into its sender's space.
+    pub icmp_quotes_rewritten: u64,
     /// Segments forwarded without a state update (old duplicates, SYN on a flow).
     pub ignored: u64,
     pub drops: DropCounters,
@@ -274,9 +277,14 @@ impl<Q: PortQueue> Worker<Q> {
                 }
                 _ => None,
             };
-            match self.ctx.config.match_rule(zone, proto.0, src, dst, dport) {
-                Some((_, r)) if r.action == Action::Pass => {}
-                _ => return Verdict::Drop(DropReason::PolicyDeny),
+            // An ICMP error about a tracked connection is part of it (conntrack's RELATED):
+            // it passes whatever the policy says, its quote put back into the sender's space.
+            let related = proto == Protocol::ICMP && self.icmp_related(&mut frame[l3..]);
+            if !related {
+                match self.ctx.config.match_rule(zone, proto.0, src, dst, dport) {
+                    Some((_, r)) if r.action == Action::Pass => {}
+                    _ => return Verdict::Drop(DropReason::PolicyDeny),
+                }
             }
         }
 
@@ -304,6 +312,44 @@ impl<Q: PortQueue> Worker<Q> {
                 next_hop: hop.ip,
             }),
         }
+    }
+
+    /// Whether `ip` (an IPv4 datagram) is an ICMP error quoting a segment of a tracked
+    /// connection; if the connection is spliced, its quote is rewritten back.
+    fn icmp_related(&mut self, ip: &mut [u8]) -> bool {
+        let Ok(p) = Ipv4Packet::new_checked(&mut *ip) else {
+            return false;
+        };
+        let hl = p.header_len();
+        let end = usize::from(p.total_len()).min(ip.len());
+        let icmp = &mut ip[hl..end];
+        let Ok(msg) = IcmpPacket::new_checked(&*icmp) else {
+            return false;
+        };
+        if !msg.is_error() {
+            return false;
+        }
+        let Ok(q) = Ipv4Packet::new_checked_quoted(msg.quoted()) else {
+            return false;
+        };
+        let l4 = q.payload();
+        if q.protocol() != Protocol::TCP || l4.len() < 8 {
+            return false;
+        }
+        let key = FlowKey::new(
+            q.src(),
+            u16::from_be_bytes([l4[0], l4[1]]),
+            q.dst(),
+            u16::from_be_bytes([l4[2], l4[3]]),
+        );
+        let Some((i, dir)) = self.table.lookup(&key) else {
+            return false;
+        };
+        let params = self.table.get(i).params(dir);
+        if !params.is_identity() && unrewrite_icmp_quote(icmp, &params).is_ok() {
+            self.counters.icmp_quotes_rewritten += 1;
+        }
+        true
     }
 
     /// The TCP half of `process`: flow lookup, policy for new SYNs, stateful inspection.

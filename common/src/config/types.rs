@@ -157,14 +157,17 @@ pub struct Timeouts {
 }
 
 impl Default for Timeouts {
-    /// The Linux conntrack defaults.
+    /// The Linux conntrack defaults, except `close_wait` (see there).
     fn default() -> Self {
         Timeouts {
             syn_sent: Duration::from_secs(120),
             syn_recv: Duration::from_secs(60),
             established: Duration::from_secs(5 * 24 * 3600),
             fin_wait: Duration::from_secs(120),
-            close_wait: Duration::from_secs(60),
+            // Unlike conntrack's 60 s: a half-closed connection (one FIN, acknowledged) may
+            // keep sending the other way for as long as an established one, and the box does
+            // not pick connections up mid-stream.
+            close_wait: Duration::from_secs(5 * 24 * 3600),
             last_ack: Duration::from_secs(30),
             time_wait: Duration::from_secs(120),
             close: Duration::from_secs(10),

@@ -440,3 +440,30 @@ fn syn_window_is_not_rescaled_and_tsecr_without_ack_is_kept() {
     assert_eq!(so.timestamps, Some((8, 9)));
     assert!(tcp.verify_checksum(s.src, s.dst));
 }
+
+#[test]
+fn icmp_quote_is_restored_to_the_senders_space() {
+    use crate::wire::icmp::{IcmpErrorRepr, IcmpPacket};
+    // The box rewrote a client segment (seq 1000 -> 1010, ack 5000 -> 2000) toward the server;
+    // a router beyond answers "fragmentation needed" quoting it.
+    let s = example_spec(vec![]);
+    let mut f = build(&s);
+    let p = SpliceParams {
+        seq_add: 10,
+        ack_sub: 3000,
+        ..SpliceParams::default()
+    };
+    rewrite_frame(&mut f, &p, None).unwrap();
+    let datagram = &f[14..f.len() - 3];
+    let err = IcmpErrorRepr::frag_needed(1400, datagram);
+    let mut icmp = vec![0u8; err.buffer_len()];
+    err.emit(&mut icmp);
+    unrewrite_icmp_quote(&mut icmp, &p).unwrap();
+    let pkt = IcmpPacket::new_checked(&icmp[..]).unwrap();
+    assert!(pkt.verify_checksum(), "checksum fixed incrementally");
+    let q = crate::wire::ipv4::Ipv4Packet::new_checked_quoted(pkt.quoted()).unwrap();
+    let t = &q.payload()[..12];
+    assert_eq!(u32::from_be_bytes([t[4], t[5], t[6], t[7]]), 1000);
+    assert_eq!(u32::from_be_bytes([t[8], t[9], t[10], t[11]]), 5000);
+    assert_eq!(pkt.next_hop_mtu(), 1400);
+}

@@ -43,7 +43,7 @@ struct Afterlife {
 }
 
 /// Counters beyond `connections` (DESIGN.md §9).
-#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct ProxyCounters {
     pub stragglers_forwarded: u64,
     pub unknown_dropped: u64,

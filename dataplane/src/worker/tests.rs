@@ -504,3 +504,64 @@ fn io_mode_forwards_untouched() {
     b.poll();
     assert_eq!(b.outside.drain_sent(), vec![f]);
 }
+
+mod icmp {
+    use super::*;
+    use common::wire::icmp::{IcmpErrorRepr, IcmpPacket};
+    use common::wire::ipv4::Protocol;
+
+    /// A spliced flow (Δ1 = 10) and a router behind the server answering "fragmentation
+    /// needed" about a client segment as the box sent it (seq 1010): the client must get
+    /// the error quoting its own seq 1000, even with ICMP denied by policy.
+    #[test]
+    fn errors_about_spliced_flows_are_related_and_restored() {
+        let mut cfg = testbed_config();
+        cfg.policy
+            .retain(|r| r.protocol != common::config::Protocol::Icmp);
+        let mut b = Bed::with(1, cfg, ForwardMode::Full, 64);
+        let key = FlowKey::new(CLIENT, 40000, SERVER, 9000);
+        let mut c = Conn::new_pass(&key, 0, b.now);
+        c.state = TcpState::Established;
+        c.flags = ConnFlags::SPLICED;
+        c.delta1 = 10;
+        b.rings.commands[0].push(Command::Install(c)).unwrap();
+        b.poll();
+        let sent = tcp_frame(&client_env(), &t(40000, 9000, 1010, 0, ACK | PSH));
+        let err = IcmpErrorRepr::frag_needed(1400, &sent[14..]);
+        let mut body = vec![0u8; err.buffer_len()];
+        err.emit(&mut body);
+        let mut e = server_env();
+        e.src = Ipv4Addr::new(198, 19, 0, 7);
+        let mut f = tcp_frame(&e, &Tcp::default());
+        // replace the TCP payload of the envelope by the ICMP message
+        let repr = common::wire::ipv4::Ipv4Repr {
+            src: e.src,
+            dst: CLIENT,
+            protocol: Protocol::ICMP,
+            payload_len: body.len(),
+            ttl: 64,
+            ident: 1,
+        };
+        f.truncate(14);
+        let mut ip = vec![0u8; repr.buffer_len()];
+        repr.emit(&mut ip);
+        ip[20..].copy_from_slice(&body);
+        f.extend_from_slice(&ip);
+        b.outside.inject(f);
+        b.poll();
+        let out = b.inside.drain_sent();
+        assert_eq!(
+            out.len(),
+            1,
+            "related ICMP passes a policy that denies ICMP"
+        );
+        let eth = EthernetFrame::new_checked(&out[0][..]).unwrap();
+        let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+        let icmp = IcmpPacket::new_checked(ip.payload()).unwrap();
+        assert!(icmp.verify_checksum());
+        let q = Ipv4Packet::new_checked_quoted(icmp.quoted()).unwrap();
+        let l4 = q.payload();
+        assert_eq!(u32::from_be_bytes([l4[4], l4[5], l4[6], l4[7]]), 1000);
+        assert_eq!(b.total(|c| c.icmp_quotes_rewritten), 1);
+    }
+}
