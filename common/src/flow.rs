@@ -41,6 +41,16 @@ impl Direction {
     }
 }
 
+impl core::fmt::Display for FlowKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "{}:{} -> {}:{}",
+            self.src, self.sport, self.dst, self.dport
+        )
+    }
+}
+
 impl FlowKey {
     pub const fn new(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> FlowKey {
         FlowKey {

@@ -514,6 +514,15 @@ pub fn wait_listening(ns_name: &str, port: u16, limit: Duration) -> bool {
     })
 }
 
+/// The environment variable that overrides the box's `RUST_LOG` in the tests (e.g.
+/// `CUTTHROUGH_TEST_BOX_LOG=info,control=debug cargo test --test e2e_proxy`).
+pub const BOX_LOG_ENV: &str = "CUTTHROUGH_TEST_BOX_LOG";
+
+/// The box's `RUST_LOG`: `$CUTTHROUGH_TEST_BOX_LOG` if set, else `info`.
+pub fn box_log_filter() -> String {
+    std::env::var(BOX_LOG_ENV).unwrap_or_else(|_| "info".to_string())
+}
+
 /// The box (`cutthrough run`) on the testbed, with its stats file and stderr in a temp dir.
 /// Dropping it while it still runs kills it (and prints the tail of its stderr if the test is
 /// panicking).
@@ -562,7 +571,7 @@ impl BoxProcess {
             .arg(&stats)
             .arg("--")
             .args(&eal)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", box_log_filter())
             .current_dir(ROOT)
             .stdin(Stdio::null())
             .stdout(File::create(&stdout).expect("create stdout file"))

@@ -230,7 +230,7 @@ impl ProxyConn {
         // A client that reset or vanished ends it.
         if self.client.tap.peer_rst || (cstate == State::Closed && self.reported_established) {
             log::debug!(
-                "{:?}: client leg ended ({cstate}, rst {})",
+                "{}: client leg ended ({cstate}, rst {})",
                 self.key,
                 self.client.tap.peer_rst
             );
@@ -243,7 +243,7 @@ impl ProxyConn {
             let st = s.state();
             if s.tap.peer_rst || (st == State::Closed && s.tap.peer_syn.is_none()) {
                 log::debug!(
-                    "{:?}: server leg failed ({st}, rst {})",
+                    "{}: server leg failed ({st}, rst {})",
                     self.key,
                     s.tap.peer_rst
                 );
@@ -298,6 +298,7 @@ impl ProxyConn {
                     self.to_client.extend(step.output);
                     match step.outcome {
                         Some(LineOutcome::Success { user }) => {
+                            log::info!("{}: line auth accepted user {user}", self.key);
                             env.cache
                                 .remember(client, AuthMethod::Line, &user, env.now_ms);
                             self.to_server.extend(step.leftover);
@@ -305,9 +306,9 @@ impl ProxyConn {
                             self.connect_server(self.client_ts(), now);
                         }
                         Some(LineOutcome::Close) => {
+                            log::info!("{}: line auth refused, closing", self.key);
                             self.events.auth_failed = true;
                             self.closing = true;
-                            self.client.socket().close();
                         }
                         None => {}
                     }
@@ -320,6 +321,7 @@ impl ProxyConn {
                 match h.feed(&input, env.users, env.limiter, env.now_ms, client) {
                     HttpStep::NeedMore => {}
                     HttpStep::Accept { user, request } => {
+                        log::info!("{}: http-basic accepted user {user}", self.key);
                         env.cache
                             .remember(client, AuthMethod::HttpBasic, &user, env.now_ms);
                         self.to_server.extend(request);
@@ -327,6 +329,7 @@ impl ProxyConn {
                         self.connect_server(self.client_ts(), now);
                     }
                     HttpStep::Reject { response } | HttpStep::Bad { response } => {
+                        log::info!("{}: http-basic refused", self.key);
                         self.events.auth_failed = true;
                         self.to_client.extend(response);
                         self.closing = true;
@@ -436,7 +439,7 @@ impl ProxyConn {
                         Ok(conn) => return Outcome::Spliced(Box::new(conn)),
                         Err(SpliceError::NotQuiet) => {}
                         Err(e) => {
-                            log::debug!("{:?}: not spliced: {e}", self.key);
+                            log::info!("{}: kept as a full proxy: {e}", self.key);
                             self.events.fallback = true;
                             self.full_proxy = true;
                             self.phase = Phase::Relay;

@@ -233,7 +233,14 @@ impl Proxy {
                 };
             }
             Outcome::Spliced(conn) => {
-                log::debug!("spliced {key:?}: {conn:?}");
+                log::info!(
+                    "{key}: spliced, delta1 {} delta2 {} timestamps {} window shifts in {:?} out {:?}",
+                    conn.delta1,
+                    conn.delta2,
+                    conn.flags & ConnFlags::TIMESTAMPS != 0,
+                    conn.wscale_in,
+                    conn.wscale_out
+                );
                 if io.command(worker, Command::Install(*conn)) {
                     self.connections.spliced += 1;
                     self.afterlife.insert(
@@ -257,6 +264,7 @@ impl Proxy {
                 io.command(worker, Command::Remove(key));
             }
             Outcome::DrainTimeout => {
+                log::warn!("{key}: drain timed out, both legs reset");
                 self.connections.drain_timeout += 1;
                 self.forget(key);
                 io.command(worker, Command::Remove(key));

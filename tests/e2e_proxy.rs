@@ -1,0 +1,695 @@
+//! The participating stack through the real box on the namespace testbed (DESIGN.md §1, §4,
+//! §9), over `net_af_packet`, in one box run:
+//!
+//! 1. `line` authentication on 2323 (splice `after-auth`), driven by a scripted client: three
+//!    wrong passwords are each answered `Login incorrect.`, the third also
+//!    `Too many failures.` and a close, and the echo server behind the box never sees a
+//!    connection; then the right password is answered `Authenticated as alice.` and 8 MiB are
+//!    echoed back, sent and received concurrently, byte-exact;
+//! 2. `http-basic` on 8080 (splice `after-request`) with curl: without credentials and with
+//!    wrong ones the box itself answers `401` with `WWW-Authenticate`, and the HTTP server
+//!    (a small Python server that records every connection and every request's headers) sees
+//!    nothing; with `-u alice:wonderland` a 100 MiB download arrives byte-exact (SHA-256) and
+//!    the request reached the server without its `Authorization` header;
+//! 3. auth `none` on 9000 (splice `after-auth`): a 100 MiB upload arrives byte-exact;
+//! 4. `splice: never` on 9001 (the full proxy): a 20 MiB upload arrives byte-exact, and the
+//!    connection is closed on both hosts before the box stops;
+//! 5. the counters written on SIGTERM: three splices, one full-proxy connection, failed
+//!    authentications, no drain timeout, no `out_of_window` or `ack_beyond_data` drop.
+//!
+//! The order matters within the one run: the box caches a successful login per client
+//! address and method for `auth.cache_timeout` (so each method's failures come before its
+//! success), and limits a client address after 5 failures per minute over both methods (this
+//! test makes 4).
+//!
+//! Run as root: `cargo test --test e2e_proxy` (about 6 s here, the random files included;
+//! bounded at a few minutes by the timeouts). `CUTTHROUGH_TEST_BOX_LOG=info,control=debug` sets the box's
+//! `RUST_LOG` (`control=trace` logs every segment the legs see). Timings are printed for
+//! information only; nothing asserts on speed.
+
+mod net;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use net::{counter, ns, worker_sum, Background, BoxProcess, TempDir, Testbed};
+use net::{CLIENT_ADDR, INSIDE, OUTSIDE, SERVER_ADDR};
+
+const LINE_PORT: u16 = 2323;
+const HTTP_PORT: u16 = 8080;
+const SPLICE_PORT: u16 = 9000;
+const FULL_PROXY_PORT: u16 = 9001;
+
+/// Echoed both ways through the `line`-authenticated connection.
+const ECHO_BYTES: u64 = 8 * 1024 * 1024;
+/// Downloaded over HTTP, and uploaded through the auth-`none` splice.
+const BIG_BYTES: u64 = 100 * 1024 * 1024;
+/// Uploaded through the full proxy.
+const FULL_PROXY_BYTES: u64 = 20 * 1024 * 1024;
+
+/// How long a server may take to listen (the box's worker busy-polls one of the two CPUs, so
+/// processes in the namespaces start slowly).
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The clients and servers this test runs in the namespaces, in Python (`python3 HELPER CMD
+/// ARGS...`). Every socket operation has a timeout; every failure exits non-zero with a message
+/// on stderr.
+const HELPER: &str = r#####"
+import functools, json, os, socket, socketserver, sys, threading, time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+TIMEOUT = 20.0
+
+
+def fail(msg):
+    print("FAIL: " + msg, file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
+class Reader:
+    """Reads an exact dialogue from a socket."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    def expect(self, token):
+        while len(self.buf) < len(token) and token.startswith(self.buf):
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                fail("no %r within %.0f s (got %r)" % (token, TIMEOUT, self.buf))
+            except OSError as e:
+                fail("%s while expecting %r (got %r)" % (e, token, self.buf))
+            if not chunk:
+                fail("EOF while expecting %r (got %r)" % (token, self.buf))
+            self.buf += chunk
+        if not self.buf.startswith(token):
+            fail("expected %r, got %r" % (token, self.buf))
+        self.buf = self.buf[len(token):]
+
+    def to_eof(self):
+        """Everything until a clean EOF (a reset fails)."""
+        rest = self.buf
+        self.buf = b""
+        while True:
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                fail("no EOF within %.0f s (got %r)" % (TIMEOUT, rest))
+            except OSError as e:
+                fail("%s instead of a clean EOF (got %r)" % (e, rest))
+            if not chunk:
+                return rest
+            rest += chunk
+
+
+def connect(host, port):
+    try:
+        return socket.create_connection((host, int(port)), timeout=TIMEOUT)
+    except OSError as e:
+        fail("connect to %s:%s: %s" % (host, port, e))
+
+
+def line_fail(host, port):
+    """Three wrong passwords: each `Login incorrect.`, then `Too many failures.` and a close."""
+    s = connect(host, port)
+    r = Reader(s)
+    r.expect(b"Username: ")
+    for attempt in (1, 2, 3):
+        s.sendall(b"alice\r\n")
+        r.expect(b"Password: ")
+        s.sendall(b"not-wonderland\r\n")
+        r.expect(b"Login incorrect.\r\n")
+        print("attempt %d: Login incorrect." % attempt, flush=True)
+        if attempt < 3:
+            r.expect(b"Username: ")
+    r.expect(b"Too many failures.\r\n")
+    rest = r.to_eof()
+    if rest:
+        fail("after Too many failures.: %r before EOF" % rest)
+    print("Too many failures., then EOF", flush=True)
+
+
+def line_echo(host, port, nbytes):
+    """The right password, then `nbytes` sent and echoed back concurrently, byte-exact."""
+    n = int(nbytes)
+    s = connect(host, port)
+    r = Reader(s)
+    r.expect(b"Username: ")
+    s.sendall(b"alice\r\n")
+    r.expect(b"Password: ")
+    s.sendall(b"wonderland\r\n")
+    r.expect(b"Authenticated as alice.\r\n")
+    if r.buf:
+        fail("unexpected bytes after Authenticated as alice.: %r" % r.buf[:200])
+    print("Authenticated as alice.", flush=True)
+    data = os.urandom(n)
+    errors = []
+    sent = [0]
+
+    def send():
+        try:
+            view = memoryview(data)
+            for off in range(0, n, 65536):
+                s.sendall(view[off:off + 65536])
+                sent[0] = min(off + 65536, n)
+            s.shutdown(socket.SHUT_WR)
+        except OSError as e:
+            errors.append("send after %d bytes: %s" % (sent[0], e))
+
+    t0 = time.monotonic()
+    sender = threading.Thread(target=send)
+    sender.start()
+    got = bytearray()
+    try:
+        while len(got) <= n:
+            chunk = s.recv(262144)
+            if not chunk:
+                break
+            got += chunk
+    except OSError as e:
+        errors.append("receive after %d bytes (%d sent): %s" % (len(got), sent[0], e))
+    sender.join(TIMEOUT)
+    elapsed = time.monotonic() - t0
+    if sender.is_alive():
+        errors.append("the sender is stuck after %d bytes" % sent[0])
+    if errors:
+        fail("; ".join(errors))
+    if len(got) != n:
+        fail("sent %d bytes, %d came back before EOF" % (n, len(got)))
+    if got != data:
+        first = next(i for i in range(n) if got[i] != data[i])
+        fail("the echo differs from byte %d on" % first)
+    print("%d bytes echoed byte-exact in %.2f s" % (n, elapsed), flush=True)
+
+
+def echo_server(addr, port, log):
+    """Echoes every connection; appends `peer` to `log` as each one is accepted."""
+    srv = socket.create_server((addr, int(port)))
+    srv.listen(16)
+
+    def echo(c):
+        try:
+            while True:
+                d = c.recv(262144)
+                if not d:
+                    break
+                c.sendall(d)
+            c.shutdown(socket.SHUT_WR)
+        except OSError as e:
+            print("echo: %s" % e, file=sys.stderr, flush=True)
+        finally:
+            c.close()
+
+    while True:
+        c, peer = srv.accept()
+        with open(log, "a") as f:
+            f.write("%s:%d\n" % peer)
+        threading.Thread(target=echo, args=(c,), daemon=True).start()
+
+
+def http_server(addr, port, root, log):
+    """Serves `root`; appends one JSON line to `log` per connection and per request head."""
+    lock = threading.Lock()
+
+    def record(entry):
+        with lock, open(log, "a") as f:
+            f.write(json.dumps(entry) + "\n")
+
+    class Handler(SimpleHTTPRequestHandler):
+        def parse_request(self):
+            ok = super().parse_request()
+            headers = getattr(self, "headers", None)
+            record({
+                "request": self.requestline,
+                "headers": [[k, v] for k, v in headers.items()] if headers else [],
+            })
+            return ok
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+
+        def server_bind(self):
+            # HTTPServer.server_bind looks the address up in the DNS (socket.getfqdn), which
+            # times out in a namespace without a resolver.
+            socketserver.TCPServer.server_bind(self)
+            self.server_name = addr
+            self.server_port = int(port)
+
+        def process_request(self, request, client_address):
+            record({"connection": "%s:%d" % client_address})
+            super().process_request(request, client_address)
+
+    handler = functools.partial(Handler, directory=root)
+    Server((addr, int(port)), handler).serve_forever()
+
+
+COMMANDS = {
+    "line-fail": line_fail,
+    "line-echo": line_echo,
+    "echo-server": echo_server,
+    "http-server": http_server,
+}
+
+if __name__ == "__main__":
+    COMMANDS[sys.argv[1]](*sys.argv[2:])
+"#####;
+
+/// `python3`: the system one if there is one (a pyenv shim costs a shell and a lookup per
+/// start, slow while the box busy-polls a CPU).
+fn python() -> &'static str {
+    if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    }
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+/// Starts a server in ct-outside and waits until it listens on `port`.
+#[track_caller]
+fn start_server(what: &str, port: u16, cmd: &str, args: &[&str]) -> Background {
+    let mut server = Background::ns(OUTSIDE, cmd, args);
+    assert!(
+        net::wait_listening(OUTSIDE, port, LISTEN_TIMEOUT),
+        "the {what} does not listen on {port} after {} s: {}",
+        LISTEN_TIMEOUT.as_secs(),
+        server.describe()
+    );
+    server
+}
+
+/// The lines of a log file the servers append to (none if it does not exist).
+fn log_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Waits (≤ `limit`) until no TCP socket to or from `port` is open in either namespace, other
+/// than listeners and TIME-WAIT: both ends of the connection have closed.
+fn wait_closed(port: u16, limit: Duration) -> bool {
+    let filter = format!("( sport = :{port} or dport = :{port} )");
+    net::poll(limit, Duration::from_millis(100), || {
+        [INSIDE, OUTSIDE].iter().all(|n| {
+            let out = ns(
+                n,
+                "ss",
+                &[
+                    "-Htan",
+                    "state",
+                    "connected",
+                    "exclude",
+                    "time-wait",
+                    &filter,
+                ],
+                Duration::from_secs(5),
+            );
+            out.success() && out.stdout.trim().is_empty()
+        })
+    })
+}
+
+#[test]
+fn proxy_af_packet() {
+    net::require_root();
+    net::require_tools(&["curl", python()]);
+    let _lock = net::lock();
+    let tmp = TempDir::new("e2e-proxy");
+    let helper = tmp.join("helper.py");
+    std::fs::write(&helper, HELPER).expect("write the Python helper");
+    let www = tmp.join("www");
+    std::fs::create_dir_all(&www).expect("create the web root");
+    let big = www.join("big.bin");
+    net::random_file(&big, BIG_BYTES);
+    let big_sha = net::sha256(&big);
+    let medium = tmp.join("medium.bin");
+    net::random_file(&medium, FULL_PROXY_BYTES);
+    let medium_sha = net::sha256(&medium);
+
+    let _testbed = Testbed::up("af_packet");
+    let the_box = BoxProcess::start("af_packet");
+    let t_all = Instant::now();
+
+    line_auth(&tmp, &helper);
+    http_basic(&tmp, &helper, &www, &big_sha);
+    upload(
+        "auth none, spliced after-auth",
+        SPLICE_PORT,
+        &big,
+        BIG_BYTES,
+        &big_sha,
+        &tmp.join("upload-9000.bin"),
+    );
+    upload(
+        "auth none, splice never (full proxy)",
+        FULL_PROXY_PORT,
+        &medium,
+        FULL_PROXY_BYTES,
+        &medium_sha,
+        &tmp.join("upload-9001.bin"),
+    );
+    // The full proxy counts its connection when both legs have closed.
+    assert!(
+        wait_closed(FULL_PROXY_PORT, Duration::from_secs(15)),
+        "the full-proxy connection on {FULL_PROXY_PORT} did not close on both hosts within \
+         15 s\n{}",
+        the_box.logs()
+    );
+    // Time for the box to see the last ACK of its legs' FINs.
+    std::thread::sleep(Duration::from_millis(500));
+    eprintln!("all scenarios in {:.1} s", t_all.elapsed().as_secs_f64());
+
+    // 5. The counters.
+    let stats = the_box.stop();
+    let pretty = serde_json::to_string_pretty(&stats).unwrap_or_default();
+    eprintln!("stats: {pretty}");
+    let conn = |key: &str| counter(&stats, &["connections", key]);
+    assert!(
+        net::has(&stats, &["connections"]),
+        "no `connections` in the stats:\n{pretty}"
+    );
+    assert!(
+        conn("spliced") >= 3,
+        "connections.spliced {} < 3 (2323, 8080, 9000)\n{pretty}",
+        conn("spliced")
+    );
+    assert!(
+        conn("full_proxy") >= 1,
+        "connections.full_proxy {} < 1 (9001, closed before the stop)\n{pretty}",
+        conn("full_proxy")
+    );
+    assert!(
+        conn("auth_failed") >= 1,
+        "connections.auth_failed {} < 1 (three wrong passwords on 2323, a wrong one on \
+         8080)\n{pretty}",
+        conn("auth_failed")
+    );
+    assert_eq!(
+        conn("drain_timeout"),
+        0,
+        "connections.drain_timeout on a clean wire\n{pretty}"
+    );
+    let installed = worker_sum(&stats, "flows_installed");
+    assert!(
+        installed >= 3,
+        "workers[*].flows_installed {installed} < 3 (one per splice)\n{pretty}"
+    );
+    for reason in ["out_of_window", "ack_beyond_data"] {
+        assert_eq!(
+            counter(&stats, &["drops", reason]),
+            0,
+            "drops.{reason} on a clean wire\n{pretty}"
+        );
+    }
+}
+
+/// 1. `line` on 2323: failures first (the server sees nothing), then the login and an 8 MiB
+///    echo both ways.
+fn line_auth(tmp: &TempDir, helper: &Path) {
+    let t0 = Instant::now();
+    let log = tmp.join("echo-connections.log");
+    let port = LINE_PORT.to_string();
+    let mut server = start_server(
+        "echo server",
+        LINE_PORT,
+        python(),
+        &[
+            path_str(helper),
+            "echo-server",
+            SERVER_ADDR,
+            &port,
+            path_str(&log),
+        ],
+    );
+
+    let fail = ns(
+        INSIDE,
+        python(),
+        &[path_str(helper), "line-fail", SERVER_ADDR, &port],
+        Duration::from_secs(60),
+    );
+    assert!(
+        fail.success(),
+        "line auth, three wrong passwords: {}\nserver: {}",
+        fail.describe(),
+        server.describe()
+    );
+    // The box never connects to the server for a failed login; give a stray connect a moment
+    // to show up in the log.
+    std::thread::sleep(Duration::from_millis(300));
+    let seen = log_lines(&log);
+    assert!(
+        seen.is_empty(),
+        "the echo server saw connections {seen:?} although the login failed"
+    );
+
+    let ok = ns(
+        INSIDE,
+        python(),
+        &[
+            path_str(helper),
+            "line-echo",
+            SERVER_ADDR,
+            &port,
+            &ECHO_BYTES.to_string(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(
+        ok.success(),
+        "line auth, the right password and the echo: {}\nserver: {}",
+        ok.describe(),
+        server.describe()
+    );
+    // The control: the log does record the connection the box made after the login, as the
+    // client (transparently).
+    let seen = log_lines(&log);
+    assert_eq!(
+        seen.len(),
+        1,
+        "the echo server should have seen exactly the one connection after the login: {seen:?}"
+    );
+    assert!(
+        seen[0].starts_with(&format!("{CLIENT_ADDR}:")),
+        "the box connected to the server from {} instead of the client's address",
+        seen[0]
+    );
+    eprintln!(
+        "[2323 line] {}; {} ({:.1} s)",
+        fail.stdout.trim().replace('\n', "; "),
+        ok.stdout.trim().replace('\n', "; "),
+        t0.elapsed().as_secs_f64()
+    );
+}
+
+/// One request with curl from ct-inside: the body into `out`, or (without `out`) the response
+/// head and body on stdout (`-i`); then the status code on a line of its own.
+fn curl(url: &str, user: Option<&str>, out: Option<&Path>, limit: Duration) -> net::Output {
+    let max_time = limit.as_secs().to_string();
+    let mut args = vec!["-sS", "--max-time", &max_time, "-w", "\n%{http_code}\n"];
+    if let Some(user) = user {
+        args.extend(["-u", user]);
+    }
+    match out {
+        Some(out) => args.extend(["-o", path_str(out)]),
+        None => args.push("-i"),
+    }
+    args.push(url);
+    ns(INSIDE, "curl", &args, limit + Duration::from_secs(5))
+}
+
+/// The status code curl printed last (`-w '\n%{http_code}\n'`).
+fn status_code(out: &net::Output) -> &str {
+    out.stdout.trim_end().lines().last().unwrap_or("")
+}
+
+/// 2. `http-basic` on 8080: no and wrong credentials get the box's 401 and never reach the
+///    server; the right ones download 100 MiB, the credential header stripped on the way.
+fn http_basic(tmp: &TempDir, helper: &Path, www: &Path, big_sha: &str) {
+    let t0 = Instant::now();
+    let log = tmp.join("http-requests.log");
+    let started = Instant::now();
+    let port = HTTP_PORT.to_string();
+    let mut server = start_server(
+        "HTTP server",
+        HTTP_PORT,
+        python(),
+        &[
+            path_str(helper),
+            "http-server",
+            SERVER_ADDR,
+            &port,
+            path_str(www),
+            path_str(&log),
+        ],
+    );
+    eprintln!(
+        "[8080 http-basic] the HTTP server listens after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let url = format!("http://{SERVER_ADDR}:{HTTP_PORT}/big.bin");
+
+    for (what, user) in [
+        ("no credentials", None),
+        ("wrong credentials", Some("alice:not-wonderland")),
+    ] {
+        let out = curl(&url, user, None, Duration::from_secs(20));
+        eprintln!(
+            "[8080 http-basic] {what}: {} in {:.2} s",
+            status_code(&out),
+            out.elapsed.as_secs_f64()
+        );
+        assert!(
+            out.success(),
+            "curl with {what}: {}\nserver: {}",
+            out.describe(),
+            server.describe()
+        );
+        assert_eq!(
+            status_code(&out),
+            "401",
+            "with {what} the box should answer 401: {}",
+            out.describe()
+        );
+        let challenge = out.stdout.lines().any(|l| {
+            let l = l.to_ascii_lowercase();
+            l.starts_with("www-authenticate:") && l.contains("basic")
+        });
+        assert!(
+            challenge,
+            "the 401 for {what} has no `WWW-Authenticate: Basic` header: {}",
+            out.describe()
+        );
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let seen = log_lines(&log);
+    assert!(
+        seen.is_empty(),
+        "the HTTP server saw {seen:?} although the client never authenticated"
+    );
+
+    let dst = tmp.join("download.bin");
+    let t1 = Instant::now();
+    let out = curl(
+        &url,
+        Some("alice:wonderland"),
+        Some(&dst),
+        Duration::from_secs(90),
+    );
+    let secs = t1.elapsed().as_secs_f64();
+    assert!(
+        out.success() && status_code(&out) == "200",
+        "the authenticated 100 MiB download: {}\nserver: {}",
+        out.describe(),
+        server.describe()
+    );
+    let got = std::fs::metadata(&dst).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(got, BIG_BYTES, "the download has {got} bytes");
+    assert_eq!(
+        net::sha256(&dst),
+        big_sha,
+        "the 100 MiB download is corrupted"
+    );
+
+    // What reached the server: one connection, from the client's address, one request for the
+    // file, with the usual headers but not the credentials.
+    let seen = log_lines(&log);
+    let entries: Vec<serde_json::Value> = seen
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("log line {l:?}: {e}")))
+        .collect();
+    let connections: Vec<&str> = entries
+        .iter()
+        .filter_map(|e| e.get("connection").and_then(|c| c.as_str()))
+        .collect();
+    let requests: Vec<&serde_json::Value> = entries
+        .iter()
+        .filter(|e| e.get("request").is_some())
+        .collect();
+    assert!(
+        connections.len() == 1 && connections[0].starts_with(&format!("{CLIENT_ADDR}:")),
+        "the HTTP server should have seen one connection from {CLIENT_ADDR}: {seen:?}"
+    );
+    assert_eq!(requests.len(), 1, "the HTTP server saw requests {seen:?}");
+    let request = requests[0];
+    assert_eq!(
+        request["request"].as_str(),
+        Some("GET /big.bin HTTP/1.1"),
+        "the request line: {request}"
+    );
+    let names: Vec<String> = request["headers"]
+        .as_array()
+        .map(|hs| {
+            hs.iter()
+                .filter_map(|h| h.get(0).and_then(|n| n.as_str()))
+                .map(|n| n.to_ascii_lowercase())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        names.iter().any(|n| n == "host") && names.iter().any(|n| n == "user-agent"),
+        "the request reached the server without its ordinary headers: {request}"
+    );
+    assert!(
+        !names.iter().any(|n| n == "authorization"),
+        "the box forwarded the credentials (`Authorization`) to the server: {request}"
+    );
+    eprintln!(
+        "[8080 http-basic] 401 without and with wrong credentials; 100 MiB download in \
+         {secs:.2} s: {:.0} Mbit/s; request headers at the server: {names:?} ({:.1} s)",
+        BIG_BYTES as f64 * 8.0 / secs / 1e6,
+        t0.elapsed().as_secs_f64()
+    );
+}
+
+/// 3./4. An upload of `src` (`bytes`, `sha`) to `port` with socat, byte-exact at the server.
+fn upload(what: &str, port: u16, src: &Path, bytes: u64, sha: &str, dst: &Path) {
+    let listen = format!("TCP-LISTEN:{port},reuseaddr");
+    let sink = format!("OPEN:{},creat,trunc", dst.display());
+    let mut server = start_server("upload server", port, "socat", &["-u", &listen, &sink]);
+    let source = format!("OPEN:{}", src.display());
+    let connect = format!("TCP:{SERVER_ADDR}:{port}");
+    let t0 = Instant::now();
+    let client = ns(
+        INSIDE,
+        "socat",
+        &["-u", &source, &connect],
+        Duration::from_secs(90),
+    );
+    assert!(
+        client.success(),
+        "[{port} {what}] the upload failed: {}\nserver: {}",
+        client.describe(),
+        server.describe()
+    );
+    // The server exits once it has read the client's FIN and written everything out.
+    let status = server.wait(Duration::from_secs(30));
+    let secs = t0.elapsed().as_secs_f64();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "[{port} {what}] the upload server did not finish: {}",
+        server.describe()
+    );
+    let got = std::fs::metadata(dst).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(
+        got, bytes,
+        "[{port} {what}] the server received {got} of {bytes} bytes"
+    );
+    assert_eq!(
+        net::sha256(dst),
+        sha,
+        "[{port} {what}] the upload arrived corrupted"
+    );
+    eprintln!(
+        "[{port} {what}] {} MiB client -> server in {secs:.2} s: {:.0} Mbit/s",
+        bytes >> 20,
+        bytes as f64 * 8.0 / secs / 1e6
+    );
+}
