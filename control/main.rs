@@ -1,5 +1,5 @@
-//! `cutthrough`, the appliance binary: checks configurations, hashes passwords for them, and
-//! runs the box.
+//! `cutthrough`, the appliance binary: checks configurations, hashes passwords for them, runs
+//! the box, and asks a running box for its statistics and flows (over DPDK telemetry).
 //!
 //! Exit status: 0 on success, 1 when the box fails at run time, 2 for bad input (usage, an
 //! invalid configuration, an empty password). Errors go to stderr as one line naming what was
@@ -39,9 +39,12 @@ enum Command {
         /// The YAML configuration file.
         #[arg(long)]
         config: PathBuf,
-        /// Write the counters as JSON to this file when the box stops.
+        /// Write the counters as JSON to this file every second and when the box stops.
         #[arg(long, value_name = "FILE")]
         stats_json: Option<PathBuf>,
+        /// Print the statistics every N seconds (testpmd's port blocks, then the box's own).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        stats_period: Option<u64>,
         /// `full`: the box. `io`: plain port-to-port forwarding with no processing, the
         /// baseline to compare with `dpdk-testpmd --forward-mode=io`.
         #[arg(long, value_enum, default_value_t = Mode::Full)]
@@ -50,6 +53,53 @@ enum Command {
         #[arg(last = true, value_name = "EAL_ARGS")]
         eal: Vec<String>,
     },
+    /// Print a running box's statistics (DPDK telemetry `/cutthrough/stats`).
+    Stats {
+        /// The raw JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// List a running box's flows: quad, phase, deltas, TCP state, idle time
+    /// (telemetry `/cutthrough/flows`; packet and byte counts are not kept per flow).
+    Flows {
+        /// The raw JSON.
+        #[arg(long)]
+        json: bool,
+        /// At most this many flows (at most 80: one telemetry reply).
+        #[arg(long, default_value_t = control::ops::FLOWS_DEFAULT)]
+        limit: usize,
+        /// Only flows with an end in CIDR (or at ADDRESS), on PORT, or both (CIDR:PORT).
+        #[arg(long, value_name = "CIDR|PORT|CIDR:PORT")]
+        filter: Option<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+/// Which box to ask.
+#[derive(Debug, clap::Args)]
+struct Target {
+    /// The box's EAL `--file-prefix` (DPDK's default is `rte`).
+    #[arg(long, default_value = "rte")]
+    file_prefix: String,
+    /// The telemetry socket itself (instead of the one of --file-prefix).
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+}
+
+impl Target {
+    fn connect(&self) -> Result<control::client::Telemetry, ExitCode> {
+        let path = self
+            .socket
+            .clone()
+            .unwrap_or_else(|| control::client::socket_path(&self.file_prefix));
+        control::client::Telemetry::connect(&path).map_err(|e| {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -67,9 +117,89 @@ fn main() -> ExitCode {
         Command::Run {
             config,
             stats_json,
+            stats_period,
             forward_mode,
             eal,
-        } => run(&config, eal, stats_json, forward_mode),
+        } => run(&config, eal, stats_json, stats_period, forward_mode),
+        Command::Stats { json, target } => stats(json, &target),
+        Command::Flows {
+            json,
+            limit,
+            filter,
+            target,
+        } => flows(json, limit, filter.as_deref(), &target),
+    }
+}
+
+fn stats(json: bool, target: &Target) -> ExitCode {
+    let mut tel = match target.connect() {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let value = match tel.command("/cutthrough/stats") {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
+        return ExitCode::SUCCESS;
+    }
+    match serde_json::from_value::<control::report::Report>(value.clone()) {
+        Ok(r) => {
+            print!("{}", r.to_text());
+            ExitCode::SUCCESS
+        }
+        Err(_) => {
+            eprintln!("the box answered: {value}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn flows(json: bool, limit: usize, filter: Option<&str>, target: &Target) -> ExitCode {
+    let filter = match dataplane::live::FlowFilter::parse(filter.unwrap_or("")) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("flows: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    if limit > control::ops::FLOWS_MAX {
+        eprintln!(
+            "flows: listing {} (the most one telemetry reply carries)",
+            control::ops::FLOWS_MAX
+        );
+    }
+    let query = control::ops::FlowQuery {
+        limit: limit.min(control::ops::FLOWS_MAX),
+        filter,
+    };
+    let mut tel = match target.connect() {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let listing = tel
+        .command(&format!("/cutthrough/flows,{}", query.to_params()))
+        .and_then(|v| control::ops::FlowListing::from_json(&v));
+    match listing {
+        Ok(l) if json => {
+            println!("{}", serde_json::to_string_pretty(&l).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Ok(l) => {
+            print!("{}", l.to_text());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -124,7 +254,13 @@ fn hash_password() -> ExitCode {
     }
 }
 
-fn run(file: &Path, eal: Vec<String>, stats_json: Option<PathBuf>, mode: Mode) -> ExitCode {
+fn run(
+    file: &Path,
+    eal: Vec<String>,
+    stats_json: Option<PathBuf>,
+    stats_period: Option<u64>,
+    mode: Mode,
+) -> ExitCode {
     let config = match load(file) {
         Ok(c) => c,
         Err(code) => return code,
@@ -142,6 +278,8 @@ fn run(file: &Path, eal: Vec<String>, stats_json: Option<PathBuf>, mode: Mode) -
             Mode::Full => dataplane::context::ForwardMode::Full,
             Mode::Io => dataplane::context::ForwardMode::Io,
         },
+        stats_period: stats_period.map(std::time::Duration::from_secs),
+        config_file: Some(file.to_path_buf()),
     };
     match control::run::run(config, opts) {
         Ok(stats) => {

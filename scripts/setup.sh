@@ -10,6 +10,9 @@ PACKAGES=(
   dpdk dpdk-dev
   # the namespace testbed and its traffic
   iproute2 iputils-ping ethtool iptables iperf3 curl netcat-openbsd socat tcpdump
+  # the tests' and the demo's clients, servers, frame generator and NFQUEUE fault injector
+  # (scripts/nfq_faults.py, tests/net/*.py: the standard library only)
+  python3
   # benchmarks: a conventional user-space proxy to compare with
   haproxy
 )

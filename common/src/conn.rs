@@ -171,6 +171,34 @@ impl SpliceParams {
 impl TcpState {
     pub const COUNT: usize = 9;
 
+    /// Every state, in discriminant order.
+    pub const ALL: [TcpState; TcpState::COUNT] = [
+        TcpState::Free,
+        TcpState::SynSent,
+        TcpState::SynRecv,
+        TcpState::Established,
+        TcpState::FinWait,
+        TcpState::CloseWait,
+        TcpState::LastAck,
+        TcpState::TimeWait,
+        TcpState::Close,
+    ];
+
+    /// The state's name in statistics and flow listings (conntrack's, in snake case).
+    pub fn name(self) -> &'static str {
+        match self {
+            TcpState::Free => "free",
+            TcpState::SynSent => "syn_sent",
+            TcpState::SynRecv => "syn_recv",
+            TcpState::Established => "established",
+            TcpState::FinWait => "fin_wait",
+            TcpState::CloseWait => "close_wait",
+            TcpState::LastAck => "last_ack",
+            TcpState::TimeWait => "time_wait",
+            TcpState::Close => "close",
+        }
+    }
+
     /// A new SYN for this quad starts a new connection instead of being judged by this one
     /// (DESIGN.md §4 "Quad reuse").
     #[inline]

@@ -2,9 +2,12 @@
 //! neighbours, management and statistics. Runs on the EAL main lcore.
 #![deny(unsafe_code)]
 pub mod auth;
+pub mod client;
 pub mod eal_args;
 pub mod local;
+pub mod ops;
 pub mod plane;
 pub mod proxy;
+pub mod report;
 pub mod run;
 pub mod stats;

@@ -4,25 +4,30 @@
 //! each worker lcore runs one [`Worker`] over RX/TX queue *i* of both ports. The control plane
 //! sends through worker 0's queues (over its ring), so every device works with one queue pair
 //! per worker. Shutdown: the first signal sets a flag the
-//! loops check once per burst; workers hand their counters back and stop, the ports are
+//! loops check once per burst; workers publish their last counters and stop, the ports are
 //! stopped and EAL is cleaned up; a second signal exits at once.
+//!
+//! While it runs (see [`crate::ops`]): statistics every `--stats-period`, `--stats-json`
+//! rewritten every second, the `/cutthrough/*` DPDK telemetry commands, the pdump server for
+//! `dpdk-dumpcap`, and SIGHUP reloads the policy and users.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::config::Config;
 use dataplane::context::{Context, ForwardMode};
-use dataplane::dpdk::{DpdkError, Eal, Mbuf, Mempool, Port};
+use dataplane::dpdk::telemetry::{self, TelValue};
+use dataplane::dpdk::{DpdkError, Eal, Mbuf, Mempool, Pdump, Port};
 use dataplane::dpdk_port::DpdkQueuePair;
 use dataplane::ring::Rings;
-use dataplane::verdict::DropCounters;
-use dataplane::worker::{Worker, WorkerCounters};
+use dataplane::worker::Worker;
 
 use crate::eal_args;
+use crate::ops::{FlowQuery, Hub, IoCounters, Ops, OpsConfig, FLOW_TIMEOUT};
 use crate::plane::{ControlPlane, RingIo};
-use crate::stats::{PortCounters, Stats, WorkerStats};
+use crate::stats::{PortCounters, Stats};
 
 /// Why the box could not run.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +49,10 @@ pub struct RunOptions {
     pub eal: Vec<String>,
     pub stats_json: Option<PathBuf>,
     pub mode: ForwardMode,
+    /// Print the statistics this often.
+    pub stats_period: Option<Duration>,
+    /// The file the configuration came from: SIGHUP reads it again.
+    pub config_file: Option<PathBuf>,
 }
 
 /// The ring from workers to control: deep enough for a few bursts from every worker.
@@ -55,8 +64,40 @@ fn now_ms(start: Instant) -> u32 {
     start.elapsed().as_millis() as u32
 }
 
-/// What a worker hands back when it stops: its counters and how many flows it still held.
-type WorkerResult = (WorkerCounters, usize);
+/// The `/cutthrough/*` telemetry commands, reading the hub's snapshots.
+fn register_telemetry(eal: &Eal, hub: &Arc<Hub>) -> Result<(), DpdkError> {
+    let h = Arc::clone(hub);
+    telemetry::register(
+        eal,
+        "/cutthrough/stats",
+        "The box's statistics: ports, flows by state, connections, drops, rings. No parameters",
+        move |_| h.stats(),
+    )?;
+    let h = Arc::clone(hub);
+    telemetry::register(
+        eal,
+        "/cutthrough/drops",
+        "Packets dropped, by reason. No parameters",
+        move |_| h.drops(),
+    )?;
+    let h = Arc::clone(hub);
+    telemetry::register(
+        eal,
+        "/cutthrough/config",
+        "The configuration in force: file, policy generation, rules. No parameters",
+        move |_| h.config(),
+    )?;
+    let h = Arc::clone(hub);
+    telemetry::register(
+        eal,
+        "/cutthrough/flows",
+        "Flows: quad, phase, deltas, state, idle time. Parameters: [LIMIT][,CIDR|PORT|CIDR:PORT]",
+        move |params| match FlowQuery::parse(params) {
+            Ok(q) => h.flows(q, FLOW_TIMEOUT * 2).to_tel(),
+            Err(e) => TelValue::Str(e),
+        },
+    )
+}
 
 /// Runs the box until a signal; returns after a clean shutdown.
 pub fn run(config: Config, opts: RunOptions) -> Result<Stats, RunError> {
@@ -69,6 +110,10 @@ pub fn run(config: Config, opts: RunOptions) -> Result<Stats, RunError> {
             .map_err(|e| RunError::Setup(format!("signal handler: {e}")))?;
     }
 
+    let reload = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload))
+        .map_err(|e| RunError::Setup(format!("signal handler: {e}")))?;
+
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let hugepages = eal_args::hugepages_free();
     let plan = eal_args::plan(&config, &opts.eal, cpus, hugepages);
@@ -77,6 +122,14 @@ pub fn run(config: Config, opts: RunOptions) -> Result<Stats, RunError> {
     }
     log::info!("EAL arguments: {}", plan.args.join(" "));
     let eal = Eal::init(&plan.args)?;
+    // dpdk-dumpcap attaches as a secondary process: only to a primary on hugepages.
+    let pdump = match Pdump::init(&eal) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            log::warn!("packet capture (pdump) unavailable: {e}");
+            None
+        }
+    };
     let workers = usize::from(config.workers.count.max(1));
     let lcores: Vec<u32> = eal.worker_lcores().collect();
     if lcores.len() < workers {
@@ -141,7 +194,7 @@ pub fn run(config: Config, opts: RunOptions) -> Result<Stats, RunError> {
     let ctx = Arc::new(Context::new(config.clone(), macs, opts.mode));
     let rings: Rings<Mbuf> = Rings::new(workers, TO_CONTROL_DEPTH, COMMAND_DEPTH);
     let stop = Arc::new(AtomicBool::new(false));
-    let results: Arc<Mutex<Vec<Option<WorkerResult>>>> = Arc::new(Mutex::new(vec![None; workers]));
+    let mut slots = Vec::with_capacity(workers);
     let start = Instant::now();
     for (i, &lcore) in lcores.iter().take(workers).enumerate() {
         let q = i as u16;
@@ -150,16 +203,14 @@ pub fn run(config: Config, opts: RunOptions) -> Result<Stats, RunError> {
         };
         let queues = [pair(&ports[0])?, pair(&ports[1])?];
         let mut w = Worker::new(q, queues, Arc::clone(&ctx), rings.worker(i));
+        slots.push(w.stats_slot());
         let stop = Arc::clone(&stop);
-        let results = Arc::clone(&results);
         eal.launch_on_lcore(lcore, move || {
             while !stop.load(Ordering::Relaxed) {
                 w.poll(now_ms(start));
             }
-            let out = (w.counters, w.table().len());
-            if let Ok(mut r) = results.lock() {
-                r[i] = Some(out);
-            }
+            // The last word: control reads the final counters from the slot.
+            w.publish(now_ms(start));
             0
         })?;
     }
@@ -167,6 +218,31 @@ pub fn run(config: Config, opts: RunOptions) -> Result<Stats, RunError> {
         "cutthrough running: {workers} worker(s) on lcores {:?}",
         &lcores[..workers]
     );
+
+    let mut ops = Ops::new(
+        OpsConfig {
+            stats_period: opts.stats_period,
+            stats_json: opts.stats_json.clone(),
+            config_file: opts.config_file.clone(),
+            port_ids: [ports[0].id(), ports[1].id()],
+            lcores: lcores[..workers].to_vec(),
+        },
+        slots,
+    );
+    ops.reload_requested = reload;
+    ops.publish_config(&ctx);
+    if let Err(e) = register_telemetry(&eal, &ops.hub) {
+        log::warn!("telemetry commands unavailable: {e}");
+    }
+    let port_stats = || {
+        let mut out = [PortCounters::default(); 2];
+        for (i, p) in ports.iter().enumerate() {
+            if let Ok(s) = p.stats() {
+                out[i] = port_counters(&s);
+            }
+        }
+        out
+    };
 
     let mut plane: ControlPlane<Mbuf> = ControlPlane::new(Arc::clone(&ctx));
     let mut io = RingIo::new(&rings, |frame: &[u8]| Mbuf::from_slice(&pool, frame).ok());
@@ -177,7 +253,13 @@ pub fn run(config: Config, opts: RunOptions) -> Result<Stats, RunError> {
             .prime(r.interface, r.via, now_ms(start), &mut io);
     }
     while !term.load(Ordering::Relaxed) {
-        if plane.poll(&rings, now_ms(start), &mut io) == 0 {
+        let busy = plane.poll(&rings, now_ms(start), &mut io) > 0;
+        let counters = IoCounters {
+            tx_failed: io.tx_failed,
+            commands_dropped: io.commands_dropped,
+        };
+        ops.turn(&mut plane, &rings, counters, &port_stats);
+        if !busy {
             // The control lcore shares a CPU with a worker on small machines: yield it.
             std::thread::sleep(Duration::from_micros(200));
         }
@@ -185,46 +267,24 @@ pub fn run(config: Config, opts: RunOptions) -> Result<Stats, RunError> {
     log::info!("stopping");
     stop.store(true, Ordering::Relaxed);
     eal.wait_all()?;
-    let (tx_failed, commands_dropped) = (io.tx_failed, io.commands_dropped);
+    let counters = IoCounters {
+        tx_failed: io.tx_failed,
+        commands_dropped: io.commands_dropped,
+    };
     // Packets still queued between control and the workers go back to the pool before the
     // ports close.
     while rings.to_control.pop().is_some() {}
     for r in &rings.from_control {
         while r.pop().is_some() {}
     }
+    while rings.replies.pop().is_some() {}
 
     let mut port_counters = [PortCounters::default(); 2];
     for (i, p) in ports.iter().enumerate() {
-        let s = p.stats()?;
-        port_counters[i] = PortCounters {
-            rx_packets: s.ipackets,
-            tx_packets: s.opackets,
-            rx_bytes: s.ibytes,
-            tx_bytes: s.obytes,
-            rx_missed: s.imissed,
-            rx_errors: s.ierrors,
-            tx_errors: s.oerrors,
-            rx_nombuf: s.rx_nombuf,
-        };
+        port_counters[i] = self::port_counters(&p.stats()?);
     }
-    let results = results.lock().map(|r| r.clone()).unwrap_or_default();
-    let mut all_drops = DropCounters::default();
-    let mut wstats = Vec::new();
-    for (i, r) in results.iter().enumerate() {
-        let (c, active) = r.unwrap_or_default();
-        all_drops.add(&c.drops);
-        wstats.push(WorkerStats::new(i as u16, lcores[i], &c, active));
-    }
-    let mut stats = Stats::new(
-        port_counters,
-        wstats,
-        &all_drops,
-        plane.proxy.connections,
-        plane.local.counters,
-    );
-    stats.proxy = plane.proxy.counters;
-    stats.drops.insert("control_tx_failed", tx_failed);
-    stats.drops.insert("command_ring_full", commands_dropped);
+    let stats = ops.stats(&plane, &rings, counters, port_counters);
+    drop(pdump);
     for p in &mut ports {
         if let Err(e) = p.stop() {
             log::warn!("stopping port {}: {e}", p.name());
@@ -238,4 +298,17 @@ pub fn run(config: Config, opts: RunOptions) -> Result<Stats, RunError> {
         })?;
     }
     Ok(stats)
+}
+
+fn port_counters(s: &dataplane::dpdk::PortStats) -> PortCounters {
+    PortCounters {
+        rx_packets: s.ipackets,
+        tx_packets: s.opackets,
+        rx_bytes: s.ibytes,
+        tx_bytes: s.obytes,
+        rx_missed: s.imissed,
+        rx_errors: s.ierrors,
+        tx_errors: s.oerrors,
+        rx_nombuf: s.rx_nombuf,
+    }
 }

@@ -1,5 +1,7 @@
 //! The box's counters as one snapshot: printed at exit and written as JSON (`--stats-json`,
-//! keys fixed by DESIGN.md §9: `ports`, `workers`, `connections`, `drops`, plus `control`).
+//! keys fixed by DESIGN.md §9: `ports`, `workers`, `connections`, `drops`, plus `control`,
+//! and the live views `flows` and `rings`). While the box runs the same snapshot is built
+//! from the workers' published slots (`dataplane::live`) every statistics period.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -7,7 +9,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use dataplane::verdict::DropCounters;
+use dataplane::live::{FlowCensus, WorkerSnapshot};
+use dataplane::verdict::{DropCounters, DropReason};
 use dataplane::worker::WorkerCounters;
 
 use crate::local::LocalCounters;
@@ -54,6 +57,56 @@ pub struct Connections {
     pub fallback: u64,
     pub drain_timeout: u64,
     pub auth_failed: u64,
+    /// Now in the participating stack (a gauge; the others count events).
+    pub in_proxy: u64,
+    /// Of those, draining on their way to the splice (a gauge).
+    pub draining: u64,
+}
+
+/// The flows in the workers' tables. `active` is exact; the rest are counted by each
+/// worker's housekeeping sweep and lag by at most one sweep.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Flows {
+    pub active: u64,
+    pub pass: u64,
+    pub proxied: u64,
+    pub spliced: u64,
+    pub by_state: BTreeMap<&'static str, u64>,
+}
+
+impl Flows {
+    pub fn new(active: u64, c: &FlowCensus) -> Flows {
+        Flows {
+            active,
+            pass: c.pass,
+            proxied: c.proxied,
+            spliced: c.spliced,
+            by_state: common::conn::TcpState::ALL[1..]
+                .iter()
+                .map(|s| (s.name(), c.by_state[*s as usize]))
+                .collect(),
+        }
+    }
+}
+
+/// The rings between the workers and control: what is queued now, and what was lost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RingStats {
+    /// Packets queued toward control, and the ring's size.
+    pub to_control: u64,
+    pub to_control_capacity: u64,
+    /// Commands queued toward the workers (all rings), and their total size.
+    pub commands: u64,
+    pub commands_capacity: u64,
+    /// Packets control handed the workers to send or process, queued, and the total size.
+    pub from_control: u64,
+    pub from_control_capacity: u64,
+    /// Packets the workers dropped because the ring to control was full.
+    pub to_control_full: u64,
+    /// Commands control could not queue (a full command ring).
+    pub command_ring_full: u64,
+    /// Packets control could not send (no mbuf, or a full ring toward a worker).
+    pub control_tx_failed: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -65,6 +118,11 @@ pub struct Stats {
     pub control: LocalCounters,
     /// The participating stack's own counters (stragglers handed back, unknown packets, ...).
     pub proxy: crate::proxy::ProxyCounters,
+    pub flows: Flows,
+    pub rings: RingStats,
+    /// The policy in force: 0 as started, +1 per reload.
+    pub policy_generation: u64,
+    pub uptime_ms: u64,
 }
 
 fn drops_map(d: &DropCounters) -> BTreeMap<&'static str, u64> {
@@ -94,7 +152,62 @@ impl WorkerStats {
     }
 }
 
+/// What a live snapshot is made of, besides the workers' published slots.
+#[derive(Debug, Clone, Default)]
+pub struct LiveInputs {
+    pub ports: [PortCounters; 2],
+    pub connections: Connections,
+    pub control: LocalCounters,
+    pub proxy: crate::proxy::ProxyCounters,
+    pub rings: RingStats,
+    pub policy_generation: u64,
+    pub uptime_ms: u64,
+}
+
 impl Stats {
+    /// A snapshot from the workers' published snapshots (`(id, lcore, snapshot)`) and
+    /// control's own counters: what `--stats-period`, the periodic `--stats-json` and the
+    /// telemetry show, and what the box prints when it stops.
+    pub fn collect(workers: &[(u16, u32, WorkerSnapshot)], live: LiveInputs) -> Stats {
+        let mut all_drops = DropCounters::default();
+        let mut census = FlowCensus::default();
+        let mut active = 0;
+        let mut wstats = Vec::with_capacity(workers.len());
+        for (id, lcore, w) in workers {
+            all_drops.add(&w.counters.drops);
+            census.add(&w.census);
+            active += w.flows_active;
+            wstats.push(WorkerStats::new(
+                *id,
+                *lcore,
+                &w.counters,
+                w.flows_active as usize,
+            ));
+        }
+        let mut stats = Stats::new(
+            live.ports,
+            wstats,
+            &all_drops,
+            live.connections,
+            live.control,
+        );
+        stats.proxy = live.proxy;
+        stats.flows = Flows::new(active, &census);
+        stats.rings = RingStats {
+            to_control_full: all_drops.get(DropReason::ControlRingFull),
+            ..live.rings
+        };
+        stats
+            .drops
+            .insert("control_tx_failed", live.rings.control_tx_failed);
+        stats
+            .drops
+            .insert("command_ring_full", live.rings.command_ring_full);
+        stats.policy_generation = live.policy_generation;
+        stats.uptime_ms = live.uptime_ms;
+        stats
+    }
+
     /// Sums the workers' drops (and the control plane's) into the top-level `drops`.
     pub fn new(
         ports: [PortCounters; 2],
@@ -115,6 +228,10 @@ impl Stats {
             drops,
             control,
             proxy: Default::default(),
+            flows: Flows::default(),
+            rings: RingStats::default(),
+            policy_generation: 0,
+            uptime_ms: 0,
         }
     }
 
@@ -122,13 +239,24 @@ impl Stats {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
     }
 
-    /// Writes the JSON atomically (a temporary file renamed over the target).
+    /// Writes the JSON atomically (a temporary file renamed over the target) and durably.
     pub fn write_json(&self, path: &Path) -> std::io::Result<()> {
-        let tmp = path.with_extension("json.tmp");
+        self.write_json_with(path, true)
+    }
+
+    /// Writes the JSON atomically; `sync` also flushes it to disk before the rename (the
+    /// periodic writes while the box runs skip that: a reader never sees a partial file
+    /// either way, and the control lcore does not wait for the disk every period).
+    pub fn write_json_with(&self, path: &Path, sync: bool) -> std::io::Result<()> {
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(".tmp");
+        let tmp = path.with_file_name(name);
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(self.to_json().as_bytes())?;
         f.write_all(b"\n")?;
-        f.sync_all()?;
+        if sync {
+            f.sync_all()?;
+        }
         std::fs::rename(&tmp, path)
     }
 

@@ -33,6 +33,8 @@ pub struct Context {
     pub mode: ForwardMode,
     /// Flow-table slots per worker.
     pub flows_per_worker: usize,
+    /// 0 for the configuration the box started with, +1 for each reload (SIGHUP).
+    pub generation: u64,
 }
 
 fn ms(d: Duration) -> u32 {
@@ -65,6 +67,40 @@ impl Context {
             track: TrackConfig::default(),
             mode,
             flows_per_worker,
+            generation: 0,
         }
+    }
+
+    /// The context of a reload: `config`'s policy, users and authentication settings, with
+    /// everything that cannot change while the box runs (ports, routes, workers, flow-table
+    /// size and timeouts, EAL) kept from this one. Returns it and the names of the sections
+    /// that differed in `config` but were kept (a restart applies them).
+    pub fn reloaded(&self, config: Config) -> (Context, Vec<&'static str>) {
+        let old = &self.config;
+        let mut kept = Vec::new();
+        if config.eal != old.eal {
+            kept.push("eal");
+        }
+        if config.interfaces != old.interfaces {
+            kept.push("interfaces");
+        }
+        if config.routes != old.routes {
+            kept.push("routes");
+        }
+        if config.workers != old.workers {
+            kept.push("workers");
+        }
+        if config.flow_table != old.flow_table {
+            kept.push("flow_table");
+        }
+        let merged = Config {
+            policy: config.policy,
+            users: config.users,
+            auth: config.auth,
+            ..old.clone()
+        };
+        let mut ctx = Context::new(merged, self.macs, self.mode);
+        ctx.generation = self.generation + 1;
+        (ctx, kept)
     }
 }

@@ -26,6 +26,8 @@ pub struct FlowTable {
     len: usize,
     max_load: usize,
     cursor: usize,
+    /// Complete passes of the ageing cursor over the table.
+    sweeps: u64,
 }
 
 /// Why an insert was refused.
@@ -49,6 +51,7 @@ impl FlowTable {
             len: 0,
             max_load: slots - slots / 8,
             cursor: 0,
+            sweeps: 0,
         }
     }
 
@@ -191,8 +194,21 @@ impl FlowTable {
                 continue;
             }
             self.cursor = (self.cursor + 1) & self.mask;
+            if self.cursor == 0 {
+                self.sweeps += 1;
+            }
         }
         n
+    }
+
+    /// How many times [`FlowTable::expire`] has gone all the way round the table.
+    pub fn sweeps(&self) -> u64 {
+        self.sweeps
+    }
+
+    /// Every slot, free or not, in table order (bounded scans for flow listings).
+    pub fn slots(&self) -> &[Conn] {
+        &self.slots
     }
 
     /// Iterates the live connections (management, not the hot path).

@@ -6,6 +6,7 @@ pub mod context;
 pub mod dpdk;
 pub mod dpdk_port;
 pub mod flow_table;
+pub mod live;
 pub mod packet;
 pub mod port;
 pub mod ring;

@@ -19,13 +19,20 @@ use common::conn::Conn;
 use common::flow::FlowKey;
 use common::wire::{Ipv4Addr, MacAddr};
 
+use crate::context::Context;
+use crate::live::{FlowDump, Reply};
+
 /// Why a worker hands a packet to the control plane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Why {
     /// ARP, or IPv4 addressed to one of the box's own addresses.
     Local,
-    /// A SYN that matched a `proxy` rule (the index of the rule).
-    ProxySyn { rule: u16 },
+    /// A SYN that matched a `proxy` rule: the index of the rule and its action, in the
+    /// worker's policy (after a reload control's policy may already be a newer one).
+    ProxySyn {
+        rule: u16,
+        action: common::config::Action,
+    },
     /// A segment of a connection the participating stack owns.
     Proxied,
     /// Already rewritten for the next hop except its destination MAC: control resolves
@@ -69,7 +76,24 @@ pub enum Command {
     Install(Conn),
     /// Forget the connection `key` belongs to.
     Remove(FlowKey),
+    /// A reload: judge new connections by this context's policy from now on. Flows already
+    /// in the table keep going as they are.
+    Reload(NewContext),
+    /// Copy (some of) the flows into this listing and hand it back on the reply ring.
+    DumpFlows(Box<FlowDump>),
 }
+
+/// A reloaded [`Context`] on its way to a worker (equal when it is the same `Arc`).
+#[derive(Debug, Clone)]
+pub struct NewContext(pub Arc<Context>);
+
+impl PartialEq for NewContext {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for NewContext {}
 
 /// The rings of one worker: its own command ring and the shared ring to control.
 #[derive(Debug)]
@@ -78,6 +102,8 @@ pub struct WorkerRings<P> {
     pub commands: Arc<ArrayQueue<Command>>,
     /// Packets the control plane sends, with the port to send them on.
     pub from_control: Arc<ArrayQueue<FromControl<P>>>,
+    /// Answers to commands (flow listings), shared by all workers.
+    pub replies: Arc<ArrayQueue<Reply>>,
 }
 
 impl<P> Clone for WorkerRings<P> {
@@ -86,6 +112,7 @@ impl<P> Clone for WorkerRings<P> {
             to_control: Arc::clone(&self.to_control),
             commands: Arc::clone(&self.commands),
             from_control: Arc::clone(&self.from_control),
+            replies: Arc::clone(&self.replies),
         }
     }
 }
@@ -96,6 +123,7 @@ pub struct Rings<P> {
     pub to_control: Arc<ArrayQueue<ToControl<P>>>,
     pub commands: Vec<Arc<ArrayQueue<Command>>>,
     pub from_control: Vec<Arc<ArrayQueue<FromControl<P>>>>,
+    pub replies: Arc<ArrayQueue<Reply>>,
 }
 
 impl<P> Rings<P> {
@@ -108,6 +136,8 @@ impl<P> Rings<P> {
             from_control: (0..workers)
                 .map(|_| Arc::new(ArrayQueue::new(to_control_depth)))
                 .collect(),
+            // One outstanding listing per worker, with room to spare.
+            replies: Arc::new(ArrayQueue::new(4 * workers.max(1))),
         }
     }
 
@@ -116,6 +146,7 @@ impl<P> Rings<P> {
             to_control: Arc::clone(&self.to_control),
             commands: Arc::clone(&self.commands[i]),
             from_control: Arc::clone(&self.from_control[i]),
+            replies: Arc::clone(&self.replies),
         }
     }
 

@@ -23,6 +23,9 @@ use common::wire::MacAddr;
 
 use crate::context::{Context, ForwardMode};
 use crate::flow_table::{FlowTable, InsertError};
+use crate::live::{
+    FlowCensus, FlowDump, Reply, StatsSlot, WorkerSnapshot, DUMP_SCAN_BUDGET, PUBLISH_MS,
+};
 use crate::packet::{Burst, Packet, BURST};
 use crate::port::{flow_key_of, PortQueue};
 use crate::ring::{Command, FromControl, ToControl, Why, WorkerRings};
@@ -74,6 +77,15 @@ pub struct Worker<Q: PortQueue> {
     rings: WorkerRings<Q::Pkt>,
     tx: [Burst<Q::Pkt, TX_BUFFER>; 2],
     pub counters: WorkerCounters,
+    /// Where the counters are published for control (see `crate::live`).
+    slot: Arc<StatsSlot>,
+    last_publish: u32,
+    /// The census of the sweep in progress, and of the last complete one.
+    census: FlowCensus,
+    last_census: FlowCensus,
+    sweeps: u64,
+    /// A flow listing being filled in the housekeeping slices.
+    dump: Option<Box<FlowDump>>,
 }
 
 impl<Q: PortQueue> Worker<Q> {
@@ -88,7 +100,40 @@ impl<Q: PortQueue> Worker<Q> {
             rings,
             tx: [Burst::new(), Burst::new()],
             counters: WorkerCounters::default(),
+            slot: Arc::new(StatsSlot::new()),
+            last_publish: 0,
+            census: FlowCensus::default(),
+            last_census: FlowCensus::default(),
+            sweeps: 0,
+            dump: None,
         }
+    }
+
+    /// The slot this worker publishes its counters to (control reads it).
+    pub fn stats_slot(&self) -> Arc<StatsSlot> {
+        Arc::clone(&self.slot)
+    }
+
+    /// What the worker would publish now.
+    pub fn snapshot(&self, now_ms: u32) -> WorkerSnapshot {
+        WorkerSnapshot {
+            counters: self.counters,
+            flows_active: self.table.len() as u64,
+            census: self.last_census,
+            policy_generation: self.ctx.generation,
+            published_ms: u64::from(now_ms),
+        }
+    }
+
+    /// Publishes the counters now (the loop does it every `PUBLISH_MS`).
+    pub fn publish(&mut self, now_ms: u32) {
+        self.slot.publish(&self.snapshot(now_ms));
+        self.last_publish = now_ms;
+    }
+
+    /// The policy generation the worker applies.
+    pub fn policy_generation(&self) -> u64 {
+        self.ctx.generation
     }
 
     pub fn table(&self) -> &FlowTable {
@@ -121,7 +166,28 @@ impl<Q: PortQueue> Worker<Q> {
         self.flush(0);
         self.flush(1);
         self.expire(now_ms);
+        self.housekeeping(now_ms);
         got
+    }
+
+    /// The bounded extras of a turn: a slice of a pending flow listing, and the counters'
+    /// publication when it is due. Neither allocates nor locks (see `crate::live`).
+    fn housekeeping(&mut self, now_ms: u32) {
+        if let Some(d) = self.dump.as_mut() {
+            if d.scan(self.table.slots(), DUMP_SCAN_BUDGET) {
+                d.total = self.table.len() as u64;
+                d.worker = self.id;
+                d.now_ms = now_ms;
+                if let Some(d) = self.dump.take() {
+                    // A full reply ring loses the listing (control times it out); dropping
+                    // the box here frees it, which only happens if control stopped reading.
+                    let _ = self.rings.replies.push(Reply::Flows(d));
+                }
+            }
+        }
+        if now_ms.wrapping_sub(self.last_publish) >= PUBLISH_MS {
+            self.publish(now_ms);
+        }
     }
 
     fn handle(&mut self, port: usize, mut pkt: Q::Pkt, now_ms: u32) {
@@ -141,8 +207,15 @@ impl<Q: PortQueue> Worker<Q> {
                     why,
                     pkt,
                 };
-                if self.rings.to_control.push(msg).is_err() {
+                if let Err(msg) = self.rings.to_control.push(msg) {
                     self.counters.drops.count(DropReason::ControlRingFull);
+                    // A proxy SYN control never saw must not leave its placeholder behind:
+                    // the client's retransmission starts over.
+                    if matches!(msg.why, Why::ProxySyn { .. }) {
+                        if let Some(key) = flow_key_of(msg.pkt.data()) {
+                            self.table.remove(&key);
+                        }
+                    }
                 } else {
                     self.counters.to_control += 1;
                 }
@@ -212,18 +285,40 @@ impl<Q: PortQueue> Worker<Q> {
                 Command::Remove(key) => {
                     self.table.remove(&key);
                 }
+                // Swapping the `Arc` is the whole reload: the next packet is judged by the
+                // new policy. Control keeps the old context alive until every worker has let
+                // go of it, so this drop is a reference count, not a free.
+                Command::Reload(ctx) => self.ctx = ctx.0,
+                Command::DumpFlows(d) => match self.dump {
+                    None => self.dump = Some(d),
+                    // One listing at a time: a second one goes back empty at once.
+                    Some(_) => {
+                        let _ = self.rings.replies.push(Reply::Flows(d));
+                    }
+                },
             }
         }
     }
 
     fn expire(&mut self, now_ms: u32) {
         let timeouts = &self.ctx.tcp_timeouts_ms;
+        let census = &mut self.census;
         let n = self.table.expire(
             EXPIRE_BUDGET,
-            |c| now_ms.wrapping_sub(c.last_seen) > timeouts[c.state as usize],
+            |c| {
+                let expired = now_ms.wrapping_sub(c.last_seen) > timeouts[c.state as usize];
+                if !expired {
+                    census.see(c);
+                }
+                expired
+            },
             |_| {},
         );
         self.counters.flows_expired += n as u64;
+        if self.table.sweeps() != self.sweeps {
+            self.sweeps = self.table.sweeps();
+            self.last_census = std::mem::take(&mut self.census);
+        }
     }
 
     /// Decides what happens to one frame, rewriting it in place when it is forwarded.
@@ -443,7 +538,10 @@ impl<Q: PortQueue> Worker<Q> {
                 let mut conn = Conn::new_pass(&key, 0, now_ms);
                 conn.flags |= ConnFlags::PROXIED;
                 match self.table.insert(conn) {
-                    Ok(_) => Err(Verdict::ToControl(Why::ProxySyn { rule: idx as u16 })),
+                    Ok(_) => Err(Verdict::ToControl(Why::ProxySyn {
+                        rule: idx as u16,
+                        action: r.action,
+                    })),
                     Err(InsertError::Full) => Err(Verdict::Drop(DropReason::FlowTableFull)),
                     Err(InsertError::Exists(_)) => Err(Verdict::Drop(DropReason::OutOfState)),
                 }

@@ -548,6 +548,25 @@ impl BoxProcess {
     /// As [`BoxProcess::start`], with more EAL arguments (e.g. `--no-huge`).
     #[track_caller]
     pub fn start_with(ports: &str, extra_eal: &[&str]) -> BoxProcess {
+        Self::start_config(ports, &format!("{ROOT}/config/testbed.yaml"), extra_eal)
+    }
+
+    /// As [`BoxProcess::start_with`], with another configuration file (e.g. a test-only one
+    /// under `tests/configs/`; its interfaces must be the testbed's).
+    #[track_caller]
+    pub fn start_config(ports: &str, config: &str, extra_eal: &[&str]) -> BoxProcess {
+        Self::start_run(ports, config, &[], extra_eal)
+    }
+
+    /// As [`BoxProcess::start_config`], with more `cutthrough run` options (e.g.
+    /// `--stats-period 1`).
+    #[track_caller]
+    pub fn start_run(
+        ports: &str,
+        config: &str,
+        run_args: &[&str],
+        extra_eal: &[&str],
+    ) -> BoxProcess {
         let mut eal = eal_args();
         eal.extend(extra_eal.iter().map(|s| s.to_string()));
         let kind = format!("net_{ports}");
@@ -562,13 +581,13 @@ impl BoxProcess {
             dir.join("box.stderr"),
             dir.join("box.stdout"),
         );
-        let config = format!("{ROOT}/config/testbed.yaml");
         let mut cmd = Command::new(BIN);
         cmd.arg("run")
             .arg("--config")
-            .arg(&config)
+            .arg(config)
             .arg("--stats-json")
             .arg(&stats)
+            .args(run_args)
             .arg("--")
             .args(&eal)
             .env("RUST_LOG", box_log_filter())
@@ -634,9 +653,24 @@ impl BoxProcess {
         self.child.id()
     }
 
+    /// Whether the box is still running.
+    pub fn alive(&mut self) -> bool {
+        self.try_status().is_none()
+    }
+
     /// The temp dir holding the stats file and the box's output.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The `--stats-json` file (rewritten every second while the box runs).
+    pub fn stats_path(&self) -> &Path {
+        &self.stats
+    }
+
+    /// The box's stdout so far.
+    pub fn stdout(&self) -> String {
+        read_lossy(&self.stdout)
     }
 
     fn try_status(&mut self) -> Option<ExitStatus> {
@@ -785,4 +819,591 @@ pub fn worker_sum(v: &serde_json::Value, key: &str) -> u64 {
                 .sum()
         })
         .unwrap_or(0)
+}
+
+/// `python3`: the system one if there is one (a pyenv shim costs a shell and a lookup per
+/// start, slow while the box busy-polls a CPU).
+pub fn python() -> &'static str {
+    if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    }
+}
+
+/// The traffic helper of the fault and hostile-input tests (`tests/net/traffic.py`: seeded
+/// streams both ways with SHA-256 at both ends; see its docstring).
+pub const TRAFFIC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/net/traffic.py");
+/// The raw-frame helper of the hostile-input tests (`tests/net/frames.py`).
+pub const FRAMES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/net/frames.py");
+/// The NFQUEUE fault injector (`scripts/nfq_faults.py`).
+pub const NFQ_FAULTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/nfq_faults.py");
+
+/// A path as `&str` (the harness only makes UTF-8 paths).
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+/// Starts a server in namespace `ns_name` and waits (≤ 20 s) until it listens on `port`;
+/// panics with its output otherwise.
+#[track_caller]
+pub fn start_server(ns_name: &str, port: u16, cmd: &str, args: &[&str]) -> Background {
+    let mut server = Background::ns(ns_name, cmd, args);
+    assert!(
+        wait_listening(ns_name, port, Duration::from_secs(20)),
+        "the server does not listen on {port} in {ns_name} after 20 s: {}",
+        server.describe()
+    );
+    server
+}
+
+/// The box's MAC address on the port that namespace `ns_name` sees (its neighbour entry for
+/// the gateway, after a ping).
+#[track_caller]
+pub fn box_mac(ns_name: &str) -> String {
+    let gw = if ns_name == INSIDE {
+        BOX_INSIDE_ADDR
+    } else {
+        BOX_OUTSIDE_ADDR
+    };
+    ns(
+        ns_name,
+        "ping",
+        &["-c", "1", "-W", "2", gw],
+        Duration::from_secs(5),
+    )
+    .expect_success("ping the box");
+    let out = ns(
+        ns_name,
+        "ip",
+        &["neigh", "show", gw],
+        Duration::from_secs(5),
+    )
+    .expect_success("ip neigh");
+    let mac = out
+        .stdout
+        .split_whitespace()
+        .skip_while(|w| *w != "lladdr")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no lladdr for {gw} in {ns_name}: {}", out.stdout))
+        .to_string();
+    mac
+}
+
+/// The resident set of process `pid` in KiB (`VmRSS` in /proc/PID/status), 0 if it is gone.
+pub fn rss_kib(pid: u32) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// One namespace's share of [`Faults`]: its device and the box's address on that side.
+const FAULT_SIDES: [(&str, &str, &str); 2] = [
+    (INSIDE, "ct-in1", BOX_INSIDE_ADDR),
+    (OUTSIDE, "ct-out1", BOX_OUTSIDE_ADDR),
+];
+
+/// Wire faults without `tc netem` (DESIGN.md §8), for TCP on some ports in both namespaces.
+///
+/// In each namespace, for TCP to or from `ports` on its veth:
+/// - `mangle POSTROUTING`: `TEE --gateway BOX` with probability `dup` (a clone on the wire:
+///   duplication), then `NFQUEUE` with probability `sample`;
+/// - `mangle PREROUTING`: `NFQUEUE` with probability `sample`.
+///
+/// So every packet meets the queue twice, once in the sender's namespace before the box and
+/// once in the receiver's after it. `scripts/nfq_faults.py` (one per namespace) drops a queued
+/// packet with probability `drop` (real loss: the sender counted it as sent, or it already
+/// crossed the wire), holds it `hold_ms` with probability `hold` while later packets pass
+/// (reordering), and delays the rest by `delay_ms` (delay with jitter). The rules use
+/// `--queue-bypass`: if an injector dies, packets pass instead of vanishing.
+///
+/// On the sender's side the rules see TCP's GSO bursts (the local stack always builds them;
+/// with offloads off they are cut to MSS-sized segments only when they reach the veth), so
+/// `statistic` samples, and TEE clones, whole bursts; nfnetlink_queue hands each segment of a
+/// queued burst to the injector separately, which decides its fate per segment. On the
+/// receiver's side (GRO off) every rule sees single wire packets. Per wire packet the rates
+/// come out as intended, the sender-side faults somewhat bunched.
+#[derive(Debug, Clone, Copy)]
+pub struct FaultSpec {
+    pub sample: f64,
+    pub drop: f64,
+    pub hold: f64,
+    pub hold_ms: (f64, f64),
+    pub delay_ms: (f64, f64),
+    pub dup: f64,
+}
+
+impl FaultSpec {
+    /// About 1% loss, 5% reordering, 1% duplication end to end, plus 0.5-1.5 ms of delay on
+    /// the sampled packets that are neither lost nor held back. With two queues on each
+    /// path: each samples 6% of the packets and drops 1/12 of those (0.5% per queue, about
+    /// 1% per path) and holds 5/12 (2.5% per queue, about 5% per path) 2-6 ms; TEE clones 1%
+    /// of each sender's packets.
+    pub const ISSUE: FaultSpec = FaultSpec {
+        sample: 0.06,
+        drop: 1.0 / 12.0,
+        hold: 5.0 / 12.0,
+        hold_ms: (2.0, 6.0),
+        delay_ms: (0.5, 1.5),
+        dup: 0.01,
+    };
+
+    /// Per path (sender's queue and receiver's queue): loss, reordering and delay rates.
+    pub fn per_path(&self) -> (f64, f64, f64) {
+        let q = self.sample;
+        (
+            2.0 * q * self.drop,
+            2.0 * q * self.hold,
+            2.0 * q * (1.0 - self.drop - self.hold),
+        )
+    }
+}
+
+/// What the injectors and TEE did.
+#[derive(Debug, Clone, Default)]
+pub struct FaultReport {
+    /// Per namespace: the injector's JSON counters (`seen`, `dropped`, `held`, `delayed`, ...).
+    pub queues: Vec<(String, serde_json::Value)>,
+    /// Per namespace: packets TEE cloned (the rule's packet counter).
+    pub duplicated: Vec<(String, u64)>,
+}
+
+impl FaultReport {
+    fn sum(&self, key: &str) -> u64 {
+        self.queues
+            .iter()
+            .map(|(_, v)| v.get(key).and_then(|x| x.as_u64()).unwrap_or(0))
+            .sum()
+    }
+    pub fn seen(&self) -> u64 {
+        self.sum("seen")
+    }
+    pub fn dropped(&self) -> u64 {
+        self.sum("dropped")
+    }
+    pub fn held(&self) -> u64 {
+        self.sum("held")
+    }
+    pub fn delayed(&self) -> u64 {
+        self.sum("delayed")
+    }
+    pub fn dups(&self) -> u64 {
+        self.duplicated.iter().map(|(_, n)| n).sum()
+    }
+    pub fn summary(&self) -> String {
+        format!(
+            "queued {} packets: dropped {}, held {}, delayed {}; TEE duplicated {}",
+            self.seen(),
+            self.dropped(),
+            self.held(),
+            self.delayed(),
+            self.dups()
+        )
+    }
+}
+
+/// [`FaultSpec`] in force on the testbed; [`Faults::stop`] (or drop) removes the rules first,
+/// then stops the injectors (which release what they hold).
+pub struct Faults {
+    injectors: Vec<(String, Background, PathBuf)>,
+    _dir: TempDir,
+    active: bool,
+}
+
+/// The NFQUEUE number the injectors use (per namespace: queues are per network namespace).
+const FAULT_QUEUE: &str = "7";
+
+impl Faults {
+    /// Starts an injector in each namespace, then installs the rules for TCP `ports`.
+    #[track_caller]
+    pub fn start(spec: FaultSpec, ports: &[u16]) -> Faults {
+        let dir = TempDir::new("faults");
+        let mut faults = Faults {
+            injectors: Vec::new(),
+            _dir: dir,
+            active: true,
+        };
+        for (i, (ns_name, _, _)) in FAULT_SIDES.iter().enumerate() {
+            let stats = faults._dir.join(&format!("{ns_name}.json"));
+            let seed = (1000 + i).to_string();
+            let (drop, hold) = (spec.drop.to_string(), spec.hold.to_string());
+            let hold_ms = format!("{}:{}", spec.hold_ms.0, spec.hold_ms.1);
+            let delay_ms = format!("{}:{}", spec.delay_ms.0, spec.delay_ms.1);
+            let bg = Background::ns(
+                ns_name,
+                python(),
+                &[
+                    NFQ_FAULTS,
+                    "--queue",
+                    FAULT_QUEUE,
+                    "--drop",
+                    &drop,
+                    "--hold",
+                    &hold,
+                    "--hold-ms",
+                    &hold_ms,
+                    "--delay-ms",
+                    &delay_ms,
+                    "--seed",
+                    &seed,
+                    "--stats",
+                    path_str(&stats),
+                    "--max-seconds",
+                    "1200",
+                ],
+            );
+            faults.injectors.push((ns_name.to_string(), bg, stats));
+        }
+        for (_, bg, _) in &mut faults.injectors {
+            let bound = poll(Duration::from_secs(20), Duration::from_millis(50), || {
+                bg.stdout().contains("bound")
+            });
+            assert!(bound, "the fault injector did not start: {}", bg.describe());
+        }
+        let list = ports
+            .iter()
+            .map(u16::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let (sample, dup) = (spec.sample.to_string(), spec.dup.to_string());
+        for (ns_name, dev, gw) in FAULT_SIDES {
+            let base = |chain: &str, dir: &str| -> Vec<String> {
+                [
+                    "-t",
+                    "mangle",
+                    "-A",
+                    chain,
+                    dir,
+                    dev,
+                    "-p",
+                    "tcp",
+                    "-m",
+                    "multiport",
+                    "--ports",
+                    &list,
+                    "-m",
+                    "statistic",
+                    "--mode",
+                    "random",
+                    "--probability",
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+            };
+            let mut tee = base("POSTROUTING", "-o");
+            tee.extend([&dup, "-j", "TEE", "--gateway", gw].map(str::to_string));
+            let queue_tail = [
+                "-j",
+                "NFQUEUE",
+                "--queue-num",
+                FAULT_QUEUE,
+                "--queue-bypass",
+            ];
+            let mut out_q = base("POSTROUTING", "-o");
+            out_q.push(sample.clone());
+            out_q.extend(queue_tail.map(str::to_string));
+            let mut in_q = base("PREROUTING", "-i");
+            in_q.push(sample.clone());
+            in_q.extend(queue_tail.map(str::to_string));
+            for rule in [tee, out_q, in_q] {
+                let args: Vec<&str> = rule.iter().map(String::as_str).collect();
+                ns(ns_name, "iptables", &args, Duration::from_secs(10))
+                    .expect_success("installing a fault rule");
+            }
+        }
+        faults
+    }
+
+    fn remove_rules() {
+        for (ns_name, _, _) in FAULT_SIDES {
+            let _ = ns(
+                ns_name,
+                "iptables",
+                &["-t", "mangle", "-F"],
+                Duration::from_secs(10),
+            );
+        }
+    }
+
+    /// Removes the rules, stops the injectors and returns what they did.
+    #[track_caller]
+    pub fn stop(mut self) -> FaultReport {
+        let mut report = FaultReport::default();
+        for (ns_name, _, _) in FAULT_SIDES {
+            let out = ns(
+                ns_name,
+                "iptables",
+                &["-t", "mangle", "-L", "POSTROUTING", "-v", "-x", "-n"],
+                Duration::from_secs(10),
+            );
+            let n = out
+                .stdout
+                .lines()
+                .find(|l| l.contains("TEE"))
+                .and_then(|l| l.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            report.duplicated.push((ns_name.to_string(), n));
+        }
+        Self::remove_rules();
+        self.active = false;
+        for (ns_name, bg, stats) in &mut self.injectors {
+            let _ = run(
+                "kill",
+                &["-TERM", &bg.pid().to_string()],
+                Duration::from_secs(5),
+            );
+            let status = bg.wait(Duration::from_secs(10));
+            assert!(
+                status.is_some_and(|s| s.success()),
+                "the fault injector in {ns_name} failed: {}",
+                bg.describe()
+            );
+            let text = fs::read_to_string(&*stats).unwrap_or_default();
+            let v = serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+                panic!("the injector's counters {text:?}: {e}: {}", bg.describe())
+            });
+            report.queues.push((ns_name.clone(), v));
+        }
+        report
+    }
+}
+
+impl Drop for Faults {
+    fn drop(&mut self) {
+        if self.active {
+            Self::remove_rules();
+        }
+        // The injectors (Background) are killed by their own Drop.
+    }
+}
+
+/// One `traffic.py client` run (see [`TRAFFIC`]): `conns` concurrent connections to
+/// [`SERVER_ADDR`]`:port` from ct-inside, each sending `up` and receiving `down` bytes.
+#[derive(Debug, Clone)]
+pub struct Streams {
+    pub port: u16,
+    /// `none`, `line` or `http`.
+    pub auth: &'static str,
+    pub conns: usize,
+    pub up: u64,
+    pub down: u64,
+    /// Seeds `seed0..seed0 + conns`: unique per server log.
+    pub seed0: u64,
+    /// The request and the first upload bytes go out with the credentials, before the box
+    /// has answered: they are in flight while it authenticates and drains.
+    pub pipeline: bool,
+    /// The server greets first (`READY`): needed with `line` (see `traffic.py`).
+    pub banner: bool,
+    /// Per socket operation.
+    pub timeout: Duration,
+    /// Every connection must end in a reset (instead of completing).
+    pub expect_reset: bool,
+}
+
+impl Streams {
+    pub fn new(port: u16, auth: &'static str, conns: usize, up: u64, down: u64) -> Streams {
+        Streams {
+            port,
+            auth,
+            conns,
+            up,
+            down,
+            seed0: 1,
+            pipeline: false,
+            banner: auth == "line",
+            timeout: Duration::from_secs(60),
+            expect_reset: false,
+        }
+    }
+
+    fn args(&self) -> Vec<String> {
+        let mut a: Vec<String> = [
+            TRAFFIC,
+            "client",
+            SERVER_ADDR,
+            &self.port.to_string(),
+            "--conns",
+            &self.conns.to_string(),
+            "--up",
+            &self.up.to_string(),
+            "--down",
+            &self.down.to_string(),
+            "--auth",
+            self.auth,
+            "--seed0",
+            &self.seed0.to_string(),
+            "--timeout",
+            &self.timeout.as_secs().to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if self.pipeline {
+            a.push("--pipeline".into());
+        }
+        if self.banner {
+            a.push("--banner".into());
+        }
+        if self.expect_reset {
+            a.extend(["--expect".into(), "reset".into()]);
+        }
+        a
+    }
+
+    /// Starts the client in the background (several can run at once).
+    pub fn start(&self) -> Background {
+        let args = self.args();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Background::ns(INSIDE, python(), &args)
+    }
+
+    /// The longest a run may take: its client gives up by then on its own.
+    pub fn limit(&self) -> Duration {
+        self.timeout * 4 + Duration::from_secs(90)
+    }
+
+    /// Runs the client to its end; returns its per-connection results and summary.
+    #[track_caller]
+    pub fn run(&self) -> StreamsResult {
+        let mut bg = self.start();
+        self.finish(&mut bg)
+    }
+
+    /// Waits for a client started with [`Streams::start`].
+    #[track_caller]
+    pub fn finish(&self, bg: &mut Background) -> StreamsResult {
+        let status = bg.wait(self.limit());
+        let stdout = bg.stdout();
+        let mut conns = Vec::new();
+        let mut summary = serde_json::Value::Null;
+        for line in stdout.lines() {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+                if v.get("summary").is_some() {
+                    summary = v;
+                } else {
+                    conns.push(v);
+                }
+            }
+        }
+        StreamsResult {
+            spec: self.clone(),
+            ok: status.is_some_and(|s| s.success()),
+            conns,
+            summary,
+            describe: bg.describe(),
+        }
+    }
+}
+
+/// What a [`Streams`] run reported.
+#[derive(Debug)]
+pub struct StreamsResult {
+    pub spec: Streams,
+    /// The client exited 0 (every connection as expected).
+    pub ok: bool,
+    pub conns: Vec<serde_json::Value>,
+    pub summary: serde_json::Value,
+    pub describe: String,
+}
+
+impl StreamsResult {
+    /// One line for the test output.
+    pub fn line(&self) -> String {
+        let s = &self.summary;
+        format!(
+            "[{} {}] {} connections x {} MiB up + {} MiB down: {} failed, {:.1} s, {} Mbit/s",
+            self.spec.port,
+            self.spec.auth,
+            self.spec.conns,
+            self.spec.up >> 20,
+            self.spec.down >> 20,
+            s["failed"],
+            s["seconds"].as_f64().unwrap_or(0.0),
+            s["mbit_s"]
+        )
+    }
+
+    /// Panics unless every connection completed without error or reset, moved exactly
+    /// `up`/`down` bytes, and the server (its `traffic.py server` log) received exactly what
+    /// the client sent and sent exactly what the client received (SHA-256 both ways).
+    #[track_caller]
+    pub fn verify(&self, server_log: &Path, context: &str) {
+        let what = self.line();
+        assert!(
+            self.ok && self.conns.len() == self.spec.conns,
+            "{what}: the client failed\n{}\n{context}",
+            self.describe
+        );
+        // The client is done once it has sent its last bytes and read the server's FIN; the
+        // server logs a connection when it has read the client's last bytes and FIN, which
+        // may be a moment later.
+        let read_log = || -> Vec<serde_json::Value> {
+            fs::read_to_string(server_log)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect()
+        };
+        let all_logged = |server: &[serde_json::Value]| {
+            self.conns.iter().all(|c| {
+                server
+                    .iter()
+                    .any(|s| s["seed"].is_u64() && s["seed"] == c["seed"])
+            })
+        };
+        poll(Duration::from_secs(30), Duration::from_millis(100), || {
+            all_logged(&read_log())
+        });
+        let server = read_log();
+        for c in &self.conns {
+            let seed = c["seed"].as_u64().expect("seed");
+            assert!(
+                c["error"].is_null() && c["reset"] == false,
+                "{what}: connection {c} failed\n{}\n{context}",
+                self.describe
+            );
+            assert_eq!(c["tx_len"], self.spec.up, "{what}: sent: {c}");
+            assert_eq!(c["rx_len"], self.spec.down, "{what}: received: {c}");
+            let s = server
+                .iter()
+                .find(|s| s["seed"].as_u64() == Some(seed))
+                .unwrap_or_else(|| {
+                    panic!("{what}: the server logged no connection with seed {seed}: {c}")
+                });
+            assert!(
+                s["error"].is_null(),
+                "{what}: the server's side of seed {seed} failed: {s}\nclient: {c}\n{context}"
+            );
+            assert_eq!(
+                s["rx_sha"], c["tx_sha"],
+                "{what}: seed {seed}: the server received other bytes than the client sent \
+                 (server {s}, client {c})\n{context}"
+            );
+            assert_eq!(
+                s["tx_sha"], c["rx_sha"],
+                "{what}: seed {seed}: the client received other bytes than the server sent \
+                 (server {s}, client {c})\n{context}"
+            );
+        }
+    }
+}
+
+/// Starts `traffic.py server` on `port` in ct-outside (with the `READY` banner if `banner`),
+/// logging to `log`.
+#[track_caller]
+pub fn traffic_server(port: u16, log: &Path, banner: bool) -> Background {
+    let p = port.to_string();
+    let mut args = vec![TRAFFIC, "server", SERVER_ADDR, &p, path_str(log)];
+    if banner {
+        args.push("--banner");
+    }
+    start_server(OUTSIDE, port, python(), &args)
 }

@@ -54,8 +54,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use common::config::Side;
+use common::conn::Conn;
+use common::flow::FlowKey;
 use common::wire::MacAddr;
 use control::plane::{ControlPlane, RingIo};
+use control::stats::Connections;
 use dataplane::context::{Context, ForwardMode};
 use dataplane::port::{MemNic, MemQueue};
 use dataplane::ring::Rings;
@@ -155,6 +158,16 @@ pub fn payload(seed: u64, stream: u64, len: usize) -> Vec<u8> {
     let mut v = vec![0u8; len];
     rng.fill(&mut v);
     v
+}
+
+/// The fast path's key of the connection from the client's port `cport` to the server's
+/// `dport`, in the client → server direction.
+pub fn flow_key(cport: u16, dport: u16) -> FlowKey {
+    let v4 = |a: Ipv4Address| {
+        let [a, b, c, d] = a.octets();
+        common::wire::Ipv4Addr::new(a, b, c, d)
+    };
+    FlowKey::new(v4(CLIENT_IP), cport, v4(SERVER_IP), dport)
 }
 
 /// The stream number of one direction of the connection from client port `cport`.
@@ -1270,6 +1283,19 @@ impl Sim {
         nonzero(&self.counters().drops)
     }
 
+    /// The participating stack's connections by outcome (proxied, spliced, full_proxy, ...).
+    pub fn proxy_connections(&self) -> Connections {
+        self.the_box.plane.proxy.connections
+    }
+
+    /// The object a worker holds for `key` (either direction): (worker, a copy of it).
+    pub fn installed(&self, key: &FlowKey) -> Option<(usize, Conn)> {
+        self.the_box.workers.iter().enumerate().find_map(|(i, w)| {
+            let (idx, _) = w.table().lookup(key)?;
+            Some((i, *w.table().get(idx)))
+        })
+    }
+
     pub fn hop_stats(&self, hop: Hop) -> HopStats {
         self.wire.stats[hop as usize]
     }
@@ -1398,6 +1424,10 @@ impl Sim {
             nonzero(&c.drops)
         );
         s += &format!("  control: {:?}\n", self.the_box.plane.local.counters);
+        let proxy = &self.the_box.plane.proxy;
+        if proxy.connections.proxied > 0 {
+            s += &format!("  proxy: {:?} {:?}\n", proxy.connections, proxy.counters);
+        }
         for h in Hop::ALL {
             s += &format!("  {h:?}: {:?}\n", self.hop_stats(h));
         }

@@ -73,7 +73,6 @@ pub struct ProxyConn {
     pub worker: u16,
     pub client_side: Side,
     method: AuthMethod,
-    splice: SplicePoint,
     app: App,
     phase: Phase,
     client: Leg,
@@ -85,7 +84,11 @@ pub struct ProxyConn {
     full_proxy: bool,
     closing: bool,
     reported_established: bool,
+    client_finished: bool,
+    server_finished: bool,
     pub events: Events,
+    /// Counted as a finished full proxy.
+    pub counted: bool,
 }
 
 impl ProxyConn {
@@ -103,6 +106,9 @@ impl ProxyConn {
     ) -> ProxyConn {
         let seed = u64::from(key.symmetric_hash()) ^ now.total_millis() as u64;
         let ts = client_syn.timestamps.is_some();
+        // The splice point needs no state of its own: `after-request` differs from
+        // `after-auth` in what the application step reads (the HTTP request), and both drain
+        // as soon as that is in the server leg; `never` is a full proxy.
         // With nothing to ask, the server is contacted first and its options offered to the
         // client (the SYN-ACK waits); otherwise the client is answered at once.
         let open = method == AuthMethod::None || cached;
@@ -117,11 +123,6 @@ impl ProxyConn {
             worker,
             client_side,
             method,
-            splice: if open && splice != SplicePoint::Never {
-                SplicePoint::AfterAuth
-            } else {
-                splice
-            },
             app,
             phase: if open { Phase::Relay } else { Phase::Auth },
             client,
@@ -132,7 +133,10 @@ impl ProxyConn {
             full_proxy: splice == SplicePoint::Never,
             closing: false,
             reported_established: false,
+            client_finished: false,
+            server_finished: false,
             events: Events::default(),
+            counted: false,
         };
         if open {
             c.connect_server(ts, now);
@@ -146,7 +150,23 @@ impl ProxyConn {
 
     /// It ran as a conventional proxy to its end (`splice: never`, or a fallback).
     pub fn full_proxy_ended(&self) -> bool {
-        self.full_proxy && self.server.is_some()
+        self.full_proxy
+            && self
+                .server
+                .as_ref()
+                .is_some_and(|s| closed_or_waiting(s.state()))
+            && closed_or_waiting(self.client.state())
+    }
+
+    /// Its phase for flow listings: `auth` (the client leg only), `proxied` (both legs,
+    /// relaying), `draining` (on its way to the splice) or `full_proxy` (never spliced).
+    pub fn phase_name(&self) -> &'static str {
+        match self.phase {
+            Phase::Auth => "auth",
+            Phase::Draining { .. } => "draining",
+            Phase::Relay if self.full_proxy => "full_proxy",
+            Phase::Relay => "proxied",
+        }
     }
 
     fn connect_server(&mut self, timestamps: bool, now: Instant) {
@@ -215,10 +235,14 @@ impl ProxyConn {
     pub fn poll_at(&mut self, now: Instant) -> Option<Instant> {
         let c = self.client.poll_at(now);
         let s = self.server.as_mut().and_then(|s| s.poll_at(now));
-        match (c, s) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        // The drain's deadline (the check is `now - since > DRAIN_TIMEOUT_MS`).
+        let d = match self.phase {
+            Phase::Draining { since_ms } => Some(Instant::from_millis(
+                (since_ms + DRAIN_TIMEOUT_MS + 1) as i64,
+            )),
+            _ => None,
+        };
+        [c, s, d].into_iter().flatten().min()
     }
 
     fn app_step(&mut self, env: &mut Env<'_>, now: Instant) -> Outcome {
@@ -227,8 +251,13 @@ impl ProxyConn {
             self.reported_established = true;
             self.events.client_established = true;
         }
+        // A leg whose peer closed in order (its FIN received, ours acknowledged) is finished:
+        // nothing its peer does later (a RST answering a late duplicate) ends the other leg.
+        self.client_finished |= finished(&self.client);
         // A client that reset or vanished ends it.
-        if self.client.tap.peer_rst || (cstate == State::Closed && self.reported_established) {
+        if !self.client_finished
+            && (self.client.tap.peer_rst || (cstate == State::Closed && self.reported_established))
+        {
             log::debug!(
                 "{}: client leg ended ({cstate}, rst {})",
                 self.key,
@@ -240,8 +269,11 @@ impl ProxyConn {
             return Outcome::Closed;
         }
         if let Some(s) = &mut self.server {
+            self.server_finished |= finished(s);
             let st = s.state();
-            if s.tap.peer_rst || (st == State::Closed && s.tap.peer_syn.is_none()) {
+            if !self.server_finished
+                && (s.tap.peer_rst || (st == State::Closed && s.tap.peer_syn.is_none()))
+            {
                 log::debug!(
                     "{}: server leg failed ({st}, rst {})",
                     self.key,
@@ -278,7 +310,8 @@ impl ProxyConn {
     }
 
     fn auth_step(&mut self, env: &mut Env<'_>, now: Instant) -> Outcome {
-        if self.client.state() != State::Established {
+        // CLOSE-WAIT too: a request or a password line may arrive with the client's FIN.
+        if !matches!(self.client.state(), State::Established | State::CloseWait) {
             return Outcome::Continue;
         }
         let mut input = Vec::new();
@@ -376,12 +409,14 @@ impl ProxyConn {
         copy(&mut self.client, server);
         copy(server, &mut self.client);
         // Half-close: a FIN from one side, once its data is relayed, is passed on.
-        pass_fin(&mut self.client, server);
-        pass_fin(server, &mut self.client);
+        pass_fin(&mut self.client, server, self.client_finished);
+        pass_fin(server, &mut self.client, self.server_finished);
     }
 
     fn close_step(&mut self) -> Option<Outcome> {
-        let done = |s: State| matches!(s, State::Closed | State::TimeWait);
+        // Not TIME-WAIT: that leg must still acknowledge a retransmitted FIN (its ACK may have
+        // been lost); smoltcp closes it after its TIME-WAIT (10 s).
+        let done = |s: State| s == State::Closed;
         let c = self.client.state();
         if self.server.is_none() {
             // The client left during authentication.
@@ -415,10 +450,10 @@ impl ProxyConn {
         }
         match self.phase {
             Phase::Relay => {
-                // After the request: wait until the server acknowledged it. After auth: at once.
-                if self.splice == SplicePoint::AfterRequest && server.socket().send_queue() > 0 {
-                    return Outcome::Continue;
-                }
+                // The request (or what followed the login) is in the server leg: drain now.
+                // Waiting for the server to acknowledge it first would let a client that keeps
+                // sending hold the connection in the proxy for good; the drain's quiet
+                // condition includes the server's acknowledgement anyway.
                 self.phase = Phase::Draining {
                     since_ms: env.now_ms,
                 };
@@ -459,16 +494,33 @@ impl ProxyConn {
     }
 }
 
+/// The leg's peer closed in order: its FIN received and the box's acknowledged, no RST.
+fn finished(leg: &Leg) -> bool {
+    leg.tap.peer_fin && !leg.tap.peer_rst && matches!(leg.state(), State::TimeWait | State::Closed)
+}
+
 /// Closes `to` once `from` has received the peer's FIN and all its data went across.
-fn pass_fin(from: &mut Leg, to: &mut Leg) {
+fn pass_fin(from: &mut Leg, to: &mut Leg, from_finished: bool) {
     let f = from.socket();
-    let fin_seen = matches!(
-        f.state(),
-        State::CloseWait | State::LastAck | State::Closing | State::TimeWait
-    );
-    if fin_seen && f.recv_queue() == 0 && to.socket().may_send() {
-        to.socket().close();
+    let fin_seen = match f.state() {
+        State::CloseWait | State::LastAck | State::Closing | State::TimeWait => true,
+        // The leg may finish in order before `to` is idle (and then be reset by its peer
+        // answering a late duplicate).
+        State::Closed => from_finished,
+        _ => false,
+    };
+    // Only once `to` has everything acknowledged, so its FIN travels alone: smoltcp 0.14 can
+    // lose a FIN sent with data in flight for good (a fast retransmit with only the FIN
+    // outstanding clears the retransmission timer; see tests/sim_forward.rs).
+    let t = to.socket();
+    if fin_seen && f.recv_queue() == 0 && t.may_send() && t.send_queue() == 0 {
+        t.close();
     }
+}
+
+/// Both FINs exchanged (TIME-WAIT still answers a retransmitted FIN) or reset.
+fn closed_or_waiting(s: State) -> bool {
+    matches!(s, State::Closed | State::TimeWait)
 }
 
 /// Moves as many bytes as fit from `from`'s receive buffer to `to`'s send buffer.

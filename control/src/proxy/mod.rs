@@ -50,7 +50,19 @@ pub struct ProxyCounters {
     pub malformed: u64,
     pub install_failed: u64,
     pub active: u64,
+    /// SYNs refused because [`MAX_EMBRYONIC`] handshakes were already pending.
+    pub embryonic_refused: u64,
+    /// Connections whose client never completed its handshake within [`EMBRYONIC_MS`].
+    pub embryonic_timeout: u64,
 }
+
+/// Proxied connections whose client leg has not completed its handshake, at most. A SYN
+/// flood toward a `proxy` rule costs two legs (their buffers) per SYN; beyond this the SYN is
+/// refused (its placeholder removed, counted) and a real client's retransmission gets in
+/// when the pending ones time out.
+pub const MAX_EMBRYONIC: usize = 256;
+/// How long a client may take to complete its handshake with the box.
+pub const EMBRYONIC_MS: u64 = 10_000;
 
 pub struct Proxy {
     ctx: Arc<Context>,
@@ -58,6 +70,8 @@ pub struct Proxy {
     /// When each connection's legs next want a turn (ms).
     due: HashMap<FlowKey, u64>,
     afterlife: HashMap<FlowKey, Afterlife>,
+    /// Connections still in the client's handshake, with when they began.
+    embryonic: HashMap<FlowKey, u64>,
     limiter: RateLimiter,
     cache: AuthCache,
     pub connections: Connections,
@@ -73,6 +87,7 @@ impl Proxy {
             conns: HashMap::new(),
             due: HashMap::new(),
             afterlife: HashMap::new(),
+            embryonic: HashMap::new(),
             limiter: RateLimiter::default(),
             cache: AuthCache::new(cache_ms),
             connections: Connections::default(),
@@ -83,6 +98,35 @@ impl Proxy {
 
     pub fn active(&self) -> usize {
         self.conns.len()
+    }
+
+    /// Connections in the participating stack by phase (see [`ProxyConn::phase_name`]).
+    pub fn phases(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        let mut m = std::collections::BTreeMap::new();
+        for c in self.conns.values() {
+            *m.entry(c.phase_name()).or_insert(0) += 1;
+        }
+        m
+    }
+
+    /// The phase of the connection of `key` (either orientation), if control holds it.
+    pub fn phase_of(&self, key: &FlowKey) -> Option<&'static str> {
+        self.conns
+            .get(key)
+            .or_else(|| self.conns.get(&key.reversed()))
+            .map(|c| c.phase_name())
+    }
+
+    /// The policy and users in force.
+    pub fn context(&self) -> &Arc<Context> {
+        &self.ctx
+    }
+
+    /// A reload: new connections use `ctx`'s policy and users; connections already here
+    /// keep their method and splice point. Cached logins of users no longer configured go.
+    pub fn set_context(&mut self, ctx: Arc<Context>) {
+        self.cache.retain_users(&ctx.config.users);
+        self.ctx = ctx;
     }
 
     /// A packet a worker handed over because of a `proxy` rule.
@@ -108,8 +152,10 @@ impl Proxy {
         };
         let Some((ckey, from_client)) = ckey else {
             match (msg.why, syn) {
-                (Why::ProxySyn { rule }, Some(opts)) => {
-                    self.open(key, rule, msg.worker, msg.port, opts, now_ms, io)
+                (Why::ProxySyn { action, .. }, Some(opts)) => {
+                    if !self.open(key, action, msg.worker, msg.port, opts, now_ms, io) {
+                        return;
+                    }
                 }
                 _ => {
                     self.counters.unknown_dropped += 1;
@@ -137,28 +183,32 @@ impl Proxy {
     fn open<P>(
         &mut self,
         key: FlowKey,
-        rule: u16,
+        action: Action,
         worker: u16,
         port: Side,
         syn: SynOptions,
         now_ms: u64,
-        _io: &mut impl ControlIo<P>,
-    ) {
-        let Some(Action::Proxy { auth, splice }) = self
-            .ctx
-            .config
-            .policy
-            .get(usize::from(rule))
-            .map(|r| r.action)
-        else {
+        io: &mut impl ControlIo<P>,
+    ) -> bool {
+        // The action comes with the SYN, from the policy the worker applied: after a reload
+        // control's policy may be newer than a worker's for a moment, and rule indices differ.
+        let Action::Proxy { auth, splice } = action else {
             self.counters.unknown_dropped += 1;
-            return;
+            io.command(worker, Command::Remove(key));
+            return false;
         };
+        if self.embryonic.len() >= MAX_EMBRYONIC {
+            self.counters.embryonic_refused += 1;
+            io.command(worker, Command::Remove(key));
+            return false;
+        }
         let cached = auth != AuthMethod::None && self.cache.lookup(key.src, auth, now_ms).is_some();
         let now = Instant::from_millis(now_ms as i64);
         let c = ProxyConn::new(key, worker, port, auth, splice, syn, cached, now);
         self.connections.proxied += 1;
         self.conns.insert(key, c);
+        self.embryonic.insert(key, now_ms);
+        true
     }
 
     fn feed<P: Packet>(
@@ -196,6 +246,11 @@ impl Proxy {
         self.out.clear();
         let outcome = c.step(&mut env, &mut self.out);
         let ev = std::mem::take(&mut c.events);
+        // A full proxy counts once its both legs are done, not when TIME-WAIT lets it go.
+        if !c.counted && c.full_proxy_ended() {
+            c.counted = true;
+            self.connections.full_proxy += 1;
+        }
         let (worker, client_side) = (c.worker, c.client_side);
         let server_side = if client_side == Side::Inside {
             Side::Outside
@@ -219,6 +274,7 @@ impl Proxy {
             self.connections.fallback += 1;
         }
         if ev.client_established {
+            self.embryonic.remove(&key);
             // Confirm the placeholder, so it outlives the SYN-SENT timeout.
             let mut p = Conn::new_pass(&key, 0, now_ms as u32);
             p.state = TcpState::Established;
@@ -257,10 +313,7 @@ impl Proxy {
                 self.forget(key);
             }
             Outcome::Closed => {
-                let c = self.forget(key);
-                if c.is_some_and(|c| c.full_proxy_ended()) {
-                    self.connections.full_proxy += 1;
-                }
+                self.forget(key);
                 io.command(worker, Command::Remove(key));
             }
             Outcome::DrainTimeout => {
@@ -274,6 +327,7 @@ impl Proxy {
 
     fn forget(&mut self, key: FlowKey) -> Option<ProxyConn> {
         self.due.remove(&key);
+        self.embryonic.remove(&key);
         self.conns.remove(&key)
     }
 
@@ -290,6 +344,18 @@ impl Proxy {
             .filter(|(_, t)| **t <= now_ms)
             .map(|(k, _)| *k)
             .collect();
+        let stale: Vec<FlowKey> = self
+            .embryonic
+            .iter()
+            .filter(|(_, t)| now_ms.saturating_sub(**t) > EMBRYONIC_MS)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in stale {
+            if let Some(c) = self.forget(key) {
+                self.counters.embryonic_timeout += 1;
+                io.command(c.worker, Command::Remove(key));
+            }
+        }
         for key in due {
             self.turn(key, now_ms, local, io);
         }

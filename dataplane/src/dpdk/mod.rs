@@ -25,6 +25,11 @@
 //! `net_null`, `net_af_packet`, `net_af_xdp`, `net_tap`, `net_pcap` work in any binary linked
 //! through pkg-config `libdpdk` (the smoke test checks ring, null, af_packet and tap).
 //!
+//! # Telemetry and capture
+//! [`telemetry::register`] adds commands to the EAL's telemetry socket, served by Rust
+//! closures on DPDK's telemetry threads (they must read snapshots, never lcore state).
+//! [`Pdump`] runs the primary's side of the pdump framework for `dpdk-dumpcap`.
+//!
 //! # Threads
 //! [`Eal::launch_on_lcore`] and [`Eal::wait_all`] are for the main lcore, i.e. the thread that
 //! called [`Eal::init`]. Mempools are multi-producer/multi-consumer and may be used from any
@@ -38,14 +43,17 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod capture;
 mod eal;
 mod mbuf;
 mod mempool;
 mod port;
 mod queue;
+pub mod telemetry;
 
 use std::ffi::CStr;
 
+pub use capture::Pdump;
 pub use eal::{lcore_id, tsc, tsc_hz, Eal, WorkerLcores};
 pub use mbuf::Mbuf;
 pub use mempool::Mempool;

@@ -1,0 +1,553 @@
+#!/usr/bin/env bash
+# The benchmarks (DESIGN.md §7 item 4, issue 6), in one run, written to docs/BENCHMARKS.md.
+#
+#   scripts/bench.sh [--quick] [--no-e2e] [--ports af_packet|af_xdp] [--only SECTIONS]
+#
+# SECTIONS is a comma-separated subset of flowtable,memory,fastpath,profile,e2e (default all).
+#
+#   1. flow-table lookups (ns) at 1k / 64k / 1M connections, hit and miss, burst prefetch or not
+#   2. memory per spliced connection, measured (RSS) at 1M and 10M objects
+#   3. the fast path, testpmd style: the box's worker on one lcore with 1k / 64k / 1M spliced
+#      or pass objects, and in --forward-mode io, against dpdk-testpmd io and 5tswap, on the
+#      same net_pcap devices (infinite_rx, the same captures), the same cores, 66- and
+#      1514-byte frames; plus a perf profile of the spliced case at 1M flows
+#   4. end to end on the namespace testbed: iperf3 through kernel routing, HAProxy (TCP mode),
+#      dpdk-testpmd io, and the box as pass (5201), spliced (9000) and full proxy (9001)
+#
+# Every figure is the median of several runs (--quick: 3, else 5) with min and max. --quick
+# takes under 10 minutes on a 2-core machine, once it has the testbed lock
+# (/run/cutthrough-testbed.lock, which the end-to-end tests take too: their box polls the same
+# cores); it holds the lock throughout, and no process it starts inherits it. Run it on a
+# quiet machine: whatever else runs shares the two cores. Benchmarks are not tests: nothing
+# fails on a slow machine; the last line is the summary:
+#   fastpath_vs_5tswap_1M=R bytes_per_flow=N spliced_vs_testpmd_io=R spliced_vs_full_proxy=R splices_per_s=N
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=0
+e2e=1
+ports=af_packet
+only=flowtable,memory,fastpath,profile,e2e
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) quick=1; shift ;;
+    --no-e2e) e2e=0; shift ;;
+    --ports) ports=$2; shift 2 ;;
+    --only) only=$2; shift 2 ;;
+    *) echo "usage: $0 [--quick] [--no-e2e] [--ports af_packet|af_xdp] [--only SECTIONS]" >&2; exit 2 ;;
+  esac
+done
+want() { [[ ",$only," == *",$1,"* ]]; }
+if [ "$quick" = 1 ]; then runs=3; secs=1; warm=0.5; e2e_secs=3; else runs=5; secs=3; warm=1; e2e_secs=10; fi
+
+bash scripts/setup.sh
+# perf for the profile (best effort: the report says so when it is missing).
+if ! command -v perf >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends linux-perf \
+    >/dev/null 2>&1 || echo "bench: no perf (apt-get install linux-perf failed): no profile"
+fi
+export CARGO_TERM_COLOR=never
+echo "== building (release)"
+cargo build --release --quiet -p dataplane --bin ct-bench
+cargo build --release --quiet --bin cutthrough
+cargo bench --quiet -p dataplane --bench flow_table --no-run
+
+out=target/bench
+mkdir -p "$out" docs
+results=$out/results.txt
+: > "$results"
+ctb=target/release/ct-bench
+started=$(date +%s)
+
+commands=()
+note() { commands+=("$*"); }
+
+# The testbed lock: the end-to-end tests take it, and they run a box that polls the same cores
+# the fast-path runs use, so the whole benchmark holds it. Processes started here close fd 9,
+# so none of them can keep it after the script.
+echo "== waiting for the testbed lock (/run/cutthrough-testbed.lock, at most 30 min)"
+exec 9>/run/cutthrough-testbed.lock
+locked=0
+if flock -w 1800 9; then
+  locked=1
+else
+  echo "bench: the testbed lock stayed taken: measuring without it (figures may be disturbed)"
+fi
+
+# ---- end to end (section 4) ----------------------------------------------------------------
+e2e_dir=
+e2e_pids=()
+conns_concurrency=32
+box_pid=
+old_forward=
+
+cpu_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+
+e2e_cleanup() {
+  [ -n "$box_pid" ] && { kill -TERM "$box_pid" 2>/dev/null; wait "$box_pid" 2>/dev/null || true; }
+  box_pid=
+  for p in "${e2e_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${e2e_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  e2e_pids=()
+  [ -n "$old_forward" ] && sysctl -qw net.ipv4.ip_forward="$old_forward" || true
+  old_forward=
+  bash scripts/testbed.sh down >/dev/null 2>&1 || true
+  [ -n "$e2e_dir" ] && rm -rf "$e2e_dir"
+  e2e_dir=
+}
+
+# iperf3 from the client to HOST:PORT for $e2e_secs; one RESULT line (throughput, system-wide
+# CPU seconds per GB received: iperf3 on both ends, the kernel, the box or proxy).
+iperf_run() { # label host port run
+  local label=$1 host=$2 port=$3 run=$4 t0 t1 json
+  t0=$(cpu_ticks)
+  json=$(ip netns exec ct-inside timeout $((e2e_secs + 30)) iperf3 -c "$host" -p "$port" \
+    -t "$e2e_secs" -J 2>/dev/null) || { echo "  $label: iperf3 failed"; return 1; }
+  t1=$(cpu_ticks)
+  local line
+  line=$(python3 -c '
+import json, sys
+d = json.loads(sys.stdin.read())
+if "error" in d or "sum_received" not in d.get("end", {}):
+    sys.exit("iperf3: %s" % d.get("error", "no sum_received"))
+r = d["end"]["sum_received"]
+cpu = (int(sys.argv[2]) - int(sys.argv[1])) / float(sys.argv[3])
+gb = r["bytes"] / 1e9
+print("RESULT impl=e2e kind=%s gbps=%.3f cpu_s_per_gb=%.2f bytes=%d secs=%.2f run=%s"
+      % (sys.argv[4], r["bits_per_second"] / 1e9, cpu / gb if gb else 0, r["bytes"], r["seconds"], sys.argv[5]))
+' "$t0" "$t1" "$(getconf CLK_TCK)" "$label" "$run" <<< "$json") || { echo "  $label: no result"; return 1; }
+  echo "  $line"
+  echo "$line" >> "$results"
+}
+
+# A short-connection load: CONCURRENCY clients each opening a connection, sending one line,
+# reading the server's one-line answer and closing, over and over for SECS seconds. Prints
+# "completed failed elapsed". The client closes first, so no server (and no proxy leg that
+# outlives a restarted box) keeps TIME-WAIT state; the client's own TIME-WAIT ports are
+# reused (tcp_tw_reuse=1 in its namespace) and its port range widened, or tens of thousands
+# of connections would exhaust it.
+write_conns_py() {
+  cat > "$e2e_dir/conns.py" <<'PY'
+import asyncio, sys, time
+
+if sys.argv[1] == "server":
+    async def handle(r, w):
+        try:
+            await r.readline()
+            w.write(b"OK\n")
+            await w.drain()
+            await r.read(1)  # the client closes first: TIME-WAIT stays on the client's side
+        except Exception:
+            pass
+        finally:
+            w.close()
+
+    async def serve():
+        for p in sys.argv[2].split(","):
+            await asyncio.start_server(handle, "0.0.0.0", int(p), backlog=4096, reuse_address=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(serve())
+else:
+    host, port, secs, conc = sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+    count = [0, 0]
+
+    async def client(deadline):
+        while time.monotonic() < deadline:
+            try:
+                r, w = await asyncio.wait_for(asyncio.open_connection(host, port), 3)
+                w.write(b"hello\n")
+                await w.drain()
+                line = await asyncio.wait_for(r.readline(), 3)
+                w.close()
+                count[0 if line == b"OK\n" else 1] += 1
+            except Exception:
+                count[1] += 1
+
+    async def main():
+        t0 = time.monotonic()
+        await asyncio.gather(*[client(t0 + secs) for _ in range(conc)])
+        print(count[0], count[1], "%.3f" % (time.monotonic() - t0))
+
+    asyncio.run(main())
+PY
+}
+
+conns_run() { # label host port run
+  local out ok failed el line
+  out=$(ip netns exec ct-inside timeout $((e2e_secs + 30)) python3 "$e2e_dir/conns.py" client \
+    "$2" "$3" "$e2e_secs" "$conns_concurrency") || { echo "  $1: connection load failed"; return 1; }
+  read -r ok failed el <<< "$out"
+  line="RESULT impl=e2e kind=$1 conns_per_s=$(awk -v o="$ok" -v e="$el" 'BEGIN {printf "%.0f", o / e}') conns_ok=$ok conns_failed=$failed concurrency=$conns_concurrency run=$4"
+  echo "  $line"
+  echo "$line" >> "$results"
+}
+
+start_box() {
+  # shellcheck disable=SC2046
+  target/release/cutthrough run --config config/testbed.yaml --stats-json "$e2e_dir/stats.json" \
+    -- $(bash scripts/testbed.sh eal-args) > "$e2e_dir/box.out" 2> "$e2e_dir/box.log" 9>&- &
+  box_pid=$!
+  wait_ping 198.18.0.254 || { echo "box: no ping"; tail -5 "$e2e_dir/box.log"; return 1; }
+}
+
+stop_box() {
+  kill -TERM "$box_pid" 2>/dev/null; wait "$box_pid" 2>/dev/null || true
+  box_pid=
+}
+
+# The box's `connections.KEY` from its last --stats-json.
+box_connections() {
+  python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["connections"][sys.argv[2]])' \
+    "$e2e_dir/stats.json" "$1" 2>/dev/null || echo 0
+}
+
+wait_ping() { # host
+  for _ in $(seq 1 40); do
+    ip netns exec ct-inside ping -c1 -W1 "$1" >/dev/null 2>&1 && return 0
+    sleep 0.25
+  done
+  return 1
+}
+
+ns_mac() { ip -n "$1" -o link show "$2" | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p'; }
+
+e2e_all() {
+  command -v iperf3 >/dev/null || { echo "no iperf3"; return 1; }
+  trap e2e_cleanup EXIT
+  e2e_dir=$(mktemp -d)
+  bash scripts/testbed.sh up --ports "$ports" >/dev/null || return 1
+  ip netns exec ct-inside sysctl -qw net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range="1024 65000"
+  note "scripts/testbed.sh up --ports $ports; ip netns exec ct-inside sysctl -w net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range='1024 65000'"
+  for port in 5201 9000 9001; do
+    ip netns exec ct-outside iperf3 -s -p "$port" >/dev/null 2>&1 9>&- &
+    e2e_pids+=($!)
+  done
+  write_conns_py
+  ip netns exec ct-outside python3 "$e2e_dir/conns.py" server 5203 >/dev/null 2>&1 9>&- &
+  e2e_pids+=($!)
+  note "ip netns exec ct-outside iperf3 -s -p 5201|9000|9001; the connection load's server on 5203 (later 9000, 9001)"
+
+  # Kernel routing, and HAProxy (TCP mode, one thread) on the same addresses.
+  old_forward=$(sysctl -n net.ipv4.ip_forward)
+  ip addr add 198.18.0.254/24 dev ct-in0
+  ip addr add 198.19.0.254/24 dev ct-out0
+  sysctl -qw net.ipv4.ip_forward=1
+  note "ip addr add 198.18.0.254/24 dev ct-in0; ip addr add 198.19.0.254/24 dev ct-out0; sysctl net.ipv4.ip_forward=1"
+  local hap=
+  if command -v haproxy >/dev/null; then
+    cat > "$e2e_dir/haproxy.cfg" <<HAP
+global
+  nbthread 1
+  maxconn 4096
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+frontend bench
+  bind 198.18.0.254:5202
+  default_backend servers
+backend servers
+  server s1 198.19.0.2:5201
+frontend conns
+  bind 198.18.0.254:5204
+  default_backend conns
+backend conns
+  # Close toward the server with a RST: HAProxy closes that side first, and its TIME-WAIT
+  # ports in the root namespace would run out after a few tens of thousands of connections.
+  option nolinger
+  server s1 198.19.0.2:5203
+HAP
+    haproxy -f "$e2e_dir/haproxy.cfg" -db >/dev/null 2>&1 9>&- &
+    hap=$!
+    e2e_pids+=("$hap")
+    note "haproxy -f haproxy.cfg -db   # mode tcp, nbthread 1, bind 198.18.0.254:5202 -> 198.19.0.2:5201"
+  fi
+  wait_ping 198.19.0.2 || { echo "kernel routing: no ping"; return 1; }
+  for r in $(seq 1 "$runs"); do
+    iperf_run kernel 198.19.0.2 5201 "$r"
+    [ -n "$hap" ] && iperf_run haproxy 198.18.0.254 5202 "$r"
+  done
+  for r in $(seq 1 "$runs"); do
+    conns_run kernel 198.19.0.2 5203 "$r"
+    [ -n "$hap" ] && conns_run haproxy 198.18.0.254 5204 "$r"
+  done
+  note "ip netns exec ct-inside iperf3 -c 198.19.0.2 -p 5201 -t $e2e_secs -J   # kernel; haproxy: -c 198.18.0.254 -p 5202"
+  note "ip netns exec ct-inside python3 conns.py client 198.19.0.2 5203 $e2e_secs 32   # kernel; haproxy: 198.18.0.254 5204"
+  [ -n "$hap" ] && kill "$hap" 2>/dev/null
+  ip addr del 198.18.0.254/24 dev ct-in0
+  ip addr del 198.19.0.254/24 dev ct-out0
+  sysctl -qw net.ipv4.ip_forward="$old_forward"
+  old_forward=
+
+  # dpdk-testpmd io between the box's two ports: a wire. Each host's gateway is the other
+  # host's MAC, so frames cross unchanged.
+  local in_mac out_mac tp
+  in_mac=$(ns_mac ct-inside ct-in1)
+  out_mac=$(ns_mac ct-outside ct-out1)
+  ip -n ct-inside neigh replace 198.18.0.254 lladdr "$out_mac" dev ct-in1
+  ip -n ct-outside neigh replace 198.19.0.254 lladdr "$in_mac" dev ct-out1
+  # shellcheck disable=SC2046
+  dpdk-testpmd -l 0,1 --no-pci --in-memory --file-prefix=ct-bench-e2e $(bash scripts/testbed.sh eal-args) \
+    -- --forward-mode=io --nb-cores=1 --stats-period=5 > "$e2e_dir/testpmd.log" 2>&1 9>&- &
+  tp=$!
+  e2e_pids+=("$tp")
+  note "dpdk-testpmd -l 0,1 --no-pci --in-memory $(bash scripts/testbed.sh eal-args) -- --forward-mode=io --nb-cores=1   # gateways: static neighbours to the other host's MAC"
+  if wait_ping 198.19.0.2; then
+    for r in $(seq 1 "$runs"); do iperf_run testpmd-io 198.19.0.2 5201 "$r"; done
+    for r in $(seq 1 "$runs"); do conns_run testpmd-io 198.19.0.2 5203 "$r"; done
+  else
+    echo "testpmd io: no ping"; tail -5 "$e2e_dir/testpmd.log"
+  fi
+  kill -INT "$tp" 2>/dev/null; wait "$tp" 2>/dev/null || true
+  ip -n ct-inside neigh del 198.18.0.254 dev ct-in1 2>/dev/null || true
+  ip -n ct-outside neigh del 198.19.0.254 dev ct-out1 2>/dev/null || true
+
+  # The box: pass (5201), spliced (9000: proxy, auth none, splice after-auth), full proxy
+  # (9001: splice never).
+  note "cutthrough run --config config/testbed.yaml --stats-json stats.json -- $(bash scripts/testbed.sh eal-args)"
+  if start_box; then
+    for r in $(seq 1 "$runs"); do
+      iperf_run pass 198.19.0.2 5201 "$r"
+      iperf_run spliced 198.19.0.2 9000 "$r"
+      iperf_run full-proxy 198.19.0.2 9001 "$r"
+    done
+    note "ip netns exec ct-inside iperf3 -c 198.19.0.2 -p 5201|9000|9001 -t $e2e_secs -J"
+    stop_box
+    echo "  box: $(box_connections spliced) connections spliced, $(box_connections full_proxy) fully proxied"
+  fi
+
+  # Short connections through the box, and splices per second: a fresh box per run, so its
+  # `spliced` counter is that run's 9000 load alone (the control plane is one lcore).
+  for p in "${e2e_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${e2e_pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  e2e_pids=()
+  ip netns exec ct-outside python3 "$e2e_dir/conns.py" server 5203,9000,9001 >/dev/null 2>&1 9>&- &
+  e2e_pids+=($!)
+  sleep 0.5
+  for r in $(seq 1 "$runs"); do
+    start_box || break
+    conns_run spliced 198.19.0.2 9000 "$r"
+    conns_run full-proxy 198.19.0.2 9001 "$r"
+    conns_run pass 198.19.0.2 5203 "$r"
+    stop_box
+    local spliced
+    spliced=$(box_connections spliced)
+    line="RESULT impl=splices kind=none per_s=$(awk -v n="$spliced" -v t="$e2e_secs" 'BEGIN {printf "%.0f", n / t}') spliced=$spliced run=$r"
+    echo "  $line"
+    echo "$line" >> "$results"
+  done
+  note "ip netns exec ct-inside python3 conns.py client 198.19.0.2 9000|9001|5203 $e2e_secs 32   # a fresh box per run; splices/s = its connections.spliced / $e2e_secs"
+  e2e_cleanup
+  trap - EXIT
+}
+
+if want flowtable; then
+  echo "== 1. flow-table lookups"
+  ft_args=(--runs "$runs"); [ "$quick" = 1 ] && ft_args+=(--quick)
+  note "cargo bench -p dataplane --bench flow_table -- ${ft_args[*]}"
+  cargo bench --quiet -p dataplane --bench flow_table -- "${ft_args[@]}" 9>&- | tee "$out/flow_table.txt"
+  grep '^RESULT' "$out/flow_table.txt" >> "$results"
+fi
+
+if want memory; then
+  echo "== 2. memory per spliced connection"
+  : > "$out/memory.txt"
+  for args in "--flows 1000000" "--flows 10000000" "--flows 1000000 --fill max"; do
+    # shellcheck disable=SC2086
+    for _ in $(seq 1 "$runs"); do $ctb memory $args 9>&-; done | tee -a "$out/memory.txt" | grep '^RESULT' >> "$results"
+    note "$ctb memory $args   # x$runs"
+  done
+  grep '^memory' "$out/memory.txt" | sort -u
+fi
+
+if want fastpath; then
+  echo "== 3. fast path vs dpdk-testpmd (one forwarding core, net_pcap infinite_rx)"
+  : > "$out/fastpath.txt"
+  for size in 66 1514; do
+    for flows in 1k 64k 1M; do
+      a=(--flows "$flows" --size "$size" --runs "$runs" --seconds "$secs" --warmup "$warm")
+      note "$ctb fastpath ${a[*]}"
+      $ctb fastpath "${a[@]}" --results "$results" 9>&- | tee -a "$out/fastpath.txt" | grep -v '^RESULT\|^COMMAND'
+    done
+  done
+fi
+
+profile=$out/profile.txt
+: > "$profile"
+if want profile && command -v perf >/dev/null; then
+  echo "== perf profile: box, spliced, 1M flows, 66-byte frames"
+  pdir=$(mktemp -d)
+  $ctb pcap --flows 1M --size 66 --dir "$pdir" >/dev/null 9>&-
+  note "perf record -- $ctb box --kind spliced --flows 1M --size 66 --inside spliced-inside.pcap --outside spliced-outside.pcap --seconds 2"
+  if perf record -q -o "$pdir/perf.data" -- $ctb box --kind spliced --flows 1M --size 66 \
+      --inside "$pdir/spliced-inside.pcap" --outside "$pdir/spliced-outside.pcap" \
+      --seconds 2 --warmup 0.5 >/dev/null 2>&1 9>&-; then
+    # The worker lcore's thread alone (the measured loop, not the set-up on the main lcore),
+    # as shares of that thread's samples.
+    perf report -i "$pdir/perf.data" --no-children --sort comm,dso,symbol --stdio 2>/dev/null \
+      | awk 'BEGIN { n = 0 } $2 == "rte-worker-1" && $1 ~ /%$/ {
+               v[n] = $1 + 0; tot += v[n]; s = $0
+               sub(/^ *[0-9.]+% +rte-worker-1 +/, "", s); sub(/ +- +- *$/, "", s); l[n++] = s }
+             END { for (i = 0; i < n; i++) printf "%6.2f%%  %s\n", v[i] * 100 / tot, l[i] }' \
+      > "$pdir/all.txt" || true
+    head -15 "$pdir/all.txt" > "$profile"
+    # The hot path must not allocate or lock: any heap or lock symbol in the worker's samples?
+    heap=$(grep -E 'malloc|calloc|realloc|\bfree\b|cfree|__rust_alloc|__rust_dealloc|pthread_mutex|futex|__lll_lock' \
+      "$pdir/all.txt" | awk '{s += $1} END {printf "%.2f", s}' || true)
+    echo "heap allocator and lock symbols in the worker thread's samples: ${heap:-0.00} %" >> "$profile"
+    cat "$profile"
+  fi
+  rm -rf "$pdir"
+fi
+
+if [ "$e2e" = 1 ] && want e2e; then
+  echo "== 4. end to end on the namespace testbed (ports $ports, iperf3 ${e2e_secs} s)"
+  if [ "$locked" = 1 ]; then
+    if e2e_all; then :; else echo "end to end: incomplete (see above)"; fi
+  else
+    echo "end to end: skipped (no testbed lock)"
+  fi
+fi
+[ "$locked" = 1 ] && flock -u 9
+exec 9>&-
+
+echo "== report"
+$ctb report --results "$results" --svg docs/bench-fastpath.svg > "$out/tables.md"
+summary=$(grep '^SUMMARY ' "$out/tables.md" | sed 's/^SUMMARY //')
+elapsed=$(( $(date +%s) - started ))
+
+hp_total=$(awk '/HugePages_Total/ {print $2}' /proc/meminfo)
+hp_size=$(awk '/Hugepagesize/ {print $2}' /proc/meminfo)
+{
+  cat <<EOF
+# Benchmarks
+
+Written by \`scripts/bench.sh$([ "$quick" = 1 ] && echo " --quick")\` on $(date -u '+%Y-%m-%d %H:%M UTC') in ${elapsed} s
+(commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ", with local changes")).
+Every figure is the median of $runs runs, with the minimum and maximum in brackets. Absolute
+numbers vary from machine to machine and run to run: compare within one run.
+$([ "$locked" = 1 ] && echo "The run held the testbed lock throughout, so no end-to-end test ran beside it (unit tests or builds still may have)." || echo "The run could not take the testbed lock: other work may have shared the two cores.")
+Load average when the report was written: $(cut -d' ' -f1-3 /proc/loadavg).
+
+**Summary:** \`$summary\`
+
+## Machine
+
+| | |
+|---|---|
+| CPUs (\`nproc\`) | $(nproc) |
+| model (\`lscpu\`) | $(lscpu | sed -n 's/^Model name: *//p' | head -1) |
+| caches | $(lscpu | awk -F: '/^L[123]/ {gsub(/^ +/, "", $2); printf "%s %s; ", $1, $2}') |
+| kernel | $(uname -r) |
+| memory | $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) |
+| hugepages | ${hp_total} x $((hp_size / 1024)) MiB ($(grep -qs ' /dev/hugepages hugetlbfs ' /proc/mounts && echo "hugetlbfs on /dev/hugepages" || echo "not mounted")) |
+| DPDK | $(dpkg-query -W -f='${Version}' dpdk 2>/dev/null || echo unknown) |
+| rustc | $(rustc --version) |
+
+## How the fast path is measured
+
+- **Devices**: two \`net_pcap\` ports with \`infinite_rx=1\`, inside \`rx_pcap=\` the clients'
+  segments, outside \`rx_pcap=\` the servers' segments, no TX capture (transmitted packets are
+  counted and freed). Both the box and \`dpdk-testpmd\` get exactly these devices, the same EAL
+  options (\`-l 0,1 --no-pci\`, hugepages through \`--in-memory\`, or \`--no-huge -m\` when too few
+  are free: the \`mem\` field of every RESULT line says which), the same mempool size and mbuf
+  size, and forward both directions on lcore 1 (lcore 0 is the main lcore).
+- **Traffic**: TCP segments of the flows, all with the timestamp option: 66-byte frames (pure
+  ACKs: the smallest TCP segment with timestamps, 14 + 20 + 32 bytes; the "64-byte" case) and
+  1514-byte frames (1448 bytes of data). A capture holds at most 512 k (66 B) or 128 k (1514 B)
+  segments per port, spread evenly over the flows, the two ports on different flows; every flow
+  is in the table, and the lookups of the captured ones fall all over it.
+- **The box**: one \`Worker\` (the same code \`cutthrough run\` runs), given the testbed's
+  configuration, the neighbours by \`Command::Neighbour\` and N connection objects by
+  \`Command::Install\` before the clock starts: *spliced* objects (Δ1, Δ2 ≠ 0, timestamp
+  offsets ≠ 0, so sequence, acknowledgement and both timestamps are rewritten with incremental
+  checksums, plus MACs and TTL), *pass* objects (Δ = 0: inspected and routed, TCP header
+  untouched), or no objects in \`--forward-mode io\`. Every segment is in the tracker's window
+  however often it is replayed; the drops column shows none was dropped.
+- **Mpps** is packets transmitted per second over the measured seconds (after a warm-up);
+  **cycles per packet** is TSC cycles of the polling loop divided by packets received (the
+  loop polls without pause, so it is TSC Hz / packet rate); testpmd's is TSC Hz / its Tx-pps.
+- **testpmd**: \`--forward-mode=io\` and \`--forward-mode=5tswap\` (swaps MACs, addresses and
+  ports: the closest testpmd comes to touching every header the box rewrites), one forwarding
+  core, \`--stats-period 1\`; its rate is the mean of both ports' Tx-pps over the measured
+  seconds after its warm-up.
+
+$(cat "$out/tables.md" | grep -v '^SUMMARY ')
+
+![fast-path Mpps against flows](bench-fastpath.svg)
+
+### Where the cycles go (perf, box spliced, 1M flows, 66-byte frames: shares of the worker lcore's thread)
+
+EOF
+  if [ -s "$profile" ]; then
+    echo '```'
+    cat "$profile"
+    echo '```'
+  else
+    echo "perf was not available or could not record here."
+  fi
+  cat <<'EOF'
+
+## Reading the results
+
+- **What the fast path spends its cycles on.** Per packet the box does what testpmd 5tswap
+  does (read and write the headers) plus: Ethernet, IPv4 and TCP validation, the route and
+  own-address checks, the flow-table lookup (the key in both orientations), the TCP options
+  walked twice (`segment_of` looks for SACK blocks for the tracker, `rewrite_tcp` walks them
+  again for the timestamps and SACK edges), conntrack-style window tracking, the rewrite with
+  RFC 1624 incremental checksums, the neighbour lookup (a linear scan of the worker's
+  neighbour cache: here the server and one entry per client address, 60 000 flows each), TTL
+  and MACs. The
+  profile above is the worker lcore's thread only; `Worker::poll`'s self time includes what
+  the compiler inlined into it (the RX/TX burst handling, the burst prefetch of flow-table
+  slots, and the per-poll expiry sweep of 64 slots: `FlowTable::expire` does not appear on its
+  own). `--forward-mode io` runs the same loop without `process`: per poll it still checks
+  its command and control rings, reads the clock and sweeps 64 slots.
+- **1514-byte frames.** From 64k flows on every implementation, testpmd included, is held
+  near the same rate by net_pcap's `infinite_rx` copy: each RX copies the frame out of the
+  stored capture (more than 100 MB of mbufs) into a fresh mbuf. The 1514 B ratios understate
+  the box's own per-packet cost; the 66 B rows show it.
+- **Bytes per flow.** The object is one 64-byte cache line and it is the table slot, the only
+  per-connection memory of the fast path. The table has a power-of-two number of slots and
+  accepts at most 7/8 of them, so a table made for N connections costs from 73 B per
+  connection (N just under 7/8 of a power of two: the "max load" row) to about 146 B (N just
+  above); 10^6 lands at 134 B and 10^7 at 107 B. "At most 64 B all in" would need a table at
+  100 % load, which open addressing cannot run at; sizing the table to the configured
+  capacity instead of rounding it up to a power of two (an index by multiply-shift instead of
+  a mask) would bring every capacity to the 73 B floor.
+- **Short connections.** The client is one Python asyncio process running 32 connections
+  at a time (open, send a line, read the answer, close); the kernel and
+  HAProxy rows show that client's own ceiling. "ms per connection" is 32 divided by the rate.
+  Around 200 ms per connection is the signature of a retransmission after Linux's minimum
+  RTO: when this benchmark was written, a tcpdump on the client showed its first data segment
+  through a port-9000 connection (sent right after its handshake ACK) neither acknowledged
+  nor forwarded by the box, no drop counter moving, and the segment resent 200 ms later. The
+  splices per second then measure that wait, not the control core.
+- **CPU seconds per GB** are the whole machine's (`/proc/stat`: iperf3 at both ends, the
+  kernel, and the box, HAProxy or testpmd): the box and testpmd poll a core at 100 % whatever
+  the load.
+- **Not measured yet**: splices per second while 1k to 50k other connections sit in the
+  proxied phase (the load here keeps 32 at a time), and the fast path on more than one worker.
+EOF
+  cat <<EOF
+
+## Exact commands
+
+\`\`\`sh
+$(printf '%s\n' "${commands[@]}")
+\`\`\`
+
+The command lines \`ct-bench fastpath\` ran, for each case (\`PID\` stands for the process
+id in the EAL file prefix, \`DIR\` for the temporary directory the captures were written to):
+
+\`\`\`sh
+$(sed -n 's/^COMMAND //p' "$out/fastpath.txt" 2>/dev/null | sed -e "s|$PWD/||g" -e 's|/tmp/ct-bench-[0-9]*/|DIR/|g' | awk '!seen[$0]++')
+\`\`\`
+
+Raw results (one \`RESULT\` line per run) are in \`target/bench/results.txt\` after a run.
+EOF
+} > docs/BENCHMARKS.md
+echo "== wrote docs/BENCHMARKS.md and docs/bench-fastpath.svg (${elapsed} s)"
+echo "$summary"
