@@ -301,6 +301,7 @@ HAP
     echo "testpmd io: no ping"; tail -5 "$e2e_dir/testpmd.log"
   fi
   kill -INT "$tp" 2>/dev/null; wait "$tp" 2>/dev/null || true
+  rm -rf /var/run/dpdk/ct-bench-e2e
   ip -n ct-inside neigh del 198.18.0.254 dev ct-in1 2>/dev/null || true
   ip -n ct-outside neigh del 198.19.0.254 dev ct-out1 2>/dev/null || true
 

@@ -562,6 +562,7 @@ pub fn testpmd_cmd(args: &Args) -> Result<(), String> {
         args.num("seconds", 3.0)?,
         &log,
     )?;
+    let _ = std::fs::remove_file(&log);
     println!("{}", testpmd_result_line(mode, &setup, mem, &r));
     Ok(())
 }
