@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use common::config::{Action, Side, Zone};
+use common::config::{Action, Zone};
 use common::conn::{Conn, ConnFlags, TcpState};
 use common::flow::{Direction, FlowKey};
 use common::rewrite::{rewrite_frame, unrewrite_icmp_quote, Hop, RewriteError};
@@ -553,11 +553,6 @@ impl<Q: PortQueue> Worker<Q> {
     /// The packets waiting in the TX buffers (tests).
     pub fn pending_tx(&self) -> usize {
         self.tx[0].len() + self.tx[1].len()
-    }
-
-    /// The port index of a side (re-exported for callers holding a worker).
-    pub fn port_of(side: Side) -> usize {
-        port_index(side)
     }
 }
 

@@ -72,7 +72,6 @@ pub struct ProxyConn {
     pub key: FlowKey,
     pub worker: u16,
     pub client_side: Side,
-    method: AuthMethod,
     app: App,
     phase: Phase,
     client: Leg,
@@ -122,7 +121,6 @@ impl ProxyConn {
             key,
             worker,
             client_side,
-            method,
             app,
             phase: if open { Phase::Relay } else { Phase::Auth },
             client,
@@ -142,10 +140,6 @@ impl ProxyConn {
             c.connect_server(ts, now);
         }
         c
-    }
-
-    pub fn method(&self) -> AuthMethod {
-        self.method
     }
 
     /// It ran as a conventional proxy to its end (`splice: never`, or a fallback).

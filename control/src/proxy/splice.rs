@@ -10,7 +10,6 @@
 
 use common::conn::{Conn, ConnFlags, TcpState, Track};
 use common::flow::FlowKey;
-use common::seq::SeqNumber;
 
 use super::tap::LegTap;
 
@@ -114,14 +113,10 @@ pub fn compute(key: &FlowKey, c: &LegTap, s: &LegTap, now_ms: u32) -> Result<Con
     })
 }
 
-/// Δ applied to a sequence number, for logs and tests.
-pub fn shifted(seq: SeqNumber, delta: u32) -> SeqNumber {
-    seq.wrapping_add(delta)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use common::seq::SeqNumber;
     use common::wire::tcp::SynOptions;
     use common::wire::Ipv4Addr;
 
@@ -183,9 +178,9 @@ mod tests {
         assert_eq!(conn.delta1, 90_101u32.wrapping_sub(1101));
         assert_eq!(conn.delta2, 5051u32.wrapping_sub(u32::MAX - 10));
         // The client's next byte lands exactly on the server's expected sequence.
-        assert_eq!(shifted(SeqNumber(1101), conn.delta1), SeqNumber(90_101));
+        assert_eq!(SeqNumber(1101).wrapping_add(conn.delta1), SeqNumber(90_101));
         assert_eq!(
-            shifted(SeqNumber(u32::MAX - 10), conn.delta2),
+            SeqNumber(u32::MAX - 10).wrapping_add(conn.delta2),
             SeqNumber(5051)
         );
         assert_eq!(conn.state, TcpState::Established);

@@ -4,7 +4,7 @@ use super::*;
 use crate::port::{MemNic, MemQueue};
 use crate::ring::Rings;
 use crate::testing::{arp_request, icmp_echo_frame, tcp_frame, udp_frame, Envelope, Tcp};
-use common::config::Config;
+use common::config::{Config, Side};
 use common::wire::ethernet::EthernetFrame;
 use common::wire::ipv4::Ipv4Packet;
 use common::wire::tcp::flags::{ACK, FIN, PSH, SYN};
