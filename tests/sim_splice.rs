@@ -250,12 +250,24 @@ fn start(kind: Kind, seed: u64, faults: Faults) -> Run {
 
 /// [`start`], with the wiretap set up by `prepare` first.
 fn start_with(kind: Kind, seed: u64, faults: Faults, prepare: impl FnOnce(&mut Wiretap)) -> Run {
+    start_on(kind, seed, faults, |_| {}, prepare)
+}
+
+/// [`start_with`], with the simulation adjusted by `adjust` before any socket exists.
+fn start_on(
+    kind: Kind,
+    seed: u64,
+    faults: Faults,
+    adjust: impl FnOnce(&mut Sim),
+    prepare: impl FnOnce(&mut Wiretap),
+) -> Run {
     let _ = env_logger::builder().is_test(true).try_init();
     let mut sim = Sim::new(seed, 1, faults);
     if faults != Faults::NONE {
         sim.tx_buffer = FAULTS_TX_BUFFER;
         sim.close_after_acked = true;
     }
+    adjust(&mut sim);
     let tap = wiretap(&mut sim);
     prepare(&mut tap.borrow_mut());
     let port = kind.port();
@@ -963,6 +975,43 @@ fn data_during_the_drain_is_stripped_and_resent_through_the_fast_path() {
          {stragglers} stragglers; {} ms virtual",
         run.sim.now - sim::START_MS
     );
+}
+
+/// The box's client leg lets the client have up to 128 KiB in flight, the server's own window
+/// is 16 KiB: a client that keeps writing through the drain is still far ahead of the server
+/// once spliced, and the server's first answers acknowledge data more than its window behind
+/// what the client sent. The tracker must take that answer as new data (the installed object
+/// allows for the box's window) so that the client's acknowledgements of it pass: seen on the
+/// testbed as a spliced upload that stalled with every client segment dropped as
+/// `ack_beyond_data`.
+#[test]
+fn a_client_far_ahead_of_the_server_window_is_tracked_after_the_splice() {
+    for seed in [61, 62, 63] {
+        let mut run = start_on(
+            Kind::None,
+            seed,
+            Faults::NONE,
+            |sim| sim.rx_buffer = 16 * KIB,
+            |_| {},
+        );
+        // Written at once: the drain strips what the client leg has no room for.
+        let ahead = payload(seed, 98, 512 * KIB);
+        run.sim.send(run.client, &ahead);
+        run.c2s.extend_from_slice(&ahead);
+        let at = splice(&mut run);
+        let stripped = run.sim.trace[..at.trace_len]
+            .iter()
+            .filter(|e| e.hop == Hop::ClientToBox && e.outcome == Outcome::ToControl)
+            .filter(|e| e.seg.as_ref().is_some_and(|s| s.len > 0))
+            .count();
+        finish(&mut run, 256 * KIB);
+        assert_no_drops(&run);
+        eprintln!(
+            "seed {seed}: {stripped} client data segments reached control before the splice; \
+             server window {} bytes",
+            16 * KIB
+        );
+    }
 }
 
 /// Cuts the server off after its SYN-ACK during a `line` login with bytes after the password:

@@ -299,7 +299,16 @@ fn in_window(
     if !ack_ok {
         return Window::Bad(DropReason::AckBeyondData);
     }
-    if !not_old || !ack_not_old {
+    if !not_old {
+        return Window::Old;
+    }
+    if !ack_not_old {
+        // New data under a stale acknowledgement (a peer that had more in flight than the
+        // other's window, as after a splice): the data is real and will be acknowledged, so
+        // it is recorded; the acknowledgement moves nothing. Not recording it would make the
+        // receiver's acknowledgements of it look like acknowledgements of data never sent.
+        let t = &mut conn.track[s];
+        t.end = t.end.max(end);
         return Window::Old;
     }
 

@@ -685,12 +685,24 @@ impl BoxProcess {
         read_lossy(&self.stderr)
     }
 
-    /// The box's stdout and (the tail of) its stderr, for panic messages.
+    /// The box's stdout, (the tail of) its stderr and, while it runs, its live statistics and
+    /// flows (`cutthrough stats`, `cutthrough flows`), for panic messages.
     pub fn logs(&self) -> String {
+        let live = |args: &[&str]| {
+            let out = run(BIN, args, Duration::from_secs(10));
+            if out.success() {
+                out.stdout
+            } else {
+                format!("(`cutthrough {args:?}` failed: {})", out.describe())
+            }
+        };
         format!(
-            "--- box stdout ---\n{}\n--- box stderr (tail) ---\n{}",
+            "--- box stdout ---\n{}\n--- box stderr (tail) ---\n{}\n--- box stats ---\n{}\n\
+             --- box flows ---\n{}",
             tail(&read_lossy(&self.stdout), 8000).trim_end(),
-            tail(&self.stderr(), 16000).trim_end()
+            tail(&self.stderr(), 16000).trim_end(),
+            live(&["stats"]).trim_end(),
+            live(&["flows", "--limit", "16"]).trim_end()
         )
     }
 

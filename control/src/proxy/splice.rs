@@ -69,24 +69,28 @@ pub fn compute(key: &FlowKey, c: &LegTap, s: &LegTap, now_ms: u32) -> Result<Con
     let (client_shift, box_to_client) = c.shifts();
     let (server_shift, box_to_server) = s.shifts();
 
-    // Window tracking starts from what both legs last announced, in each sender's space, and
+    // Window tracking starts from what both legs announced, in each sender's space, and
     // never below an unscaled full window (a leg may have seen no window after its SYN); the
-    // tracker widens it as traffic flows.
+    // tracker widens it as traffic flows. Each peer was talking to the box: it may have as
+    // much in flight as the largest window the box ever gave it, which can be more than the
+    // other peer's window. The tracker must accept that data as new and the other peer's
+    // acknowledgements lagging behind it (otherwise the data passes untracked and the
+    // acknowledgements of it look like acknowledgements of data never sent).
     const FLOOR: u32 = 65_535;
     let client_win = (u32::from(c.peer_window) << client_shift).max(FLOOR);
     let server_win = (u32::from(s.peer_window) << server_shift).max(FLOOR);
-    let box_win_c = (u32::from(c.box_window) << box_to_client).max(FLOOR);
-    let box_win_s = (u32::from(s.box_window) << box_to_server).max(FLOOR);
+    let box_win_c = (u32::from(c.box_window.max(c.box_window_max)) << box_to_client).max(FLOOR);
+    let box_win_s = (u32::from(s.box_window.max(s.box_window_max)) << box_to_server).max(FLOOR);
     let track = [
         Track {
             end: ack1,
-            maxend: ack1.wrapping_add(server_win.max(box_win_c).max(1)),
-            maxwin: client_win.max(1),
+            maxend: ack1.wrapping_add(server_win.max(box_win_c)),
+            maxwin: client_win.max(box_win_s),
         },
         Track {
             end: ack2,
-            maxend: ack2.wrapping_add(client_win.max(box_win_s).max(1)),
-            maxwin: server_win.max(1),
+            maxend: ack2.wrapping_add(client_win.max(box_win_s)),
+            maxwin: server_win.max(box_win_c),
         },
     ];
     let mut flags = ConnFlags::SPLICED;
@@ -224,5 +228,31 @@ mod tests {
         let (mut c, s) = legs();
         c.peer_acked = Some(SeqNumber(5040));
         assert_eq!(compute(&key(), &c, &s, 0), Err(SpliceError::NotQuiet));
+    }
+
+    #[test]
+    fn tracking_allows_what_the_box_let_each_peer_send() {
+        let (mut c, mut s) = legs();
+        // The box once gave the client 2048 << 7 = 256 KiB, more than the server's window
+        // (250 << 8 = 62.5 KiB); it gave the server 1024 << 9 = 512 KiB.
+        c.box_window_max = 2048;
+        s.box_window_max = 1024;
+        let conn = compute(&key(), &c, &s, 0).unwrap();
+        let [client, server] = conn.track;
+        assert_eq!(client.maxend, SeqNumber(1101).wrapping_add(2048 << 7));
+        assert_eq!(
+            server.maxwin,
+            2048 << 7,
+            "the server's acks may lag the client's data"
+        );
+        assert_eq!(
+            client.maxwin,
+            1024 << 9,
+            "the client's acks may lag the server's data"
+        );
+        assert_eq!(
+            server.maxend,
+            SeqNumber(u32::MAX - 10).wrapping_add(1024 << 9)
+        );
     }
 }

@@ -28,6 +28,9 @@ pub struct LegTap {
     /// The latest raw window field each side sent (after the handshake).
     pub box_window: u16,
     pub peer_window: u16,
+    /// The largest raw window field the box announced (after the handshake): what the peer
+    /// may still have in flight when the legs go away.
+    pub box_window_max: u16,
     /// The peer sent FIN or RST.
     pub peer_fin: bool,
     pub peer_rst: bool,
@@ -83,6 +86,7 @@ impl LegTap {
             self.box_syn = s.syn;
         } else {
             self.box_window = s.window;
+            self.box_window_max = self.box_window_max.max(s.window);
         }
         if s.flags & flags::RST == 0 {
             self.snd_nxt = later(self.snd_nxt, s.end);

@@ -409,3 +409,50 @@ mod closing {
         assert_eq!(p.conn.state, TcpState::Close);
     }
 }
+
+mod after_a_splice {
+    use super::*;
+
+    /// The object a splice installs when the client had far more in flight than the server's
+    /// window: the box's client leg had given it a larger window than the server's.
+    fn spliced() -> Pair {
+        let mut p = Pair::established(1000, 5000);
+        p.conn.track[0] = Track {
+            end: SeqNumber(1001 + 150_000),
+            maxend: SeqNumber(1001 + 200_000),
+            maxwin: 65_535,
+        };
+        p.conn.track[1] = Track {
+            end: SeqNumber(5001),
+            maxend: SeqNumber(5001 + 65_535),
+            maxwin: 65_535,
+        };
+        p
+    }
+
+    #[test]
+    fn new_data_under_a_stale_ack_is_recorded() {
+        let mut p = spliced();
+        // The server answers, acknowledging only what it has: 150 kB behind the client.
+        let v = p.send(S2C, &seg(ACK | PSH, 5001, 1001, 1000, 44));
+        assert_eq!(v, TrackVerdict::Ignore, "the stale ack moves nothing");
+        assert_eq!(p.conn.track[1].end, SeqNumber(5045), "but the data counts");
+        // So the client's acknowledgement of that answer is not beyond the server's data.
+        assert_eq!(
+            p.send(C2S, &seg(ACK, 1001 + 150_000, 5045, 1000, 0)),
+            TrackVerdict::Accept
+        );
+    }
+
+    #[test]
+    fn old_data_under_a_stale_ack_changes_nothing() {
+        let mut p = spliced();
+        p.conn.track[1].end = SeqNumber(5001 + 200_000);
+        let before = p.conn.track;
+        assert_eq!(
+            p.send(S2C, &seg(ACK, 5001, 1001, 1000, 44)),
+            TrackVerdict::Ignore
+        );
+        assert_eq!(p.conn.track, before);
+    }
+}
