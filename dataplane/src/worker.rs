@@ -13,12 +13,12 @@ use std::sync::Arc;
 use common::config::{Action, Zone};
 use common::conn::{Conn, ConnFlags, TcpState};
 use common::flow::{Direction, FlowKey};
-use common::rewrite::{rewrite_frame, unrewrite_icmp_quote, Hop, RewriteError};
+use common::rewrite::{rewrite_frame_mapped, unrewrite_icmp_quote, Hop, RewriteError};
 use common::seq::SeqNumber;
 use common::wire::ethernet::{EtherType, EthernetFrame};
 use common::wire::icmp::IcmpPacket;
 use common::wire::ipv4::{Ipv4Packet, Protocol};
-use common::wire::tcp::{flags, SynOptions, TcpOption, TcpPacket};
+use common::wire::tcp::{flags, OptionMap, TcpPacket};
 use common::wire::MacAddr;
 
 use crate::context::{Context, ForwardMode};
@@ -362,6 +362,7 @@ impl<Q: PortQueue> Worker<Q> {
         let zone = Zone::from(side_of(port));
 
         let mut params = Default::default();
+        let mut opts = OptionMap::default();
         if proto == Protocol::TCP {
             if ip.is_fragment() {
                 return Verdict::Drop(DropReason::Fragment);
@@ -371,7 +372,7 @@ impl<Q: PortQueue> Worker<Q> {
                 Err(e) => return Verdict::Drop(e.into()),
             };
             match self.inspect_tcp(zone, src, dst, &tcp, now_ms) {
-                Ok(p) => params = p,
+                Ok((p, o)) => (params, opts) = (p, o),
                 Err(v) => return v,
             }
         } else {
@@ -398,7 +399,7 @@ impl<Q: PortQueue> Worker<Q> {
             dst: mac.unwrap_or(MacAddr::ZERO),
         };
         if proto == Protocol::TCP {
-            match rewrite_frame(frame, &params, Some(&l2)) {
+            match rewrite_frame_mapped(frame, &params, Some(&l2), &opts) {
                 Ok(r) => self.counters.options_malformed += u64::from(r.options_malformed),
                 Err(RewriteError::Wire(e)) => return Verdict::Drop(e.into()),
                 Err(_) => return Verdict::Drop(DropReason::BadIpHeader),
@@ -457,7 +458,8 @@ impl<Q: PortQueue> Worker<Q> {
     }
 
     /// The TCP half of `process`: flow lookup, policy for new SYNs, stateful inspection.
-    /// Returns the rewrite for the packet, or the verdict that ends its journey here.
+    /// Returns the rewrite for the packet with the map of its options (walked once, here,
+    /// for both the tracker and the rewrite), or the verdict that ends its journey here.
     fn inspect_tcp(
         &mut self,
         zone: Zone,
@@ -465,7 +467,7 @@ impl<Q: PortQueue> Worker<Q> {
         dst: common::wire::Ipv4Addr,
         tcp: &TcpPacket<&[u8]>,
         now_ms: u32,
-    ) -> Result<common::conn::SpliceParams, Verdict> {
+    ) -> Result<(common::conn::SpliceParams, OptionMap), Verdict> {
         let key = FlowKey::new(src, tcp.src_port(), dst, tcp.dst_port());
         let fl = tcp.flags();
         let is_syn = fl & (flags::SYN | flags::ACK | flags::RST) == flags::SYN;
@@ -490,7 +492,8 @@ impl<Q: PortQueue> Worker<Q> {
             return Err(Verdict::ToControl(Why::Proxied));
         }
         let p = conn.params(dir);
-        let seg = segment_of(tcp, p.ack_sub);
+        let opts = tcp.option_map();
+        let seg = segment_of(tcp, &opts, p.ack_sub);
         let was_open = !is_closed(conn.state);
         match track(conn, dir, &seg, &self.ctx.track) {
             TrackVerdict::Accept => {
@@ -498,11 +501,11 @@ impl<Q: PortQueue> Worker<Q> {
                 if was_open && is_closed(conn.state) {
                     self.counters.flows_closed += 1;
                 }
-                Ok(p)
+                Ok((p, opts))
             }
             TrackVerdict::Ignore => {
                 self.counters.ignored += 1;
-                Ok(p)
+                Ok((p, opts))
             }
             TrackVerdict::Drop(r) => Err(Verdict::Drop(r)),
         }
@@ -514,7 +517,7 @@ impl<Q: PortQueue> Worker<Q> {
         key: FlowKey,
         tcp: &TcpPacket<&[u8]>,
         now_ms: u32,
-    ) -> Result<common::conn::SpliceParams, Verdict> {
+    ) -> Result<(common::conn::SpliceParams, OptionMap), Verdict> {
         let rule =
             self.ctx
                 .config
@@ -522,11 +525,12 @@ impl<Q: PortQueue> Worker<Q> {
         match rule {
             Some((_, r)) if r.action == Action::Pass => {
                 let mut conn = Conn::new_pass(&key, 0, now_ms);
-                init_from_syn(&mut conn, &segment_of(tcp, 0));
+                let opts = tcp.option_map();
+                init_from_syn(&mut conn, &segment_of(tcp, &opts, 0));
                 match self.table.insert(conn) {
                     Ok(_) => {
                         self.counters.flows_created += 1;
-                        Ok(Default::default())
+                        Ok((Default::default(), opts))
                     }
                     Err(InsertError::Full) => Err(Verdict::Drop(DropReason::FlowTableFull)),
                     Err(InsertError::Exists(_)) => Err(Verdict::Drop(DropReason::OutOfState)),
@@ -561,26 +565,20 @@ fn is_closed(s: TcpState) -> bool {
     matches!(s, TcpState::TimeWait | TcpState::Close)
 }
 
-/// What the tracker needs of a segment; `ack_sub` translates the acknowledgement and SACK
-/// edges back into the receiver's own space (zero for `pass` flows).
-fn segment_of(tcp: &TcpPacket<&[u8]>, ack_sub: u32) -> Segment {
+/// What the tracker needs of a segment whose options `opts` maps; `ack_sub` translates the
+/// acknowledgement and SACK edges back into the receiver's own space (zero for `pass` flows).
+/// A SYN's window scale counts only if its option list is well formed; SACK blocks count up
+/// to a malformed option (the segment is forwarded all the same).
+fn segment_of(tcp: &TcpPacket<&[u8]>, opts: &OptionMap, ack_sub: u32) -> Segment {
     let fl = tcp.flags();
     let mut sack_max: Option<SeqNumber> = None;
     let mut syn_wscale = None;
-    if tcp.header_len() > common::wire::tcp::HEADER_LEN {
-        if fl & flags::SYN != 0 {
-            if let Ok(o) = SynOptions::parse(tcp.options()) {
-                syn_wscale = o.window_scale;
-            }
-        } else {
-            for (_, o) in tcp.option_iter().map_while(Result::ok) {
-                if let TcpOption::Sack(s) = o {
-                    for &(_, right) in s.as_slice() {
-                        let r = right.wrapping_sub(ack_sub);
-                        sack_max = Some(sack_max.map_or(r, |m| m.max(r)));
-                    }
-                }
-            }
+    if fl & flags::SYN != 0 {
+        syn_wscale = opts.window_scale();
+    } else {
+        for (_, right) in opts.sack_blocks(tcp.header()) {
+            let r = right.wrapping_sub(ack_sub);
+            sack_max = Some(sack_max.map_or(r, |m| m.max(r)));
         }
     }
     Segment {
