@@ -495,29 +495,29 @@ EOF
 
 - **What the fast path spends its cycles on.** Per packet the box does what testpmd 5tswap
   does (read and write the headers) plus: Ethernet, IPv4 and TCP validation, the route and
-  own-address checks, the flow-table lookup (the key in both orientations), the TCP options
-  walked twice (`segment_of` looks for SACK blocks for the tracker, `rewrite_tcp` walks them
-  again for the timestamps and SACK edges), conntrack-style window tracking, the rewrite with
+  own-address checks, the flow-table lookup (the key in both orientations), one walk of the
+  TCP options (`OptionMap`: the offsets of the timestamps and SACK blocks and the window
+  scale, read by both the tracker and the rewrite), conntrack-style window tracking, the rewrite with
   RFC 1624 incremental checksums, the neighbour lookup (a linear scan of the worker's
   neighbour cache: here the server and one entry per client address, 60 000 flows each), TTL
   and MACs. The
-  profile above is the worker lcore's thread only; `Worker::poll`'s self time includes what
+  profile above is the worker lcore's thread only; `Worker::turn`'s and `forward`'s self time include what
   the compiler inlined into it (the RX/TX burst handling, the burst prefetch of flow-table
-  slots, and the per-poll expiry sweep of 64 slots: `FlowTable::expire` does not appear on its
-  own). `--forward-mode io` runs the same loop without `process`: per poll it still checks
-  its command and control rings, reads the clock and sweeps 64 slots.
+  slots, and the expiry sweep: `FlowTable::expire` does not appear on its own). While RX
+  bursts come back full, the loop (`Worker::turn`) reads the clock, checks its command and
+  control rings and ages the table only once in 64 turns (up to 8 × 64 slots then).
+  `--forward-mode io` runs the same loop without `process`.
 - **1514-byte frames.** From 64k flows on every implementation, testpmd included, is held
   near the same rate by net_pcap's `infinite_rx` copy: each RX copies the frame out of the
   stored capture (more than 100 MB of mbufs) into a fresh mbuf. The 1514 B ratios understate
   the box's own per-packet cost; the 66 B rows show it.
 - **Bytes per flow.** The object is one 64-byte cache line and it is the table slot, the only
-  per-connection memory of the fast path. The table has a power-of-two number of slots and
-  accepts at most 7/8 of them, so a table made for N connections costs from 73 B per
-  connection (N just under 7/8 of a power of two: the "max load" row) to about 146 B (N just
-  above); 10^6 lands at 134 B and 10^7 at 107 B. "At most 64 B all in" would need a table at
-  100 % load, which open addressing cannot run at; sizing the table to the configured
-  capacity instead of rounding it up to a power of two (an index by multiply-shift instead of
-  a mask) would bring every capacity to the 73 B floor.
+  per-connection memory of the fast path. A table made for N connections has N + N/7 slots
+  (indexed by multiply-shift, not rounded up to a power of two) and accepts 7/8 of them, so
+  every capacity costs about 73 B per connection. "At most 64 B all in" would need a table
+  at 100 % load, which open addressing cannot run at. The price of the exact size is paid
+  in lookups: a table holding the connections it was made for is 7/8 full, so its probe
+  runs are longer than those of a half-full power-of-two table (the flow-table rows).
 - **Short connections.** The client is one Python asyncio process running 32 connections
   at a time (open, send a line, read the answer, close); the kernel and
   HAProxy rows show that client's own ceiling. "ms per connection" is 32 divided by the rate.

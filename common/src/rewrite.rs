@@ -15,7 +15,7 @@ use crate::checksum;
 use crate::conn::SpliceParams;
 use crate::wire::ethernet::{EtherType, EthernetFrame};
 use crate::wire::ipv4::{Ipv4Packet, Protocol};
-use crate::wire::tcp::{self, flags, TcpOption, TcpOptions, TcpPacket};
+use crate::wire::tcp::{self, flags, MappedOption, OptionMap, TcpPacket};
 use crate::wire::{be32, put16, put32, MacAddr, WireError};
 
 /// The next hop of a routed packet: the port's own MAC and the neighbour's.
@@ -56,6 +56,27 @@ pub fn rewrite_frame(
     p: &SpliceParams,
     hop: Option<&Hop>,
 ) -> Result<RewriteReport, RewriteError> {
+    frame_inner(frame, p, hop, None)
+}
+
+/// [`rewrite_frame`] for a caller that has already mapped the segment's options (the worker,
+/// whose tracker needed them first): `opts` must be the [`OptionMap`] of this frame's TCP
+/// header, so the options are not walked a second time.
+pub fn rewrite_frame_mapped(
+    frame: &mut [u8],
+    p: &SpliceParams,
+    hop: Option<&Hop>,
+    opts: &OptionMap,
+) -> Result<RewriteReport, RewriteError> {
+    frame_inner(frame, p, hop, Some(opts))
+}
+
+fn frame_inner(
+    frame: &mut [u8],
+    p: &SpliceParams,
+    hop: Option<&Hop>,
+    opts: Option<&OptionMap>,
+) -> Result<RewriteReport, RewriteError> {
     let mut eth = EthernetFrame::new_checked(&mut *frame)?;
     if eth.ethertype() != EtherType::IPV4 {
         return Err(RewriteError::NotIpv4);
@@ -83,11 +104,30 @@ pub fn rewrite_frame(
     if hop.is_some() {
         ip.decrement_ttl();
     }
-    rewrite_tcp(ip.payload_mut(), p)
+    tcp_inner(ip.payload_mut(), p, opts)
 }
 
 /// Rewrites a TCP segment (header and payload, as the IP payload) in place by `p`.
 pub fn rewrite_tcp(segment: &mut [u8], p: &SpliceParams) -> Result<RewriteReport, RewriteError> {
+    tcp_inner(segment, p, None)
+}
+
+/// [`rewrite_tcp`] with the segment's options already mapped (`opts` must be the
+/// [`OptionMap`] of this segment's header).
+pub fn rewrite_tcp_mapped(
+    segment: &mut [u8],
+    p: &SpliceParams,
+    opts: &OptionMap,
+) -> Result<RewriteReport, RewriteError> {
+    tcp_inner(segment, p, Some(opts))
+}
+
+#[inline]
+fn tcp_inner(
+    segment: &mut [u8],
+    p: &SpliceParams,
+    opts: Option<&OptionMap>,
+) -> Result<RewriteReport, RewriteError> {
     let mut seg = TcpPacket::new_checked(segment)?;
     let mut report = RewriteReport::default();
     let fl = seg.flags();
@@ -115,24 +155,31 @@ pub fn rewrite_tcp(segment: &mut [u8], p: &SpliceParams) -> Result<RewriteReport
     let touch_sack = has_ack && p.ack_sub != 0;
     let touch_ts = p.timestamps && (p.tsval_add != 0 || (has_ack && p.tsecr_sub != 0));
     if hl > tcp::HEADER_LEN && (touch_sack || touch_ts) {
-        // Iterate a copy so the header can be written while walking it (at most 40 bytes).
-        let mut opts = [0u8; 40];
-        let n = hl - tcp::HEADER_LEN;
-        opts[..n].copy_from_slice(&hdr[tcp::HEADER_LEN..hl]);
-        let opts = &opts[..n];
-        if TcpOptions::new(opts, tcp::HEADER_LEN).any(|o| o.is_err()) {
+        // The map holds offsets, not bytes: the header can be patched while it is read.
+        let parsed;
+        let map = match opts {
+            Some(m) => {
+                debug_assert_eq!(*m, OptionMap::parse(&hdr[tcp::HEADER_LEN..]));
+                m
+            }
+            None => {
+                parsed = OptionMap::parse(&hdr[tcp::HEADER_LEN..]);
+                &parsed
+            }
+        };
+        if map.malformed() {
             report.options_malformed = true;
         } else {
-            for (at, opt) in TcpOptions::new(opts, tcp::HEADER_LEN).flatten() {
+            for opt in map.iter() {
                 match opt {
-                    TcpOption::Sack(s) if touch_sack => {
-                        for i in 0..usize::from(s.count) {
+                    MappedOption::Sack { at, blocks } if touch_sack => {
+                        for i in 0..blocks {
                             let edge = at + 2 + 8 * i;
                             patch32(hdr, edge, |v| v.wrapping_sub(p.ack_sub), &mut hc);
                             patch32(hdr, edge + 4, |v| v.wrapping_sub(p.ack_sub), &mut hc);
                         }
                     }
-                    TcpOption::Timestamps { .. } if touch_ts => {
+                    MappedOption::Timestamps { at } if touch_ts => {
                         if p.tsval_add != 0 {
                             patch32(hdr, at + 2, |v| v.wrapping_add(p.tsval_add), &mut hc);
                         }

@@ -207,7 +207,7 @@ pub fn run(config: Config, opts: RunOptions) -> Result<Stats, RunError> {
         let stop = Arc::clone(&stop);
         eal.launch_on_lcore(lcore, move || {
             while !stop.load(Ordering::Relaxed) {
-                w.poll(now_ms(start));
+                w.turn(|| now_ms(start));
             }
             // The last word: control reads the final counters from the slot.
             w.publish(now_ms(start));

@@ -8,7 +8,9 @@
 //! token amount, so it only proves it works.
 //!
 //! The table is filled to the capacity it was made for (`FlowTable::new(n)`, then `n`
-//! inserts), as the box's is when it holds as many connections as it was configured for. The
+//! inserts), as the box's is when it holds as many connections as it was configured for:
+//! since the table is sized to its capacity that is 7/8 of its slots (it was about half when
+//! slot counts were rounded up to a power of two), so these are full-load probe lengths. The
 //! keys looked up are a fixed pseudo-random permutation of the inserted ones (hits) or keys of
 //! a port no flow uses (misses), read sequentially from an array, so the only random accesses
 //! are the table's.

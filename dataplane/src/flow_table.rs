@@ -9,8 +9,10 @@
 //!   orientations, which also yields the packet's direction.
 //! - Linear probing with backward-shift deletion: no tombstones, so lookups stay short however
 //!   many flows come and go.
-//! - All memory is allocated once, at start. When the table holds `max_load` entries (7/8 of
-//!   the slots) `insert` refuses: the caller drops the SYN and counts `flow_table_full`; the
+//! - All memory is allocated once, at start, and sized to the capacity asked for: capacity +
+//!   capacity/7 slots (not rounded up to a power of two, which cost up to twice the memory),
+//!   indexed by multiply-shift of the 32-bit hash. When the table holds `max_load` entries
+//!   (7/8 of the slots, at least the capacity) `insert` refuses: the caller drops the SYN and counts `flow_table_full`; the
 //!   client retransmits, by which time housekeeping may have expired idle entries. Existing
 //!   flows are never evicted to make room.
 //! - Ageing runs in housekeeping slices ([`FlowTable::expire`]) that visit a bounded number of
@@ -21,13 +23,19 @@ use common::flow::{Direction, FlowKey};
 
 #[derive(Debug)]
 pub struct FlowTable {
+    /// Any number of slots: indices wrap by compare-and-reset, never by a mask.
     slots: Box<[Conn]>,
-    mask: usize,
     len: usize,
     max_load: usize,
     cursor: usize,
     /// Complete passes of the ageing cursor over the table.
     sweeps: u64,
+}
+
+/// The slots of a table made for `capacity` connections.
+const fn slots_for(capacity: usize) -> usize {
+    let cap = if capacity < 8 { 8 } else { capacity };
+    cap + cap / 7
 }
 
 /// Why an insert was refused.
@@ -40,14 +48,17 @@ pub enum InsertError {
 }
 
 impl FlowTable {
-    /// A table with room for at least `capacity` connections (rounded up to a power of two
-    /// slots, with 1/8 kept free so probes stay short).
+    /// A table with room for at least `capacity` connections: capacity + capacity/7 slots,
+    /// so that with `capacity` entries 1/8 of the slots are free and probes stay short.
     pub fn new(capacity: usize) -> FlowTable {
-        let want = capacity.max(8) + capacity.max(8) / 7;
-        let slots = want.next_power_of_two();
+        let slots = slots_for(capacity);
+        // The multiply-shift index maps a 32-bit hash onto at most 2^32 slots.
+        assert!(
+            slots as u64 <= 1 << 32,
+            "a flow-table shard of {capacity} connections"
+        );
         FlowTable {
             slots: vec![Conn::default(); slots].into_boxed_slice(),
-            mask: slots - 1,
             len: 0,
             max_load: slots - slots / 8,
             cursor: 0,
@@ -80,9 +91,31 @@ impl FlowTable {
         self.slots.len() * core::mem::size_of::<Conn>()
     }
 
+    /// Lemire's multiply-shift: the hash scaled onto `0..slots`, with no division and no
+    /// power-of-two slot count.
     #[inline]
     fn home(&self, key: &FlowKey) -> usize {
-        key.symmetric_hash() as usize & self.mask
+        ((u64::from(key.symmetric_hash()) * self.slots.len() as u64) >> 32) as usize
+    }
+
+    #[inline]
+    fn next(&self, i: usize) -> usize {
+        let j = i + 1;
+        if j == self.slots.len() {
+            0
+        } else {
+            j
+        }
+    }
+
+    /// How far `to` lies after `from` going forward round the table.
+    #[inline]
+    fn distance(&self, from: usize, to: usize) -> usize {
+        if to >= from {
+            to - from
+        } else {
+            to + self.slots.len() - from
+        }
     }
 
     /// Finds the connection a packet with `key` belongs to, and which way it travels.
@@ -97,7 +130,7 @@ impl FlowTable {
             if let Some(d) = c.direction_of(key) {
                 return Some((i, d));
             }
-            i = (i + 1) & self.mask;
+            i = self.next(i);
         }
     }
 
@@ -130,7 +163,7 @@ impl FlowTable {
             if c.direction_of(&key).is_some() {
                 return Err(InsertError::Exists(i));
             }
-            i = (i + 1) & self.mask;
+            i = self.next(i);
         }
         if self.len >= self.max_load {
             return Err(InsertError::Full);
@@ -146,7 +179,7 @@ impl FlowTable {
         let removed = self.slots[idx];
         debug_assert!(!removed.is_free());
         let mut hole = idx;
-        let mut j = (idx + 1) & self.mask;
+        let mut j = self.next(idx);
         loop {
             let c = self.slots[j];
             if c.is_free() {
@@ -154,13 +187,11 @@ impl FlowTable {
             }
             let home = self.home(&c.key());
             // Move c into the hole unless its home lies cyclically in (hole, j].
-            let dist_home = j.wrapping_sub(home) & self.mask;
-            let dist_hole = j.wrapping_sub(hole) & self.mask;
-            if dist_home >= dist_hole {
+            if self.distance(home, j) >= self.distance(hole, j) {
                 self.slots[hole] = c;
                 hole = j;
             }
-            j = (j + 1) & self.mask;
+            j = self.next(j);
         }
         self.slots[hole] = Conn::default();
         self.len -= 1;
@@ -193,7 +224,7 @@ impl FlowTable {
                 // The slot may now hold a shifted entry: look at it again next call.
                 continue;
             }
-            self.cursor = (self.cursor + 1) & self.mask;
+            self.cursor = self.next(self.cursor);
             if self.cursor == 0 {
                 self.sweeps += 1;
             }
@@ -312,6 +343,72 @@ mod tests {
     }
 
     #[test]
+    fn sized_to_the_capacity_not_to_a_power_of_two() {
+        for cap in (0..5000).chain([1 << 20, 1_000_000, 1_835_008, 10_000_000, 1 << 28]) {
+            let slots = slots_for(cap);
+            let max_load = slots - slots / 8;
+            assert!(
+                max_load >= cap,
+                "capacity {cap}: {slots} slots take {max_load}"
+            );
+            if cap >= 1024 {
+                let per_flow = (slots * 64) as f64 / cap as f64;
+                assert!(per_flow < 73.2, "capacity {cap}: {per_flow} B per flow");
+            }
+        }
+        let t = FlowTable::new(1_000_000);
+        assert_eq!(t.memory_bytes() / t.bytes_per_slot(), 1_142_857);
+        assert!(t.max_load() >= 1_000_000);
+    }
+
+    /// Keys whose home is `slot` in `t`, from the key space of `key()`.
+    fn homed_at(t: &FlowTable, slot: usize, n: usize) -> Vec<u32> {
+        (0..).filter(|&i| t.home(&key(i)) == slot).take(n).collect()
+    }
+
+    #[test]
+    fn probe_runs_wrap_round_a_non_power_of_two_table() {
+        let mut t = FlowTable::new(100);
+        let n = t.memory_bytes() / t.bytes_per_slot();
+        assert!(!n.is_power_of_two());
+        let last = homed_at(&t, n - 1, 3);
+        let first = homed_at(&t, 0, 1)[0];
+        for &i in &last {
+            t.insert(conn(i)).unwrap();
+        }
+        t.insert(conn(first)).unwrap();
+        let at = |t: &FlowTable, i: u32| t.lookup(&key(i)).map(|(s, _)| s);
+        assert_eq!(at(&t, last[0]), Some(n - 1));
+        assert_eq!(at(&t, last[1]), Some(0), "the run wraps to slot 0");
+        assert_eq!(at(&t, last[2]), Some(1));
+        assert_eq!(at(&t, first), Some(2));
+
+        // Deleting the run's head shifts every member back across the wrap, the key homed
+        // at 0 included, and leaves no hole a lookup would stop at.
+        t.remove(&key(last[0])).unwrap();
+        assert_eq!(at(&t, last[1]), Some(n - 1));
+        assert_eq!(at(&t, last[2]), Some(0));
+        assert_eq!(at(&t, first), Some(1));
+        assert!(t.get(2).is_free());
+
+        // Deleting across the wrap the other way: the member at 0 leaves, the one homed at
+        // 0 moves in, the one homed at n - 1 stays.
+        t.remove(&key(last[2])).unwrap();
+        assert_eq!(at(&t, last[1]), Some(n - 1));
+        assert_eq!(at(&t, first), Some(0));
+        assert!(t.get(1).is_free());
+        assert_eq!(t.len(), 2);
+
+        // The ageing cursor goes round all n slots and counts one sweep.
+        let mut seen = 0;
+        while t.sweeps() == 0 {
+            t.expire(7, |_| false, |_| {});
+            seen += 7;
+        }
+        assert!((n..n + 7).contains(&seen));
+    }
+
+    #[test]
     fn expire_in_slices() {
         let mut t = FlowTable::new(1024);
         for i in 0..300 {
@@ -331,5 +428,93 @@ mod tests {
         assert!(t
             .iter()
             .all(|(_, c)| c.state == TcpState::SynSent && c.last_seen % 2 == 1));
+    }
+
+    mod model {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Insert(u32),
+            Remove(u32),
+            /// Age out every flow whose stamp is `0 (mod m)`, `budget` slots at a time.
+            Expire {
+                m: u32,
+                budget: usize,
+            },
+        }
+
+        fn op(keys: u32) -> impl Strategy<Value = Op> {
+            prop_oneof![
+                6 => (0..keys).prop_map(Op::Insert),
+                3 => (0..keys).prop_map(Op::Remove),
+                1 => (2u32..5, 1usize..40).prop_map(|(m, budget)| Op::Expire { m, budget }),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(500))]
+
+            /// Any capacity (so slot counts that are not powers of two), loads up to the
+            /// maximum, inserts, removals and ageing against a HashMap: nothing is lost or
+            /// duplicated, whatever wraps round the end of the table.
+            #[test]
+            fn matches_a_hashmap(
+                (cap, ops) in (8usize..120).prop_flat_map(|cap| {
+                    let keys = (cap + cap / 2) as u32;
+                    (Just(cap), proptest::collection::vec(op(keys), 1..600))
+                })
+            ) {
+                let mut t = FlowTable::new(cap);
+                let mut model: HashMap<u32, u32> = HashMap::new();
+                let keys = (cap + cap / 2) as u32;
+                for (stamp, op) in ops.into_iter().enumerate() {
+                    let stamp = stamp as u32;
+                    match op {
+                        Op::Insert(i) => {
+                            let mut c = conn(i);
+                            c.last_seen = stamp;
+                            match (t.insert(c), model.contains_key(&i)) {
+                                (Ok(_), false) => {
+                                    model.insert(i, stamp);
+                                }
+                                (Err(InsertError::Exists(s)), true) => {
+                                    prop_assert_eq!(t.get(s).last_seen, model[&i]);
+                                }
+                                (Err(InsertError::Full), false) => {
+                                    prop_assert_eq!(t.len(), t.max_load());
+                                }
+                                other => prop_assert!(false, "{:?}", other),
+                            }
+                        }
+                        Op::Remove(i) => {
+                            let got = t.remove(&key(i)).map(|c| c.last_seen);
+                            prop_assert_eq!(got, model.remove(&i));
+                        }
+                        Op::Expire { m, budget } => {
+                            let mut gone = Vec::new();
+                            // Two passes of the cursor: an entry shifted behind it during the
+                            // first is caught by the second.
+                            let until = t.sweeps() + 2;
+                            while t.sweeps() < until {
+                                t.expire(budget, |c| c.last_seen % m == 0, |c| gone.push(c.last_seen));
+                            }
+                            model.retain(|_, s| *s % m != 0);
+                            prop_assert!(gone.iter().all(|s| s % m == 0));
+                        }
+                    }
+                    prop_assert_eq!(t.len(), model.len());
+                }
+                prop_assert!(t.max_load() >= cap);
+                for i in 0..keys {
+                    let got = t.lookup(&key(i)).map(|(s, d)| (t.get(s).last_seen, d));
+                    prop_assert_eq!(got, model.get(&i).map(|&s| (s, Direction::ClientToServer)));
+                    let back = t.lookup(&key(i).reversed()).map(|(_, d)| d);
+                    prop_assert_eq!(back, model.get(&i).map(|_| Direction::ServerToClient));
+                }
+                prop_assert_eq!(t.iter().count(), model.len());
+            }
+        }
     }
 }

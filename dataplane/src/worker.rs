@@ -3,7 +3,11 @@
 //!
 //! One call of [`Worker::poll`] is one turn of the loop: apply control commands, receive a
 //! burst from each port and give every packet a [`Verdict`], flush the TX buffers, age a slice
-//! of the flow table. Nothing here allocates, locks or logs per packet: bursts and TX buffers
+//! of the flow table. The lcore loop calls [`Worker::turn`] instead, which does the same but,
+//! while the ports keep filling whole bursts, leaves out everything except RX, processing and
+//! TX on all but one turn in [`HOUSEKEEPING_EVERY`]: the clock, the rings from control and the
+//! ageing then cost nothing on most turns of a saturated worker. Nothing here allocates, locks
+//! or logs per packet: bursts and TX buffers
 //! are inline arrays, the flow table and neighbour cache are sized at start, rings are
 //! lock-free and a full ring or TX queue is a counted drop. Time is passed in (`now_ms`,
 //! wrapping milliseconds), so the same code runs under DPDK and in the simulation.
@@ -13,12 +17,12 @@ use std::sync::Arc;
 use common::config::{Action, Zone};
 use common::conn::{Conn, ConnFlags, TcpState};
 use common::flow::{Direction, FlowKey};
-use common::rewrite::{rewrite_frame, unrewrite_icmp_quote, Hop, RewriteError};
+use common::rewrite::{rewrite_frame_mapped, unrewrite_icmp_quote, Hop, RewriteError};
 use common::seq::SeqNumber;
 use common::wire::ethernet::{EtherType, EthernetFrame};
 use common::wire::icmp::IcmpPacket;
 use common::wire::ipv4::{Ipv4Packet, Protocol};
-use common::wire::tcp::{flags, SynOptions, TcpOption, TcpPacket};
+use common::wire::tcp::{flags, OptionMap, TcpPacket};
 use common::wire::MacAddr;
 
 use crate::context::{Context, ForwardMode};
@@ -39,6 +43,16 @@ const TX_BUFFER: usize = 2 * BURST;
 const TX_RETRIES: usize = 4;
 /// Flow-table slots aged per poll.
 const EXPIRE_BUDGET: usize = 64;
+/// While RX bursts come back full, [`Worker::turn`] reads the clock, applies commands, takes
+/// the control plane's packets and ages the table once in this many turns (about half a
+/// millisecond of a saturated worker, so commands are still served promptly); any turn whose
+/// bursts were not full is followed by a complete one.
+pub const HOUSEKEEPING_EVERY: u32 = 64;
+/// How many skipped turns a housekeeping turn makes up for: its budgets for packets from
+/// control and for ageing are this many times a turn's, at most, so a busy worker neither
+/// throttles the participating stack's traffic to one burst per 64 turns nor falls behind on
+/// ageing, and no single turn stalls the ports for long.
+const CATCH_UP: usize = 8;
 /// Commands applied per poll, so a flood of commands cannot starve the ports.
 const COMMAND_BUDGET: usize = 64;
 /// Next hops a worker caches.
@@ -86,6 +100,12 @@ pub struct Worker<Q: PortQueue> {
     sweeps: u64,
     /// A flow listing being filled in the housekeeping slices.
     dump: Option<Box<FlowDump>>,
+    /// The clock as the last complete turn read it ([`Worker::turn`] reuses it in between).
+    now_ms: u32,
+    /// Turns since the last complete one.
+    light_turns: u32,
+    /// The last turn's RX filled a whole burst on some port: more is waiting.
+    backlog: bool,
 }
 
 impl<Q: PortQueue> Worker<Q> {
@@ -106,6 +126,9 @@ impl<Q: PortQueue> Worker<Q> {
             last_census: FlowCensus::default(),
             sweeps: 0,
             dump: None,
+            now_ms: 0,
+            light_turns: 0,
+            backlog: false,
         }
     }
 
@@ -140,15 +163,46 @@ impl<Q: PortQueue> Worker<Q> {
         &self.table
     }
 
-    /// One turn of the loop. Returns the number of packets received.
+    /// One complete turn of the loop at `now_ms`. Returns the number of packets received.
     pub fn poll(&mut self, now_ms: u32) -> usize {
+        self.full_turn(now_ms, 1)
+    }
+
+    /// One turn of the lcore loop, reading `clock` only when the turn needs it. A complete
+    /// turn ([`Worker::poll`]) when the last one found no backlog (every RX burst short of
+    /// full) or after [`HOUSEKEEPING_EVERY`] turns; otherwise only RX, processing and TX, with
+    /// the time the last complete turn read (the idle timeouts are seconds, so a timestamp
+    /// at most a few hundred microseconds old changes nothing). Returns the packets received.
+    pub fn turn(&mut self, clock: impl FnOnce() -> u32) -> usize {
+        if self.backlog && self.light_turns < HOUSEKEEPING_EVERY {
+            self.light_turns += 1;
+            return self.forward(self.now_ms);
+        }
+        let catch_up = (self.light_turns as usize).clamp(1, CATCH_UP);
+        self.full_turn(clock(), catch_up)
+    }
+
+    fn full_turn(&mut self, now_ms: u32, catch_up: usize) -> usize {
+        self.now_ms = now_ms;
+        self.light_turns = 0;
         self.apply_commands();
-        self.take_from_control(now_ms);
+        self.take_from_control(now_ms, BURST * catch_up);
+        let got = self.forward(now_ms);
+        self.expire(now_ms, EXPIRE_BUDGET * catch_up);
+        self.housekeeping(now_ms);
+        got
+    }
+
+    /// Receives a burst from each port, gives every packet its verdict and flushes the TX
+    /// buffers. Returns the packets received.
+    fn forward(&mut self, now_ms: u32) -> usize {
         let mut got = 0;
+        let mut backlog = false;
         for port in 0..2 {
             let mut rx: Burst<Q::Pkt, BURST> = Burst::new();
             let n = self.ports[port].rx_burst(&mut rx);
             got += n;
+            backlog |= n == BURST;
             self.counters.rx += n as u64;
             // Bring the whole burst's flow-table slots in before the first lookup
             // (l3fwd's bulk lookup): the misses overlap instead of queueing up.
@@ -165,8 +219,7 @@ impl<Q: PortQueue> Worker<Q> {
         }
         self.flush(0);
         self.flush(1);
-        self.expire(now_ms);
-        self.housekeeping(now_ms);
+        self.backlog = backlog;
         got
     }
 
@@ -241,9 +294,9 @@ impl<Q: PortQueue> Worker<Q> {
         }
     }
 
-    /// Takes the control plane's packets: to send, or to process as received.
-    fn take_from_control(&mut self, now_ms: u32) {
-        for _ in 0..BURST {
+    /// Takes up to `budget` of the control plane's packets: to send, or to process as received.
+    fn take_from_control(&mut self, now_ms: u32, budget: usize) {
+        for _ in 0..budget {
             let Some(m) = self.rings.from_control.pop() else {
                 return;
             };
@@ -300,11 +353,11 @@ impl<Q: PortQueue> Worker<Q> {
         }
     }
 
-    fn expire(&mut self, now_ms: u32) {
+    fn expire(&mut self, now_ms: u32, budget: usize) {
         let timeouts = &self.ctx.tcp_timeouts_ms;
         let census = &mut self.census;
         let n = self.table.expire(
-            EXPIRE_BUDGET,
+            budget,
             |c| {
                 let expired = now_ms.wrapping_sub(c.last_seen) > timeouts[c.state as usize];
                 if !expired {
@@ -362,6 +415,7 @@ impl<Q: PortQueue> Worker<Q> {
         let zone = Zone::from(side_of(port));
 
         let mut params = Default::default();
+        let mut opts = OptionMap::default();
         if proto == Protocol::TCP {
             if ip.is_fragment() {
                 return Verdict::Drop(DropReason::Fragment);
@@ -371,7 +425,7 @@ impl<Q: PortQueue> Worker<Q> {
                 Err(e) => return Verdict::Drop(e.into()),
             };
             match self.inspect_tcp(zone, src, dst, &tcp, now_ms) {
-                Ok(p) => params = p,
+                Ok((p, o)) => (params, opts) = (p, o),
                 Err(v) => return v,
             }
         } else {
@@ -398,7 +452,7 @@ impl<Q: PortQueue> Worker<Q> {
             dst: mac.unwrap_or(MacAddr::ZERO),
         };
         if proto == Protocol::TCP {
-            match rewrite_frame(frame, &params, Some(&l2)) {
+            match rewrite_frame_mapped(frame, &params, Some(&l2), &opts) {
                 Ok(r) => self.counters.options_malformed += u64::from(r.options_malformed),
                 Err(RewriteError::Wire(e)) => return Verdict::Drop(e.into()),
                 Err(_) => return Verdict::Drop(DropReason::BadIpHeader),
@@ -457,7 +511,8 @@ impl<Q: PortQueue> Worker<Q> {
     }
 
     /// The TCP half of `process`: flow lookup, policy for new SYNs, stateful inspection.
-    /// Returns the rewrite for the packet, or the verdict that ends its journey here.
+    /// Returns the rewrite for the packet with the map of its options (walked once, here,
+    /// for both the tracker and the rewrite), or the verdict that ends its journey here.
     fn inspect_tcp(
         &mut self,
         zone: Zone,
@@ -465,7 +520,7 @@ impl<Q: PortQueue> Worker<Q> {
         dst: common::wire::Ipv4Addr,
         tcp: &TcpPacket<&[u8]>,
         now_ms: u32,
-    ) -> Result<common::conn::SpliceParams, Verdict> {
+    ) -> Result<(common::conn::SpliceParams, OptionMap), Verdict> {
         let key = FlowKey::new(src, tcp.src_port(), dst, tcp.dst_port());
         let fl = tcp.flags();
         let is_syn = fl & (flags::SYN | flags::ACK | flags::RST) == flags::SYN;
@@ -490,7 +545,8 @@ impl<Q: PortQueue> Worker<Q> {
             return Err(Verdict::ToControl(Why::Proxied));
         }
         let p = conn.params(dir);
-        let seg = segment_of(tcp, p.ack_sub);
+        let opts = tcp.option_map();
+        let seg = segment_of(tcp, &opts, p.ack_sub);
         let was_open = !is_closed(conn.state);
         match track(conn, dir, &seg, &self.ctx.track) {
             TrackVerdict::Accept => {
@@ -498,11 +554,11 @@ impl<Q: PortQueue> Worker<Q> {
                 if was_open && is_closed(conn.state) {
                     self.counters.flows_closed += 1;
                 }
-                Ok(p)
+                Ok((p, opts))
             }
             TrackVerdict::Ignore => {
                 self.counters.ignored += 1;
-                Ok(p)
+                Ok((p, opts))
             }
             TrackVerdict::Drop(r) => Err(Verdict::Drop(r)),
         }
@@ -514,7 +570,7 @@ impl<Q: PortQueue> Worker<Q> {
         key: FlowKey,
         tcp: &TcpPacket<&[u8]>,
         now_ms: u32,
-    ) -> Result<common::conn::SpliceParams, Verdict> {
+    ) -> Result<(common::conn::SpliceParams, OptionMap), Verdict> {
         let rule =
             self.ctx
                 .config
@@ -522,11 +578,12 @@ impl<Q: PortQueue> Worker<Q> {
         match rule {
             Some((_, r)) if r.action == Action::Pass => {
                 let mut conn = Conn::new_pass(&key, 0, now_ms);
-                init_from_syn(&mut conn, &segment_of(tcp, 0));
+                let opts = tcp.option_map();
+                init_from_syn(&mut conn, &segment_of(tcp, &opts, 0));
                 match self.table.insert(conn) {
                     Ok(_) => {
                         self.counters.flows_created += 1;
-                        Ok(Default::default())
+                        Ok((Default::default(), opts))
                     }
                     Err(InsertError::Full) => Err(Verdict::Drop(DropReason::FlowTableFull)),
                     Err(InsertError::Exists(_)) => Err(Verdict::Drop(DropReason::OutOfState)),
@@ -561,26 +618,20 @@ fn is_closed(s: TcpState) -> bool {
     matches!(s, TcpState::TimeWait | TcpState::Close)
 }
 
-/// What the tracker needs of a segment; `ack_sub` translates the acknowledgement and SACK
-/// edges back into the receiver's own space (zero for `pass` flows).
-fn segment_of(tcp: &TcpPacket<&[u8]>, ack_sub: u32) -> Segment {
+/// What the tracker needs of a segment whose options `opts` maps; `ack_sub` translates the
+/// acknowledgement and SACK edges back into the receiver's own space (zero for `pass` flows).
+/// A SYN's window scale counts only if its option list is well formed; SACK blocks count up
+/// to a malformed option (the segment is forwarded all the same).
+fn segment_of(tcp: &TcpPacket<&[u8]>, opts: &OptionMap, ack_sub: u32) -> Segment {
     let fl = tcp.flags();
     let mut sack_max: Option<SeqNumber> = None;
     let mut syn_wscale = None;
-    if tcp.header_len() > common::wire::tcp::HEADER_LEN {
-        if fl & flags::SYN != 0 {
-            if let Ok(o) = SynOptions::parse(tcp.options()) {
-                syn_wscale = o.window_scale;
-            }
-        } else {
-            for (_, o) in tcp.option_iter().map_while(Result::ok) {
-                if let TcpOption::Sack(s) = o {
-                    for &(_, right) in s.as_slice() {
-                        let r = right.wrapping_sub(ack_sub);
-                        sack_max = Some(sack_max.map_or(r, |m| m.max(r)));
-                    }
-                }
-            }
+    if fl & flags::SYN != 0 {
+        syn_wscale = opts.window_scale();
+    } else {
+        for (_, right) in opts.sack_blocks(tcp.header()) {
+            let r = right.wrapping_sub(ack_sub);
+            sack_max = Some(sack_max.map_or(r, |m| m.max(r)));
         }
     }
     Segment {

@@ -4,7 +4,7 @@
 use super::*;
 use crate::checksum::{checksum, difference, fold, pseudo_header_sum, sum};
 use crate::conn::SpliceParams;
-use crate::wire::tcp::{kind, SynOptions};
+use crate::wire::tcp::{kind, SynOptions, TcpOption, TcpOptions};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -16,6 +16,9 @@ enum Opt {
     Ts(u32, u32),
     Sack(Vec<(u32, u32)>),
     Unknown(u8, Vec<u8>),
+    /// Bytes as they come: often a malformed option (a bad length, a known kind with the
+    /// wrong size, a length past the end).
+    Raw(Vec<u8>),
 }
 
 impl Opt {
@@ -44,6 +47,7 @@ impl Opt {
                 out.extend_from_slice(&[*k, (2 + data.len()) as u8]);
                 out.extend_from_slice(data);
             }
+            Opt::Raw(bytes) => out.extend_from_slice(bytes),
         }
     }
 }
@@ -156,6 +160,13 @@ fn opt_strategy() -> impl Strategy<Value = Opt> {
         4 => proptest::collection::vec((any::<u32>(), any::<u32>()), 1..=4).prop_map(Opt::Sack),
         1 => (9u8..=254, proptest::collection::vec(any::<u8>(), 0..6))
             .prop_map(|(k, d)| Opt::Unknown(k, d)),
+        1 => (prop_oneof![Just(kind::TIMESTAMPS), Just(kind::SACK), Just(kind::MSS), any::<u8>()],
+              0u8..=12, proptest::collection::vec(any::<u8>(), 0..10))
+            .prop_map(|(k, l, d)| {
+                let mut v = vec![k, l];
+                v.extend(d);
+                Opt::Raw(v)
+            }),
     ]
 }
 
@@ -224,8 +235,98 @@ fn ip_header_ok(frame: &[u8], s: &Spec) -> bool {
     fold(sum(&frame[l3..l3 + 20])) == 0xffff
 }
 
+/// The rewrite as it was before options were mapped in one walk (two `TcpOptions` passes
+/// over a copy of the option bytes): the reference the mapped rewrite must match byte for
+/// byte, malformed lists included.
+fn reference_rewrite_tcp(segment: &mut [u8], p: &SpliceParams) -> RewriteReport {
+    let mut seg = TcpPacket::new_checked(segment).unwrap();
+    let mut report = RewriteReport::default();
+    let fl = seg.flags();
+    let has_ack = fl & flags::ACK != 0;
+    let hl = seg.header_len();
+    let hdr = seg.header_mut();
+    let mut hc = crate::wire::be16(hdr, tcp::CHECKSUM_OFFSET);
+    if p.seq_add != 0 {
+        patch32(hdr, 4, |s| s.wrapping_add(p.seq_add), &mut hc);
+    }
+    if has_ack && p.ack_sub != 0 {
+        patch32(hdr, 8, |a| a.wrapping_sub(p.ack_sub), &mut hc);
+    }
+    if fl & flags::SYN == 0 && p.wscale_in != p.wscale_out {
+        let old = crate::wire::be16(hdr, 14);
+        let new = rescale_window(old, p.wscale_in, p.wscale_out);
+        if new != old {
+            hc = checksum::update16(hc, old, new);
+            put16(hdr, 14, new);
+        }
+    }
+    let touch_sack = has_ack && p.ack_sub != 0;
+    let touch_ts = p.timestamps && (p.tsval_add != 0 || (has_ack && p.tsecr_sub != 0));
+    if hl > tcp::HEADER_LEN && (touch_sack || touch_ts) {
+        let opts = hdr[tcp::HEADER_LEN..hl].to_vec();
+        if TcpOptions::new(&opts, tcp::HEADER_LEN).any(|o| o.is_err()) {
+            report.options_malformed = true;
+        } else {
+            for (at, opt) in TcpOptions::new(&opts, tcp::HEADER_LEN).flatten() {
+                match opt {
+                    TcpOption::Sack(s) if touch_sack => {
+                        for i in 0..usize::from(s.count) {
+                            let edge = at + 2 + 8 * i;
+                            patch32(hdr, edge, |v| v.wrapping_sub(p.ack_sub), &mut hc);
+                            patch32(hdr, edge + 4, |v| v.wrapping_sub(p.ack_sub), &mut hc);
+                        }
+                    }
+                    TcpOption::Timestamps { .. } if touch_ts => {
+                        if p.tsval_add != 0 {
+                            patch32(hdr, at + 2, |v| v.wrapping_add(p.tsval_add), &mut hc);
+                        }
+                        if has_ack && p.tsecr_sub != 0 {
+                            patch32(hdr, at + 6, |v| v.wrapping_sub(p.tsecr_sub), &mut hc);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    put16(hdr, tcp::CHECKSUM_OFFSET, hc);
+    report
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(10_000))]
+
+    /// Walking the options once (the rewrite mapping them itself, or given the map the worker
+    /// made) writes the same bytes and reports the same malformed lists as the two-pass
+    /// rewrite it replaced.
+    #[test]
+    fn mapped_rewrite_equals_the_two_pass_reference(s in spec_strategy(), p in params_strategy()) {
+        let l4 = l4_offset(&s);
+        let end = l4 + 20 + s.options.len() + s.payload.len();
+        let orig = build(&s);
+
+        let mut want = orig.clone();
+        let want_report = reference_rewrite_tcp(&mut want[l4..end], &p);
+
+        let mut own = orig.clone();
+        let own_report = rewrite_tcp(&mut own[l4..end], &p).unwrap();
+        prop_assert_eq!(&own, &want);
+        prop_assert_eq!(own_report, want_report);
+
+        let map = TcpPacket::new_checked(&orig[l4..end]).unwrap().option_map();
+        let mut mapped = orig.clone();
+        let mapped_report = rewrite_tcp_mapped(&mut mapped[l4..end], &p, &map).unwrap();
+        prop_assert_eq!(&mapped, &want);
+        prop_assert_eq!(mapped_report, want_report);
+
+        let mut a = orig.clone();
+        let mut b = orig.clone();
+        let ra = rewrite_frame(&mut a, &p, Some(&HOP)).unwrap();
+        let rb = rewrite_frame_mapped(&mut b, &p, Some(&HOP), &map).unwrap();
+        prop_assert_eq!(a, b);
+        prop_assert_eq!(ra, rb);
+        prop_assert_eq!(ra, want_report);
+    }
 
     /// The incremental checksum equals a full recomputation, for random packets, option
     /// layouts (odd offsets included) and deltas across the 2^32 wrap.

@@ -8,6 +8,10 @@
 //! kind 1 is one byte, every other kind carries a length that must be at least 2 and stay
 //! inside the header; known kinds must have their fixed length (SACK: 2 + 8n, n = 1..=4).
 //! Unknown kinds are skipped by their length.
+//!
+//! The fast path does not iterate: [`OptionMap`] walks the list once by the same rules and
+//! keeps only offsets (timestamps, SACK blocks), the window scale and a malformed flag, which
+//! both the tracker and the rewrite read.
 
 use super::{be16, be32, put16, put32, WireError};
 use crate::seq::SeqNumber;
@@ -159,6 +163,16 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     #[inline]
     pub fn option_iter(&self) -> TcpOptions<'_> {
         TcpOptions::new(self.options(), field::OPTIONS)
+    }
+    /// The header, options included (the bytes an [`OptionMap`]'s offsets point into).
+    #[inline]
+    pub fn header(&self) -> &[u8] {
+        &self.b()[..self.header_len()]
+    }
+    /// Where the options the fast path reads and rewrites sit, found in one walk.
+    #[inline]
+    pub fn option_map(&self) -> OptionMap {
+        OptionMap::parse(self.options())
     }
     /// Verifies the checksum against the IPv4 pseudo-header.
     pub fn verify_checksum(&self, src: u32, dst: u32) -> bool {
@@ -334,6 +348,165 @@ impl<'a> Iterator for TcpOptions<'a> {
             self.done = true;
         }
         Some(r.map(|o| (at, o)))
+    }
+}
+
+/// Timestamps and SACK options one option list can hold: each takes at least 10 of its at
+/// most 40 bytes.
+const MAPPED_MAX: usize = 4;
+
+/// The options of one header that the fast path needs, located by a single walk: the
+/// timestamps and SACK options (offsets only, so the rewrite patches them in place and the
+/// tracker reads the SACK edges without copying anything), the window scale, and whether the
+/// list is malformed.
+///
+/// It walks exactly as [`TcpOptions`] does and stops where that reports
+/// [`WireError::BadOption`], so what it holds is what the iterator yields before the error; a
+/// SYN's window scale is only given for a list [`SynOptions::parse`] accepts. A header
+/// without options (20 bytes) gives the empty map without reading a byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OptionMap {
+    /// Offsets from the start of the TCP header of the mapped options, in list order.
+    at: [u8; MAPPED_MAX],
+    /// Per mapped option: 0 for timestamps, else the number of SACK blocks (1..=4).
+    blocks: [u8; MAPPED_MAX],
+    len: u8,
+    window_scale: Option<u8>,
+    malformed: bool,
+}
+
+/// One option an [`OptionMap`] located; `at` is its offset from the start of the TCP header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MappedOption {
+    /// TSval at `at + 2`, TSecr at `at + 6`.
+    Timestamps { at: usize },
+    /// Block `i` has its left edge at `at + 2 + 8 * i` and its right edge 4 bytes later.
+    Sack { at: usize, blocks: usize },
+}
+
+impl OptionMap {
+    /// Walks `options` (the bytes after the fixed header).
+    #[inline]
+    pub fn parse(options: &[u8]) -> OptionMap {
+        let mut m = OptionMap::default();
+        if options.is_empty() {
+            return m;
+        }
+        let mut pos = 0;
+        while pos < options.len() {
+            let k = options[pos];
+            if k == kind::END {
+                break;
+            }
+            if k == kind::NOP {
+                pos += 1;
+                continue;
+            }
+            let len = match options.get(pos + 1) {
+                Some(&l) => usize::from(l),
+                None => {
+                    m.malformed = true;
+                    break;
+                }
+            };
+            if len < 2 || pos + len > options.len() {
+                m.malformed = true;
+                break;
+            }
+            match (k, len) {
+                (kind::TIMESTAMPS, 10) => m.push(pos, 0),
+                (kind::SACK, l) if (10..=34).contains(&l) && (l - 2) % 8 == 0 => {
+                    m.push(pos, ((l - 2) / 8) as u8)
+                }
+                // RFC 7323 §2.3: a shift above 14 is used as 14.
+                (kind::WINDOW_SCALE, 3) => m.window_scale = Some(options[pos + 2].min(14)),
+                (kind::MSS, 4) | (kind::SACK_PERMITTED, 2) => {}
+                (
+                    kind::MSS
+                    | kind::WINDOW_SCALE
+                    | kind::SACK_PERMITTED
+                    | kind::TIMESTAMPS
+                    | kind::SACK,
+                    _,
+                ) => {
+                    m.malformed = true;
+                    break;
+                }
+                _ => {}
+            }
+            pos += len;
+        }
+        m
+    }
+
+    #[inline]
+    fn push(&mut self, pos: usize, blocks: u8) {
+        let i = usize::from(self.len);
+        // Never full (see MAPPED_MAX); the guard only keeps a logic error from panicking.
+        if i < MAPPED_MAX {
+            self.at[i] = (HEADER_LEN + pos) as u8;
+            self.blocks[i] = blocks;
+            self.len += 1;
+        }
+    }
+
+    /// The list stopped at a malformed option; the map holds what came before it.
+    #[inline]
+    pub fn malformed(&self) -> bool {
+        self.malformed
+    }
+
+    /// The window scale a SYN announces (clamped to 14), as [`SynOptions::parse`] gives it:
+    /// none for a malformed list.
+    #[inline]
+    pub fn window_scale(&self) -> Option<u8> {
+        if self.malformed {
+            None
+        } else {
+            self.window_scale
+        }
+    }
+
+    /// True when there is nothing to rewrite or read: no timestamps, no SACK.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The timestamps and SACK options, in list order.
+    #[inline]
+    pub fn iter(&self) -> impl Iterator<Item = MappedOption> + '_ {
+        self.at[..usize::from(self.len)]
+            .iter()
+            .zip(&self.blocks)
+            .map(|(&at, &blocks)| match blocks {
+                0 => MappedOption::Timestamps {
+                    at: usize::from(at),
+                },
+                n => MappedOption::Sack {
+                    at: usize::from(at),
+                    blocks: usize::from(n),
+                },
+            })
+    }
+
+    /// The SACK blocks, in list order, read from `header` (the header this map was made of).
+    #[inline]
+    pub fn sack_blocks<'h>(
+        &'h self,
+        header: &'h [u8],
+    ) -> impl Iterator<Item = (SeqNumber, SeqNumber)> + 'h {
+        self.iter()
+            .filter_map(|o| match o {
+                MappedOption::Sack { at, blocks } => Some((at, blocks)),
+                MappedOption::Timestamps { .. } => None,
+            })
+            .flat_map(move |(at, blocks)| {
+                (0..blocks).map(move |i| {
+                    let e = at + 2 + 8 * i;
+                    (SeqNumber(be32(header, e)), SeqNumber(be32(header, e + 4)))
+                })
+            })
     }
 }
 

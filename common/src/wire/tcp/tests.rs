@@ -156,6 +156,71 @@ fn end_stops_and_unknown_is_skipped_by_length() {
 }
 
 #[test]
+fn option_map_of_a_linux_syn() {
+    let p = TcpPacket::new_checked(&LINUX_SYN[..]).unwrap();
+    let m = p.option_map();
+    assert!(!m.malformed());
+    assert_eq!(m.window_scale(), Some(7));
+    assert_eq!(
+        m.iter().collect::<Vec<_>>(),
+        vec![MappedOption::Timestamps { at: 26 }]
+    );
+    assert_eq!(m.sack_blocks(p.header()).count(), 0);
+}
+
+#[test]
+fn option_map_of_an_ack_with_timestamps_and_sack() {
+    // NOP NOP TS(1, 2) NOP NOP SACK(10-20, 30-40): Linux's layout for a SACKing ACK.
+    let mut h = vec![0u8; 20];
+    h[12] = 0xd0; // 13 words: 20 + 30 bytes of options + 2 of END padding
+    h.extend_from_slice(&[1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2, 1, 1, 5, 18]);
+    for v in [10u32, 20, 30, 40] {
+        h.extend_from_slice(&v.to_be_bytes());
+    }
+    h.extend_from_slice(&[0, 0]);
+    let p = TcpPacket::new_checked(&h[..]).unwrap();
+    let m = p.option_map();
+    assert!(!m.malformed());
+    assert_eq!(m.window_scale(), None);
+    assert_eq!(
+        m.iter().collect::<Vec<_>>(),
+        vec![
+            MappedOption::Timestamps { at: 22 },
+            MappedOption::Sack { at: 34, blocks: 2 }
+        ]
+    );
+    let sack: Vec<_> = m.sack_blocks(p.header()).map(|(l, r)| (l.0, r.0)).collect();
+    assert_eq!(sack, vec![(10, 20), (30, 40)]);
+}
+
+#[test]
+fn option_map_without_options_is_empty() {
+    let mut h = [0u8; 24];
+    h[12] = 0x50;
+    let p = TcpPacket::new_checked(&h[..]).unwrap();
+    assert_eq!(p.option_map(), OptionMap::default());
+    assert!(p.option_map().is_empty());
+}
+
+#[test]
+fn option_map_keeps_what_precedes_a_malformed_option() {
+    // SACK(1-2), then a timestamps option with length 9.
+    let mut o = vec![5, 10, 0, 0, 0, 1, 0, 0, 0, 2];
+    o.extend_from_slice(&[8, 9, 0, 0, 0, 0, 0, 0, 0, 0]);
+    let m = OptionMap::parse(&o);
+    assert!(m.malformed());
+    assert_eq!(
+        m.iter().collect::<Vec<_>>(),
+        vec![MappedOption::Sack { at: 20, blocks: 1 }]
+    );
+    // A SYN with a malformed list announces no window scale, as SynOptions::parse refuses it.
+    let m = OptionMap::parse(&[3, 3, 7, 2, 1]);
+    assert!(m.malformed());
+    assert_eq!(m.window_scale(), None);
+    assert!(SynOptions::parse(&[3, 3, 7, 2, 1]).is_err());
+}
+
+#[test]
 fn window_scale_above_14_is_clamped() {
     let s = SynOptions::parse(&[3, 3, 20, 0]).unwrap();
     assert_eq!(s.window_scale, Some(14));
@@ -185,6 +250,41 @@ proptest! {
         }
     }
 
+    /// The one-walk map holds exactly what the option iterator yields: the timestamps and
+    /// SACK options before the first malformed one, in order, with their SACK blocks; it is
+    /// malformed exactly when the iterator reports an error; its window scale is
+    /// `SynOptions::parse`'s.
+    #[test]
+    fn option_map_agrees_with_the_iterator(opts in option_bytes()) {
+        let m = OptionMap::parse(&opts);
+        let mut want_mapped = Vec::new();
+        let mut want_sack = Vec::new();
+        let mut malformed = false;
+        for item in TcpOptions::new(&opts, HEADER_LEN) {
+            match item {
+                Ok((at, TcpOption::Timestamps { .. })) => {
+                    want_mapped.push(MappedOption::Timestamps { at });
+                }
+                Ok((at, TcpOption::Sack(s))) => {
+                    want_mapped.push(MappedOption::Sack { at, blocks: usize::from(s.count) });
+                    want_sack.extend_from_slice(s.as_slice());
+                }
+                Ok(_) => {}
+                Err(_) => malformed = true,
+            }
+        }
+        prop_assert_eq!(m.malformed(), malformed);
+        prop_assert_eq!(m.iter().collect::<Vec<_>>(), want_mapped);
+        prop_assert_eq!(m.is_empty(), m.iter().next().is_none());
+        let mut header = vec![0u8; HEADER_LEN];
+        header.extend_from_slice(&opts);
+        prop_assert_eq!(m.sack_blocks(&header).collect::<Vec<_>>(), want_sack);
+        prop_assert_eq!(
+            m.window_scale(),
+            SynOptions::parse(&opts).ok().and_then(|s| s.window_scale)
+        );
+    }
+
     #[test]
     fn random_options_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
         let mut count = 0;
@@ -196,4 +296,40 @@ proptest! {
         }
         prop_assert!(count <= bytes.len());
     }
+}
+
+/// Option lists as they come off a wire: well-formed options of every kind the fast path
+/// knows, known kinds with a wrong length, unknown kinds, lengths that overrun, END and NOP,
+/// stray bytes, cut at 40 bytes.
+fn option_bytes() -> impl Strategy<Value = Vec<u8>> {
+    let chunk = prop_oneof![
+        3 => Just(vec![kind::NOP]),
+        1 => Just(vec![kind::END]),
+        1 => any::<u16>().prop_map(|m| vec![kind::MSS, 4, (m >> 8) as u8, m as u8]),
+        2 => any::<u8>().prop_map(|w| vec![kind::WINDOW_SCALE, 3, w]),
+        1 => Just(vec![kind::SACK_PERMITTED, 2]),
+        4 => proptest::collection::vec(any::<u8>(), 8).prop_map(|d| {
+            let mut v = vec![kind::TIMESTAMPS, 10];
+            v.extend(d);
+            v
+        }),
+        4 => (1usize..=4, proptest::collection::vec(any::<u8>(), 32)).prop_map(|(n, d)| {
+            let mut v = vec![kind::SACK, (2 + 8 * n) as u8];
+            v.extend_from_slice(&d[..8 * n]);
+            v
+        }),
+        // a known kind with a length it cannot have, an unknown kind, a length of 0 or 1
+        2 => (prop_oneof![Just(2u8), Just(3), Just(4), Just(5), Just(8), 9u8..=255], 0u8..=40)
+            .prop_map(|(k, l)| {
+                let mut v = vec![k, l];
+                v.extend(std::iter::repeat_n(0xa5, usize::from(l.saturating_sub(2))));
+                v
+            }),
+        1 => proptest::collection::vec(any::<u8>(), 1..4),
+    ];
+    proptest::collection::vec(chunk, 0..8).prop_map(|chunks| {
+        let mut v: Vec<u8> = chunks.concat();
+        v.truncate(40);
+        v
+    })
 }

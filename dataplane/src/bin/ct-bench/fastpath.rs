@@ -316,14 +316,14 @@ pub fn box_run(args: &Args) -> Result<(), String> {
     eal.launch_on_lcore(lcore, move || {
         let t0 = tsc();
         while tsc() - t0 < warm_cycles {
-            w.poll(now_ms());
+            w.turn(now_ms);
         }
         let before = w.counters;
         let (mut polls, mut empty_polls) = (0u64, 0u64);
         let s = tsc();
         let mut e = s;
         while e - s < run_cycles {
-            let got = w.poll(now_ms());
+            let got = w.turn(now_ms);
             polls += 1;
             empty_polls += u64::from(got == 0);
             e = tsc();

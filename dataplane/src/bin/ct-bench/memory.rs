@@ -20,7 +20,8 @@ fn rss() -> Result<u64, String> {
 }
 
 /// `--flows N`: a table made for N connections, N inserted; with `--fill max`, filled up to
-/// what it accepts (its maximum load, 7/8 of its power-of-two slot count) instead.
+/// what it accepts (its maximum load, 7/8 of its slots: the capacity, give or take
+/// rounding) instead.
 pub fn run(args: &Args) -> Result<(), String> {
     let capacity = args.count("flows")?;
     let before = rss()?;
