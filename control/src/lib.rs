@@ -8,6 +8,7 @@ pub mod local;
 pub mod ops;
 pub mod plane;
 pub mod proxy;
+pub mod ratelimit;
 pub mod report;
 pub mod run;
 pub mod stats;

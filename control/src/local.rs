@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 
+use crate::ratelimit::TokenBucket;
 use common::config::Side;
 use common::wire::arp::{ArpPacket, ArpRepr, Operation};
 use common::wire::ethernet::{build_frame as ethernet, EtherType, EthernetFrame};
@@ -56,6 +57,8 @@ pub struct LocalCounters {
     pub arp_replies_received: u64,
     pub icmp_echo_answered: u64,
     pub icmp_time_exceeded_sent: u64,
+    /// Time-exceeded errors not sent: over the rate limit.
+    pub icmp_rate_limited: u64,
     pub resolved_forwarded: u64,
     pub resolve_failed_drops: u64,
     pub pending_full_drops: u64,
@@ -91,8 +94,15 @@ pub struct LocalStack<P> {
     macs: [MacAddr; 2],
     neighbours: HashMap<(Side, Ipv4Addr), Neighbour<P>>,
     ident: u16,
+    icmp_errors: TokenBucket,
     pub counters: LocalCounters,
 }
+
+/// ICMP errors the box sends at most, per second and in a burst (Linux: `icmp_ratelimit`
+/// 1000 ms per message per destination, `icmp_msgs_per_sec` 1000 with a burst of 50; one
+/// bucket for the box is enough to keep it from being used as a reflector).
+pub const ICMP_ERRORS_PER_S: u32 = 100;
+pub const ICMP_ERRORS_BURST: u32 = 50;
 
 impl<P: Packet> LocalStack<P> {
     pub fn new(router: Router, macs: [MacAddr; 2]) -> Self {
@@ -101,6 +111,7 @@ impl<P: Packet> LocalStack<P> {
             macs,
             neighbours: HashMap::new(),
             ident: 1,
+            icmp_errors: TokenBucket::new(ICMP_ERRORS_PER_S, ICMP_ERRORS_BURST),
             counters: LocalCounters::default(),
         }
     }
@@ -118,7 +129,7 @@ impl<P: Packet> LocalStack<P> {
         match msg.why {
             Why::Local => self.local(msg.port, msg.pkt, now_ms, io),
             Why::Resolve { out, next_hop } => self.resolve(out, next_hop, msg.pkt, now_ms, io),
-            Why::TtlExceeded => self.time_exceeded(msg.port, msg.pkt.data(), io),
+            Why::TtlExceeded => self.time_exceeded(msg.port, msg.pkt.data(), now_ms, io),
             Why::ProxySyn { .. } | Why::Proxied => self.counters.local_unhandled += 1,
         }
     }
@@ -399,7 +410,7 @@ impl<P: Packet> LocalStack<P> {
         self.counters.icmp_echo_answered += 1;
     }
 
-    fn time_exceeded(&mut self, port: Side, frame: &[u8], io: &mut impl ControlIo<P>) {
+    fn time_exceeded(&mut self, port: Side, frame: &[u8], now_ms: u32, io: &mut impl ControlIo<P>) {
         let Ok(eth) = EthernetFrame::new_checked(frame) else {
             self.counters.malformed += 1;
             return;
@@ -419,6 +430,10 @@ impl<P: Packet> LocalStack<P> {
         let Some(own) = self.router.own_address(port, ip.src()) else {
             return;
         };
+        if !self.icmp_errors.take(now_ms) {
+            self.counters.icmp_rate_limited += 1;
+            return;
+        }
         let err = IcmpErrorRepr::time_exceeded(eth.payload());
         let mut body = vec![0u8; err.buffer_len()];
         err.emit(&mut body);

@@ -135,7 +135,7 @@ pub struct Workers {
 /// The fast path's flow table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowTable {
-    /// Entries for the whole box (split across the workers' shards); a power of two.
+    /// Entries for the whole box (split across the workers' shards), 1024 at least.
     pub capacity: u32,
     pub timeouts: Timeouts,
 }

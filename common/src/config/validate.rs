@@ -354,11 +354,11 @@ fn flow_table(raw: &RawConfig) -> Res<FlowTable> {
     let ft = &raw.flow_table;
     let capacity = match ft.capacity {
         None => DEFAULT_FLOWS,
-        Some(c) if c.is_power_of_two() && (1024..=MAX_FLOWS).contains(&c) => c as u32,
+        Some(c) if (1024..=MAX_FLOWS).contains(&c) => c as u32,
         Some(c) => {
             return invalid(
                 "flow_table.capacity",
-                format!("{c} flows: must be a power of two from 1024 to {MAX_FLOWS} (like 65536 or 1048576)"),
+                format!("{c} flows: must be from 1024 to {MAX_FLOWS} (like 65536 or 1000000)"),
             )
         }
     };

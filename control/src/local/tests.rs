@@ -350,3 +350,26 @@ fn ttl_expiry_is_answered_with_time_exceeded() {
     let quoted = Ipv4Packet::new_checked_quoted(icmp.quoted()).unwrap();
     assert_eq!((quoted.src(), quoted.dst()), (CLIENT, SERVER));
 }
+
+#[test]
+fn time_exceeded_is_rate_limited() {
+    let mut s = stack();
+    let mut io = Io::default();
+    let n = ICMP_ERRORS_BURST as usize + 20;
+    for _ in 0..n {
+        s.on_packet(
+            msg(Side::Inside, Why::TtlExceeded, transit_syn(1)),
+            1_000,
+            &mut io,
+        );
+    }
+    assert_eq!(io.frames.len(), ICMP_ERRORS_BURST as usize, "the burst");
+    assert_eq!(s.counters.icmp_rate_limited, 20);
+    // A second later the rate allows more again.
+    s.on_packet(
+        msg(Side::Inside, Why::TtlExceeded, transit_syn(1)),
+        2_000,
+        &mut io,
+    );
+    assert_eq!(io.frames.len(), ICMP_ERRORS_BURST as usize + 1);
+}

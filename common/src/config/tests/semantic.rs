@@ -314,7 +314,14 @@ fn flow_table_and_durations() {
     let ft = |s: &str| base() + s;
     assert_eq!(
         err(&ft("flow_table:\n  capacity: 1000\n")),
-        "t.yaml:33: flow_table.capacity: 1000 flows: must be a power of two from 1024 to 268435456 (like 65536 or 1048576)"
+        "t.yaml:33: flow_table.capacity: 1000 flows: must be from 1024 to 268435456 (like 65536 or 1000000)"
+    );
+    // Any size from 1024 up: the table is sized to it exactly.
+    assert_eq!(
+        ok(&ft("flow_table:\n  capacity: 1500\n"))
+            .flow_table
+            .capacity,
+        1500
     );
     assert_eq!(
         err(&ft("flow_table:\n  timeouts:\n    udp: 30x\n")),
