@@ -46,6 +46,11 @@ struct Afterlife {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct ProxyCounters {
     pub stragglers_forwarded: u64,
+    /// Segments whose data the drain stripped, sent on through the fast path at the splice.
+    pub drain_resent: u64,
+    /// Of those, not sent on (no mbuf, or the worker's ring was full): their senders
+    /// retransmit them.
+    pub drain_resend_failed: u64,
     pub unknown_dropped: u64,
     pub malformed: u64,
     pub install_failed: u64,
@@ -174,6 +179,9 @@ impl Proxy {
                 self.counters.stragglers_forwarded += 1;
             }
             return;
+        }
+        if let Some(c) = self.conns.get_mut(&ckey) {
+            c.hold(msg.port, msg.pkt.data(), ip_off.clone());
         }
         let ip = msg.pkt.data()[ip_off.clone()].to_vec();
         self.feed(ckey, from_client, ip, now_ms, local, io);
@@ -306,6 +314,24 @@ impl Proxy {
                             until_ms: now_ms + AFTERLIFE_MS,
                         },
                     );
+                    // Behind the object on the worker's rings: the data the drain stripped
+                    // goes on now, rewritten (one that overtakes the object comes back as a
+                    // straggler of the afterlife and is handed back again).
+                    let held = self
+                        .conns
+                        .get_mut(&key)
+                        .map(|c| std::mem::take(&mut c.held))
+                        .unwrap_or_default();
+                    for (side, frame) in held {
+                        let sent = io
+                            .alloc(&frame)
+                            .is_some_and(|p| io.reinject(worker, side, p));
+                        if sent {
+                            self.counters.drain_resent += 1;
+                        } else {
+                            self.counters.drain_resend_failed += 1;
+                        }
+                    }
                 } else {
                     self.counters.install_failed += 1;
                     io.command(worker, Command::Remove(key));
