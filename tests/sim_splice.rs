@@ -1040,6 +1040,43 @@ fn a_client_far_ahead_of_the_server_window_is_tracked_after_the_splice() {
     }
 }
 
+/// A client that reuses its port at once (its last connection on it spliced and reset a
+/// moment ago, well within the afterlife in which control still hands that quad's late
+/// segments back to the worker) gets a new connection: its SYN is not taken for a straggler
+/// of the old one (it was, and bounced between worker and control until the afterlife ended,
+/// the client's SYN retransmissions timing out meanwhile).
+#[test]
+fn a_reused_client_port_gets_a_new_connection_at_once() {
+    let seed = 71;
+    let mut run = start(Kind::None, seed, Faults::NONE);
+    splice(&mut run);
+    let (client, cport) = (run.client, run.cport);
+    let h = run.sim.endpoint(client).handle;
+    run.sim.host_mut(sim::HostId::Client).socket_mut(h).abort();
+    run.sim.run_for(5);
+    // Smoltcp listens with one socket per connection.
+    run.sim.listen(Kind::None.port());
+    let t0 = run.sim.now;
+    let again = run.sim.connect(cport, Kind::None.port());
+    run.sim.send(again, HELLO);
+    run.sim
+        .run_until("the second connection is spliced", MAX_STEPS, |s| {
+            s.proxy_connections().spliced >= 2
+        });
+    let took = run.sim.now - t0;
+    assert!(
+        took < 900,
+        "seed {seed}: the second connection on port {cport} took {took} ms to splice (a SYN \
+         retransmission or more)\n{}",
+        run.last_segments(20)
+    );
+    assert_eq!(
+        run.sim.the_box.plane.proxy.counters.superseded, 1,
+        "seed {seed}: the new SYN ended the old connection's afterlife"
+    );
+    eprintln!("seed {seed}: port {cport} reused: spliced again after {took} ms virtual");
+}
+
 /// Cuts the server off after its SYN-ACK during a `line` login with bytes after the password:
 /// returns the simulation run until the drain timed out and both hosts' sockets are closed, with
 /// the time from the server's SYN-ACK (when the drain began) to the box's reset of the client.

@@ -46,6 +46,9 @@ struct Afterlife {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct ProxyCounters {
     pub stragglers_forwarded: u64,
+    /// Connections whose quad a new SYN took over while control still held them (or their
+    /// afterlife).
+    pub superseded: u64,
     /// Segments whose data the drain stripped, sent on through the fast path at the splice.
     pub drain_resent: u64,
     /// Of those, not sent on (no mbuf, or the worker's ring was full): their senders
@@ -146,6 +149,17 @@ impl Proxy {
             self.counters.malformed += 1;
             return;
         };
+        if matches!(msg.why, Why::ProxySyn { .. }) && syn.is_some() {
+            // The worker made a new placeholder for this SYN: a new connection on a quad
+            // whose predecessor may still be here (a client reusing its port within the
+            // afterlife, or before a finished full proxy's legs left TIME-WAIT). What is left
+            // of the old one goes; treating the SYN as one of its stragglers would bounce it
+            // between worker and control until the afterlife ended.
+            let in_afterlife = self.afterlife.remove(&key).is_some();
+            if self.forget(key).is_some() || in_afterlife {
+                self.counters.superseded += 1;
+            }
+        }
         let ckey = if self.conns.contains_key(&key) || self.afterlife.contains_key(&key) {
             Some((key, true))
         } else if self.conns.contains_key(&key.reversed())
