@@ -3,6 +3,7 @@
 #![deny(unsafe_code)]
 pub mod auth;
 pub mod client;
+pub mod dropcap;
 pub mod eal_args;
 pub mod local;
 pub mod ops;

@@ -119,7 +119,9 @@ impl<P: Packet> LocalStack<P> {
             Why::Local => self.local(msg.port, msg.pkt, now_ms, io),
             Why::Resolve { out, next_hop } => self.resolve(out, next_hop, msg.pkt, now_ms, io),
             Why::TtlExceeded => self.time_exceeded(msg.port, msg.pkt.data(), io),
-            Why::ProxySyn { .. } | Why::Proxied => self.counters.local_unhandled += 1,
+            Why::ProxySyn { .. } | Why::Proxied | Why::Dropped(_) => {
+                self.counters.local_unhandled += 1
+            }
         }
     }
 
