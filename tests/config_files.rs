@@ -80,6 +80,10 @@ const BAD: &[(&str, &str)] = &[
         "tests/bad-configs/too-few-queues.yaml:6: interfaces.inside.rx_queues: 2 is too few for 4 workers: each worker needs its own RX queue (at least 4)",
     ),
     (
+        "capture-file-too-small.yaml",
+        "tests/bad-configs/capture-file-too-small.yaml:12: capture.drops.file_size: 65536 bytes cannot hold a packet of snaplen 65535 and the file's headers: at least 69631",
+    ),
+    (
         "duplicate-lcores.yaml",
         "tests/bad-configs/duplicate-lcores.yaml:11: workers.lcores[1]: lcore 1 is listed twice (also workers.lcores[0])",
     ),
@@ -305,4 +309,37 @@ fn testbed_matches_the_contract() {
             Action::Deny,
         ]
     );
+}
+
+/// The drop capture `config/testbed.yaml` shows commented out is valid once uncommented, and
+/// is the defaults it says it is.
+#[test]
+fn testbed_capture_example_is_valid() {
+    let testbed = std::fs::read_to_string(Path::new(ROOT).join("config/testbed.yaml")).unwrap();
+    let example: Vec<&str> = testbed
+        .lines()
+        .skip_while(|l| *l != "# capture:")
+        .map(|l| {
+            l.strip_prefix("# ")
+                .expect("the example runs to the end of the file")
+        })
+        .collect();
+    assert_eq!(example.len(), 7, "{example:?}");
+    let text = format!("{testbed}\n{}\n", example.join("\n"));
+    let c = config::parse(&text, "testbed.yaml").unwrap();
+    let d = c
+        .capture
+        .drops
+        .expect("the example enables the drop capture");
+    assert_eq!(d.path, Path::new("/var/log/cutthrough/drops.pcapng"));
+    let defaults = (
+        config::DropCapture::DEFAULT_FILE_SIZE,
+        config::DropCapture::DEFAULT_FILES,
+        config::DropCapture::DEFAULT_RATE,
+        config::DropCapture::DEFAULT_SNAPLEN,
+    );
+    assert_eq!((d.file_size, d.files, d.rate, d.snaplen), defaults);
+    // As shipped, nothing is captured.
+    let shipped = config::load(&Path::new(ROOT).join("config/testbed.yaml")).unwrap();
+    assert_eq!(shipped.capture.drops, None);
 }

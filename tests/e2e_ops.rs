@@ -16,8 +16,15 @@
 //! 3. the box printed testpmd-style blocks every second, and rewrote `--stats-json` while it
 //!    ran.
 //!
-//! Run as root: `cargo test --test e2e_ops`. Needs hugepages (scripts/setup.sh reserves
-//! them): `dpdk-dumpcap` is a secondary process and cannot attach to a `--no-huge` primary.
+//! `drop_capture_af_packet`, in a box run of its own with the drop capture enabled (two files
+//! of 64 KiB, snaplen 64): malformed frames from `tests/net/frames.py` into the inside port
+//! are dropped, handed to control and written; the ring's files are each a valid pcapng file
+//! within the size, the oldest packets were overwritten, and each packet's comment names the
+//! reason its bytes call for.
+//!
+//! Run as root: `cargo test --test e2e_ops`. `ops_af_packet` needs hugepages (scripts/setup.sh
+//! reserves them): `dpdk-dumpcap` is a secondary process and cannot attach to a `--no-huge`
+//! primary.
 
 mod net;
 
@@ -25,7 +32,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use net::{ns, run, Background, BoxProcess, TempDir, Testbed};
-use net::{INSIDE, OUTSIDE, SERVER_ADDR};
+use net::{CLIENT_ADDR, INSIDE, OUTSIDE, SERVER_ADDR};
 
 const SPLICE_PORT: u16 = 9000;
 const RELOAD_PORT: u16 = 7000;
@@ -405,8 +412,188 @@ fn ops_af_packet() {
     assert_eq!(net::counter(&end, &["policy_generation"]), 1);
 }
 
-/// Reads a pcapng file: (packets, packets of TCP port 9000). Panics on a malformed file.
-fn read_pcapng(path: &Path) -> (u64, u64) {
+/// The drop capture's ring: two files of this size.
+const DROPCAP_FILE_SIZE: u64 = 64 * 1024;
+/// Malformed frames of each kind `frames.py` makes, and their pace (frames per second).
+const DROPCAP_EACH: &str = "150";
+const DROPCAP_PPS: &str = "2000";
+
+fn wall_clock_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is past 1970")
+        .as_micros() as u64
+}
+
+#[test]
+fn drop_capture_af_packet() {
+    net::require_root();
+    net::require_tools(&[python()]);
+    let _lock = net::lock();
+    let tmp = TempDir::new("e2e-dropcap");
+    // A directory the box has to make.
+    let ring = tmp.join("ring");
+    let path = ring.join("drops.pcapng");
+    let config = tmp.join("box.yaml");
+    let testbed_yaml =
+        std::fs::read_to_string(format!("{}/config/testbed.yaml", net::ROOT)).expect("testbed");
+    // The rate is above what is sent: every drop is captured, and the ring goes round.
+    let capture = format!(
+        "\ncapture:\n  drops:\n    path: {}\n    file_size: {DROPCAP_FILE_SIZE}\n    files: 2\n    rate: 10000\n    snaplen: 64\n",
+        path.display()
+    );
+    std::fs::write(&config, testbed_yaml + &capture).expect("write the config");
+
+    let _testbed = Testbed::up("af_packet");
+    let t0 = wall_clock_us();
+    let the_box = BoxProcess::start_config("af_packet", s(&config), &[]);
+    let mac = net::box_mac(INSIDE);
+    let args = [
+        net::FRAMES,
+        "malformed",
+        "ct-in1",
+        &mac,
+        CLIENT_ADDR,
+        SERVER_ADDR,
+        DROPCAP_EACH,
+        DROPCAP_PPS,
+    ];
+    let out = ns(INSIDE, python(), &args, Duration::from_secs(30)).expect_success("frames.py");
+    let sent: serde_json::Value = serde_json::from_str(out.stdout.trim())
+        .unwrap_or_else(|e| panic!("frames.py printed no JSON ({e}): {}", out.describe()));
+    // Drops for certain: not TTL 0/1 (answered), nor fragments (af_packet's kernel side holds
+    // lone fragments), nor random bytes (any reason, or none).
+    let certain: u64 = sent["expect"]
+        .as_object()
+        .expect("frames.py's expect")
+        .iter()
+        .filter(|(k, _)| !["icmp_time_exceeded", "fragment", "any_drop"].contains(&k.as_str()))
+        .map(|(_, n)| n.as_u64().unwrap_or(0))
+        .sum();
+    assert!(certain >= 1500, "{sent}");
+    let mut stats = serde_json::Value::Null;
+    let handed = net::poll(Duration::from_secs(15), Duration::from_millis(300), || {
+        stats = cutthrough_json(&["stats", "--json"]);
+        net::counter(&stats, &["capture", "handed_over"])
+            + net::counter(&stats, &["capture", "ring_full"])
+            >= certain
+    });
+    assert!(
+        handed,
+        "the workers did not hand over {certain} drops: {stats:#}\n{}",
+        the_box.logs()
+    );
+    let end = the_box.stop();
+    let t1 = wall_clock_us();
+    let cap = |k: &str| net::counter(&end, &["capture", k]);
+    assert_eq!(end["capture"]["enabled"], true, "{:#}", end["capture"]);
+    assert_eq!((cap("errors"), cap("lost")), (0, 0), "{:#}", end["capture"]);
+    assert_eq!(
+        cap("captured"),
+        cap("handed_over"),
+        "control wrote every drop handed over: {:#}",
+        end["capture"]
+    );
+    assert!(cap("files_rotated") >= 2, "{:#}", end["capture"]);
+
+    // The ring: two files, each a capture of its own within the size.
+    let mut names: Vec<String> = std::fs::read_dir(&ring)
+        .expect("the ring's directory")
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names, ["drops.pcapng", "drops.pcapng.1"]);
+    let known: Vec<&str> = dataplane::verdict::DropReason::ALL
+        .iter()
+        .map(|r| r.name())
+        .collect();
+    let (mut in_files, mut largest) = (0, 0);
+    let mut reasons: std::collections::BTreeMap<String, u64> = Default::default();
+    let (mut not_for_us, mut version_6, mut denied_7000, mut cut) = (0, 0, 0, 0);
+    for name in &names {
+        let file = ring.join(name);
+        let size = std::fs::metadata(&file).expect("stat").len();
+        assert!(size <= DROPCAP_FILE_SIZE, "{name}: {size} bytes");
+        largest = largest.max(size);
+        let p = read_pcapng_file(&file);
+        assert_eq!(p.interfaces, ["inside", "outside"], "{name}");
+        in_files += p.packets.len() as u64;
+        for c in &p.packets {
+            let comment = c.comment.as_deref().unwrap_or_default();
+            let reason = comment
+                .strip_prefix("drop: ")
+                .and_then(|r| r.strip_suffix(", worker 0"))
+                .unwrap_or_else(|| panic!("{name}: comment {comment:?}"));
+            assert!(known.contains(&reason), "{name}: comment {comment:?}");
+            *reasons.entry(reason.to_string()).or_default() += 1;
+            assert_eq!((c.interface, c.flags), (0, Some(1)), "inside, inbound");
+            assert!(
+                (t0..=t1).contains(&c.ts_us),
+                "{name}: timestamp {}",
+                c.ts_us
+            );
+            let f = &c.data;
+            assert_eq!(f.len(), (c.orig_len as usize).min(64), "snaplen 64");
+            cut += u64::from(c.orig_len > 64);
+            // What the bytes say the reason must be.
+            if f[0..6] == [0x02, 0x00, 0x00, 0xde, 0xad, 0x01] {
+                assert_eq!(reason, "not_for_us");
+                not_for_us += 1;
+            } else if f[12..14] == [0x08, 0x00] && c.orig_len >= 14 + 20 && f[14] >> 4 == 6 {
+                // Long enough for an IPv4 header: the version is checked first.
+                assert_eq!(reason, "bad_ip_header");
+                version_6 += 1;
+            }
+            if reason == "policy_deny" {
+                let l4 = 14 + usize::from(f[14] & 0x0f) * 4;
+                assert_eq!(f[23], 6, "a denied TCP SYN");
+                assert_eq!(u16::from_be_bytes([f[l4 + 2], f[l4 + 3]]), 7000);
+                denied_7000 += 1;
+            }
+        }
+    }
+    eprintln!(
+        "drop capture: {} written ({} files rotated), {in_files} in the ring: {reasons:?}",
+        cap("captured"),
+        cap("files_rotated")
+    );
+    assert!(
+        in_files < cap("captured"),
+        "the oldest packets were overwritten"
+    );
+    // The file closed last could not take one more packet (a block here is under 160 bytes).
+    assert!(largest > DROPCAP_FILE_SIZE - 160, "{largest} bytes");
+    assert!(
+        not_for_us > 0 && version_6 > 0 && denied_7000 > 0 && cut > 0,
+        "{reasons:?}"
+    );
+}
+
+/// One packet of a pcapng file.
+struct Captured {
+    interface: u32,
+    /// In the interface's resolution (the drop capture's: microseconds since the epoch).
+    ts_us: u64,
+    orig_len: u32,
+    data: Vec<u8>,
+    comment: Option<String>,
+    flags: Option<u32>,
+}
+
+/// A pcapng file read back: its interfaces' names (in order) and its packets. Panics on a
+/// malformed file: a block whose lengths disagree or overrun, options past their block, a
+/// file that does not start with a section header.
+struct Pcapng {
+    interfaces: Vec<String>,
+    packets: Vec<Captured>,
+}
+
+fn read_pcapng_file(path: &Path) -> Pcapng {
     let b = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     assert!(b.len() >= 28, "{} is too short for pcapng", path.display());
     assert_eq!(
@@ -419,6 +606,14 @@ fn read_pcapng(path: &Path) -> (u64, u64) {
         [0x1a, 0x2b, 0x3c, 0x4d] => false,
         m => panic!("bad byte-order magic {m:?}"),
     };
+    let u16_at = |o: usize| {
+        let a = [b[o], b[o + 1]];
+        if le {
+            u16::from_le_bytes(a)
+        } else {
+            u16::from_be_bytes(a)
+        }
+    };
     let u32_at = |o: usize| {
         let a = [b[o], b[o + 1], b[o + 2], b[o + 3]];
         if le {
@@ -427,7 +622,26 @@ fn read_pcapng(path: &Path) -> (u64, u64) {
             u32::from_be_bytes(a)
         }
     };
-    let (mut off, mut packets, mut on_port, mut interfaces) = (0usize, 0, 0, 0);
+    // The options from `o` to the block's trailer at `end`: (code, value offset, length).
+    let options = |mut o: usize, end: usize| {
+        let mut v = Vec::new();
+        while o + 4 <= end {
+            let (code, len) = (u16_at(o), usize::from(u16_at(o + 2)));
+            if code == 0 {
+                break;
+            }
+            assert!(o + 4 + len <= end, "an option overruns its block at {o}");
+            v.push((code, o + 4, len));
+            o += 4 + len.div_ceil(4) * 4;
+        }
+        v
+    };
+    let text = |o: usize, len: usize| String::from_utf8_lossy(&b[o..o + len]).into_owned();
+    let mut out = Pcapng {
+        interfaces: Vec::new(),
+        packets: Vec::new(),
+    };
+    let mut off = 0usize;
     while off + 12 <= b.len() {
         let (ty, len) = (u32_at(off), u32_at(off + 4) as usize);
         assert!(
@@ -439,26 +653,56 @@ fn read_pcapng(path: &Path) -> (u64, u64) {
             len,
             "block trailer at {off}"
         );
+        let end = off + len - 4;
         match ty {
-            1 => interfaces += 1,
+            1 => {
+                let name = options(off + 16, end)
+                    .into_iter()
+                    .find(|(c, _, _)| *c == 2)
+                    .map(|(_, o, l)| text(o, l))
+                    .unwrap_or_default();
+                out.interfaces.push(name);
+            }
             6 => {
                 // Enhanced packet block: interface, timestamp (2), captured and original
-                // lengths, then the frame.
+                // lengths, the frame padded to 32 bits, options.
                 let cap = u32_at(off + 20) as usize;
-                let frame = &b[off + 28..off + 28 + cap];
-                packets += 1;
-                if frame.len() >= 14 + 20 + 4 && frame[12..14] == [0x08, 0x00] && frame[23] == 6 {
-                    let l4 = 14 + usize::from(frame[14] & 0x0f) * 4;
-                    let port = |o: usize| u16::from_be_bytes([frame[l4 + o], frame[l4 + o + 1]]);
-                    if frame.len() >= l4 + 4 && (port(0) == SPLICE_PORT || port(2) == SPLICE_PORT) {
-                        on_port += 1;
-                    }
-                }
+                assert!(off + 28 + cap <= end, "a frame overruns its block at {off}");
+                let opts = options(off + 28 + cap.div_ceil(4) * 4, end);
+                let opt = |code: u16| opts.iter().find(|(c, _, _)| *c == code);
+                out.packets.push(Captured {
+                    interface: u32_at(off + 8),
+                    ts_us: u64::from(u32_at(off + 12)) << 32 | u64::from(u32_at(off + 16)),
+                    orig_len: u32_at(off + 24),
+                    data: b[off + 28..off + 28 + cap].to_vec(),
+                    comment: opt(1).map(|&(_, o, l)| text(o, l)),
+                    flags: opt(2).map(|&(_, o, _)| u32_at(o)),
+                });
             }
             _ => {}
         }
         off += len;
     }
-    assert!(interfaces >= 1, "no interface description block");
-    (packets, on_port)
+    assert_eq!(off, b.len(), "{} ends in a partial block", path.display());
+    assert!(!out.interfaces.is_empty(), "no interface description block");
+    out
+}
+
+/// Reads a pcapng file: (packets, packets of TCP port 9000). Panics on a malformed file.
+fn read_pcapng(path: &Path) -> (u64, u64) {
+    let p = read_pcapng_file(path);
+    let on_port = p
+        .packets
+        .iter()
+        .filter(|c| {
+            let f = &c.data;
+            if f.len() < 14 + 20 + 4 || f[12..14] != [0x08, 0x00] || f[23] != 6 {
+                return false;
+            }
+            let l4 = 14 + usize::from(f[14] & 0x0f) * 4;
+            let port = |o: usize| u16::from_be_bytes([f[l4 + o], f[l4 + o + 1]]);
+            f.len() >= l4 + 4 && (port(0) == SPLICE_PORT || port(2) == SPLICE_PORT)
+        })
+        .count();
+    (p.packets.len() as u64, on_port as u64)
 }

@@ -3,12 +3,12 @@
 #![deny(unsafe_code)]
 pub mod auth;
 pub mod client;
+pub mod dropcap;
 pub mod eal_args;
 pub mod local;
 pub mod ops;
 pub mod plane;
 pub mod proxy;
-pub mod ratelimit;
 pub mod report;
 pub mod run;
 pub mod stats;

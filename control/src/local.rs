@@ -13,7 +13,6 @@
 
 use std::collections::HashMap;
 
-use crate::ratelimit::TokenBucket;
 use common::config::Side;
 use common::wire::arp::{ArpPacket, ArpRepr, Operation};
 use common::wire::ethernet::{build_frame as ethernet, EtherType, EthernetFrame};
@@ -21,6 +20,7 @@ use common::wire::icmp::{IcmpEchoRepr, IcmpErrorRepr, IcmpPacket};
 use common::wire::ipv4::{Ipv4Packet, Ipv4Repr, Protocol};
 use common::wire::{Ipv4Addr, MacAddr};
 use dataplane::packet::Packet;
+use dataplane::rate::TokenBucket;
 use dataplane::ring::{Command, ToControl, Why};
 use dataplane::route::{port_index, Router};
 
@@ -98,11 +98,10 @@ pub struct LocalStack<P> {
     pub counters: LocalCounters,
 }
 
-/// ICMP errors the box sends at most, per second and in a burst (Linux: `icmp_ratelimit`
+/// ICMP errors the box sends at most per second, and in a burst (Linux: `icmp_ratelimit`
 /// 1000 ms per message per destination, `icmp_msgs_per_sec` 1000 with a burst of 50; one
 /// bucket for the box is enough to keep it from being used as a reflector).
 pub const ICMP_ERRORS_PER_S: u32 = 100;
-pub const ICMP_ERRORS_BURST: u32 = 50;
 
 impl<P: Packet> LocalStack<P> {
     pub fn new(router: Router, macs: [MacAddr; 2]) -> Self {
@@ -111,7 +110,7 @@ impl<P: Packet> LocalStack<P> {
             macs,
             neighbours: HashMap::new(),
             ident: 1,
-            icmp_errors: TokenBucket::new(ICMP_ERRORS_PER_S, ICMP_ERRORS_BURST),
+            icmp_errors: TokenBucket::new(ICMP_ERRORS_PER_S),
             counters: LocalCounters::default(),
         }
     }
@@ -130,7 +129,9 @@ impl<P: Packet> LocalStack<P> {
             Why::Local => self.local(msg.port, msg.pkt, now_ms, io),
             Why::Resolve { out, next_hop } => self.resolve(out, next_hop, msg.pkt, now_ms, io),
             Why::TtlExceeded => self.time_exceeded(msg.port, msg.pkt.data(), now_ms, io),
-            Why::ProxySyn { .. } | Why::Proxied => self.counters.local_unhandled += 1,
+            Why::ProxySyn { .. } | Why::Proxied | Why::Dropped(_) => {
+                self.counters.local_unhandled += 1
+            }
         }
     }
 

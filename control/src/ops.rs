@@ -504,6 +504,7 @@ impl Ops {
                 command_ring_full: io.commands_dropped + self.commands_dropped,
                 control_tx_failed: io.tx_failed,
             },
+            capture: plane.dropcap.as_ref().map(|c| (c.is_writing(), c.counters)),
             policy_generation: plane.proxy.context().generation,
             uptime_ms: self.start.elapsed().as_millis() as u64,
         };

@@ -1,13 +1,14 @@
 //! One turn of the control lcore, the same under DPDK and in the simulation: take a burst of
-//! packets from the workers' ring, hand each to the part of the control plane that owns it,
-//! and run the timers.
+//! packets from the workers' ring, hand each to the part of the control plane that owns it
+//! (dropped packets to the drop capture), and run the timers.
 
 use std::sync::Arc;
 
 use dataplane::context::Context;
 use dataplane::packet::Packet;
-use dataplane::ring::{Command, Rings, Why};
+use dataplane::ring::{Command, Rings, ToControl, Why};
 
+use crate::dropcap::DropCapture;
 use crate::proxy::Proxy;
 
 use common::config::Side;
@@ -75,6 +76,8 @@ impl<P, A: FnMut(&[u8]) -> Option<P>> ControlIo<P> for RingIo<'_, P, A> {
 pub struct ControlPlane<P> {
     pub local: LocalStack<P>,
     pub proxy: Proxy,
+    /// The drop capture, when the configuration has one (`capture.drops`).
+    pub dropcap: Option<DropCapture>,
     last_tick: u32,
     /// The fast path's wrapping millisecond clock, extended to 64 bits for smoltcp.
     clock: u64,
@@ -85,6 +88,7 @@ impl<P: Packet> ControlPlane<P> {
     pub fn new(ctx: Arc<Context>) -> Self {
         ControlPlane {
             local: LocalStack::new(ctx.router.clone(), ctx.macs),
+            dropcap: ctx.config.capture.drops.as_ref().map(DropCapture::open),
             proxy: Proxy::new(ctx),
             last_tick: 0,
             clock: 0,
@@ -106,6 +110,7 @@ impl<P: Packet> ControlPlane<P> {
                 Why::ProxySyn { .. } | Why::Proxied => {
                     self.proxy.on_packet(msg, self.clock, &mut self.local, io)
                 }
+                Why::Dropped(_) => self.capture(msg),
                 _ => self.local.on_packet(msg, now_ms, io),
             }
             n += 1;
@@ -113,8 +118,43 @@ impl<P: Packet> ControlPlane<P> {
         if now_ms.wrapping_sub(self.last_tick) >= TICK_MS {
             self.local.tick(now_ms, io);
             self.proxy.tick(self.clock, &mut self.local, io);
+            if let Some(c) = self.dropcap.as_mut() {
+                c.tick(now_ms);
+            }
             self.last_tick = now_ms;
         }
         n
     }
+
+    /// Writes a dropped packet to the drop capture (if there is one), then lets it go.
+    fn capture(&mut self, msg: ToControl<P>) {
+        if let (Why::Dropped(reason), Some(c)) = (msg.why, self.dropcap.as_mut()) {
+            c.write(
+                msg.port,
+                msg.worker,
+                reason,
+                msg.pkt.data(),
+                wall_clock_us(),
+            );
+        }
+    }
+
+    /// At shutdown, once the workers have stopped: captures the dropped packets still queued
+    /// toward control, lets go of the rest, and flushes the capture.
+    pub fn finish(&mut self, rings: &Rings<P>) {
+        while let Some(msg) = rings.to_control.pop() {
+            self.capture(msg);
+        }
+        if let Some(c) = self.dropcap.as_mut() {
+            c.flush();
+        }
+    }
+}
+
+/// Microseconds since the epoch: the drop capture's timestamps (control reads it when it
+/// writes the packet, within a turn of the drop).
+fn wall_clock_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }

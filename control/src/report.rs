@@ -51,6 +51,9 @@ pub struct Report {
     pub drops: BTreeMap<String, u64>,
     /// Ring occupancy and ring drops (`crate::stats::RingStats`).
     pub rings: BTreeMap<String, u64>,
+    /// The drop capture (`crate::stats::CaptureStats`, `enabled` as 0 or 1).
+    #[serde(default)]
+    pub capture: BTreeMap<String, u64>,
 }
 
 /// `n` events over `ms` milliseconds, per second (0 over no time).
@@ -136,6 +139,11 @@ impl Report {
                 .map(|(k, n)| (k.to_string(), *n))
                 .collect(),
             rings: int_map(&now.rings),
+            capture: {
+                let mut m = int_map(&now.capture);
+                m.insert("enabled".into(), u64::from(now.capture.enabled));
+                m
+            },
         }
     }
 
@@ -222,6 +230,17 @@ impl Report {
             g(r, "command_ring_full"),
             g(r, "control_tx_failed"),
         );
+        let cap = &self.capture;
+        if g(cap, "enabled") == 1 || g(cap, "errors") > 0 {
+            s += &format!(
+                "  Drop capture: {} written of {} handed over, ring full {}, files rotated {}, errors {}\n",
+                g(cap, "captured"),
+                g(cap, "handed_over"),
+                g(cap, "ring_full"),
+                g(cap, "files_rotated"),
+                g(cap, "errors"),
+            );
+        }
         s += &format!(
             "  Uptime: {} s, policy generation {}, {} worker(s)\n",
             self.uptime_ms / 1000,
@@ -342,6 +361,31 @@ mod tests {
     }
 
     #[test]
+    fn the_drop_capture_has_its_line_when_configured() {
+        let mut now = stats(3_000, 2_100, 1_010_000, 5);
+        now.capture = crate::stats::CaptureStats {
+            enabled: true,
+            handed_over: 12,
+            ring_full: 1,
+            writer: crate::dropcap::CaptureCounters {
+                captured: 11,
+                files_rotated: 2,
+                ..Default::default()
+            },
+        };
+        let r = Report::new(&now, None, [0, 1]);
+        assert_eq!(r.capture["enabled"], 1);
+        assert_eq!(r.capture["handed_over"], 12);
+        let back: Report = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
+        let text = back.to_text();
+        assert!(
+            text.contains("  Drop capture: 11 written of 12 handed over, ring full 1, files rotated 2, errors 0\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn survives_the_json_round_trip_and_prints_the_box_block() {
         let r = Report::new(
             &stats(3_000, 2_100, 1_010_000, 5),
@@ -362,6 +406,7 @@ mod tests {
         assert!(text.contains("draining: 1"), "{text}");
         assert!(text.contains("splices/s: 2.00"), "{text}");
         assert!(text.contains("  Drops: policy_deny 4\n"), "{text}");
+        assert!(!text.contains("Drop capture"), "not configured: {text}");
         // Every line of the box block is as wide as testpmd's borders at most.
         for line in text.lines().filter(|l| l.contains("####")) {
             assert_eq!(line.len(), 78, "{line:?}");

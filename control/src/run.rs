@@ -272,8 +272,8 @@ pub fn run(config: Config, opts: RunOptions) -> Result<Stats, RunError> {
         commands_dropped: io.commands_dropped,
     };
     // Packets still queued between control and the workers go back to the pool before the
-    // ports close.
-    while rings.to_control.pop().is_some() {}
+    // ports close; dropped ones are captured first.
+    plane.finish(&rings);
     for r in &rings.from_control {
         while r.pop().is_some() {}
     }

@@ -1,7 +1,8 @@
 //! The box's counters as one snapshot: printed at exit and written as JSON (`--stats-json`,
 //! keys fixed by DESIGN.md §9: `ports`, `workers`, `connections`, `drops`, plus `control`,
-//! and the live views `flows` and `rings`). While the box runs the same snapshot is built
-//! from the workers' published slots (`dataplane::live`) every statistics period.
+//! the live views `flows` and `rings`, and the drop capture's `capture`). While the box runs
+//! the same snapshot is built from the workers' published slots (`dataplane::live`) every
+//! statistics period.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -13,6 +14,7 @@ use dataplane::live::{FlowCensus, WorkerSnapshot};
 use dataplane::verdict::{DropCounters, DropReason};
 use dataplane::worker::WorkerCounters;
 
+use crate::dropcap::CaptureCounters;
 use crate::local::LocalCounters;
 
 /// One port's counters as the NIC reports them.
@@ -45,6 +47,8 @@ pub struct WorkerStats {
     pub options_malformed: u64,
     pub ignored: u64,
     pub icmp_quotes_rewritten: u64,
+    pub drops_captured: u64,
+    pub capture_ring_full: u64,
     pub drops: BTreeMap<&'static str, u64>,
 }
 
@@ -109,6 +113,19 @@ pub struct RingStats {
     pub control_tx_failed: u64,
 }
 
+/// The drop capture (`capture.drops`): what the workers handed over and what was written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CaptureStats {
+    /// Configured, and writing (an I/O error stops it).
+    pub enabled: bool,
+    /// Dropped packets the workers handed to control, within the rate.
+    pub handed_over: u64,
+    /// Dropped packets within the rate that the ring to control had no room for.
+    pub ring_full: u64,
+    #[serde(flatten)]
+    pub writer: CaptureCounters,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Stats {
     pub ports: BTreeMap<&'static str, PortCounters>,
@@ -120,6 +137,7 @@ pub struct Stats {
     pub proxy: crate::proxy::ProxyCounters,
     pub flows: Flows,
     pub rings: RingStats,
+    pub capture: CaptureStats,
     /// The policy in force: 0 as started, +1 per reload.
     pub policy_generation: u64,
     pub uptime_ms: u64,
@@ -147,6 +165,8 @@ impl WorkerStats {
             options_malformed: c.options_malformed,
             ignored: c.ignored,
             icmp_quotes_rewritten: c.icmp_quotes_rewritten,
+            drops_captured: c.drops_captured,
+            capture_ring_full: c.capture_ring_full,
             drops: drops_map(&c.drops),
         }
     }
@@ -160,6 +180,8 @@ pub struct LiveInputs {
     pub control: LocalCounters,
     pub proxy: crate::proxy::ProxyCounters,
     pub rings: RingStats,
+    /// The drop capture's writer: whether it is writing, and its counters.
+    pub capture: Option<(bool, CaptureCounters)>,
     pub policy_generation: u64,
     pub uptime_ms: u64,
 }
@@ -172,9 +194,12 @@ impl Stats {
         let mut all_drops = DropCounters::default();
         let mut census = FlowCensus::default();
         let mut active = 0;
+        let mut capture = CaptureStats::default();
         let mut wstats = Vec::with_capacity(workers.len());
         for (id, lcore, w) in workers {
             all_drops.add(&w.counters.drops);
+            capture.handed_over += w.counters.drops_captured;
+            capture.ring_full += w.counters.capture_ring_full;
             census.add(&w.census);
             active += w.flows_active;
             wstats.push(WorkerStats::new(
@@ -203,6 +228,11 @@ impl Stats {
         stats
             .drops
             .insert("command_ring_full", live.rings.command_ring_full);
+        if let Some((writing, counters)) = live.capture {
+            capture.enabled = writing;
+            capture.writer = counters;
+        }
+        stats.capture = capture;
         stats.policy_generation = live.policy_generation;
         stats.uptime_ms = live.uptime_ms;
         stats
@@ -230,6 +260,7 @@ impl Stats {
             proxy: Default::default(),
             flows: Flows::default(),
             rings: RingStats::default(),
+            capture: CaptureStats::default(),
             policy_generation: 0,
             uptime_ms: 0,
         }

@@ -71,10 +71,20 @@ impl Context {
         }
     }
 
+    /// Worker `worker`'s share of the drop capture's rate, packets per second: the box-wide
+    /// rate split evenly, the remainder to the first workers. 0: drops are not captured.
+    pub fn drop_capture_rate(&self, worker: u16) -> u32 {
+        let Some(d) = &self.config.capture.drops else {
+            return 0;
+        };
+        let n = u32::from(self.config.workers.count.max(1));
+        d.rate / n + u32::from(u32::from(worker) < d.rate % n)
+    }
+
     /// The context of a reload: `config`'s policy, users and authentication settings, with
     /// everything that cannot change while the box runs (ports, routes, workers, flow-table
-    /// size and timeouts, EAL) kept from this one. Returns it and the names of the sections
-    /// that differed in `config` but were kept (a restart applies them).
+    /// size and timeouts, EAL, captures) kept from this one. Returns it and the names of the
+    /// sections that differed in `config` but were kept (a restart applies them).
     pub fn reloaded(&self, config: Config) -> (Context, Vec<&'static str>) {
         let old = &self.config;
         let mut kept = Vec::new();
@@ -92,6 +102,10 @@ impl Context {
         }
         if config.flow_table != old.flow_table {
             kept.push("flow_table");
+        }
+        // The capture's files are open and the workers' rate shares set: both are made once.
+        if config.capture != old.capture {
+            kept.push("capture");
         }
         let merged = Config {
             policy: config.policy,

@@ -9,6 +9,7 @@ pub mod flow_table;
 pub mod live;
 pub mod packet;
 pub mod port;
+pub mod rate;
 pub mod ring;
 pub mod route;
 pub mod testing;

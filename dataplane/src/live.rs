@@ -108,7 +108,7 @@ pub struct WorkerSnapshot {
     pub published_ms: u64,
 }
 
-const COUNTER_WORDS: usize = 12 + DropReason::COUNT;
+const COUNTER_WORDS: usize = 14 + DropReason::COUNT;
 const WORDS: usize = COUNTER_WORDS + 1 + TcpState::COUNT + 3 + 2;
 
 impl WorkerSnapshot {
@@ -128,6 +128,8 @@ impl WorkerSnapshot {
             c.options_malformed,
             c.icmp_quotes_rewritten,
             c.ignored,
+            c.drops_captured,
+            c.capture_ring_full,
         ];
         let mut i = 0;
         for v in head
@@ -169,6 +171,8 @@ impl WorkerSnapshot {
             options_malformed: next(),
             icmp_quotes_rewritten: next(),
             ignored: next(),
+            drops_captured: next(),
+            capture_ring_full: next(),
             drops: DropCounters::default(),
         };
         for d in c.drops.0.iter_mut() {
@@ -401,6 +405,8 @@ mod tests {
         s.counters.rx = k;
         s.counters.tx = k + 1;
         s.counters.ignored = k + 2;
+        s.counters.drops_captured = k + 9;
+        s.counters.capture_ring_full = k + 10;
         s.counters.drops.0[DropReason::COUNT - 1] = k + 3;
         s.flows_active = k + 4;
         s.census.by_state[TcpState::Established as usize] = k + 5;

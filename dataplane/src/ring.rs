@@ -1,8 +1,9 @@
 //! The bounded lock-free rings between workers and the control plane (DESIGN.md §3).
 //!
 //! Worker → control carries packets: ARP, anything addressed to the box, SYNs for `proxy`
-//! rules, segments of connections the participating stack owns, and routed packets whose next
-//! hop has no resolved MAC yet. Control → worker carries [`Command`]s, and the packets the
+//! rules, segments of connections the participating stack owns, routed packets whose next
+//! hop has no resolved MAC yet, and dropped packets for the drop capture (rate-limited, and
+//! never into the ring's second half, which stays for the others). Control → worker carries [`Command`]s, and the packets the
 //! control plane sends: a worker transmits them on its own TX queues. (DESIGN.md gave control
 //! a TX queue of its own on each port; virtual devices such as `net_af_packet` and
 //! `net_af_xdp` on a veth have a single queue pair, so sending through the workers is the
@@ -21,6 +22,7 @@ use common::wire::{Ipv4Addr, MacAddr};
 
 use crate::context::Context;
 use crate::live::{FlowDump, Reply};
+use crate::verdict::DropReason;
 
 /// Why a worker hands a packet to the control plane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +42,8 @@ pub enum Why {
     Resolve { out: Side, next_hop: Ipv4Addr },
     /// TTL expired in transit: control answers with ICMP time exceeded.
     TtlExceeded,
+    /// Dropped for this reason (and counted): control writes it to the drop capture.
+    Dropped(DropReason),
 }
 
 /// A packet from the control plane to a worker.

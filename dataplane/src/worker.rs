@@ -32,6 +32,7 @@ use crate::live::{
 };
 use crate::packet::{Burst, Packet, BURST};
 use crate::port::{flow_key_of, PortQueue};
+use crate::rate::TokenBucket;
 use crate::ring::{Command, FromControl, ToControl, Why, WorkerRings};
 use crate::route::{port_index, side_of, Neighbours};
 use crate::track::{init_from_syn, track, Segment, TrackVerdict};
@@ -79,6 +80,10 @@ pub struct WorkerCounters {
     pub icmp_quotes_rewritten: u64,
     /// Segments forwarded without a state update (old duplicates, SYN on a flow).
     pub ignored: u64,
+    /// Dropped packets handed to control for the drop capture.
+    pub drops_captured: u64,
+    /// Dropped packets the capture's rate allowed but the ring to control had no room for.
+    pub capture_ring_full: u64,
     pub drops: DropCounters,
 }
 
@@ -106,6 +111,8 @@ pub struct Worker<Q: PortQueue> {
     light_turns: u32,
     /// The last turn's RX filled a whole burst on some port: more is waiting.
     backlog: bool,
+    /// The drop capture's rate, this worker's share (zero: drops are not captured).
+    capture: TokenBucket,
 }
 
 impl<Q: PortQueue> Worker<Q> {
@@ -114,6 +121,7 @@ impl<Q: PortQueue> Worker<Q> {
         Worker {
             id,
             ports,
+            capture: TokenBucket::new(ctx.drop_capture_rate(id)),
             table: FlowTable::new(ctx.flows_per_worker),
             ctx,
             neighbours: Neighbours::new(NEIGHBOURS),
@@ -273,7 +281,33 @@ impl<Q: PortQueue> Worker<Q> {
                     self.counters.to_control += 1;
                 }
             }
-            Verdict::Drop(r) => self.counters.drops.count(r),
+            Verdict::Drop(r) => {
+                self.counters.drops.count(r);
+                if self.capture.take(now_ms) {
+                    self.capture(port, r, pkt);
+                }
+            }
+        }
+    }
+
+    /// Hands a dropped packet to control for the drop capture. Only into the first half of
+    /// the ring to control: the second half stays for the packets control must see (ARP,
+    /// proxy SYNs), however many drops there are.
+    fn capture(&mut self, port: usize, r: DropReason, pkt: Q::Pkt) {
+        let ring = &self.rings.to_control;
+        if ring.len() >= ring.capacity() / 2 {
+            self.counters.capture_ring_full += 1;
+            return;
+        }
+        let msg = ToControl {
+            port: side_of(port),
+            worker: self.id,
+            why: Why::Dropped(r),
+            pkt,
+        };
+        match ring.push(msg) {
+            Ok(()) => self.counters.drops_captured += 1,
+            Err(_) => self.counters.capture_ring_full += 1,
         }
     }
 

@@ -27,10 +27,10 @@ use std::path::Path;
 pub use duration::MAX as MAX_DURATION;
 pub use locate::locate;
 pub use types::{
-    hash_password, Action, Auth, AuthMethod, Config, Device, FlowTable, Interface, Interfaces,
-    Protocol, Route, Rule, Side, SplicePoint, Timeouts, User, Workers, Zone,
+    hash_password, Action, Auth, AuthMethod, Capture, Config, Device, DropCapture, FlowTable,
+    Interface, Interfaces, Protocol, Route, Rule, Side, SplicePoint, Timeouts, User, Workers, Zone,
 };
-pub use values::{parse_ipv4, parse_mac, Cidr, ParseError, PortRange};
+pub use values::{parse_ipv4, parse_mac, parse_size, Cidr, ParseError, PortRange};
 
 /// Why a configuration file was not accepted. `Display` is the one line printed to the
 /// operator (formats in the module docs).

@@ -32,6 +32,8 @@ pub(crate) struct RawConfig {
     pub users: Vec<RawUser>,
     #[serde(default)]
     pub auth: RawAuth,
+    #[serde(default)]
+    pub capture: RawCapture,
 }
 
 #[derive(Debug, Deserialize)]
@@ -140,6 +142,23 @@ pub(crate) struct RawUser {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAuth {
     pub cache_timeout: Option<Scalar>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCapture {
+    pub drops: Option<RawDropCapture>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDropCapture {
+    pub path: String,
+    /// Bytes, or a number with a unit (`16MiB`).
+    pub file_size: Option<Scalar>,
+    pub files: Option<u64>,
+    pub rate: Option<u64>,
+    pub snaplen: Option<u64>,
 }
 
 /// True when the key is there at all, whatever its value (even empty).

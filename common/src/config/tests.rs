@@ -117,6 +117,7 @@ fn base_parses_with_defaults() {
         Duration::from_secs(5 * 86400)
     );
     assert_eq!(c.auth.cache_timeout, Duration::from_secs(300));
+    assert_eq!(c.capture.drops, None, "no capture unless configured");
     assert_eq!(c.policy.len(), 4);
     assert_eq!(c.policy[0].name.as_deref(), Some("icmp"));
     assert_eq!(c.policy[0].zone, Zone::Any);
@@ -196,6 +197,37 @@ auth:
     assert_eq!(t.time_wait, Duration::from_secs(7200));
     assert_eq!(t.syn_recv, Timeouts::default().syn_recv);
     assert_eq!(c.auth.cache_timeout, Duration::from_secs(600));
+}
+
+#[test]
+fn drop_capture_defaults_and_values() {
+    let c = ok(&(base() + "capture:\n  drops:\n    path: /var/log/ct/drops.pcapng\n"));
+    let d = c.capture.drops.expect("the drop capture");
+    assert_eq!(
+        d,
+        DropCapture {
+            path: "/var/log/ct/drops.pcapng".into(),
+            file_size: 16 << 20,
+            files: 4,
+            rate: 100,
+            snaplen: 256,
+        }
+    );
+    assert_eq!(d.file(0), std::path::Path::new("/var/log/ct/drops.pcapng"));
+    assert_eq!(
+        d.file(3),
+        std::path::Path::new("/var/log/ct/drops.pcapng.3")
+    );
+    let c = ok(&(base()
+        + "capture:
+  drops: {path: drops.pcapng, file_size: 64KiB, files: 1, rate: 1, snaplen: 64}
+"));
+    let d = c.capture.drops.unwrap();
+    assert_eq!((d.file_size, d.files, d.rate, d.snaplen), (65536, 1, 1, 64));
+    let c = ok(&(base() + "capture:\n  drops: {path: d, file_size: 1073741824, snaplen: 65535}\n"));
+    assert_eq!(c.capture.drops.unwrap().file_size, 1 << 30);
+    // An empty section is no capture.
+    assert_eq!(ok(&(base() + "capture: {}\n")).capture, Capture::default());
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //! `validate` turns it into these types, so every value here has passed its checks.
 
 use core::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -27,6 +28,7 @@ pub struct Config {
     pub policy: Vec<Rule>,
     pub users: Vec<User>,
     pub auth: Auth,
+    pub capture: Capture,
 }
 
 /// The box's two ports.
@@ -188,6 +190,54 @@ impl Default for Auth {
     fn default() -> Self {
         Auth {
             cache_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Packet captures the box writes itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Capture {
+    /// Dropped packets to a pcapng ring; `None`: not captured (and nothing spent on it).
+    pub drops: Option<DropCapture>,
+}
+
+/// A size- and rate-limited pcapng ring of dropped packets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DropCapture {
+    /// The first file of the ring; the others are `PATH.1` .. `PATH.(files-1)`.
+    pub path: PathBuf,
+    /// A file is closed and the next one of the ring begun before it would exceed this.
+    pub file_size: u64,
+    /// Files in the ring: the oldest is overwritten.
+    pub files: u32,
+    /// Packets per second for the whole box, shared evenly by the workers.
+    pub rate: u32,
+    /// Bytes kept of each frame (the original length is recorded too).
+    pub snaplen: u32,
+}
+
+impl DropCapture {
+    pub const DEFAULT_FILE_SIZE: u64 = 16 << 20;
+    pub const DEFAULT_FILES: u32 = 4;
+    pub const DEFAULT_RATE: u32 = 100;
+    pub const DEFAULT_SNAPLEN: u32 = 256;
+    /// The smallest file accepted.
+    pub const MIN_FILE_SIZE: u64 = 64 << 10;
+    /// Room a file needs beyond one frame of `snaplen` bytes: the section and interface
+    /// headers and one packet block's own fields and options fit in far less.
+    pub const FILE_OVERHEAD: u64 = 4 << 10;
+    pub const MAX_FILES: u32 = 1000;
+    /// Above this the control lcore would spend its time writing drops.
+    pub const MAX_RATE: u32 = 100_000;
+
+    /// The path of file `i` of the ring.
+    pub fn file(&self, i: u32) -> PathBuf {
+        if i == 0 {
+            self.path.clone()
+        } else {
+            let mut p = self.path.clone().into_os_string();
+            p.push(format!(".{i}"));
+            PathBuf::from(p)
         }
     }
 }

@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use super::duration;
-use super::schema::{RawAction, RawConfig, RawInterface, RawRule, RawUser, RawWorkers, Scalar};
+use super::schema::{
+    RawAction, RawCapture, RawConfig, RawInterface, RawRule, RawUser, RawWorkers, Scalar,
+};
 use super::types::*;
 use super::values::*;
 use crate::wire::{Ipv4Addr, MacAddr};
@@ -92,6 +94,8 @@ pub(crate) fn validate(raw: RawConfig) -> Res<Config> {
         )?,
     };
 
+    let capture = capture(&raw.capture, &workers)?;
+
     Ok(Config {
         eal: raw.eal,
         interfaces,
@@ -101,6 +105,7 @@ pub(crate) fn validate(raw: RawConfig) -> Res<Config> {
         policy,
         users,
         auth,
+        capture,
     })
 }
 
@@ -545,5 +550,84 @@ fn rule(p: &str, r: &RawRule, have_users: bool) -> Res<Rule> {
         destination,
         ports,
         action,
+    })
+}
+
+fn capture(raw: &RawCapture, workers: &Workers) -> Res<Capture> {
+    let Some(d) = &raw.drops else {
+        return Ok(Capture::default());
+    };
+    let p = |f: &str| format!("capture.drops.{f}");
+    let path = std::path::PathBuf::from(&d.path);
+    if d.path.is_empty() || d.path.ends_with('/') || path.file_name().is_none() {
+        return invalid(
+            p("path"),
+            format!(
+                "`{}` is not a file path (like /var/log/cutthrough/drops.pcapng)",
+                d.path
+            ),
+        );
+    }
+    let file_size = match &d.file_size {
+        None => DropCapture::DEFAULT_FILE_SIZE,
+        Some(s) => at(&p("file_size"), parse_size(&s.0))?,
+    };
+    let min = DropCapture::MIN_FILE_SIZE;
+    if file_size < min {
+        return invalid(
+            p("file_size"),
+            format!("{file_size} bytes is too small: at least {min} (64KiB)"),
+        );
+    }
+    let files = d.files.unwrap_or(u64::from(DropCapture::DEFAULT_FILES));
+    let max_files = DropCapture::MAX_FILES;
+    if files == 0 || files > u64::from(max_files) {
+        return invalid(
+            p("files"),
+            format!("{files} files: must be from 1 to {max_files}"),
+        );
+    }
+    let rate = d.rate.unwrap_or(u64::from(DropCapture::DEFAULT_RATE));
+    let max_rate = DropCapture::MAX_RATE;
+    if rate == 0 || rate > u64::from(max_rate) {
+        return invalid(
+            p("rate"),
+            format!("{rate} packets per second: must be from 1 to {max_rate}"),
+        );
+    }
+    // Each worker enforces its share of the rate: a share of zero would capture nothing.
+    if rate < u64::from(workers.count) {
+        return invalid(
+            p("rate"),
+            format!(
+                "{rate} packets per second is less than one per worker ({} workers share the rate)",
+                workers.count
+            ),
+        );
+    }
+    let snaplen = d.snaplen.unwrap_or(u64::from(DropCapture::DEFAULT_SNAPLEN));
+    if !(64..=65535).contains(&snaplen) {
+        return invalid(
+            p("snaplen"),
+            format!("{snaplen} bytes: must be from 64 to 65535"),
+        );
+    }
+    let need = snaplen + DropCapture::FILE_OVERHEAD;
+    if file_size < need {
+        return invalid(
+            p("file_size"),
+            format!(
+                "{file_size} bytes cannot hold a packet of snaplen {snaplen} and the file's headers: at least {need}"
+            ),
+        );
+    }
+    Ok(Capture {
+        drops: Some(DropCapture {
+            path,
+            file_size,
+            files: files as u32,
+            rate: rate as u32,
+            snaplen: snaplen as u32,
+        }),
     })
 }

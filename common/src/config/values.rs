@@ -181,6 +181,33 @@ impl FromStr for PortRange {
     }
 }
 
+/// Parses a size in bytes: an integer, or an integer with a binary unit (`64KiB`, `16MiB`,
+/// `1GiB`). Decimal units (`MB`) are refused rather than guessed at.
+pub fn parse_size(s: &str) -> Result<u64, ParseError> {
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    let (num, unit) = s.split_at(digits);
+    if num.is_empty() {
+        return Err(ParseError(format!(
+            "`{s}` is not a size (write bytes as an integer, or a number with a unit: KiB, MiB, GiB)"
+        )));
+    }
+    let per_unit: u64 = match unit.trim_start() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        u => {
+            return Err(ParseError(format!(
+                "`{s}` is not a size: unknown unit `{u}` (use KiB, MiB or GiB)"
+            )))
+        }
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(per_unit))
+        .ok_or_else(|| ParseError(format!("`{s}` is too large")))
+}
+
 /// Parses `02:00:00:00:00:01` (six two-digit hex groups separated by colons).
 pub fn parse_mac(s: &str) -> Result<MacAddr, ParseError> {
     let bad = || {
@@ -278,6 +305,24 @@ mod tests {
         assert!(PortRange { lo: 5201, hi: 5210 }.contains(5205));
         assert!(!PortRange { lo: 5201, hi: 5210 }.contains(5211));
         assert_eq!(PortRange { lo: 5201, hi: 5210 }.to_string(), "5201-5210");
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("65536"), Ok(65536));
+        assert_eq!(parse_size("64KiB"), Ok(64 << 10));
+        assert_eq!(parse_size("16 MiB"), Ok(16 << 20));
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(
+            parse_size("16MB").unwrap_err().0,
+            "`16MB` is not a size: unknown unit `MB` (use KiB, MiB or GiB)"
+        );
+        assert!(parse_size("MiB").unwrap_err().0.contains("is not a size"));
+        assert!(parse_size("-1").is_err());
+        assert_eq!(
+            parse_size("99999999999GiB").unwrap_err().0,
+            "`99999999999GiB` is too large"
+        );
     }
 
     #[test]

@@ -355,7 +355,7 @@ fn ttl_expiry_is_answered_with_time_exceeded() {
 fn time_exceeded_is_rate_limited() {
     let mut s = stack();
     let mut io = Io::default();
-    let n = ICMP_ERRORS_BURST as usize + 20;
+    let n = ICMP_ERRORS_PER_S as usize + 20;
     for _ in 0..n {
         s.on_packet(
             msg(Side::Inside, Why::TtlExceeded, transit_syn(1)),
@@ -363,7 +363,7 @@ fn time_exceeded_is_rate_limited() {
             &mut io,
         );
     }
-    assert_eq!(io.frames.len(), ICMP_ERRORS_BURST as usize, "the burst");
+    assert_eq!(io.frames.len(), ICMP_ERRORS_PER_S as usize, "the burst");
     assert_eq!(s.counters.icmp_rate_limited, 20);
     // A second later the rate allows more again.
     s.on_packet(
@@ -371,5 +371,5 @@ fn time_exceeded_is_rate_limited() {
         2_000,
         &mut io,
     );
-    assert_eq!(io.frames.len(), ICMP_ERRORS_BURST as usize + 1);
+    assert_eq!(io.frames.len(), ICMP_ERRORS_PER_S as usize + 1);
 }

@@ -381,6 +381,8 @@ mod control_paths {
     }
 }
 
+mod capture;
+
 mod drops {
     use super::*;
 

@@ -342,6 +342,62 @@ fn flow_table_and_durations() {
 }
 
 #[test]
+fn drop_capture_checks() {
+    let cap = |s: &str| err(&(base() + "capture:\n  drops:\n    path: /tmp/d.pcapng\n" + s));
+    assert_eq!(
+        cap("    file_size: 16MB\n"),
+        "t.yaml:35: capture.drops.file_size: `16MB` is not a size: unknown unit `MB` (use KiB, MiB or GiB)"
+    );
+    assert_eq!(
+        cap("    file_size: 65535\n"),
+        "t.yaml:35: capture.drops.file_size: 65535 bytes is too small: at least 65536 (64KiB)"
+    );
+    assert_eq!(
+        cap("    file_size: 64KiB\n    snaplen: 65535\n"),
+        "t.yaml:35: capture.drops.file_size: 65536 bytes cannot hold a packet of snaplen 65535 and the file's headers: at least 69631"
+    );
+    assert_eq!(
+        cap("    files: 0\n"),
+        "t.yaml:35: capture.drops.files: 0 files: must be from 1 to 1000"
+    );
+    assert_eq!(
+        cap("    rate: 0\n"),
+        "t.yaml:35: capture.drops.rate: 0 packets per second: must be from 1 to 100000"
+    );
+    assert_eq!(
+        cap("    rate: 100001\n"),
+        "t.yaml:35: capture.drops.rate: 100001 packets per second: must be from 1 to 100000"
+    );
+    assert_eq!(
+        cap("    snaplen: 63\n"),
+        "t.yaml:35: capture.drops.snaplen: 63 bytes: must be from 64 to 65535"
+    );
+    assert_eq!(
+        cap("    snaplen: 65536\n"),
+        "t.yaml:35: capture.drops.snaplen: 65536 bytes: must be from 64 to 65535"
+    );
+    assert_eq!(
+        err(&(edit("  count: 1", "  count: 3")
+            + "capture:\n  drops:\n    path: /tmp/d.pcapng\n    rate: 2\n")),
+        "t.yaml:35: capture.drops.rate: 2 packets per second is less than one per worker (3 workers share the rate)"
+    );
+    assert_eq!(
+        err(&(base() + "capture:\n  drops:\n    path: /var/log/\n")),
+        "t.yaml:34: capture.drops.path: `/var/log/` is not a file path (like /var/log/cutthrough/drops.pcapng)"
+    );
+    // Missing and unknown keys are serde's, with line and column.
+    assert_eq!(
+        err(&(base() + "capture:\n  drops:\n    files: 2\n")),
+        "t.yaml:34:5: capture.drops: missing field `path`"
+    );
+    let e = err(&(base() + "capture:\n  drops:\n    path: d\n    size: 1\n"));
+    assert!(
+        e.starts_with("t.yaml:35:5: capture.drops: unknown field `size`, expected one of"),
+        "{e}"
+    );
+}
+
+#[test]
 fn error_formats() {
     let e = ConfigError::Semantic {
         file: "f.yaml".into(),
