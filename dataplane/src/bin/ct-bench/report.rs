@@ -296,6 +296,27 @@ fn e2e_markdown(r: &Results) -> String {
             st.cell(0)
         );
     }
+    let parked: Vec<u64> = r
+        .configs("splices")
+        .into_iter()
+        .map(|(p, _)| p)
+        .filter(|&p| p > 0)
+        .collect();
+    if !parked.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nThe same while other connections sit in the participating stack (parked at the \
+             `line` login prompt on 2323, one client leg each):\n\n\
+             | connections parked | actually parked | splices/s |\n|---|---|---|"
+        );
+        for p in parked {
+            let c = |m: &str| {
+                r.get("splices", "parked", p, 0, m)
+                    .map_or("–".into(), |st| st.cell(0))
+            };
+            let _ = writeln!(s, "| {p} | {} | {} |", c("parked"), c("per_s"));
+        }
+    }
     s
 }
 
@@ -603,5 +624,22 @@ mod tests {
         );
         assert!(fastpath_markdown(&r).contains("| 1M | 66 B |"));
         assert!(svg(&r).starts_with("<svg"));
+    }
+
+    #[test]
+    fn splices_with_connections_parked() {
+        let lines = [
+            "RESULT impl=e2e kind=spliced conns_per_s=2400 concurrency=32 run=1",
+            "RESULT impl=splices kind=none per_s=2400 spliced=7200 run=1",
+            "RESULT impl=splices kind=parked flows=1000 per_s=2300 spliced=6900 parked=1000 run=1",
+            "RESULT impl=splices kind=parked flows=1000 per_s=2500 spliced=7500 parked=1000 run=2",
+            "RESULT impl=splices kind=parked flows=10000 per_s=2100 spliced=6300 parked=9800 run=1",
+        ];
+        let r = Results::parse(lines.into_iter());
+        let md = e2e_markdown(&r);
+        assert!(md.contains("| 1000 | 1000 | 2400 (2300–2500) |"), "{md}");
+        assert!(md.contains("| 10000 | 9800 | 2100 |"), "{md}");
+        assert!(!md.contains("| 0 |"), "the unparked run is not a row: {md}");
+        assert!(summary(&r).ends_with("splices_per_s=2400"));
     }
 }
