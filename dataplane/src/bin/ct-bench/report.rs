@@ -314,7 +314,10 @@ fn e2e_markdown(r: &Results) -> String {
                 r.get("splices", "parked", p, 0, m)
                     .map_or("–".into(), |st| st.cell(0))
             };
-            let _ = writeln!(s, "| {p} | {} | {} |", c("parked"), c("per_s"));
+            let parked_median = r
+                .median("splices", "parked", p, 0, "parked")
+                .map_or("–".into(), |m| format!("{m:.0}"));
+            let _ = writeln!(s, "| {p} | {parked_median} | {} |", c("per_s"));
         }
     }
     s
