@@ -4,6 +4,8 @@
 #   scripts/bench.sh [--quick] [--no-e2e] [--ports af_packet|af_xdp] [--only SECTIONS]
 #
 # SECTIONS is a comma-separated subset of flowtable,memory,fastpath,profile,e2e (default all).
+# CT_BENCH_PARKED="P1 P2 ..." overrides the numbers of parked connections (default 1000
+# 10000 50000, --quick 1000 50000).
 #
 #   1. flow-table lookups (ns) at 1k / 64k / 1M connections, hit and miss, burst prefetch or not
 #   2. memory per spliced connection, measured (RSS) at 1M and 10M objects
@@ -155,7 +157,12 @@ elif sys.argv[1] == "park":
     import resource
     host, port, n = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, n + 1024), hard))
+    want = n + 1024
+    try:
+        # Root may raise the hard limit (up to fs.nr_open).
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(hard, want)))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, want), hard))
     held = []
 
     async def one():
@@ -369,19 +376,30 @@ HAP
   # Splices per second while P other connections sit in the participating stack (parked at
   # the line login prompt on 2323, one client leg each): does the control core slow down?
   local parked_counts="1000 10000 50000"
-  [ "$quick" = 1 ] && parked_counts="1000 10000"
+  [ "$quick" = 1 ] && parked_counts="1000 50000"
+  parked_counts=${CT_BENCH_PARKED:-$parked_counts}
   ip netns exec ct-outside python3 "$e2e_dir/conns.py" server 2323 >/dev/null 2>&1 9>&- &
   e2e_pids+=($!)
   for p in $parked_counts; do
     for r in $(seq 1 "$runs"); do
       start_box || break
-      local parker parked
-      ip netns exec ct-inside python3 "$e2e_dir/conns.py" park 198.19.0.2 2323 "$p" > "$e2e_dir/park.out" 2>&1 9>&- &
-      parker=$!
-      for _ in $(seq 1 600); do grep -q '^parked' "$e2e_dir/park.out" && break; sleep 0.2; done
-      parked=$(awk '/^parked/ {print $2}' "$e2e_dir/park.out")
+      # Several parkers: a process may hold only so many sockets (ulimit -n, 20000 here).
+      local parkers=() parked left share k=0
+      rm -f "$e2e_dir"/park.*.out
+      left=$p
+      while [ "$left" -gt 0 ]; do
+        share=$(( left < 15000 ? left : 15000 )); left=$(( left - share )); k=$(( k + 1 ))
+        ip netns exec ct-inside python3 "$e2e_dir/conns.py" park 198.19.0.2 2323 "$share" \
+          > "$e2e_dir/park.$k.out" 2>&1 9>&- &
+        parkers+=($!)
+      done
+      for _ in $(seq 1 900); do
+        [ "$(cat "$e2e_dir"/park.*.out 2>/dev/null | grep -c '^parked')" -ge "$k" ] && break
+        sleep 0.2
+      done
+      parked=$(cat "$e2e_dir"/park.*.out | awk '/^parked/ {n += $2} END {print n + 0}')
       conns_run "spliced-$p-parked" 198.19.0.2 9000 "$r" >/dev/null
-      kill "$parker" 2>/dev/null; wait "$parker" 2>/dev/null || true
+      for pk in "${parkers[@]}"; do kill "$pk" 2>/dev/null; wait "$pk" 2>/dev/null || true; done
       stop_box
       spliced=$(box_connections spliced)
       line="RESULT impl=splices kind=parked flows=$p per_s=$(awk -v n="$spliced" -v t="$e2e_secs" 'BEGIN {printf "%.0f", n / t}') spliced=$spliced parked=${parked:-0} run=$r"
