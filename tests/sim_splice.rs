@@ -34,6 +34,7 @@ mod sim;
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::time::Duration;
 
 use common::conn::{Conn, ConnFlags};
 use dataplane::worker::WorkerCounters;
@@ -255,19 +256,24 @@ fn start(kind: Kind, seed: u64, faults: Faults) -> Run {
 
 /// [`start`], with the wiretap set up by `prepare` first.
 fn start_with(kind: Kind, seed: u64, faults: Faults, prepare: impl FnOnce(&mut Wiretap)) -> Run {
-    start_on(kind, seed, faults, |_| {}, prepare)
+    start_on(kind, seed, faults, |_| {}, |_| {}, prepare)
 }
 
-/// [`start_with`], with the simulation adjusted by `adjust` before any socket exists.
+/// [`start_with`], with the box's configuration changed by `configure` (from the testbed's)
+/// and the simulation adjusted by `adjust` before any socket exists.
 fn start_on(
     kind: Kind,
     seed: u64,
     faults: Faults,
+    configure: impl FnOnce(&mut common::config::Config),
     adjust: impl FnOnce(&mut Sim),
     prepare: impl FnOnce(&mut Wiretap),
 ) -> Run {
     let _ = env_logger::builder().is_test(true).try_init();
-    let mut sim = Sim::new(seed, 1, faults);
+    let mut config = sim::testbed_config();
+    config.flow_table.capacity = sim::SIM_FLOW_CAPACITY;
+    configure(&mut config);
+    let mut sim = Sim::with_config(seed, 1, faults, config);
     if faults != Faults::NONE {
         sim.tx_buffer = FAULTS_TX_BUFFER;
         sim.close_after_acked = true;
@@ -1017,6 +1023,7 @@ fn a_client_far_ahead_of_the_server_window_is_tracked_after_the_splice() {
             Kind::None,
             seed,
             Faults::NONE,
+            |_| {},
             |sim| sim.rx_buffer = 16 * KIB,
             |_| {},
         );
@@ -1081,7 +1088,19 @@ fn a_reused_client_port_gets_a_new_connection_at_once() {
 /// returns the simulation run until the drain timed out and both hosts' sockets are closed, with
 /// the time from the server's SYN-ACK (when the drain began) to the box's reset of the client.
 fn server_gone(seed: u64) -> (Sim, Tap, EpId, EpId, u64) {
-    let mut run = start_with(Kind::Line, seed, Faults::NONE, |w| w.cut_server = true);
+    server_gone_after(seed, Duration::from_millis(DRAIN_TIMEOUT_MS))
+}
+
+/// [`server_gone`] with `proxy.drain_timeout` set to `limit`.
+fn server_gone_after(seed: u64, limit: Duration) -> (Sim, Tap, EpId, EpId, u64) {
+    let mut run = start_on(
+        Kind::Line,
+        seed,
+        Faults::NONE,
+        |c| c.proxy.drain_timeout = limit,
+        |_| {},
+        |w| w.cut_server = true,
+    );
     let (client, server) = (run.client, run.server);
     run.sim.run_until("the drain timed out", MAX_STEPS, |s| {
         s.proxy_connections().drain_timeout > 0
@@ -1163,6 +1182,73 @@ fn drain_timeout_fires_at_its_deadline() {
          {DRAIN_TIMEOUT_MS} ms)\n{}",
         sim.report()
     );
+}
+
+/// `proxy.drain_timeout` sets that deadline.
+#[test]
+fn the_drain_timeout_is_configured() {
+    let seed = 43;
+    let (sim, _, _, _, took) = server_gone_after(seed, Duration::from_millis(1500));
+    // Measured from the server's SYN-ACK, as above; the bound is looser than the default's
+    // (here the reset came about 100 ms after the deadline, not yet explained): what this
+    // checks is that the configured 1.5 s, not the default 5 s, is the deadline.
+    assert!(
+        (1501..=1700).contains(&took),
+        "seed {seed}: the drain was given up {took} ms after it began (configured: 1500 ms)\n{}",
+        sim.report()
+    );
+}
+
+/// `proxy.max_connections`: a SYN beyond it is refused (counted, its placeholder gone), and
+/// the client's retransmission gets in once a connection has left.
+#[test]
+fn max_connections_refuses_then_admits() {
+    let seed = 81;
+    // `splice: never`: control holds the first connection for as long as it lasts.
+    let mut run = start_on(
+        Kind::Never,
+        seed,
+        Faults::NONE,
+        |c| c.proxy.max_connections = 1,
+        |_| {},
+        |_| {},
+    );
+    let port = Kind::Never.port();
+    run.sim.run_for(50);
+    run.sim.listen(port);
+    let p2 = run.sim.client_port();
+    let second = run.sim.connect(p2, port);
+    run.sim.run_for(300);
+    let refused = run.sim.the_box.plane.proxy.counters.max_connections_refused;
+    assert!(
+        refused >= 1,
+        "seed {seed}: the second SYN was not refused\n{}",
+        run.sim.report()
+    );
+    assert_eq!(
+        run.sim.state(second),
+        State::SynSent,
+        "seed {seed}: the second connection"
+    );
+    assert_eq!(
+        run.sim.flows(),
+        1,
+        "seed {seed}: the refused SYN's placeholder is gone"
+    );
+    // The first leaves: the second's retransmitted SYN gets in.
+    let h = run.sim.endpoint(run.client).handle;
+    run.sim.host_mut(sim::HostId::Client).socket_mut(h).abort();
+    run.sim.send(second, HELLO);
+    run.sim.run_until(
+        "the second connection's data at the server",
+        MAX_STEPS,
+        |s| {
+            let got =
+                |e: &&sim::Endpoint| e.host == sim::HostId::Server && e.received.starts_with(HELLO);
+            s.endpoints.iter().filter(got).count() >= 2
+        },
+    );
+    eprintln!("seed {seed}: {refused} SYNs refused while one connection was held");
 }
 
 /// A client that sends its request and at once shuts its sending side down (`printf 'GET ..'

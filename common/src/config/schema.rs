@@ -33,6 +33,8 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub auth: RawAuth,
     #[serde(default)]
+    pub proxy: RawProxy,
+    #[serde(default)]
     pub capture: RawCapture,
 }
 
@@ -142,6 +144,13 @@ pub(crate) struct RawUser {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAuth {
     pub cache_timeout: Option<Scalar>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProxy {
+    pub max_connections: Option<u64>,
+    pub drain_timeout: Option<Scalar>,
 }
 
 #[derive(Debug, Default, Deserialize)]

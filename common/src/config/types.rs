@@ -28,6 +28,7 @@ pub struct Config {
     pub policy: Vec<Rule>,
     pub users: Vec<User>,
     pub auth: Auth,
+    pub proxy: Proxy,
     pub capture: Capture,
 }
 
@@ -190,6 +191,30 @@ impl Default for Auth {
     fn default() -> Self {
         Auth {
             cache_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Limits of the participating stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Proxy {
+    /// Connections the participating stack holds at once (authenticating, relaying,
+    /// draining, or fully proxied): each costs two TCP legs with their buffers. A SYN to a
+    /// `proxy` rule beyond this is refused (its placeholder removed, counted); the client's
+    /// retransmission gets in once others have been spliced or closed.
+    pub max_connections: u32,
+    /// How long a drain may wait for both sides to go quiet before both legs are reset.
+    pub drain_timeout: Duration,
+}
+
+/// The most connections `proxy.max_connections` may allow.
+pub const MAX_PROXIED: u64 = 1_000_000;
+
+impl Default for Proxy {
+    fn default() -> Self {
+        Proxy {
+            max_connections: 16_384,
+            drain_timeout: Duration::from_secs(5),
         }
     }
 }

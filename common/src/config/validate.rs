@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::duration;
 use super::schema::{
-    RawAction, RawCapture, RawConfig, RawInterface, RawRule, RawUser, RawWorkers, Scalar,
+    RawAction, RawCapture, RawConfig, RawInterface, RawProxy, RawRule, RawUser, RawWorkers, Scalar,
 };
 use super::types::*;
 use super::values::*;
@@ -94,6 +94,7 @@ pub(crate) fn validate(raw: RawConfig) -> Res<Config> {
         )?,
     };
 
+    let proxy = proxy(&raw.proxy)?;
     let capture = capture(&raw.capture, &workers)?;
 
     Ok(Config {
@@ -105,7 +106,37 @@ pub(crate) fn validate(raw: RawConfig) -> Res<Config> {
         policy,
         users,
         auth,
+        proxy,
         capture,
+    })
+}
+
+fn proxy(raw: &RawProxy) -> Res<Proxy> {
+    let d = Proxy::default();
+    let max_connections = match raw.max_connections {
+        None => d.max_connections,
+        Some(n) if (1..=MAX_PROXIED).contains(&n) => n as u32,
+        Some(n) => {
+            return invalid(
+                "proxy.max_connections",
+                format!("{n} connections: must be from 1 to {MAX_PROXIED}"),
+            )
+        }
+    };
+    let drain_timeout = duration_or(
+        "proxy.drain_timeout",
+        raw.drain_timeout.as_ref(),
+        d.drain_timeout,
+    )?;
+    if !(Duration::from_millis(100)..=Duration::from_secs(600)).contains(&drain_timeout) {
+        return invalid(
+            "proxy.drain_timeout",
+            format!("{drain_timeout:?}: must be from 100ms to 10m"),
+        );
+    }
+    Ok(Proxy {
+        max_connections,
+        drain_timeout,
     })
 }
 

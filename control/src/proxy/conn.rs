@@ -22,7 +22,8 @@ use super::leg::Leg;
 use super::splice::{self, SpliceError};
 use super::strip::strip_payload;
 
-/// How long a drain may take before both legs are reset.
+/// How long a drain may take before both legs are reset, unless `proxy.drain_timeout` says
+/// otherwise.
 pub const DRAIN_TIMEOUT_MS: u64 = 5_000;
 /// Segments with data kept per connection during its drain (see [`ProxyConn::hold`]); later
 /// ones are only stripped, and their senders retransmit them.
@@ -96,6 +97,8 @@ pub struct ProxyConn {
     /// in on: once the object is installed they go through the fast path at once, instead of
     /// waiting for their senders' retransmission timeouts (200 ms at least, on Linux).
     pub held: Vec<(Side, Vec<u8>)>,
+    /// `proxy.drain_timeout` when the connection began.
+    drain_timeout_ms: u64,
 }
 
 impl ProxyConn {
@@ -144,11 +147,18 @@ impl ProxyConn {
             events: Events::default(),
             counted: false,
             held: Vec::new(),
+            drain_timeout_ms: DRAIN_TIMEOUT_MS,
         };
         if open {
             c.connect_server(ts, now);
         }
         c
+    }
+
+    /// How long its drain may take (`proxy.drain_timeout`).
+    pub fn with_drain_timeout(mut self, ms: u64) -> ProxyConn {
+        self.drain_timeout_ms = ms;
+        self
     }
 
     /// It ran as a conventional proxy to its end (`splice: never`, or a fallback).
@@ -261,10 +271,10 @@ impl ProxyConn {
     pub fn poll_at(&mut self, now: Instant) -> Option<Instant> {
         let c = self.client.poll_at(now);
         let s = self.server.as_mut().and_then(|s| s.poll_at(now));
-        // The drain's deadline (the check is `now - since > DRAIN_TIMEOUT_MS`).
+        // The drain's deadline (the check is `now - since > drain_timeout_ms`).
         let d = match self.phase {
             Phase::Draining { since_ms } => Some(Instant::from_millis(
-                (since_ms + DRAIN_TIMEOUT_MS + 1) as i64,
+                (since_ms + self.drain_timeout_ms + 1) as i64,
             )),
             _ => None,
         };
@@ -508,7 +518,7 @@ impl ProxyConn {
                         }
                     }
                 }
-                if env.now_ms.saturating_sub(since_ms) > DRAIN_TIMEOUT_MS {
+                if env.now_ms.saturating_sub(since_ms) > self.drain_timeout_ms {
                     self.client.socket().abort();
                     server.socket().abort();
                     return Outcome::DrainTimeout;

@@ -58,6 +58,8 @@ pub struct ProxyCounters {
     pub malformed: u64,
     pub install_failed: u64,
     pub active: u64,
+    /// SYNs refused because `proxy.max_connections` connections were already held.
+    pub max_connections_refused: u64,
     /// SYNs refused because [`MAX_EMBRYONIC`] handshakes were already pending.
     pub embryonic_refused: u64,
     /// Connections whose client never completed its handshake within [`EMBRYONIC_MS`].
@@ -219,6 +221,11 @@ impl Proxy {
             io.command(worker, Command::Remove(key));
             return false;
         };
+        if self.conns.len() >= self.ctx.config.proxy.max_connections as usize {
+            self.counters.max_connections_refused += 1;
+            io.command(worker, Command::Remove(key));
+            return false;
+        }
         if self.embryonic.len() >= MAX_EMBRYONIC {
             self.counters.embryonic_refused += 1;
             io.command(worker, Command::Remove(key));
@@ -226,7 +233,9 @@ impl Proxy {
         }
         let cached = auth != AuthMethod::None && self.cache.lookup(key.src, auth, now_ms).is_some();
         let now = Instant::from_millis(now_ms as i64);
-        let c = ProxyConn::new(key, worker, port, auth, splice, syn, cached, now);
+        let drain_ms = self.ctx.config.proxy.drain_timeout.as_millis() as u64;
+        let c = ProxyConn::new(key, worker, port, auth, splice, syn, cached, now)
+            .with_drain_timeout(drain_ms);
         self.connections.proxied += 1;
         self.conns.insert(key, c);
         self.embryonic.insert(key, now_ms);

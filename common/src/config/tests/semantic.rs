@@ -434,3 +434,25 @@ fn semantic_line_inside_flow_and_fallback() {
         "t.yaml:5: interfaces.inside.addresses[0]: `198.18.0.300/24` is not a CIDR prefix: `198.18.0.300` is not an IPv4 address"
     );
 }
+
+#[test]
+fn proxy_limits() {
+    let px = |s: &str| base() + s;
+    let c = ok(&base());
+    assert_eq!(c.proxy, crate::config::types::Proxy::default());
+    let c = ok(&px("proxy:\n  max_connections: 100\n  drain_timeout: 2s\n"));
+    assert_eq!(c.proxy.max_connections, 100);
+    assert_eq!(c.proxy.drain_timeout, std::time::Duration::from_secs(2));
+    assert_eq!(
+        err(&px("proxy:\n  max_connections: 0\n")),
+        "t.yaml:33: proxy.max_connections: 0 connections: must be from 1 to 1000000"
+    );
+    assert_eq!(
+        err(&px("proxy:\n  drain_timeout: 10ms\n")),
+        "t.yaml:33: proxy.drain_timeout: 10ms: must be from 100ms to 10m"
+    );
+    assert!(
+        err(&px("proxy:\n  drain_timeout: soon\n")).starts_with("t.yaml:33: proxy.drain_timeout: ")
+    );
+    assert!(err(&px("proxy:\n  max_conns: 5\n")).contains("max_conns"));
+}
