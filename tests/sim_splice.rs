@@ -132,6 +132,8 @@ struct Wiretap {
     hold_client_after_welcome: Option<u64>,
     /// Until when the client is held.
     hold_until: Option<u64>,
+    /// From this time (ms) on, everything from the server is lost.
+    cut_server_from: Option<u64>,
     /// Data segments put on the link to the client: (ms, seq, len), the first 100 000.
     to_client: Vec<(u64, u32, usize)>,
 }
@@ -163,6 +165,9 @@ fn wiretap(sim: &mut Sim) -> Tap {
             w.syn[i] = Some(seg);
         }
         if w.cut_server && hop == Hop::ServerToBox && !syn {
+            return Fate::Drop;
+        }
+        if hop == Hop::ServerToBox && w.cut_server_from.is_some_and(|t| now >= t) {
             return Fate::Drop;
         }
         if let Some(hold) = w.hold_client_after_welcome {
@@ -1197,6 +1202,34 @@ fn the_drain_timeout_is_configured() {
         "seed {seed}: the drain was given up {took} ms after it began (configured: 1500 ms)\n{}",
         sim.report()
     );
+}
+
+/// A fully proxied connection whose server vanishes while the box has data for it: the server
+/// leg gives up after `LEG_TIMEOUT_SECS` without an acknowledgement, the client is reset, and
+/// control lets the connection go (before, the leg retransmitted for good and the connection
+/// was never released).
+#[test]
+fn a_vanished_server_ends_a_full_proxy() {
+    let seed = 91;
+    let mut run = start(Kind::Never, seed, Faults::NONE);
+    run.sim.run_for(50);
+    let cut = run.sim.now;
+    run.tap.borrow_mut().cut_server_from = Some(cut);
+    let bulk = payload(seed, 97, 64 * KIB);
+    run.sim.send(run.client, &bulk);
+    let limit = control::proxy::leg::LEG_TIMEOUT_SECS * 1000;
+    run.sim.run_until("the client reset", MAX_STEPS, |s| {
+        s.proxy_connections().in_proxy == 0 && s.the_box.plane.proxy.active() == 0
+    });
+    let reset_ms = run.tap.borrow().first_rst_ms[Hop::BoxToClient as usize];
+    let after = reset_ms.map(|t| t - cut);
+    assert!(
+        after.is_some_and(|ms| ms >= limit && ms <= limit + 30_000),
+        "seed {seed}: the client was reset {after:?} ms after the server vanished (limit \
+         {limit} ms)\n{}",
+        run.sim.report()
+    );
+    eprintln!("seed {seed}: server gone; the client was reset after {after:?} ms");
 }
 
 /// `proxy.max_connections`: a SYN beyond it is refused (counted, its placeholder gone), and

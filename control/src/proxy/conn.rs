@@ -307,9 +307,9 @@ impl ProxyConn {
         if let Some(s) = &mut self.server {
             self.server_finished |= finished(s);
             let st = s.state();
-            if !self.server_finished
-                && (s.tap.peer_rst || (st == State::Closed && s.tap.peer_syn.is_none()))
-            {
+            // Reset, refused, never answered, or timed out (`LEG_TIMEOUT_SECS`): a server leg
+            // that is closed without having finished in order has failed.
+            if !self.server_finished && (s.tap.peer_rst || st == State::Closed) {
                 log::debug!(
                     "{}: server leg failed ({st}, rst {})",
                     self.key,

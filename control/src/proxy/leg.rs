@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::socket::tcp;
-use smoltcp::time::Instant;
+use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{
     HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint, Ipv4Address,
 };
@@ -29,6 +29,11 @@ use super::tap::LegTap;
 /// Socket buffer per direction: 128 KiB (smoltcp then announces a window shift of 2). Enough
 /// for the short proxied phase; a fully proxied (`never`) connection is slower for it.
 pub const BUFFER: usize = 128 * 1024;
+
+/// A leg whose peer acknowledges nothing for this long while the box has data (or a SYN) for
+/// it is reset (smoltcp's socket timeout; an idle connection is not affected): a peer that
+/// vanished mid-connection would otherwise keep the leg, and the connection, forever.
+pub const LEG_TIMEOUT_SECS: u64 = 60;
 
 /// An IP device whose wire is two queues.
 #[derive(Debug, Default)]
@@ -120,6 +125,7 @@ impl Leg {
         );
         sock.set_nagle_enabled(false);
         sock.set_ack_delay(None);
+        sock.set_timeout(Some(Duration::from_secs(LEG_TIMEOUT_SECS)));
         if timestamps {
             sock.set_tsval_generator(Some(tsval));
         }
