@@ -123,56 +123,111 @@ impl Router {
 }
 
 /// A worker's neighbour cache: next-hop IP → MAC, per port, fixed capacity.
+///
+/// Looked up for every forwarded packet, so it is a hash table (linear probing, at most half
+/// full, backward-shift deletion), not a list: a port on a /24 of clients has up to 254
+/// neighbours. All memory is allocated at start; when full, the oldest entry makes room (the
+/// control plane holds the authoritative table and re-sends an entry on the next miss).
 #[derive(Debug, Clone)]
 pub struct Neighbours {
-    entries: Vec<(Side, Ipv4Addr, MacAddr)>,
+    slots: Box<[Option<(Side, Ipv4Addr, MacAddr)>]>,
+    /// `64 - log2(slots)`: the index is the top bits of a multiplicative hash.
+    shift: u32,
+    /// Keys in the order they were added, for eviction (never grows beyond `cap`).
+    order: std::collections::VecDeque<(Side, Ipv4Addr)>,
     cap: usize,
 }
 
 impl Neighbours {
     pub fn new(cap: usize) -> Neighbours {
+        let cap = cap.max(1);
+        let n = (cap * 2).next_power_of_two();
         Neighbours {
-            entries: Vec::with_capacity(cap),
+            slots: vec![None; n].into_boxed_slice(),
+            shift: 64 - n.trailing_zeros(),
+            order: std::collections::VecDeque::with_capacity(cap),
             cap,
         }
     }
 
     #[inline]
-    pub fn get(&self, side: Side, ip: Ipv4Addr) -> Option<MacAddr> {
-        self.entries
-            .iter()
-            .find(|(s, a, _)| *s == side && *a == ip)
-            .map(|(_, _, m)| *m)
+    fn home(&self, side: Side, ip: Ipv4Addr) -> usize {
+        let k = u64::from(ip.0) | (u64::from(side == Side::Outside) << 32);
+        (k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> self.shift) as usize
     }
 
-    /// Sets or (with `None`) removes an entry. When full, the oldest entry makes room: the
-    /// control plane holds the authoritative table and re-sends on the next miss.
+    #[inline]
+    fn find(&self, side: Side, ip: Ipv4Addr) -> Option<usize> {
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(side, ip);
+        // At most half full: a free slot always ends the probe.
+        loop {
+            match self.slots[i] {
+                None => return None,
+                Some((s, a, _)) if s == side && a == ip => return Some(i),
+                Some(_) => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    #[inline]
+    pub fn get(&self, side: Side, ip: Ipv4Addr) -> Option<MacAddr> {
+        self.find(side, ip)
+            .and_then(|i| self.slots[i])
+            .map(|(_, _, m)| m)
+    }
+
+    /// Sets or (with `None`) removes an entry.
     pub fn set(&mut self, side: Side, ip: Ipv4Addr, mac: Option<MacAddr>) {
-        let pos = self
-            .entries
-            .iter()
-            .position(|(s, a, _)| *s == side && *a == ip);
-        match (pos, mac) {
-            (Some(i), Some(m)) => self.entries[i].2 = m,
+        match (self.find(side, ip), mac) {
+            (Some(i), Some(m)) => self.slots[i] = Some((side, ip, m)),
             (Some(i), None) => {
-                self.entries.remove(i);
+                self.remove_at(i);
+                self.order.retain(|&k| k != (side, ip));
             }
             (None, Some(m)) => {
-                if self.entries.len() == self.cap {
-                    self.entries.remove(0);
+                if self.order.len() == self.cap {
+                    if let Some((s, a)) = self.order.pop_front() {
+                        if let Some(i) = self.find(s, a) {
+                            self.remove_at(i);
+                        }
+                    }
                 }
-                self.entries.push((side, ip, m));
+                let mask = self.slots.len() - 1;
+                let mut i = self.home(side, ip);
+                while self.slots[i].is_some() {
+                    i = (i + 1) & mask;
+                }
+                self.slots[i] = Some((side, ip, m));
+                self.order.push_back((side, ip));
             }
             (None, None) => {}
         }
     }
 
+    /// Empties slot `i` and moves later members of its probe run back, so no lookup ever
+    /// stops short at the hole.
+    fn remove_at(&mut self, mut hole: usize) {
+        let mask = self.slots.len() - 1;
+        self.slots[hole] = None;
+        let mut j = (hole + 1) & mask;
+        while let Some((s, a, _)) = self.slots[j] {
+            let home = self.home(s, a);
+            // Move j back into the hole unless its home lies cyclically in (hole, j].
+            if (j.wrapping_sub(home) & mask) >= (j.wrapping_sub(hole) & mask) {
+                self.slots[hole] = self.slots[j].take();
+                hole = j;
+            }
+            j = (j + 1) & mask;
+        }
+    }
+
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.order.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.order.is_empty()
     }
 }
 
@@ -269,5 +324,50 @@ mod tests {
         assert_eq!(n.get(Side::Inside, a), None, "oldest evicted");
         n.set(Side::Inside, b, None);
         assert_eq!(n.get(Side::Inside, b), None);
+    }
+
+    #[test]
+    fn neighbours_match_a_list_under_churn() {
+        // A model: the old list implementation (oldest evicted first).
+        let cap = 8;
+        let mut n = Neighbours::new(cap);
+        let mut model: Vec<(Side, Ipv4Addr, MacAddr)> = Vec::new();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for step in 0..20_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let side = if x & 1 == 0 {
+                Side::Inside
+            } else {
+                Side::Outside
+            };
+            let ip = Ipv4Addr::new(198, 18, 0, (x >> 8) as u8 % 24);
+            let mac = (x >> 16) % 4 != 0;
+            let m = MacAddr([2, 0, 0, 0, (step >> 8) as u8, step as u8]);
+            n.set(side, ip, mac.then_some(m));
+            let pos = model.iter().position(|&(s, a, _)| s == side && a == ip);
+            match (pos, mac) {
+                (Some(i), true) => model[i].2 = m,
+                (Some(i), false) => {
+                    model.remove(i);
+                }
+                (None, true) => {
+                    if model.len() == cap {
+                        model.remove(0);
+                    }
+                    model.push((side, ip, m));
+                }
+                (None, false) => {}
+            }
+            assert_eq!(n.len(), model.len(), "step {step}");
+            for last in 0..24u8 {
+                for side in [Side::Inside, Side::Outside] {
+                    let a = Ipv4Addr::new(198, 18, 0, last);
+                    let want = model.iter().find(|e| e.0 == side && e.1 == a).map(|e| e.2);
+                    assert_eq!(n.get(side, a), want, "step {step}: {side:?} {a}");
+                }
+            }
+        }
     }
 }
