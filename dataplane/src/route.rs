@@ -343,7 +343,7 @@ mod tests {
                 Side::Outside
             };
             let ip = Ipv4Addr::new(198, 18, 0, (x >> 8) as u8 % 24);
-            let mac = (x >> 16) % 4 != 0;
+            let mac = !(x >> 16).is_multiple_of(4);
             let m = MacAddr([2, 0, 0, 0, (step >> 8) as u8, step as u8]);
             n.set(side, ip, mac.then_some(m));
             let pos = model.iter().position(|&(s, a, _)| s == side && a == ip);
