@@ -15,7 +15,8 @@
 //! 4. `splice: never` on 9001 (the full proxy): a 20 MiB upload arrives byte-exact, and the
 //!    connection is closed on both hosts before the box stops;
 //! 5. the counters written on SIGTERM: three splices, one full-proxy connection, failed
-//!    authentications, no drain timeout, no `out_of_window` or `ack_beyond_data` drop.
+//!    authentications, the passwords verified (on the verifier thread) and none refused for a
+//!    full queue, no drain timeout, no `out_of_window` or `ack_beyond_data` drop.
 //!
 //! The order matters within the one run: the box caches a successful login per client
 //! address and method for `auth.cache_timeout` (so each method's failures come before its
@@ -395,6 +396,18 @@ fn proxy_af_packet() {
         conn("drain_timeout"),
         0,
         "connections.drain_timeout on a clean wire\n{pretty}"
+    );
+    // On the verifier thread: three wrong passwords and the login on 2323, a wrong and a
+    // right password on 8080.
+    assert!(
+        conn("auth_verified") >= 6,
+        "connections.auth_verified {} < 6\n{pretty}",
+        conn("auth_verified")
+    );
+    assert_eq!(
+        (conn("auth_pending"), conn("auth_queue_full")),
+        (0, 0),
+        "connections.auth_pending, auth_queue_full after one login at a time\n{pretty}"
     );
     let installed = worker_sum(&stats, "flows_installed");
     assert!(

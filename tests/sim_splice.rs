@@ -27,6 +27,11 @@
 //! close the connection without the server ever seeing a SYN, counted in `auth_failed`; and a
 //! server that vanishes during the drain makes it time out, both legs reset.
 //!
+//! With the password verifier threads in use (`control::verifier`, as under `cutthrough run`)
+//! and a check held until the test releases it: a login being verified stalls no other
+//! connection, an attempt beyond the pool's capacity is refused at once, and a verdict for a
+//! connection that reset is discarded.
+//!
 //! Every assertion message starts with the seed. `RUST_LOG=control=debug` (or `trace`, for
 //! every segment of every leg) shows the participating stack at work.
 
@@ -34,9 +39,11 @@ mod sim;
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use common::conn::{Conn, ConnFlags};
+use control::verifier::{CheckFn, Verifier};
 use dataplane::worker::WorkerCounters;
 use sim::{assert_stream, payload, stream_id, Dir, EpId, Fate, Faults, Hop, Outcome, SegInfo, Sim};
 use smoltcp::socket::tcp::State;
@@ -1393,4 +1400,163 @@ fn full_proxy_delivers_the_last_bytes_when_the_client_leg_closes_first() {
             .map(|e| format!("  {e}\n"))
             .collect::<String>()
     );
+}
+
+/// A real credential check that first waits for a token from the returned sender (at most a
+/// minute, so a failing test cannot hang on it).
+fn held_check() -> (CheckFn, mpsc::Sender<()>) {
+    let (release, gate) = mpsc::channel::<()>();
+    let gate = Mutex::new(gate);
+    let check: CheckFn = Arc::new(move |users, name, password| {
+        let _ = gate.lock().unwrap().recv_timeout(Duration::from_secs(60));
+        control::auth::check_credentials(users, name, password)
+    });
+    (check, release)
+}
+
+/// A `line` client up to its password prompt; then it sends `password`.
+fn line_login(sim: &mut Sim, password: &[u8]) -> (EpId, u16) {
+    let cport = sim.client_port();
+    let client = sim.connect(cport, 2323);
+    expect_from_box(sim, client, b"Username: ", "the user name prompt");
+    sim.send(client, b"alice\r\n");
+    expect_from_box(sim, client, b"Username: Password: ", "the password prompt");
+    sim.send(client, password);
+    (client, cport)
+}
+
+/// The box lets the pool's threads finish what they hold (in real time), so the next tick
+/// collects every verdict whatever the scheduling.
+fn verdicts_ready(sim: &Sim) {
+    assert!(
+        sim.the_box
+            .plane
+            .proxy
+            .wait_verdicts(Duration::from_secs(60)),
+        "seed {}: the verifier threads did not answer",
+        sim.seed
+    );
+}
+
+/// A `line` login is held in the verifier: meanwhile a second login finds the pool full (one
+/// pending at most) and is refused unchecked, and a whole `auth: none` connection handshakes,
+/// is spliced and carries its data both ways through the fast path. Released, the held login
+/// completes as usual.
+#[test]
+fn a_login_being_verified_does_not_stall_other_connections() {
+    let seed = 47;
+    let _ = env_logger::builder().is_test(true).try_init();
+    let mut sim = Sim::new(seed, 1, Faults::NONE);
+    let (check, release) = held_check();
+    let pool = Verifier::pool(1, 1, check).expect("verifier thread");
+    sim.the_box.plane.proxy.set_verifier(pool);
+    let server = sim.listen(2323);
+    let (client, cport) = line_login(&mut sim, &[PASSWORD_LINE, LEFTOVER].concat());
+    sim.run_until("the attempt is with the verifier", MAX_STEPS, |s| {
+        s.proxy_connections().auth_pending == 1
+    });
+
+    let _second_server = sim.listen(2323);
+    let (second, _) = line_login(&mut sim, PASSWORD_LINE);
+    expect_from_box(
+        &mut sim,
+        second,
+        b"Username: Password: Login not checked, the box is busy.\r\nUsername: ",
+        "the busy answer",
+    );
+    assert_eq!(sim.proxy_connections().auth_queue_full, 1, "seed {seed}");
+
+    let t = sim.transfer(9000, 256 * KIB, 256 * KIB);
+    sim.run_until("the 9000 transfer", MAX_STEPS, |s| s.transfer_done(&t));
+    sim.check_transfer(&t);
+    let key = sim::flow_key(cport, 2323);
+    let c = sim.proxy_connections();
+    assert_eq!(
+        (c.spliced, c.auth_pending, c.auth_verified),
+        (1, 1, 0),
+        "seed {seed}: (spliced, auth_pending, auth_verified) during the held login\n{}",
+        sim.report()
+    );
+    assert_eq!(sim.received(client), b"Username: Password: ", "seed {seed}");
+    assert_eq!(
+        sim.the_box.plane.proxy.phase_of(&key),
+        Some("auth"),
+        "seed {seed}"
+    );
+    assert_eq!(
+        sim.state(server),
+        State::Listen,
+        "seed {seed}: server contacted"
+    );
+
+    release.send(()).unwrap();
+    verdicts_ready(&sim);
+    expect_from_box(&mut sim, client, LINE_OUTPUT, "the welcome");
+    sim.run_until("the leftover at the server", MAX_STEPS, |s| {
+        s.received(server).len() >= LEFTOVER.len()
+    });
+    assert_stream(seed, "client -> server", LEFTOVER, sim.received(server));
+    sim.run_until("the login spliced", MAX_STEPS, |s| {
+        s.proxy_connections().spliced == 2
+    });
+    let c = sim.proxy_connections();
+    assert_eq!(
+        (
+            c.auth_verified,
+            c.auth_pending,
+            c.auth_failed,
+            c.auth_discarded
+        ),
+        (1, 0, 0, 0),
+        "seed {seed}: (verified, pending, failed, discarded)\n{}",
+        sim.report()
+    );
+}
+
+/// A client that resets while its wrong password is verified: the connection goes at once,
+/// its verdict is discarded when it comes, and nothing is sent for it.
+#[test]
+fn a_verdict_for_a_connection_that_reset_is_discarded() {
+    let seed = 48;
+    let _ = env_logger::builder().is_test(true).try_init();
+    let mut sim = Sim::new(seed, 1, Faults::NONE);
+    let (check, release) = held_check();
+    let pool = Verifier::pool(1, 4, check).expect("verifier thread");
+    sim.the_box.plane.proxy.set_verifier(pool);
+    let tap = wiretap(&mut sim);
+    let server = sim.listen(2323);
+    let (client, cport) = line_login(&mut sim, b"wonderlant\r\n");
+    sim.run_until("the attempt is with the verifier", MAX_STEPS, |s| {
+        s.proxy_connections().auth_pending == 1
+    });
+    let e = sim.endpoint(client);
+    let (host, handle) = (e.host, e.handle);
+    sim.host_mut(host).socket_mut(handle).abort();
+    let key = sim::flow_key(cport, 2323);
+    sim.run_until("the box forgot the connection", MAX_STEPS, |s| {
+        s.the_box.plane.proxy.phase_of(&key).is_none()
+    });
+    let to_client = tap.borrow().tcp[Hop::BoxToClient as usize];
+    release.send(()).unwrap();
+    verdicts_ready(&sim);
+    sim.run_for(100);
+    let c = sim.proxy_connections();
+    assert_eq!(
+        (
+            c.auth_verified,
+            c.auth_pending,
+            c.auth_discarded,
+            c.auth_failed
+        ),
+        (1, 0, 1, 0),
+        "seed {seed}: (verified, pending, discarded, auth_failed)\n{}",
+        sim.report()
+    );
+    assert_eq!(
+        tap.borrow().tcp[Hop::BoxToClient as usize],
+        to_client,
+        "seed {seed}: the box answered a connection that was gone\n{}",
+        sim.report()
+    );
+    assert_server_untouched(&sim, &tap, server);
 }

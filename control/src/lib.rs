@@ -12,3 +12,4 @@ pub mod proxy;
 pub mod report;
 pub mod run;
 pub mod stats;
+pub mod verifier;

@@ -1,7 +1,9 @@
 //! `cutthrough run`: brings the box up on DPDK ports and runs it until SIGINT/SIGTERM.
 //!
 //! Threads (DESIGN.md §3): the EAL main lcore runs the control plane (this function's loop);
-//! each worker lcore runs one [`Worker`] over RX/TX queue *i* of both ports. The control plane
+//! each worker lcore runs one [`Worker`] over RX/TX queue *i* of both ports. Login attempts
+//! are verified on [`verifier::DEFAULT_THREADS`] plain threads started here, after EAL
+//! init, so they inherit the main lcore's CPU set (see [`crate::verifier`]). The control plane
 //! sends through worker 0's queues (over its ring), so every device works with one queue pair
 //! per worker. Shutdown: the first signal sets a flag the
 //! loops check once per burst; workers publish their last counters and stop, the ports are
@@ -28,6 +30,7 @@ use crate::eal_args;
 use crate::ops::{FlowQuery, Hub, IoCounters, Ops, OpsConfig, FLOW_TIMEOUT};
 use crate::plane::{ControlPlane, RingIo};
 use crate::stats::{PortCounters, Stats};
+use crate::verifier::{self, Verifier};
 
 /// Why the box could not run.
 #[derive(Debug, thiserror::Error)]
@@ -245,6 +248,19 @@ pub fn run(config: Config, opts: RunOptions) -> Result<Stats, RunError> {
     };
 
     let mut plane: ControlPlane<Mbuf> = ControlPlane::new(Arc::clone(&ctx));
+    match Verifier::pool(
+        verifier::DEFAULT_THREADS,
+        verifier::DEFAULT_CAPACITY,
+        verifier::argon2_check(),
+    ) {
+        Ok(v) => {
+            log::info!("{} password verifier thread(s)", v.threads());
+            plane.proxy.set_verifier(v);
+        }
+        Err(e) => log::warn!(
+            "cannot start the password verifier threads ({e}): verifying on the control lcore"
+        ),
+    }
     let mut io = RingIo::new(&rings, |frame: &[u8]| Mbuf::from_slice(&pool, frame).ok());
     // Resolve the static routes' gateways ahead of traffic.
     for r in &config.routes {
@@ -266,6 +282,7 @@ pub fn run(config: Config, opts: RunOptions) -> Result<Stats, RunError> {
     }
     log::info!("stopping");
     stop.store(true, Ordering::Relaxed);
+    plane.proxy.shutdown_verifier();
     eal.wait_all()?;
     let counters = IoCounters {
         tx_failed: io.tx_failed,

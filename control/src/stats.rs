@@ -61,6 +61,14 @@ pub struct Connections {
     pub fallback: u64,
     pub drain_timeout: u64,
     pub auth_failed: u64,
+    /// Login attempts verified (argon2), on the verifier threads or inline.
+    pub auth_verified: u64,
+    /// Attempts with the verifier threads now (a gauge).
+    pub auth_pending: u64,
+    /// Attempts refused unverified because the verifiers had too many pending.
+    pub auth_queue_full: u64,
+    /// Verdicts that came back after their connection had gone.
+    pub auth_discarded: u64,
     /// Now in the participating stack (a gauge; the others count events).
     pub in_proxy: u64,
     /// Of those, draining on their way to the splice (a gauge).
@@ -310,6 +318,10 @@ impl Stats {
         s += &format!(
             "connections: proxied {} spliced {} full proxy {} fallback {} drain timeout {} auth failed {}\n",
             c.proxied, c.spliced, c.full_proxy, c.fallback, c.drain_timeout, c.auth_failed
+        );
+        s += &format!(
+            "auth: verified {} pending {} queue full {} discarded {}\n",
+            c.auth_verified, c.auth_pending, c.auth_queue_full, c.auth_discarded
         );
         let drops: Vec<String> = self
             .drops

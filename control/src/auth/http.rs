@@ -14,6 +14,8 @@
 //! - the client address is rate-limited: [`HttpStep::Reject`] with `429 Too Many Requests` and
 //!   `Retry-After` (a `401` would make the browser ask again for a password that would not even
 //!   be checked), without verifying anything;
+//! - the credentials could not be verified (the verifiers were saturated): [`HttpStep::Reject`]
+//!   with `503 Service Unavailable` and `Retry-After: 1`, for the same reason;
 //! - not an HTTP/1.x request head: [`HttpStep::Bad`] with `400`, or `431` when the head
 //!   exceeds [`MAX_HEAD`].
 //!
@@ -24,7 +26,7 @@
 use common::config::User;
 use common::wire::Ipv4Addr;
 
-use super::{base64, check_credentials, wipe, RateLimiter};
+use super::{base64, check_credentials, wipe, Credentials, RateLimiter, Verdict};
 
 /// Longest request head accepted (request line, headers, the empty line), in bytes.
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -44,6 +46,8 @@ pub enum HttpStep {
     Accept { user: String, request: Vec<u8> },
     /// Not a usable HTTP/1.x request (`400`, `431`): send `response` and close.
     Bad { response: Vec<u8> },
+    /// From [`HttpBasic::feed_deferred`] only: verify these, then call [`HttpBasic::resume`].
+    Verify(Credentials),
 }
 
 /// The `http-basic` authenticator of one connection.
@@ -53,6 +57,16 @@ pub struct HttpBasic {
     /// Where the search for the end of the head resumes.
     scanned: usize,
     done: bool,
+    /// Handed out credentials, waiting for their verdict.
+    verifying: Option<Waiting>,
+}
+
+/// What the answer to a pending attempt needs from its head.
+#[derive(Debug)]
+struct Waiting {
+    /// The credential header line, removed on success.
+    line: std::ops::Range<usize>,
+    is_head: bool,
 }
 
 impl HttpBasic {
@@ -91,26 +105,84 @@ impl HttpBasic {
         now_ms: u64,
         client: Ipv4Addr,
     ) -> HttpStep {
-        if self.done {
-            return HttpStep::NeedMore;
+        match self.feed_deferred(input, limiter, now_ms, client) {
+            HttpStep::Verify(c) => {
+                let verdict = Verdict::from(check(&c.name, &c.password));
+                drop(c);
+                self.resume(verdict, limiter, now_ms, client)
+            }
+            step => step,
         }
-        self.buf.extend_from_slice(input);
-        let step = self.step(check, limiter, now_ms, client);
-        if step != HttpStep::NeedMore {
-            self.done = true;
-            wipe(&mut self.buf);
-            self.buf = Vec::new();
-        }
-        step
     }
 
-    fn step(
+    /// [`feed`](Self::feed) without the check: a complete head with credentials returns
+    /// [`HttpStep::Verify`], and the authenticator waits for [`resume`](Self::resume). Input
+    /// fed while it waits is appended to what goes to the server on success (the caller
+    /// bounds it; the proxy stops reading the client meanwhile) and the call returns
+    /// `NeedMore`.
+    pub fn feed_deferred(
         &mut self,
-        check: impl FnOnce(&[u8], &[u8]) -> Option<String>,
+        input: &[u8],
         limiter: &mut RateLimiter,
         now_ms: u64,
         client: Ipv4Addr,
     ) -> HttpStep {
+        if self.done {
+            return HttpStep::NeedMore;
+        }
+        self.buf.extend_from_slice(input);
+        if self.verifying.is_some() {
+            return HttpStep::NeedMore;
+        }
+        let step = self.step(limiter, now_ms, client);
+        if !matches!(step, HttpStep::NeedMore | HttpStep::Verify(_)) {
+            self.finish();
+        }
+        step
+    }
+
+    /// The verdict on the credentials [`feed_deferred`](Self::feed_deferred) handed out: the
+    /// answer [`feed`](Self::feed) would have given. `NeedMore` (nothing) unless an attempt is
+    /// pending.
+    pub fn resume(
+        &mut self,
+        verdict: Verdict,
+        limiter: &mut RateLimiter,
+        now_ms: u64,
+        client: Ipv4Addr,
+    ) -> HttpStep {
+        let Some(w) = self.verifying.take() else {
+            return HttpStep::NeedMore;
+        };
+        let step = match verdict {
+            Verdict::Accepted(user) => {
+                let mut request = Vec::with_capacity(self.buf.len() - w.line.len());
+                request.extend_from_slice(&self.buf[..w.line.start]);
+                request.extend_from_slice(&self.buf[w.line.end..]);
+                HttpStep::Accept { user, request }
+            }
+            Verdict::Refused => {
+                limiter.record_failure(client, now_ms);
+                HttpStep::Reject {
+                    response: unauthorized(w.is_head),
+                }
+            }
+            Verdict::Unavailable => HttpStep::Reject {
+                response: unavailable(w.is_head),
+            },
+        };
+        self.finish();
+        step
+    }
+
+    /// The exchange is over: later input is discarded.
+    fn finish(&mut self) {
+        self.done = true;
+        wipe(&mut self.buf);
+        self.buf = Vec::new();
+    }
+
+    fn step(&mut self, limiter: &mut RateLimiter, now_ms: u64, client: Ipv4Addr) -> HttpStep {
         // Empty lines before the request line are tolerated (RFC 9112 §2.2).
         let start = self
             .buf
@@ -167,22 +239,14 @@ impl HttpBasic {
                 response: too_many_requests(wait_ms, head.is_head),
             };
         }
-        let result = check(&decoded[..colon], &decoded[colon + 1..]);
+        let credentials =
+            Credentials::new(decoded[..colon].to_vec(), decoded[colon + 1..].to_vec());
         wipe(&mut decoded);
-        match result {
-            Some(user) => {
-                let mut request = Vec::with_capacity(self.buf.len() - cred.line.len());
-                request.extend_from_slice(&self.buf[..cred.line.start]);
-                request.extend_from_slice(&self.buf[cred.line.end..]);
-                HttpStep::Accept { user, request }
-            }
-            None => {
-                limiter.record_failure(client, now_ms);
-                HttpStep::Reject {
-                    response: unauthorized(head.is_head),
-                }
-            }
-        }
+        self.verifying = Some(Waiting {
+            line: cred.line,
+            is_head: head.is_head,
+        });
+        HttpStep::Verify(credentials)
     }
 
     /// The end of the head (one past the LF of the empty line), searching from where the last
@@ -369,6 +433,15 @@ fn too_many_requests(wait_ms: u64, is_head: bool) -> Vec<u8> {
         "429 Too Many Requests",
         &format!("Retry-After: {}\r\n", wait_ms.div_ceil(1000)),
         "Too many attempts, try later.\n",
+        is_head,
+    )
+}
+
+fn unavailable(is_head: bool) -> Vec<u8> {
+    response(
+        "503 Service Unavailable",
+        "Retry-After: 1\r\n",
+        "Authentication busy, try again.\n",
         is_head,
     )
 }
@@ -654,6 +727,76 @@ mod tests {
         };
         assert!(response.ends_with(b"Content-Length: 30\r\nConnection: close\r\n\r\n"));
         assert_eq!(c.calls.get(), 0);
+    }
+
+    #[test]
+    fn deferred_request_waits_and_takes_the_bytes_that_follow() {
+        let mut h = HttpBasic::new();
+        let mut l = RateLimiter::new(1, 60_000, 16);
+        let req = format!(
+            "GET / HTTP/1.1\r\nAuthorization: Basic {}\r\nHost: h\r\n\r\nBO",
+            alice_b64()
+        );
+        let HttpStep::Verify(c) = h.feed_deferred(req.as_bytes(), &mut l, 1000, CLIENT) else {
+            panic!("no attempt handed out")
+        };
+        assert_eq!(
+            (&c.name[..], &c.password[..]),
+            (&b"alice"[..], ALICE_PASSWORD)
+        );
+        assert_eq!(
+            h.feed_deferred(b"DY", &mut l, 1000, CLIENT),
+            HttpStep::NeedMore
+        );
+        assert_eq!(
+            h.resume(Verdict::Accepted("alice".into()), &mut l, 1000, CLIENT),
+            accepted(b"GET / HTTP/1.1\r\nHost: h\r\n\r\nBODY")
+        );
+        assert!(h.buf.is_empty());
+        // Over: later input and verdicts are ignored.
+        assert_eq!(
+            h.feed_deferred(b"x", &mut l, 1000, CLIENT),
+            HttpStep::NeedMore
+        );
+        assert_eq!(
+            h.resume(Verdict::Refused, &mut l, 1000, CLIENT),
+            HttpStep::NeedMore
+        );
+        assert!(!l.is_limited(CLIENT, 1000));
+    }
+
+    #[test]
+    fn deferred_refusal_is_401_and_counted_unchecked_is_503_and_not() {
+        let req = format!(
+            "HEAD / HTTP/1.1\r\nAuthorization: Basic {}\r\n\r\n",
+            alice_b64()
+        );
+        let mut l = RateLimiter::new(1, 60_000, 16);
+        let mut h = HttpBasic::new();
+        assert!(matches!(
+            h.feed_deferred(req.as_bytes(), &mut l, 1000, CLIENT),
+            HttpStep::Verify(_)
+        ));
+        let HttpStep::Reject { response } = h.resume(Verdict::Unavailable, &mut l, 1000, CLIENT)
+        else {
+            panic!("not rejected")
+        };
+        assert_eq!(
+            response,
+            b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: text/plain\r\n\
+              Content-Length: 32\r\nConnection: close\r\n\r\n"
+        );
+        assert!(!l.is_limited(CLIENT, 1000));
+        let mut h = HttpBasic::new();
+        assert!(matches!(
+            h.feed_deferred(req.as_bytes(), &mut l, 1000, CLIENT),
+            HttpStep::Verify(_)
+        ));
+        let HttpStep::Reject { response } = h.resume(Verdict::Refused, &mut l, 1000, CLIENT) else {
+            panic!("not rejected")
+        };
+        assert!(response.starts_with(b"HTTP/1.1 401 Unauthorized\r\n"));
+        assert!(l.is_limited(CLIENT, 1000));
     }
 
     #[test]

@@ -15,7 +15,7 @@
 
 use common::wire::Ipv4Addr;
 
-use super::{check_credentials, wipe, RateLimiter};
+use super::{check_credentials, wipe, Credentials, RateLimiter, Verdict};
 use common::config::User;
 
 /// Longest user name or password line accepted, in bytes, terminator excluded.
@@ -30,6 +30,9 @@ pub const LOGIN_INCORRECT: &[u8] = b"Login incorrect.\r\n";
 pub const TOO_MANY_FAILURES: &[u8] = b"Too many failures.\r\n";
 /// The answer to an attempt from a client address the [`RateLimiter`] has limited.
 pub const RATE_LIMITED: &[u8] = b"Too many attempts, try later.\r\n";
+/// The answer to an attempt that could not be verified (the verifiers were saturated): it
+/// counts toward the connection's failures, not toward the client address's.
+pub const NOT_CHECKED: &[u8] = b"Login not checked, the box is busy.\r\n";
 
 const IAC: u8 = 255;
 const SB: u8 = 250;
@@ -56,12 +59,27 @@ pub struct LineStep {
     /// On success: the bytes the client sent after the password line, raw (application data
     /// for the server).
     pub leftover: Vec<u8>,
+    /// From [`LineAuth::feed_deferred`] only: the attempt to verify; the step's `output` is
+    /// everything before it, and what follows comes from [`LineAuth::resume`].
+    pub verify: Option<Credentials>,
+}
+
+impl LineStep {
+    /// `next` happened after this step.
+    pub fn append(&mut self, next: LineStep) {
+        self.output.extend_from_slice(&next.output);
+        self.outcome = self.outcome.take().or(next.outcome);
+        self.leftover.extend_from_slice(&next.leftover);
+        self.verify = next.verify;
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     User,
     Password,
+    /// An attempt was handed out by `feed_deferred`: waiting for `resume`.
+    Verifying,
     Succeeded,
     Closed,
 }
@@ -96,6 +114,8 @@ pub struct LineAuth {
     telnet: Telnet,
     failures: u32,
     started: bool,
+    /// While verifying: the input after the password line, not yet read.
+    pending: Vec<u8>,
 }
 
 impl LineAuth {
@@ -110,6 +130,7 @@ impl LineAuth {
             telnet: Telnet::Data,
             failures: 0,
             started: false,
+            pending: Vec::new(),
         }
     }
 
@@ -160,18 +181,70 @@ impl LineAuth {
         limiter: &mut RateLimiter,
         now_ms: u64,
     ) -> LineStep {
+        let mut step = self.feed_deferred(input, limiter, now_ms);
+        while let Some(c) = step.verify.take() {
+            let verdict = Verdict::from(check(&c.name, &c.password));
+            drop(c);
+            step.append(self.resume(verdict, limiter, now_ms));
+        }
+        step
+    }
+
+    /// [`feed`](Self::feed) without the check: a complete password line ends the call with
+    /// the attempt in [`LineStep::verify`], and the authenticator waits for
+    /// [`resume`](Self::resume). Input fed while it waits is kept, unread, for after the
+    /// verdict: the caller bounds it (the proxy stops reading the client meanwhile).
+    pub fn feed_deferred(
+        &mut self,
+        input: &[u8],
+        limiter: &mut RateLimiter,
+        now_ms: u64,
+    ) -> LineStep {
         let mut step = LineStep::default();
         match self.phase {
-            Phase::Succeeded => {
-                step.leftover = self.rest(input).to_vec();
-                return step;
-            }
-            Phase::Closed => {
-                step.outcome = Some(LineOutcome::Close);
-                return step;
-            }
-            Phase::User | Phase::Password => {}
+            Phase::Succeeded => step.leftover = self.rest(input).to_vec(),
+            Phase::Closed => step.outcome = Some(LineOutcome::Close),
+            Phase::Verifying => self.pending.extend_from_slice(input),
+            Phase::User | Phase::Password => self.scan(input, &mut step, limiter, now_ms),
         }
+        step
+    }
+
+    /// The verdict on the attempt [`feed_deferred`](Self::feed_deferred) handed out: answers
+    /// it as [`feed`](Self::feed) would have, then goes on with the input that followed the
+    /// password line (which may hold the next attempt). Ignored unless an attempt is pending.
+    pub fn resume(&mut self, verdict: Verdict, limiter: &mut RateLimiter, now_ms: u64) -> LineStep {
+        let mut step = LineStep::default();
+        if self.phase != Phase::Verifying {
+            return step;
+        }
+        match verdict {
+            Verdict::Accepted(user) => {
+                step.output.extend_from_slice(b"Authenticated as ");
+                step.output.extend_from_slice(user.as_bytes());
+                step.output.extend_from_slice(b".\r\n");
+                step.outcome = Some(LineOutcome::Success { user });
+                self.phase = Phase::Succeeded;
+            }
+            Verdict::Refused => {
+                limiter.record_failure(self.client, now_ms);
+                self.fail(&mut step, LOGIN_INCORRECT);
+            }
+            Verdict::Unavailable => self.fail(&mut step, NOT_CHECKED),
+        }
+        let mut pending = std::mem::take(&mut self.pending);
+        match self.phase {
+            Phase::Succeeded => step.leftover = self.rest(&pending).to_vec(),
+            Phase::User | Phase::Password => self.scan(&pending, &mut step, limiter, now_ms),
+            Phase::Closed | Phase::Verifying => {}
+        }
+        wipe(&mut pending);
+        step
+    }
+
+    /// Runs the line editor over `input` until it is used up or an attempt is handed out
+    /// (the rest is kept in `pending`) or the exchange ends.
+    fn scan(&mut self, input: &[u8], step: &mut LineStep, limiter: &RateLimiter, now_ms: u64) {
         let mut i = 0;
         while i < input.len() {
             let b = input[i];
@@ -215,7 +288,7 @@ impl LineAuth {
             match data {
                 b'\r' | b'\n' => {
                     self.after_cr = data == b'\r';
-                    self.end_line(&mut step, &mut check, limiter, now_ms);
+                    self.end_line(step, limiter, now_ms);
                 }
                 0x08 | 0x7f => {
                     if !self.discarding {
@@ -226,20 +299,19 @@ impl LineAuth {
                 _ if self.line.len() >= MAX_LINE => {
                     wipe(&mut self.line);
                     self.discarding = true;
-                    self.fail(&mut step);
+                    self.fail(step, LOGIN_INCORRECT);
                 }
                 _ => self.line.push(data),
             }
             match self.phase {
-                Phase::Succeeded => {
-                    step.leftover = self.rest(&input[i..]).to_vec();
-                    return step;
+                Phase::Verifying => {
+                    self.pending.extend_from_slice(&input[i..]);
+                    return;
                 }
-                Phase::Closed => return step,
-                Phase::User | Phase::Password => {}
+                Phase::Closed => return,
+                Phase::User | Phase::Password | Phase::Succeeded => {}
             }
         }
-        step
     }
 
     /// Client data after the password line: drops the LF or NUL completing a final CR.
@@ -254,13 +326,7 @@ impl LineAuth {
         }
     }
 
-    fn end_line(
-        &mut self,
-        step: &mut LineStep,
-        check: &mut impl FnMut(&[u8], &[u8]) -> Option<String>,
-        limiter: &mut RateLimiter,
-        now_ms: u64,
-    ) {
+    fn end_line(&mut self, step: &mut LineStep, limiter: &RateLimiter, now_ms: u64) {
         if std::mem::take(&mut self.discarding) {
             return;
         }
@@ -278,23 +344,12 @@ impl LineAuth {
                 if self.refuse_if_limited(step, limiter, now_ms) {
                     return;
                 }
-                let result = check(&self.user, &self.line);
-                wipe(&mut self.line);
-                match result {
-                    Some(user) => {
-                        step.output.extend_from_slice(b"Authenticated as ");
-                        step.output.extend_from_slice(user.as_bytes());
-                        step.output.extend_from_slice(b".\r\n");
-                        step.outcome = Some(LineOutcome::Success { user });
-                        self.phase = Phase::Succeeded;
-                    }
-                    None => {
-                        limiter.record_failure(self.client, now_ms);
-                        self.fail(step);
-                    }
-                }
+                let name = std::mem::take(&mut self.user);
+                let password = std::mem::take(&mut self.line);
+                step.verify = Some(Credentials::new(name, password));
+                self.phase = Phase::Verifying;
             }
-            Phase::Succeeded | Phase::Closed => {}
+            Phase::Verifying | Phase::Succeeded | Phase::Closed => {}
         }
     }
 
@@ -314,10 +369,11 @@ impl LineAuth {
         true
     }
 
-    fn fail(&mut self, step: &mut LineStep) {
+    /// A failed attempt, answered with `message`.
+    fn fail(&mut self, step: &mut LineStep, message: &[u8]) {
         self.failures += 1;
-        self.user.clear();
-        step.output.extend_from_slice(LOGIN_INCORRECT);
+        wipe(&mut self.user);
+        step.output.extend_from_slice(message);
         if self.failures >= MAX_FAILURES {
             step.output.extend_from_slice(TOO_MANY_FAILURES);
             self.close(step);
@@ -336,6 +392,8 @@ impl LineAuth {
 impl Drop for LineAuth {
     fn drop(&mut self) {
         wipe(&mut self.line);
+        wipe(&mut self.user);
+        wipe(&mut self.pending);
     }
 }
 
@@ -622,6 +680,93 @@ mod tests {
                 assert!(a.line.len() <= MAX_LINE);
             }
         }
+    }
+
+    fn deferred(a: &mut LineAuth, l: &mut RateLimiter, input: &[u8]) -> LineStep {
+        a.feed_deferred(input, l, 1000)
+    }
+
+    #[test]
+    fn deferred_attempt_waits_for_its_verdict_and_keeps_what_follows() {
+        let mut a = LineAuth::new(CLIENT);
+        let mut l = RateLimiter::default();
+        let s = deferred(
+            &mut a,
+            &mut l,
+            &[&login(ALICE_PASSWORD, b"\r\n")[..], b"\nGET"].concat(),
+        );
+        assert_eq!(s.output, b"Password: ");
+        assert_eq!(s.outcome, None);
+        let c = s.verify.expect("an attempt to verify");
+        assert_eq!(
+            (&c.name[..], &c.password[..]),
+            (&b"alice"[..], ALICE_PASSWORD)
+        );
+        // Input while waiting is kept, not read.
+        assert_eq!(deferred(&mut a, &mut l, b" /\r\n"), LineStep::default());
+        let s = a.resume(Verdict::Accepted("alice".into()), &mut l, 1000);
+        assert_eq!(s.output, b"Authenticated as alice.\r\n");
+        assert_eq!(s.outcome, success("alice"));
+        // The LF completing the CRLF is not data; the second one is, and the rest, in order.
+        assert_eq!(s.leftover, b"\nGET /\r\n");
+        assert_eq!(s.verify, None);
+        assert!(a.pending.is_empty());
+        // Nothing pending any more: a stray verdict changes nothing.
+        assert_eq!(
+            a.resume(Verdict::Refused, &mut l, 1000),
+            LineStep::default()
+        );
+        assert!(!l.is_limited(CLIENT, 1000));
+    }
+
+    #[test]
+    fn refused_attempt_goes_on_with_the_next_one_already_typed() {
+        let mut a = LineAuth::new(CLIENT);
+        let mut l = RateLimiter::new(2, 60_000, 16);
+        let s = deferred(&mut a, &mut l, b"alice\r\nx\r\nbob\r\ny");
+        assert_eq!(s.verify.as_ref().map(|c| &c.password[..]), Some(&b"x"[..]));
+        let s = a.resume(Verdict::Refused, &mut l, 2000);
+        assert_eq!(s.output, b"Login incorrect.\r\nUsername: Password: ");
+        assert_eq!(s.verify, None, "the second password line is not complete");
+        assert_eq!(a.failures(), 1);
+        let s = deferred(&mut a, &mut l, b"\r\n");
+        let c = s.verify.expect("the second attempt");
+        assert_eq!((&c.name[..], &c.password[..]), (&b"bob"[..], &b"y"[..]));
+        let s = a.resume(Verdict::Refused, &mut l, 2001);
+        assert_eq!(s.output, b"Login incorrect.\r\nUsername: ");
+        // Both failures were recorded at their verdicts.
+        assert_eq!(l.retry_after_ms(CLIENT, 2001), Some(60_000 - 1));
+    }
+
+    #[test]
+    fn unchecked_attempts_fail_the_connection_not_the_address() {
+        let mut a = LineAuth::new(CLIENT);
+        let mut l = RateLimiter::new(1, 60_000, 16);
+        let mut out = Vec::new();
+        let mut outcome = None;
+        for _ in 0..MAX_FAILURES {
+            let s = deferred(&mut a, &mut l, &login(b"pw", b"\n"));
+            out.extend(s.output);
+            assert!(s.verify.is_some());
+            let s = a.resume(Verdict::Unavailable, &mut l, 1000);
+            out.extend(s.output);
+            outcome = s.outcome;
+        }
+        assert_eq!(
+            out,
+            [
+                &b"Password: "[..],
+                NOT_CHECKED,
+                b"Username: Password: ",
+                NOT_CHECKED,
+                b"Username: Password: ",
+                NOT_CHECKED,
+                TOO_MANY_FAILURES
+            ]
+            .concat()
+        );
+        assert_eq!(outcome, Some(LineOutcome::Close));
+        assert!(!l.is_limited(CLIENT, 1000));
     }
 
     #[test]

@@ -11,18 +11,23 @@
 //!
 //! Every attempt costs exactly one argon2 verification ([`check_credentials`]), also for
 //! unknown user names, so response times do not reveal which names exist. Verification takes
-//! tens of milliseconds: the caller decides where that time is spent.
+//! tens of milliseconds: the caller decides where that time is spent. Either it passes a check
+//! to `feed`/`feed_with` (verified inline), or it uses `feed_deferred`, which hands out the
+//! [`Credentials`] and waits for `resume` with the [`Verdict`] (the control plane verifies on
+//! its own threads, `crate::verifier`).
 
+mod attempt;
 mod base64;
 mod cache;
 mod http;
 mod line;
 
+pub use attempt::{Credentials, Verdict};
 pub use cache::{AuthCache, DEFAULT_CACHE_CAPACITY};
 pub use http::{HttpBasic, HttpStep, MAX_HEAD, REALM};
 pub use line::{
-    LineAuth, LineOutcome, LineStep, LOGIN_INCORRECT, MAX_FAILURES, MAX_LINE, PROMPT_PASSWORD,
-    PROMPT_USER, RATE_LIMITED, TOO_MANY_FAILURES,
+    LineAuth, LineOutcome, LineStep, LOGIN_INCORRECT, MAX_FAILURES, MAX_LINE, NOT_CHECKED,
+    PROMPT_PASSWORD, PROMPT_USER, RATE_LIMITED, TOO_MANY_FAILURES,
 };
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -75,6 +80,9 @@ pub const DEFAULT_MAX_FAILURES: usize = 5;
 pub const DEFAULT_WINDOW_MS: u64 = 60_000;
 /// Client addresses tracked at most, by default.
 pub const DEFAULT_MAX_CLIENTS: usize = 4096;
+/// The wait announced to a client limited only by attempts still being verified: their
+/// verdicts are due within tens of milliseconds.
+pub const IN_FLIGHT_RETRY_MS: u64 = 1000;
 
 /// Failed login attempts per client address, shared by the `line` and `http-basic`
 /// authenticators: an address with `max_failures` failures within the last `window_ms`
@@ -83,12 +91,19 @@ pub const DEFAULT_MAX_CLIENTS: usize = 4096;
 ///
 /// At most `max_clients` addresses are tracked; a new one evicts the address whose last
 /// failure is the oldest. Memory: `max_clients` × `max_failures` timestamps at most.
+///
+/// Attempts handed to the verifier threads count as failures until their verdict is in
+/// ([`begin_attempt`](Self::begin_attempt), [`end_attempt`](Self::end_attempt)): otherwise a
+/// client could have a whole queue of guesses verified before its first failure is recorded.
 #[derive(Debug, Clone)]
 pub struct RateLimiter {
     max_failures: usize,
     window_ms: u64,
     max_clients: usize,
     clients: HashMap<Ipv4Addr, Tracked>,
+    /// Attempts being verified, per address (no entry at zero): as many entries as
+    /// verifications pending at most.
+    in_flight: HashMap<Ipv4Addr, u32>,
     /// Update stamp → address, oldest first: the eviction and purge order.
     order: BTreeMap<u64, Ipv4Addr>,
     next_stamp: u64,
@@ -116,6 +131,7 @@ impl RateLimiter {
             window_ms,
             max_clients: max_clients.max(1),
             clients: HashMap::new(),
+            in_flight: HashMap::new(),
             order: BTreeMap::new(),
             next_stamp: 0,
         }
@@ -131,13 +147,41 @@ impl RateLimiter {
         if self.max_failures == 0 {
             return None;
         }
-        let t = self.clients.get(&client)?;
-        if t.failures.len() < self.max_failures {
+        let failures = self.clients.get(&client).map(|t| &t.failures);
+        if let Some(f) = failures.filter(|f| f.len() >= self.max_failures) {
+            let age = now_ms.saturating_sub(*f.front()?);
+            if age < self.window_ms {
+                return Some(self.window_ms - age);
+            }
+        }
+        let in_flight = self.in_flight.get(&client).copied().unwrap_or(0) as usize;
+        if in_flight == 0 {
             return None;
         }
-        let oldest = *t.failures.front()?;
-        let age = now_ms.saturating_sub(oldest);
-        (age < self.window_ms).then(|| self.window_ms - age)
+        let recent = failures.map_or(0, |f| {
+            f.iter()
+                .filter(|&&t| now_ms.saturating_sub(t) < self.window_ms)
+                .count()
+        });
+        (recent + in_flight >= self.max_failures).then_some(IN_FLIGHT_RETRY_MS)
+    }
+
+    /// An attempt from `client` went to be verified elsewhere: it counts as a failure until
+    /// [`end_attempt`](Self::end_attempt).
+    pub fn begin_attempt(&mut self, client: Ipv4Addr) {
+        if self.max_failures > 0 {
+            *self.in_flight.entry(client).or_insert(0) += 1;
+        }
+    }
+
+    /// Its verdict is in (a failure is then recorded as usual).
+    pub fn end_attempt(&mut self, client: Ipv4Addr) {
+        if let Some(n) = self.in_flight.get_mut(&client) {
+            *n -= 1;
+            if *n == 0 {
+                self.in_flight.remove(&client);
+            }
+        }
     }
 
     /// Records a failed attempt (a wrong password or an unknown user) from `client`.
@@ -335,6 +379,40 @@ mod tests {
             assert!(l.clients[&a(i)].failures.len() <= 2);
         }
         assert_eq!(l.order.len(), l.clients.len());
+    }
+
+    #[test]
+    fn limiter_counts_attempts_being_verified() {
+        let mut l = RateLimiter::new(2, 1000, 16);
+        l.begin_attempt(C1);
+        assert!(!l.is_limited(C1, 0));
+        l.begin_attempt(C1);
+        assert_eq!(l.retry_after_ms(C1, 0), Some(IN_FLIGHT_RETRY_MS));
+        assert!(!l.is_limited(C2, 0), "per address");
+        // One verdict in, a failure: still two against the budget.
+        l.end_attempt(C1);
+        l.record_failure(C1, 10);
+        assert!(l.is_limited(C1, 10));
+        l.end_attempt(C1);
+        assert!(!l.is_limited(C1, 10));
+        assert!(l.in_flight.is_empty());
+        // A failure that left the window does not count with one in flight.
+        l.begin_attempt(C1);
+        assert!(l.is_limited(C1, 1009));
+        assert!(!l.is_limited(C1, 1010));
+        l.end_attempt(C1);
+        // A full window of real failures still announces its own wait.
+        l.record_failure(C1, 1500);
+        l.record_failure(C1, 1600);
+        l.begin_attempt(C1);
+        assert_eq!(l.retry_after_ms(C1, 1700), Some(800));
+        // Unbalanced ends and a disabled limiter are harmless.
+        l.end_attempt(C2);
+        let mut off = RateLimiter::new(0, 1000, 16);
+        off.begin_attempt(C1);
+        off.begin_attempt(C1);
+        assert!(!off.is_limited(C1, 0));
+        assert!(off.in_flight.is_empty());
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! One proxied connection: its two legs, the application step (authentication or reading the
 //! first request), the relay, and the drain that ends in a splice (patent Figs. 5 and 6).
 //!
-//! Phases: `Auth` (client leg only: prompts or the HTTP request) → `Relay` (both legs, bytes
+//! Phases: `Auth` (client leg only: prompts or the HTTP request, and the wait for the verdict
+//! on a login attempt, during which the client is not read) → `Relay` (both legs, bytes
 //! copied between the sockets) → `Draining` (new data from either peer is stripped before the
 //! legs see it, so nothing new is acknowledged; what the box already acknowledged is relayed
 //! and acknowledged by the other side) → spliced. `splice: never`, or option sets that cannot
 //! be reconciled, stay in `Relay` for good: the conventional proxy.
+
+use std::sync::Arc;
 
 use smoltcp::socket::tcp::State;
 use smoltcp::time::Instant;
@@ -16,7 +19,10 @@ use common::flow::FlowKey;
 use common::wire::ipv4::Ipv4Packet;
 use common::wire::tcp::{flags, SynOptions, TcpPacket};
 
-use crate::auth::{AuthCache, HttpBasic, HttpStep, LineAuth, LineOutcome, RateLimiter};
+use crate::auth::{
+    AuthCache, Credentials, HttpBasic, HttpStep, LineAuth, LineOutcome, RateLimiter, Verdict,
+};
+use crate::verifier::{Submitted, Verifier};
 
 use super::leg::Leg;
 use super::splice::{self, SpliceError};
@@ -59,9 +65,10 @@ pub enum Outcome {
 
 /// What a turn needs from the proxy.
 pub struct Env<'a> {
-    pub users: &'a [User],
+    pub users: &'a Arc<[User]>,
     pub limiter: &'a mut RateLimiter,
     pub cache: &'a mut AuthCache,
+    pub verifier: &'a mut Verifier<FlowKey>,
     pub now_ms: u64,
 }
 
@@ -90,6 +97,10 @@ pub struct ProxyConn {
     reported_established: bool,
     client_finished: bool,
     server_finished: bool,
+    /// A login attempt is with the verifier threads.
+    verifying: bool,
+    /// Its verdict, delivered by the proxy for the next turn.
+    verdict: Option<Verdict>,
     pub events: Events,
     /// Counted as a finished full proxy.
     pub counted: bool,
@@ -144,6 +155,8 @@ impl ProxyConn {
             reported_established: false,
             client_finished: false,
             server_finished: false,
+            verifying: false,
+            verdict: None,
             events: Events::default(),
             counted: false,
             held: Vec::new(),
@@ -179,6 +192,14 @@ impl ProxyConn {
             Phase::Draining { .. } => "draining",
             Phase::Relay if self.full_proxy => "full_proxy",
             Phase::Relay => "proxied",
+        }
+    }
+
+    /// The verdict on the pending login attempt: the next turn answers the client.
+    pub fn deliver(&mut self, verdict: Verdict) {
+        if self.verifying {
+            self.verifying = false;
+            self.verdict = Some(verdict);
         }
     }
 
@@ -350,45 +371,71 @@ impl ProxyConn {
         if !matches!(self.client.state(), State::Established | State::CloseWait) {
             return Outcome::Continue;
         }
+        // While an attempt is verified, what the client sends stays in its leg's buffer
+        // (bounded: the window closes), read once the verdict is in.
+        if self.verifying {
+            return Outcome::Continue;
+        }
         let mut input = Vec::new();
         let _ = self.client.socket().recv(|b| {
             input.extend_from_slice(b);
             (b.len(), ())
         });
-        let client = self.key.src;
+        let verdict = self.verdict.take();
+        let (key, client) = (self.key, self.key.src);
         match &mut self.app {
             App::Open => self.phase = Phase::Relay,
             App::Line(l) => {
                 if !l.started() {
                     self.to_client.extend(l.start());
                 }
-                if !input.is_empty() {
-                    let step = l.feed(&input, env.users, env.limiter, env.now_ms);
-                    self.to_client.extend(step.output);
-                    match step.outcome {
-                        Some(LineOutcome::Success { user }) => {
-                            log::info!("{}: line auth accepted user {user}", self.key);
-                            env.cache
-                                .remember(client, AuthMethod::Line, &user, env.now_ms);
-                            self.to_server.extend(step.leftover);
-                            self.phase = Phase::Relay;
-                            self.connect_server(self.client_ts(), now);
-                        }
-                        Some(LineOutcome::Close) => {
-                            log::info!("{}: line auth refused, closing", self.key);
-                            self.events.auth_failed = true;
-                            self.closing = true;
-                        }
-                        None => {}
+                if input.is_empty() && verdict.is_none() {
+                    return Outcome::Continue;
+                }
+                let mut step = l.feed_deferred(&input, env.limiter, env.now_ms);
+                if let Some(v) = verdict {
+                    step.append(l.resume(v, env.limiter, env.now_ms));
+                }
+                while let Some(c) = step.verify.take() {
+                    let Some(v) = submit(env, key, &mut self.verifying, c) else {
+                        break;
+                    };
+                    step.append(l.resume(v, env.limiter, env.now_ms));
+                }
+                self.to_client.extend(step.output);
+                match step.outcome {
+                    Some(LineOutcome::Success { user }) => {
+                        log::info!("{}: line auth accepted user {user}", self.key);
+                        env.cache
+                            .remember(client, AuthMethod::Line, &user, env.now_ms);
+                        self.to_server.extend(step.leftover);
+                        self.phase = Phase::Relay;
+                        self.connect_server(self.client_ts(), now);
                     }
+                    Some(LineOutcome::Close) => {
+                        log::info!("{}: line auth refused, closing", self.key);
+                        self.events.auth_failed = true;
+                        self.closing = true;
+                    }
+                    None => {}
                 }
             }
             App::Http(h) => {
-                if input.is_empty() {
+                if input.is_empty() && verdict.is_none() {
                     return Outcome::Continue;
                 }
-                match h.feed(&input, env.users, env.limiter, env.now_ms, client) {
-                    HttpStep::NeedMore => {}
+                let mut step = h.feed_deferred(&input, env.limiter, env.now_ms, client);
+                if let Some(v) = verdict {
+                    step = h.resume(v, env.limiter, env.now_ms, client);
+                }
+                if let HttpStep::Verify(c) = step {
+                    step = match submit(env, key, &mut self.verifying, c) {
+                        Some(v) => h.resume(v, env.limiter, env.now_ms, client),
+                        None => HttpStep::NeedMore,
+                    };
+                }
+                match step {
+                    HttpStep::NeedMore | HttpStep::Verify(_) => {}
                     HttpStep::Accept { user, request } => {
                         log::info!("{}: http-basic accepted user {user}", self.key);
                         env.cache
@@ -454,7 +501,9 @@ impl ProxyConn {
         // been lost); smoltcp closes it after its TIME-WAIT (10 s).
         let done = |s: State| s == State::Closed;
         let c = self.client.state();
-        if self.server.is_none() {
+        // A client that sent its password and closed still gets its answer.
+        let answer_due = self.verifying || self.verdict.is_some();
+        if self.server.is_none() && !answer_due {
             // The client left during authentication.
             if self.client.tap.peer_fin && !self.closing {
                 self.closing = true;
@@ -526,6 +575,29 @@ impl ProxyConn {
                 Outcome::Continue
             }
             Phase::Auth => Outcome::Continue,
+        }
+    }
+}
+
+/// Hands a login attempt to the verifier: the verdict to answer now, or `None` while the
+/// attempt is queued (`verifying` is then set, and the limiter counts the attempt until the
+/// proxy collects its verdict).
+fn submit(
+    env: &mut Env<'_>,
+    key: FlowKey,
+    verifying: &mut bool,
+    credentials: Credentials,
+) -> Option<Verdict> {
+    match env.verifier.submit(key, env.users, credentials) {
+        Submitted::Done(v) => Some(v),
+        Submitted::Queued => {
+            env.limiter.begin_attempt(key.src);
+            *verifying = true;
+            None
+        }
+        Submitted::Full => {
+            log::debug!("{key}: verifier queue full, attempt not checked");
+            Some(Verdict::Unavailable)
         }
     }
 }

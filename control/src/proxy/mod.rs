@@ -5,6 +5,10 @@
 //! each, so a packet costs the same with ten or ten thousand connections (see [`leg`]).
 //! Timers: each connection remembers when its legs next want to run; a tick visits only the
 //! connections that are due.
+//!
+//! Login attempts go to a [`Verifier`] (inline by default; `control::run` sets a pool of
+//! threads): a connection whose attempt is queued waits, and the tick hands each finished
+//! verdict to its connection and runs it.
 
 pub mod conn;
 pub mod leg;
@@ -14,10 +18,11 @@ pub mod tap;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use smoltcp::time::Instant;
 
-use common::config::{Action, AuthMethod, Side};
+use common::config::{Action, AuthMethod, Side, User};
 use common::conn::{Conn, ConnFlags, TcpState};
 use common::flow::FlowKey;
 use common::wire::ethernet::{EtherType, EthernetFrame};
@@ -27,9 +32,10 @@ use dataplane::context::Context;
 use dataplane::packet::Packet;
 use dataplane::ring::{Command, ToControl, Why};
 
-use crate::auth::{AuthCache, RateLimiter};
+use crate::auth::{AuthCache, RateLimiter, Verdict};
 use crate::local::{ControlIo, LocalStack};
 use crate::stats::Connections;
+use crate::verifier::{self, Verifier};
 
 use conn::{Env, Outcome, ProxyConn};
 
@@ -84,6 +90,9 @@ pub struct Proxy {
     embryonic: HashMap<FlowKey, u64>,
     limiter: RateLimiter,
     cache: AuthCache,
+    /// The context's users, shared with the verifier threads' jobs.
+    users: Arc<[User]>,
+    verifier: Verifier<FlowKey>,
     pub connections: Connections,
     pub counters: ProxyCounters,
     out: Vec<(bool, Vec<u8>)>,
@@ -92,6 +101,7 @@ pub struct Proxy {
 impl Proxy {
     pub fn new(ctx: Arc<Context>) -> Proxy {
         let cache_ms = ctx.config.auth.cache_timeout.as_millis() as u64;
+        let users = Arc::from(ctx.config.users.as_slice());
         Proxy {
             ctx,
             conns: HashMap::new(),
@@ -100,6 +110,8 @@ impl Proxy {
             embryonic: HashMap::new(),
             limiter: RateLimiter::default(),
             cache: AuthCache::new(cache_ms),
+            users,
+            verifier: Verifier::inline(verifier::argon2_check()),
             connections: Connections::default(),
             counters: ProxyCounters::default(),
             out: Vec::new(),
@@ -136,7 +148,24 @@ impl Proxy {
     /// keep their method and splice point. Cached logins of users no longer configured go.
     pub fn set_context(&mut self, ctx: Arc<Context>) {
         self.cache.retain_users(&ctx.config.users);
+        self.users = Arc::from(ctx.config.users.as_slice());
         self.ctx = ctx;
+    }
+
+    /// Where login attempts are verified from now on (the previous verifier is shut down).
+    pub fn set_verifier(&mut self, verifier: Verifier<FlowKey>) {
+        self.verifier = verifier;
+    }
+
+    /// Stops the verifier threads (at exit).
+    pub fn shutdown_verifier(&mut self) {
+        self.verifier.shutdown();
+    }
+
+    /// Waits until every pending verdict is ready for the next tick, at most `timeout`: for
+    /// tests that run the pool and must not depend on how fast its threads are.
+    pub fn wait_verdicts(&self, timeout: Duration) -> bool {
+        self.verifier.wait_ready(timeout)
     }
 
     /// A packet a worker handed over because of a `proxy` rule.
@@ -269,9 +298,10 @@ impl Proxy {
             return;
         };
         let mut env = Env {
-            users: &self.ctx.config.users,
+            users: &self.users,
             limiter: &mut self.limiter,
             cache: &mut self.cache,
+            verifier: &mut self.verifier,
             now_ms,
         };
         self.out.clear();
@@ -301,6 +331,7 @@ impl Proxy {
         if ev.auth_failed {
             self.connections.auth_failed += 1;
         }
+        self.sync_auth_counters();
         if ev.fallback {
             self.connections.fallback += 1;
         }
@@ -377,7 +408,46 @@ impl Proxy {
     fn forget(&mut self, key: FlowKey) -> Option<ProxyConn> {
         self.due.remove(&key);
         self.embryonic.remove(&key);
+        self.verifier.cancel(&key);
         self.conns.remove(&key)
+    }
+
+    /// Hands the finished verdicts to their connections and runs them; never blocks.
+    fn collect_verdicts<P: Packet>(
+        &mut self,
+        now_ms: u64,
+        local: &mut LocalStack<P>,
+        io: &mut impl ControlIo<P>,
+    ) {
+        while let Some(c) = self.verifier.collect() {
+            self.limiter.end_attempt(c.key.src);
+            let conn = if c.live {
+                self.conns.get_mut(&c.key)
+            } else {
+                None
+            };
+            match conn {
+                Some(conn) => {
+                    conn.deliver(c.verdict);
+                    self.turn(c.key, now_ms, local, io);
+                }
+                // Its connection went (a reset right after the password, say): the failure
+                // still counts against the address.
+                None if c.verdict == Verdict::Refused => {
+                    self.limiter.record_failure(c.key.src, now_ms)
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// The verifier's counters into `connections`.
+    fn sync_auth_counters(&mut self) {
+        let v = &self.verifier.counters;
+        self.connections.auth_verified = v.verified;
+        self.connections.auth_queue_full = v.queue_full;
+        self.connections.auth_discarded = v.discarded;
+        self.connections.auth_pending = self.verifier.pending() as u64;
     }
 
     /// Runs the connections whose timers are due and ends expired afterlives.
@@ -387,6 +457,7 @@ impl Proxy {
         local: &mut LocalStack<P>,
         io: &mut impl ControlIo<P>,
     ) {
+        self.collect_verdicts(now_ms, local, io);
         let due: Vec<FlowKey> = self
             .due
             .iter()
@@ -411,6 +482,7 @@ impl Proxy {
         self.afterlife.retain(|_, a| a.until_ms > now_ms);
         self.cache.purge(now_ms);
         self.counters.active = self.conns.len() as u64;
+        self.sync_auth_counters();
     }
 }
 

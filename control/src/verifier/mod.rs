@@ -1,0 +1,355 @@
+//! Where login attempts are verified. One argon2 verification takes ~25 ms: on the control
+//! lcore it would stall every other connection's handshakes, drains and splices, so the box
+//! verifies on a small pool of threads ([`VerifierPool`]), and a connection waits in the
+//! application step until the control loop's tick collects its verdict.
+//!
+//! Two modes, behind one interface ([`Verifier`]):
+//! - **pool** (`control::run`): [`Verifier::submit`] queues the attempt and returns at once;
+//!   [`Verifier::collect`] hands back finished verdicts without blocking.
+//! - **inline** (the default of `Proxy::new`, so of the simulation and the unit tests):
+//!   [`Verifier::submit`] checks at once and returns the verdict. The connection goes through
+//!   the same deferred path (credentials out, verdict in) within the same turn, so a
+//!   simulation stays deterministic and its packets are the same as before the pool existed.
+//!   Making the simulation wait for a pool instead would tie it to thread scheduling (or to a
+//!   wait in every step), for no coverage the pool's own tests and the pool-mode simulation
+//!   test (`tests/sim_splice.rs`, which waits explicitly with [`Verifier::wait_ready`]) lack.
+//!
+//! Each queued attempt carries a ticket; a connection that goes away is [`cancel`]led, and a
+//! verdict whose ticket no longer matches (the connection gone, or its quad reused) comes
+//! back from [`collect`] marked not live: the caller still owes the client address its
+//! failure (the rate limiter must not be dodged by resetting), but there is no one to answer.
+//!
+//! The threads are not pinned: they inherit the CPU set of the thread that starts them (the
+//! EAL main lcore's, under `control::run`), so they share the control lcore's core and never
+//! take time from a worker's poll loop; the OS time-slices them with the control loop.
+//!
+//! [`cancel`]: Verifier::cancel
+//! [`collect`]: Verifier::collect
+
+mod pool;
+
+pub use pool::{CheckFn, Full, VerifierPool};
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::config::User;
+
+use crate::auth::{check_credentials, Credentials, Verdict};
+
+/// Verifier threads `control::run` starts.
+pub const DEFAULT_THREADS: usize = 1;
+/// Attempts pending at most (queued, being verified, or answered and not yet collected): at
+/// ~25 ms each on one thread, the last one waits under two seconds.
+pub const DEFAULT_CAPACITY: usize = 64;
+
+/// The real check: one argon2 verification against the users.
+pub fn argon2_check() -> CheckFn {
+    Arc::new(|users: &[User], name: &[u8], password: &[u8]| {
+        check_credentials(users, name, password)
+    })
+}
+
+/// What [`Verifier::submit`] did with an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Submitted {
+    /// Checked at once (inline mode).
+    Done(Verdict),
+    /// Queued: the verdict comes from [`Verifier::collect`].
+    Queued,
+    /// Refused unverified: too many attempts pending (counted in `queue_full`).
+    Full,
+}
+
+/// A verdict from the pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Collected<K> {
+    pub key: K,
+    pub verdict: Verdict,
+    /// The attempt's connection still waits for it (not cancelled, not superseded).
+    pub live: bool,
+}
+
+/// Counters of the verifications (the `auth_*` keys of `connections` in the statistics).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct VerifierCounters {
+    /// Verifications done (inline, or collected from the pool).
+    pub verified: u64,
+    /// Attempts refused unverified because `capacity` were pending.
+    pub queue_full: u64,
+    /// Verdicts whose connection had gone.
+    pub discarded: u64,
+}
+
+enum Mode<K> {
+    Inline(CheckFn),
+    Pool(VerifierPool<(K, u64)>),
+}
+
+/// Verifies login attempts for connections identified by `K`, inline or on threads.
+pub struct Verifier<K> {
+    mode: Mode<K>,
+    /// Connections waiting for a verdict, with the ticket of their attempt.
+    waiting: HashMap<K, u64>,
+    next_ticket: u64,
+    pub counters: VerifierCounters,
+}
+
+impl<K: Copy + Eq + Hash + Send + 'static> Verifier<K> {
+    /// Verifies in `submit`, on the caller's thread.
+    pub fn inline(check: CheckFn) -> Self {
+        Verifier::with_mode(Mode::Inline(check))
+    }
+
+    /// Verifies on `threads` threads, at most `capacity` attempts pending.
+    pub fn pool(threads: usize, capacity: usize, check: CheckFn) -> std::io::Result<Self> {
+        let pool = VerifierPool::start(threads, capacity, check)?;
+        Ok(Verifier::with_mode(Mode::Pool(pool)))
+    }
+
+    fn with_mode(mode: Mode<K>) -> Self {
+        Verifier {
+            mode,
+            waiting: HashMap::new(),
+            next_ticket: 0,
+            counters: VerifierCounters::default(),
+        }
+    }
+
+    /// Verifier threads (0: inline).
+    pub fn threads(&self) -> usize {
+        match &self.mode {
+            Mode::Inline(_) => 0,
+            Mode::Pool(p) => p.threads(),
+        }
+    }
+
+    /// An attempt of connection `key` against `users`. Never blocks on a verification in
+    /// pool mode; a connection has one attempt pending at most (a second replaces the first).
+    pub fn submit(&mut self, key: K, users: &Arc<[User]>, credentials: Credentials) -> Submitted {
+        match &mut self.mode {
+            Mode::Inline(check) => {
+                self.counters.verified += 1;
+                let user = check(users, &credentials.name, &credentials.password);
+                Submitted::Done(Verdict::from(user))
+            }
+            Mode::Pool(pool) => {
+                let ticket = self.next_ticket;
+                match pool.submit((key, ticket), Arc::clone(users), credentials) {
+                    Ok(()) => {
+                        self.next_ticket += 1;
+                        self.waiting.insert(key, ticket);
+                        Submitted::Queued
+                    }
+                    Err(Full) => {
+                        self.counters.queue_full += 1;
+                        Submitted::Full
+                    }
+                }
+            }
+        }
+    }
+
+    /// Connection `key` is gone: its verdict, when it comes, is not live.
+    pub fn cancel(&mut self, key: &K) {
+        self.waiting.remove(key);
+    }
+
+    /// Whether connection `key` waits for a verdict.
+    pub fn is_waiting(&self, key: &K) -> bool {
+        self.waiting.contains_key(key)
+    }
+
+    /// A finished verdict, if one is ready; never blocks.
+    pub fn collect(&mut self) -> Option<Collected<K>> {
+        let Mode::Pool(pool) = &mut self.mode else {
+            return None;
+        };
+        let ((key, ticket), verdict) = pool.try_collect()?;
+        self.counters.verified += 1;
+        let live = self.waiting.get(&key) == Some(&ticket);
+        if live {
+            self.waiting.remove(&key);
+        } else {
+            self.counters.discarded += 1;
+        }
+        Some(Collected { key, verdict, live })
+    }
+
+    /// Attempts submitted and not collected (a gauge).
+    pub fn pending(&self) -> usize {
+        match &self.mode {
+            Mode::Inline(_) => 0,
+            Mode::Pool(p) => p.pending(),
+        }
+    }
+
+    /// Waits until every pending verdict is ready to collect, at most `timeout` (tests).
+    pub fn wait_ready(&self, timeout: Duration) -> bool {
+        match &self.mode {
+            Mode::Inline(_) => true,
+            Mode::Pool(p) => p.wait_ready(timeout),
+        }
+    }
+
+    /// Stops and joins the threads (pool mode); pending verdicts are lost.
+    pub fn shutdown(&mut self) {
+        if let Mode::Pool(p) = &mut self.mode {
+            p.shutdown();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    use crossbeam::channel;
+
+    fn users() -> Arc<[User]> {
+        Arc::from(Vec::new())
+    }
+
+    fn creds(name: &str, password: &str) -> Credentials {
+        Credentials::new(name.into(), password.into())
+    }
+
+    /// Accepts `alice` with `pw`.
+    fn check() -> CheckFn {
+        Arc::new(|_: &[User], n: &[u8], p: &[u8]| {
+            (n == b"alice" && p == b"pw").then(|| "alice".to_string())
+        })
+    }
+
+    /// [`check`], each call waiting for a token from the returned sender.
+    fn gated() -> (CheckFn, channel::Sender<()>) {
+        let (release, gate) = channel::unbounded::<()>();
+        let gate = Mutex::new(gate);
+        let inner = check();
+        let f: CheckFn = Arc::new(move |u: &[User], n: &[u8], p: &[u8]| {
+            let _ = gate.lock().unwrap().recv_timeout(Duration::from_secs(30));
+            inner(u, n, p)
+        });
+        (f, release)
+    }
+
+    fn next(v: &mut Verifier<u16>) -> Collected<u16> {
+        assert!(v.wait_ready(Duration::from_secs(30)));
+        v.collect().expect("a verdict")
+    }
+
+    #[test]
+    fn inline_answers_at_once() {
+        let mut v = Verifier::<u16>::inline(check());
+        assert_eq!(
+            v.submit(1, &users(), creds("alice", "pw")),
+            Submitted::Done(Verdict::Accepted("alice".into()))
+        );
+        assert_eq!(
+            v.submit(1, &users(), creds("alice", "no")),
+            Submitted::Done(Verdict::Refused)
+        );
+        assert_eq!((v.pending(), v.threads(), v.counters.verified), (0, 0, 2));
+        assert!(v.collect().is_none());
+        assert!(!v.is_waiting(&1));
+    }
+
+    #[test]
+    fn pool_verdicts_reach_their_connections() {
+        let mut v = Verifier::<u16>::pool(1, 4, check()).unwrap();
+        assert_eq!(
+            v.submit(7, &users(), creds("alice", "no")),
+            Submitted::Queued
+        );
+        assert_eq!(
+            v.submit(8, &users(), creds("alice", "pw")),
+            Submitted::Queued
+        );
+        assert!(v.is_waiting(&7) && v.is_waiting(&8));
+        let mut got = vec![next(&mut v), next(&mut v)];
+        got.sort_by_key(|c| c.key);
+        assert_eq!(
+            got,
+            [
+                Collected {
+                    key: 7,
+                    verdict: Verdict::Refused,
+                    live: true
+                },
+                Collected {
+                    key: 8,
+                    verdict: Verdict::Accepted("alice".into()),
+                    live: true
+                }
+            ]
+        );
+        assert_eq!((v.pending(), v.counters.verified), (0, 2));
+        assert!(!v.is_waiting(&7));
+    }
+
+    #[test]
+    fn a_cancelled_connection_gets_no_verdict() {
+        let (check, release) = gated();
+        let mut v = Verifier::<u16>::pool(1, 4, check).unwrap();
+        assert_eq!(
+            v.submit(7, &users(), creds("alice", "no")),
+            Submitted::Queued
+        );
+        v.cancel(&7);
+        release.send(()).unwrap();
+        let c = next(&mut v);
+        assert_eq!((c.key, c.live), (7, false));
+        assert_eq!(
+            c.verdict,
+            Verdict::Refused,
+            "still reported: the limiter needs it"
+        );
+        assert_eq!(v.counters.discarded, 1);
+    }
+
+    #[test]
+    fn a_reused_key_does_not_take_its_predecessors_verdict() {
+        let (check, release) = gated();
+        let mut v = Verifier::<u16>::pool(1, 4, check).unwrap();
+        assert_eq!(
+            v.submit(7, &users(), creds("alice", "pw")),
+            Submitted::Queued
+        );
+        // The connection goes; a new one on the same key submits its own attempt.
+        v.cancel(&7);
+        assert_eq!(
+            v.submit(7, &users(), creds("alice", "no")),
+            Submitted::Queued
+        );
+        release.send(()).unwrap();
+        release.send(()).unwrap();
+        let first = next(&mut v);
+        assert_eq!(
+            (first.verdict, first.live),
+            (Verdict::Accepted("alice".into()), false)
+        );
+        let second = next(&mut v);
+        assert_eq!((second.verdict, second.live), (Verdict::Refused, true));
+        assert_eq!(v.counters.discarded, 1);
+    }
+
+    #[test]
+    fn a_full_pool_refuses_and_counts() {
+        let (check, release) = gated();
+        let mut v = Verifier::<u16>::pool(1, 1, check).unwrap();
+        assert_eq!(
+            v.submit(1, &users(), creds("alice", "pw")),
+            Submitted::Queued
+        );
+        assert_eq!(v.submit(2, &users(), creds("alice", "pw")), Submitted::Full);
+        assert!(!v.is_waiting(&2));
+        assert_eq!((v.pending(), v.counters.queue_full), (1, 1));
+        release.send(()).unwrap();
+        assert!(next(&mut v).live);
+        v.shutdown();
+        assert_eq!(v.threads(), 0);
+    }
+}
