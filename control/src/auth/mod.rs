@@ -93,8 +93,12 @@ pub const IN_FLIGHT_RETRY_MS: u64 = 1000;
 /// failure is the oldest. Memory: `max_clients` × `max_failures` timestamps at most.
 ///
 /// Attempts handed to the verifier threads count as failures until their verdict is in
-/// ([`begin_attempt`](Self::begin_attempt), [`end_attempt`](Self::end_attempt)): otherwise a
-/// client could have a whole queue of guesses verified before its first failure is recorded.
+/// ([`begin_attempt`](Self::begin_attempt), [`end_attempt`](Self::end_attempt)) once the
+/// address has failed in the window: a client that has guessed wrong cannot have a queue of
+/// further guesses verified before those failures are recorded. An address without a recent
+/// failure is not held back by its own pending logins (a browser opens several connections
+/// at once, each with the same credentials); its first burst of guesses is bounded by the
+/// verifier's queue instead.
 #[derive(Debug, Clone)]
 pub struct RateLimiter {
     max_failures: usize,
@@ -163,7 +167,7 @@ impl RateLimiter {
                 .filter(|&&t| now_ms.saturating_sub(t) < self.window_ms)
                 .count()
         });
-        (recent + in_flight >= self.max_failures).then_some(IN_FLIGHT_RETRY_MS)
+        (recent > 0 && recent + in_flight >= self.max_failures).then_some(IN_FLIGHT_RETRY_MS)
     }
 
     /// An attempt from `client` went to be verified elsewhere: it counts as a failure until
@@ -384,15 +388,18 @@ mod tests {
     #[test]
     fn limiter_counts_attempts_being_verified() {
         let mut l = RateLimiter::new(2, 1000, 16);
-        l.begin_attempt(C1);
-        assert!(!l.is_limited(C1, 0));
-        l.begin_attempt(C1);
-        assert_eq!(l.retry_after_ms(C1, 0), Some(IN_FLIGHT_RETRY_MS));
-        assert!(!l.is_limited(C2, 0), "per address");
-        // One verdict in, a failure: still two against the budget.
-        l.end_attempt(C1);
+        // An address that has not failed: its parallel logins are all verified.
+        for _ in 0..8 {
+            l.begin_attempt(C1);
+        }
+        assert!(!l.is_limited(C1, 0), "no failure yet");
+        for _ in 0..7 {
+            l.end_attempt(C1);
+        }
+        // One verdict in, a failure: with one still pending, two against the budget.
         l.record_failure(C1, 10);
-        assert!(l.is_limited(C1, 10));
+        assert_eq!(l.retry_after_ms(C1, 10), Some(IN_FLIGHT_RETRY_MS));
+        assert!(!l.is_limited(C2, 10), "per address");
         l.end_attempt(C1);
         assert!(!l.is_limited(C1, 10));
         assert!(l.in_flight.is_empty());
