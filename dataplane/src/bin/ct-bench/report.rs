@@ -307,7 +307,7 @@ fn e2e_markdown(r: &Results) -> String {
             s,
             "\nThe same while other connections sit in the participating stack (parked at the \
              `line` login prompt on 2323, one client leg each):\n\n\
-             | connections parked | actually parked | splices/s |\n|---|---|---|"
+             | connections parked | held by the box (`in_proxy`) | splices/s |\n|---|---|---|"
         );
         for p in parked {
             let c = |m: &str| {
