@@ -8,7 +8,7 @@
 use crate::wire::Ipv4Addr;
 
 /// An IPv4 TCP/UDP 4-tuple in the direction of one packet (12 bytes, `Copy`).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
 #[repr(C)]
 pub struct FlowKey {
     pub src: Ipv4Addr,

@@ -15,6 +15,7 @@ pub mod leg;
 pub mod splice;
 pub mod strip;
 pub mod tap;
+pub mod timers;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -84,8 +85,11 @@ pub struct Proxy {
     ctx: Arc<Context>,
     conns: HashMap<FlowKey, ProxyConn>,
     /// When each connection's legs next want a turn (ms).
-    due: HashMap<FlowKey, u64>,
+    due: timers::Timers,
     afterlife: HashMap<FlowKey, Afterlife>,
+    /// The afterlives in the order they end (all last [`AFTERLIFE_MS`]), so a tick ends the
+    /// expired ones without visiting the others.
+    afterlife_order: std::collections::VecDeque<(u64, FlowKey)>,
     /// Connections still in the client's handshake, with when they began.
     embryonic: HashMap<FlowKey, u64>,
     limiter: RateLimiter,
@@ -105,8 +109,9 @@ impl Proxy {
         Proxy {
             ctx,
             conns: HashMap::new(),
-            due: HashMap::new(),
+            due: timers::Timers::default(),
             afterlife: HashMap::new(),
+            afterlife_order: std::collections::VecDeque::new(),
             embryonic: HashMap::new(),
             limiter: RateLimiter::default(),
             cache: AuthCache::new(cache_ms),
@@ -344,12 +349,10 @@ impl Proxy {
             io.command(worker, Command::Install(p));
         }
         match outcome {
-            Outcome::Continue => {
-                match next {
-                    Some(t) => self.due.insert(key, t),
-                    None => self.due.remove(&key),
-                };
-            }
+            Outcome::Continue => match next {
+                Some(t) => self.due.set(key, t),
+                None => self.due.clear(&key),
+            },
             Outcome::Spliced(conn) => {
                 log::info!(
                     "{key}: spliced, delta1 {} delta2 {} timestamps {} window shifts in {:?} out {:?}",
@@ -368,6 +371,7 @@ impl Proxy {
                             until_ms: now_ms + AFTERLIFE_MS,
                         },
                     );
+                    self.afterlife_order.push_back((now_ms + AFTERLIFE_MS, key));
                     // Behind the object on the worker's rings: the data the drain stripped
                     // goes on now, rewritten (one that overtakes the object comes back as a
                     // straggler of the afterlife and is handed back again).
@@ -406,7 +410,7 @@ impl Proxy {
     }
 
     fn forget(&mut self, key: FlowKey) -> Option<ProxyConn> {
-        self.due.remove(&key);
+        self.due.clear(&key);
         self.embryonic.remove(&key);
         self.verifier.cancel(&key);
         self.conns.remove(&key)
@@ -458,12 +462,10 @@ impl Proxy {
         io: &mut impl ControlIo<P>,
     ) {
         self.collect_verdicts(now_ms, local, io);
-        let due: Vec<FlowKey> = self
-            .due
-            .iter()
-            .filter(|(_, t)| **t <= now_ms)
-            .map(|(k, _)| *k)
-            .collect();
+        let mut due = Vec::new();
+        while let Some(key) = self.due.pop_due(now_ms) {
+            due.push(key);
+        }
         let stale: Vec<FlowKey> = self
             .embryonic
             .iter()
@@ -479,7 +481,20 @@ impl Proxy {
         for key in due {
             self.turn(key, now_ms, local, io);
         }
-        self.afterlife.retain(|_, a| a.until_ms > now_ms);
+        while let Some(&(until, key)) = self.afterlife_order.front() {
+            if until > now_ms {
+                break;
+            }
+            self.afterlife_order.pop_front();
+            // A later afterlife of the same quad (spliced again) has its own entry behind.
+            if self
+                .afterlife
+                .get(&key)
+                .is_some_and(|a| a.until_ms <= now_ms)
+            {
+                self.afterlife.remove(&key);
+            }
+        }
         self.cache.purge(now_ms);
         self.counters.active = self.conns.len() as u64;
         self.sync_auth_counters();
