@@ -250,6 +250,8 @@ impl ProxyConn {
                 self.phase = Phase::Relay;
                 self.full_proxy = true;
                 self.events.fallback = true;
+                // Their senders retransmit what was stripped, to the legs now.
+                self.held = Vec::new();
             }
         }
         if from_client {
@@ -563,6 +565,7 @@ impl ProxyConn {
                             self.events.fallback = true;
                             self.full_proxy = true;
                             self.phase = Phase::Relay;
+                            self.held = Vec::new();
                             return Outcome::Continue;
                         }
                     }
