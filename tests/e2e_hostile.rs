@@ -59,8 +59,9 @@ const MALFORMED_EACH: u64 = 300;
 const MALFORMED_PPS: u64 = 3000;
 /// Forged segments of each kind, from each end.
 const BLIND_EACH: u64 = 100;
-/// How long the SYN flood lasts.
-const FLOOD_SECONDS: u64 = 10;
+/// How long the SYN flood lasts: long enough for several legitimate tries (each gets through
+/// only at the moments a pending handshake slot frees up, so one try in two or three does).
+const FLOOD_SECONDS: u64 = 20;
 /// The flood's source ports (1024..=32767: below the namespaces' ephemeral range).
 const FLOOD_PORTS: (u16, u16) = (1024, 32767);
 /// The box's resident memory may grow this much over the flood (MiB).
