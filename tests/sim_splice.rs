@@ -42,6 +42,7 @@ use std::rc::Rc;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
+use common::config::SynCookies;
 use common::conn::{Conn, ConnFlags};
 use control::verifier::{CheckFn, Verifier};
 use dataplane::worker::WorkerCounters;
@@ -569,8 +570,15 @@ fn assert_fast_path(run: &Run, at: &AtSplice, bulk: usize) {
 
 /// One proxied connection of `kind` (not `never`): application step, splice, `bulk` each way.
 fn spliced(kind: Kind, seed: u64, faults: Faults, bulk: usize) {
-    let mut run = start(kind, seed, faults);
+    spliced_on(kind, seed, faults, bulk, SynCookies::Auto)
+}
+
+/// [`spliced`] with `proxy.syn_cookies` set to `cookies`.
+fn spliced_on(kind: Kind, seed: u64, faults: Faults, bulk: usize, cookies: SynCookies) {
+    let configure = |c: &mut common::config::Config| c.proxy.syn_cookies = cookies;
+    let mut run = start_on(kind, seed, faults, configure, |_| {}, |_| {});
     let at = splice(&mut run);
+    assert_cookies(&run, cookies);
     finish(&mut run, bulk);
     assert_no_drops(&run);
     assert_fast_path(&run, &at, bulk);
@@ -623,7 +631,38 @@ fn never_relays_everything_as_a_full_proxy() {
 }
 
 fn full_proxy(seed: u64, faults: Faults, bulk: usize) {
-    let mut run = start(Kind::Never, seed, faults);
+    full_proxy_on(seed, faults, bulk, SynCookies::Auto)
+}
+
+/// With `always`, one connection came from the ACK of a cookie (a client whose ACK was lost
+/// may have its next segment judged a wrong cookie first); otherwise none was sent.
+fn assert_cookies(run: &Run, cookies: SynCookies) {
+    let p = &run.sim.the_box.plane.proxy.counters;
+    let counts = (
+        p.syn_cookies_sent,
+        p.syn_cookies_accepted,
+        p.syn_cookies_invalid,
+    );
+    let ok = match cookies {
+        SynCookies::Always => {
+            p.syn_cookies_sent >= 1
+                && p.syn_cookies_accepted == 1
+                && (run.sim.faults != [Faults::NONE; 2] || p.syn_cookies_invalid == 0)
+        }
+        _ => counts == (0, 0, 0),
+    };
+    assert!(
+        ok,
+        "seed {}: {:?}: syn_cookies {cookies:?}: (sent, accepted, invalid) {counts:?}\n{}",
+        run.seed(),
+        run.kind,
+        run.sim.report()
+    );
+}
+
+fn full_proxy_on(seed: u64, faults: Faults, bulk: usize, cookies: SynCookies) {
+    let configure = |c: &mut common::config::Config| c.proxy.syn_cookies = cookies;
+    let mut run = start_on(Kind::Never, seed, faults, configure, |_| {}, |_| {});
     let (client, server) = (run.client, run.server);
     let (nc, ns) = (run.s2c.len(), run.c2s.len());
     run.sim
@@ -632,6 +671,7 @@ fn full_proxy(seed: u64, faults: Faults, bulk: usize) {
         });
     finish(&mut run, bulk);
     assert_no_drops(&run);
+    assert_cookies(&run, cookies);
     let (cport, port) = (run.cport, Kind::Never.port());
     run.sim
         .run_until("the box closed both legs", MAX_STEPS, |s| {
@@ -668,16 +708,140 @@ fn full_proxy(seed: u64, faults: Faults, bulk: usize) {
         data >= 2 * bulk / 1448,
         "seed {seed}: {data} data segments\n{report}"
     );
-    assert!(
-        sim.installed(&sim::flow_key(cport, port)).is_none()
-            && sim.the_box.plane.proxy.active() == 0,
-        "seed {seed}: the placeholder or the legs outlive the connection\n{report}"
-    );
+    let segments = trace.len();
+    // A leg that closed at the same time as its peer waits in TIME-WAIT (10 s) first.
+    let key = sim::flow_key(cport, port);
+    run.sim
+        .run_until("the placeholder and the legs gone", MAX_STEPS, |s| {
+            s.installed(&key).is_none() && s.the_box.plane.proxy.active() == 0
+        });
+    let sim = &run.sim;
     eprintln!(
-        "seed {seed}: Never: {} segments through control, {} ms virtual, {} steps",
-        trace.len(),
+        "seed {seed}: Never: {segments} segments through control, {} ms virtual, {} steps",
         sim.now - sim::START_MS,
         sim.steps
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// SYN cookies (`proxy.syn_cookies: always`): the box answers the SYN without keeping anything
+// and builds the legs from the client's ACK; the splice's Δ must still match the wire.
+
+#[test]
+fn every_rule_splices_after_a_syn_cookie() {
+    for (kind, seed) in [(Kind::None, 61), (Kind::Line, 62), (Kind::Http, 63)] {
+        spliced_on(kind, seed, Faults::NONE, MIB, SynCookies::Always);
+    }
+    full_proxy_on(64, Faults::NONE, MIB, SynCookies::Always);
+}
+
+#[test]
+fn every_rule_splices_after_a_syn_cookie_under_faults() {
+    for (kind, seed) in [(Kind::None, 65), (Kind::Line, 66), (Kind::Http, 67)] {
+        spliced_on(kind, seed, Faults::HOSTILE, FAULTY_BULK, SynCookies::Always);
+    }
+    full_proxy_on(68, Faults::HOSTILE, FAULTY_BULK, SynCookies::Always);
+}
+
+/// A SYN flood toward the `line` rule whose senders never answer the SYN-ACK fills the
+/// pending-handshake table; then a real client connects. Returns it, when it connected, and
+/// the flood's client ports (the box's SYN-ACKs to them are lost).
+type Ports = Rc<RefCell<std::collections::HashSet<u16>>>;
+fn flood_then_connect(seed: u64, cookies: SynCookies) -> (Sim, EpId, u64, Ports) {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let mut config = sim::testbed_config();
+    config.flow_table.capacity = sim::SIM_FLOW_CAPACITY;
+    config.proxy.syn_cookies = cookies;
+    let mut sim = Sim::with_config(seed, 1, Faults::NONE, config);
+    let flooders = Rc::new(RefCell::new(std::collections::HashSet::new()));
+    let f = Rc::clone(&flooders);
+    sim.intercept = Some(Box::new(move |_, hop, frame| match sim::seg_info(frame) {
+        Some(s) if hop == Hop::BoxToClient && s.flags.contains('S') => {
+            if f.borrow().contains(&s.dport) {
+                Fate::Drop
+            } else {
+                Fate::Pass
+            }
+        }
+        _ => Fate::Pass,
+    }));
+    let port = Kind::Line.port();
+    sim.listen(port);
+    let embryonic = control::proxy::MAX_EMBRYONIC;
+    for _ in 0..embryonic {
+        let p = sim.client_port();
+        flooders.borrow_mut().insert(p);
+        sim.connect(p, port);
+    }
+    sim.run_for(200);
+    assert_eq!(
+        sim.the_box.plane.proxy.active(),
+        embryonic,
+        "seed {seed}: the flood's handshakes pending\n{}",
+        sim.report()
+    );
+    let p = sim.client_port();
+    let t0 = sim.now;
+    let ep = sim.connect(p, port);
+    (sim, ep, t0, flooders)
+}
+
+/// `syn_cookies: auto`: with the pending-handshake table full, the next SYN gets a cookie and
+/// the client logs in at once, long before the flood's handshakes time out.
+#[test]
+fn a_client_logs_in_with_a_cookie_while_a_syn_flood_fills_the_handshake_table() {
+    let seed = 71;
+    let (mut sim, client, t0, ports) = flood_then_connect(seed, SynCookies::Auto);
+    // More of the flood while the table is full: answered with cookies, nothing kept (the
+    // flooders' own retransmissions still find their placeholders).
+    let flows = sim.flows();
+    let flooders: Vec<EpId> = (0..64)
+        .map(|_| {
+            let p = sim.client_port();
+            ports.borrow_mut().insert(p);
+            sim.connect(p, Kind::Line.port())
+        })
+        .collect();
+    expect_from_box(&mut sim, client, b"Username: ", "the user name prompt");
+    assert!(
+        sim.flows() <= flows + 1 && flooders.iter().all(|&f| sim.state(f) == State::SynSent),
+        "seed {seed}: {} flows before the last 64 SYNs, {} after (one is the client's)\n{}",
+        flows,
+        sim.flows(),
+        sim.report()
+    );
+    sim.send(client, b"alice\r\n");
+    sim.send(client, PASSWORD_LINE);
+    expect_from_box(&mut sim, client, LINE_OUTPUT, "the welcome");
+    let waited = sim.now - t0;
+    let p = &sim.the_box.plane.proxy.counters;
+    let counts = (
+        p.syn_cookies_sent,
+        p.syn_cookies_accepted,
+        p.syn_cookies_invalid,
+    );
+    assert!(
+        waited < control::proxy::EMBRYONIC_MS / 2 && counts.0 >= 65 && counts.1 == 1 && counts.2 == 0,
+        "seed {seed}: logged in after {waited} ms; cookies (sent, accepted, invalid) {counts:?}\n{}",
+        sim.report()
+    );
+    eprintln!("seed {seed}: logged in {waited} ms after connecting; cookies {counts:?}");
+}
+
+/// The same flood with `syn_cookies: never`: the client is refused until the pending
+/// handshakes time out (the test above would fail without cookies).
+#[test]
+fn without_cookies_a_syn_flood_locks_clients_out() {
+    let seed = 72;
+    let (mut sim, client, _, _) = flood_then_connect(seed, SynCookies::Never);
+    sim.run_for(2_000);
+    let p = &sim.the_box.plane.proxy.counters;
+    assert!(
+        sim.state(client) == State::SynSent && p.embryonic_refused >= 1 && p.syn_cookies_sent == 0,
+        "seed {seed}: client {}, refused {}\n{}",
+        sim.state(client),
+        p.embryonic_refused,
+        sim.report()
     );
 }
 
@@ -744,7 +908,8 @@ fn http_basic_splices_under_faults_seed_33() {
 /// subset of none, line, http, never) under the hostile faults, 128 KiB each way after the
 /// splice, every check of the single runs; lists every failing seed with its message
 /// (`SIM_SEEDS=1000 cargo test --test sim_splice -- --ignored many_seeds`: about a minute per
-/// rule).
+/// rule; `SIM_COOKIES=always` answers every SYN with a SYN cookie: up to 5 % of the `line`
+/// runs may then hang at the prompt, their ACK of the cookie lost).
 #[test]
 #[ignore]
 fn many_seeds_under_faults() {
@@ -752,7 +917,7 @@ fn many_seeds_under_faults() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(50);
-    let (mut failed, mut unclean) = (Vec::new(), Vec::new());
+    let (mut failed, mut unclean, mut lost_ack) = (Vec::new(), Vec::new(), Vec::new());
     let kinds: Vec<Kind> = match std::env::var("SIM_KINDS") {
         Ok(v) => v
             .split(',')
@@ -766,12 +931,18 @@ fn many_seeds_under_faults() {
             .collect(),
         Err(_) => vec![Kind::None, Kind::Line, Kind::Http, Kind::Never],
     };
+    let cookies = match std::env::var("SIM_COOKIES").as_deref() {
+        Ok("always") => SynCookies::Always,
+        Ok("never") => SynCookies::Never,
+        Ok("auto") | Err(_) => SynCookies::Auto,
+        Ok(_) => panic!("SIM_COOKIES: auto, always, never"),
+    };
     for &kind in &kinds {
         for i in 1..=n {
             let seed = 10_000 * kind.port() as u64 + i;
             let r = std::panic::catch_unwind(|| match kind {
-                Kind::Never => full_proxy(seed, Faults::HOSTILE, 128 * KIB),
-                _ => spliced(kind, seed, Faults::HOSTILE, 128 * KIB),
+                Kind::Never => full_proxy_on(seed, Faults::HOSTILE, 128 * KIB, cookies),
+                _ => spliced_on(kind, seed, Faults::HOSTILE, 128 * KIB, cookies),
             });
             if let Err(e) = r {
                 let msg = e
@@ -782,6 +953,14 @@ fn many_seeds_under_faults() {
                 let line = format!("{kind:?} {}", msg.lines().next().unwrap_or(""));
                 if msg.contains("did not finish closing") {
                     unclean.push(line);
+                } else if cookies == SynCookies::Always
+                    && kind == Kind::Line
+                    && msg.contains("`the user name prompt` not reached")
+                {
+                    // SYN cookies' known limit (RFC 4987 §3.6): the client's ACK of the
+                    // cookie is lost and the box, keeping nothing, cannot retransmit its
+                    // SYN-ACK; a client that waits for the box to speak first then waits.
+                    lost_ack.push(line);
                 } else {
                     failed.push(line);
                 }
@@ -790,16 +969,18 @@ fn many_seeds_under_faults() {
     }
     let runs = kinds.len() as u64 * n;
     eprintln!(
-        "{runs} runs: {} failed, {} unclean closes:\n{}",
+        "{runs} runs: {} failed, {} unclean closes, {} cookie ACKs lost before a prompt:\n{}\n{}",
         failed.len(),
         unclean.len(),
-        unclean.join("\n")
+        lost_ack.len(),
+        unclean.join("\n"),
+        lost_ack.join("\n")
     );
     // Hard failures: a byte missing or wrong, a drop, a segment through control after the
     // splice, a wrong Δ. A close that does not complete is tolerated up to 1 % of the runs:
     // the hosts' smoltcp can lose its own FIN (see `Sim::fin_stalled`).
     assert!(
-        failed.is_empty() && unclean.len() as u64 * 100 <= runs,
+        failed.is_empty() && unclean.len() as u64 * 100 <= runs && lost_ack.len() as u64 * 20 <= n,
         "{} of {runs} runs failed, {} did not close:\n{}\n{}",
         failed.len(),
         unclean.len(),

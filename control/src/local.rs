@@ -47,6 +47,8 @@ pub trait ControlIo<P> {
     fn reinject(&mut self, worker: u16, side: Side, pkt: P) -> bool;
     /// A packet holding a copy of `frame` (an mbuf from the pool, a `Vec` in tests).
     fn alloc(&mut self, frame: &[u8]) -> Option<P>;
+    /// Tells the workers whether SYNs to `proxy` rules now get cookies.
+    fn syn_cookies(&mut self, _on: bool) {}
 }
 
 /// What the local stack counts.
@@ -129,7 +131,7 @@ impl<P: Packet> LocalStack<P> {
             Why::Local => self.local(msg.port, msg.pkt, now_ms, io),
             Why::Resolve { out, next_hop } => self.resolve(out, next_hop, msg.pkt, now_ms, io),
             Why::TtlExceeded => self.time_exceeded(msg.port, msg.pkt.data(), now_ms, io),
-            Why::ProxySyn { .. } | Why::Proxied | Why::Dropped(_) => {
+            Why::ProxySyn { .. } | Why::ProxyAck { .. } | Why::Proxied | Why::Dropped(_) => {
                 self.counters.local_unhandled += 1
             }
         }

@@ -62,6 +62,11 @@ impl<P, A: FnMut(&[u8]) -> Option<P>> ControlIo<P> for RingIo<'_, P, A> {
         self.commands_dropped += u64::from(!ok);
         ok
     }
+    fn syn_cookies(&mut self, on: bool) {
+        self.rings
+            .syn_cookies
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
     fn reinject(&mut self, worker: u16, side: Side, pkt: P) -> bool {
         let ok = self.rings.reinject(usize::from(worker), side, pkt).is_ok();
         self.tx_failed += u64::from(!ok);
@@ -107,7 +112,7 @@ impl<P: Packet> ControlPlane<P> {
                 break;
             };
             match msg.why {
-                Why::ProxySyn { .. } | Why::Proxied => {
+                Why::ProxySyn { .. } | Why::ProxyAck { .. } | Why::Proxied => {
                     self.proxy.on_packet(msg, self.clock, &mut self.local, io)
                 }
                 Why::Dropped(_) => self.capture(msg),

@@ -11,6 +11,7 @@
 //! `crossbeam` `ArrayQueue` (fixed capacity, lock-free); a push onto a full ring fails at once
 //! and the pusher counts the drop — nobody ever blocks.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use crossbeam::queue::ArrayQueue;
@@ -32,6 +33,15 @@ pub enum Why {
     /// A SYN that matched a `proxy` rule: the index of the rule and its action, in the
     /// worker's policy (after a reload control's policy may already be a newer one).
     ProxySyn {
+        rule: u16,
+        action: common::config::Action,
+        /// Whether the worker made a placeholder for it (not while control answers SYNs with
+        /// cookies, see [`Rings::syn_cookies`]).
+        placeholder: bool,
+    },
+    /// An acknowledgement without a flow that matched a `proxy` rule: perhaps the answer to a
+    /// SYN cookie (control kept nothing for the SYN).
+    ProxyAck {
         rule: u16,
         action: common::config::Action,
     },
@@ -108,6 +118,7 @@ pub struct WorkerRings<P> {
     pub from_control: Arc<ArrayQueue<FromControl<P>>>,
     /// Answers to commands (flow listings), shared by all workers.
     pub replies: Arc<ArrayQueue<Reply>>,
+    pub syn_cookies: Arc<AtomicBool>,
 }
 
 impl<P> Clone for WorkerRings<P> {
@@ -117,6 +128,7 @@ impl<P> Clone for WorkerRings<P> {
             commands: Arc::clone(&self.commands),
             from_control: Arc::clone(&self.from_control),
             replies: Arc::clone(&self.replies),
+            syn_cookies: Arc::clone(&self.syn_cookies),
         }
     }
 }
@@ -128,6 +140,10 @@ pub struct Rings<P> {
     pub commands: Vec<Arc<ArrayQueue<Command>>>,
     pub from_control: Vec<Arc<ArrayQueue<FromControl<P>>>>,
     pub replies: Arc<ArrayQueue<Reply>>,
+    /// Set by control while it answers SYNs to `proxy` rules with SYN cookies: workers then
+    /// make no placeholder for such a SYN (a flood leaves nothing in the flow table, and
+    /// control need not remove anything).
+    pub syn_cookies: Arc<AtomicBool>,
 }
 
 impl<P> Rings<P> {
@@ -142,6 +158,7 @@ impl<P> Rings<P> {
                 .collect(),
             // One outstanding listing per worker, with room to spare.
             replies: Arc::new(ArrayQueue::new(4 * workers.max(1))),
+            syn_cookies: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -151,6 +168,7 @@ impl<P> Rings<P> {
             commands: Arc::clone(&self.commands[i]),
             from_control: Arc::clone(&self.from_control[i]),
             replies: Arc::clone(&self.replies),
+            syn_cookies: Arc::clone(&self.syn_cookies),
         }
     }
 

@@ -12,6 +12,7 @@
 //! lock-free and a full ring or TX queue is a counted drop. Time is passed in (`now_ms`,
 //! wrapping milliseconds), so the same code runs under DPDK and in the simulation.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use common::config::{Action, Zone};
@@ -272,7 +273,13 @@ impl<Q: PortQueue> Worker<Q> {
                     self.counters.drops.count(DropReason::ControlRingFull);
                     // A proxy SYN control never saw must not leave its placeholder behind:
                     // the client's retransmission starts over.
-                    if matches!(msg.why, Why::ProxySyn { .. }) {
+                    if matches!(
+                        msg.why,
+                        Why::ProxySyn {
+                            placeholder: true,
+                            ..
+                        }
+                    ) {
                         if let Some(key) = flow_key_of(msg.pkt.data()) {
                             self.table.remove(&key);
                         }
@@ -567,10 +574,10 @@ impl<Q: PortQueue> Worker<Q> {
             }
         }
         let Some((i, dir)) = found else {
-            if !is_syn {
-                return Err(Verdict::Drop(DropReason::NoFlow));
+            if is_syn {
+                return self.new_syn(zone, key, tcp, now_ms);
             }
-            return self.new_syn(zone, key, tcp, now_ms);
+            return Err(self.no_flow(zone, key, fl));
         };
 
         let conn = self.table.get_mut(i);
@@ -596,6 +603,31 @@ impl<Q: PortQueue> Worker<Q> {
             }
             TrackVerdict::Drop(r) => Err(Verdict::Drop(r)),
         }
+    }
+
+    /// A segment without a flow: dropped, unless it may be the ACK answering a SYN cookie
+    /// the control plane sent for a `proxy` rule (only control can tell).
+    #[cold]
+    fn no_flow(&self, zone: Zone, key: FlowKey, fl: u8) -> Verdict {
+        let cookies = self.ctx.config.proxy.syn_cookies != common::config::SynCookies::Never;
+        if cookies && fl & (flags::SYN | flags::ACK | flags::RST) == flags::ACK {
+            let rule = self.ctx.config.match_rule(
+                zone,
+                Protocol::TCP.0,
+                key.src,
+                key.dst,
+                Some(key.dport),
+            );
+            if let Some((idx, r)) = rule {
+                if matches!(r.action, Action::Proxy { .. }) {
+                    return Verdict::ToControl(Why::ProxyAck {
+                        rule: idx as u16,
+                        action: r.action,
+                    });
+                }
+            }
+        }
+        Verdict::Drop(DropReason::NoFlow)
     }
 
     fn new_syn(
@@ -624,14 +656,24 @@ impl<Q: PortQueue> Worker<Q> {
                 }
             }
             Some((idx, r)) if matches!(r.action, Action::Proxy { .. }) => {
+                let (rule, action) = (idx as u16, r.action);
+                if self.rings.syn_cookies.load(Ordering::Relaxed) {
+                    // Control answers with a cookie and keeps nothing; nor does the worker.
+                    return Err(Verdict::ToControl(Why::ProxySyn {
+                        rule,
+                        action,
+                        placeholder: false,
+                    }));
+                }
                 // A placeholder, so the rest of the connection follows its SYN to control.
                 // It lives for the SYN-SENT timeout until control confirms it.
                 let mut conn = Conn::new_pass(&key, 0, now_ms);
                 conn.flags |= ConnFlags::PROXIED;
                 match self.table.insert(conn) {
                     Ok(_) => Err(Verdict::ToControl(Why::ProxySyn {
-                        rule: idx as u16,
-                        action: r.action,
+                        rule,
+                        action,
+                        placeholder: true,
                     })),
                     Err(InsertError::Full) => Err(Verdict::Drop(DropReason::FlowTableFull)),
                     Err(InsertError::Exists(_)) => Err(Verdict::Drop(DropReason::OutOfState)),

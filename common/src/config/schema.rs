@@ -12,7 +12,7 @@ use core::fmt;
 use serde::de::{self, Deserializer, IgnoredAny, Visitor};
 use serde::Deserialize;
 
-use super::types::{AuthMethod, Protocol, Side, SplicePoint, Zone};
+use super::types::{AuthMethod, Protocol, Side, SplicePoint, SynCookies, Zone};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -151,6 +151,7 @@ pub(crate) struct RawAuth {
 pub(crate) struct RawProxy {
     pub max_connections: Option<u64>,
     pub drain_timeout: Option<Scalar>,
+    pub syn_cookies: Option<SynCookies>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -205,6 +205,24 @@ pub struct Proxy {
     pub max_connections: u32,
     /// How long a drain may wait for both sides to go quiet before both legs are reset.
     pub drain_timeout: Duration,
+    /// When a SYN to a `proxy` rule is answered with a SYN cookie instead of a new
+    /// connection.
+    pub syn_cookies: SynCookies,
+}
+
+/// SYN cookies for `proxy` rules: the SYN-ACK's sequence number encodes the handshake, so the
+/// box keeps nothing for a SYN and builds the connection when the client's ACK proves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SynCookies {
+    /// Only while the handshakes pending with the box fill their table (a SYN flood), like
+    /// Linux's `tcp_syncookies = 1`.
+    #[default]
+    Auto,
+    /// For every SYN to a `proxy` rule.
+    Always,
+    /// Never: beyond the pending-handshake table SYNs are refused (counted).
+    Never,
 }
 
 /// The most connections `proxy.max_connections` may allow.
@@ -215,6 +233,7 @@ impl Default for Proxy {
         Proxy {
             max_connections: 16_384,
             drain_timeout: Duration::from_secs(5),
+            syn_cookies: SynCookies::Auto,
         }
     }
 }

@@ -137,6 +137,7 @@ fn proxy(raw: &RawProxy) -> Res<Proxy> {
     Ok(Proxy {
         max_connections,
         drain_timeout,
+        syn_cookies: raw.syn_cookies.unwrap_or_default(),
     })
 }
 

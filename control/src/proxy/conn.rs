@@ -113,7 +113,9 @@ pub struct ProxyConn {
 }
 
 impl ProxyConn {
-    /// A connection from the client's SYN (already parsed) matching a `proxy` rule.
+    /// A connection from the client's SYN (already parsed) matching a `proxy` rule. With
+    /// `client`, the client answered a SYN cookie: that is its client leg, through the
+    /// handshake but for the client's ACK (see [`Leg::client_leg_answered`]).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         key: FlowKey,
@@ -123,6 +125,7 @@ impl ProxyConn {
         splice: SplicePoint,
         client_syn: SynOptions,
         cached: bool,
+        client: Option<Leg>,
         now: Instant,
     ) -> ProxyConn {
         let seed = u64::from(key.symmetric_hash()) ^ now.total_millis() as u64;
@@ -138,7 +141,9 @@ impl ProxyConn {
             (false, AuthMethod::Line) => App::Line(LineAuth::new(key.src)),
             (false, AuthMethod::HttpBasic) => App::Http(HttpBasic::new()),
         };
-        let client = Leg::client_leg(key.dst, key.dport, DEFAULT_MTU, ts, open, seed, now);
+        let client = client.unwrap_or_else(|| {
+            Leg::client_leg(key.dst, key.dport, DEFAULT_MTU, ts, open, seed, now)
+        });
         let mut c = ProxyConn {
             key,
             worker,

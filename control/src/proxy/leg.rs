@@ -30,6 +30,9 @@ use super::tap::LegTap;
 /// for the short proxied phase; a fully proxied (`never`) connection is slower for it.
 pub const BUFFER: usize = 128 * 1024;
 
+/// The window shift a leg announces: smoltcp's, from its receive buffer's size.
+pub const WINDOW_SHIFT: u8 = (usize::BITS - BUFFER.leading_zeros()).saturating_sub(16) as u8;
+
 /// A leg whose peer acknowledges nothing for this long while the box has data (or a SYN) for
 /// it is reset (smoltcp's socket timeout; an idle connection is not affected): a peer that
 /// vanished mid-connection would otherwise keep the leg, and the connection, forever.
@@ -91,7 +94,8 @@ pub fn set_ts_clock(now_ms: u64) {
     TS_CLOCK.fetch_max(now_ms as u32, std::sync::atomic::Ordering::Relaxed);
 }
 
-fn tsval() -> u32 {
+/// The TSval a leg would send now.
+pub fn tsval() -> u32 {
     TS_CLOCK.load(std::sync::atomic::Ordering::Relaxed)
 }
 
@@ -161,6 +165,34 @@ impl Leg {
         leg
     }
 
+    /// A client leg that has answered `syn` (the client's SYN, rebuilt from a SYN cookie)
+    /// with a SYN-ACK whose sequence number is `isn`, the cookie: it waits for the client's
+    /// ACK. Its own SYN-ACK is not sent (the box sent the cookie's). `None` if the stack did
+    /// not pick `isn` (see [`seed_for_isn`]).
+    pub fn client_leg_answered(
+        server: Ipv4Addr,
+        port: u16,
+        mtu: usize,
+        timestamps: bool,
+        isn: u32,
+        syn: Vec<u8>,
+        now: Instant,
+    ) -> Option<Leg> {
+        let mut leg = Leg::client_leg(server, port, mtu, timestamps, false, seed_for_isn(isn), now);
+        leg.input(syn);
+        let sent: Vec<Vec<u8>> = leg.poll(now).collect();
+        let answered = sent.iter().any(|p| {
+            use common::wire::ipv4::Ipv4Packet;
+            use common::wire::tcp::TcpPacket;
+            Ipv4Packet::new_checked(&p[..]).ok().and_then(|ip| {
+                TcpPacket::new_checked(ip.payload())
+                    .ok()
+                    .map(|t| t.seq_number().0)
+            }) == Some(isn)
+        });
+        (answered && leg.state() == tcp::State::SynReceived).then_some(leg)
+    }
+
     /// The server leg: connects to `server` as `client`.
     #[allow(clippy::too_many_arguments)]
     pub fn server_leg(
@@ -217,6 +249,38 @@ impl Leg {
     pub fn poll_at(&mut self, now: Instant) -> Option<Instant> {
         self.iface.poll_at(now, &self.sockets)
     }
+}
+
+/// The interface seed that makes a leg's socket pick `isn` as its initial sequence number.
+///
+/// smoltcp 0.14 draws the ISN from its interface's generator (sPCG32 seeded with
+/// `Config::random_seed`), after one draw for the IPv4 identification in `Interface::new`.
+/// The generator's step is invertible (an odd multiplier modulo 2^64), so the seed is found by
+/// stepping back from a state whose output is `isn`. The box needs this for SYN cookies: the
+/// client knows the cookie as the box's ISN. `Leg::client_leg_answered` checks the result,
+/// and a test fails if a smoltcp update changes the generator.
+pub fn seed_for_isn(isn: u32) -> u64 {
+    const M: u64 = 0xbb2e_fcec_3c39_611d;
+    const A: u64 = 0x7590_ef39;
+    // M's inverse modulo 2^64 by Newton's iteration (each step doubles the correct bits).
+    let mut inv = M;
+    for _ in 0..6 {
+        inv = inv.wrapping_mul(2u64.wrapping_sub(M.wrapping_mul(inv)));
+    }
+    let back = |s: u64| s.wrapping_sub(A).wrapping_mul(inv);
+    let output = |s: u64| (s >> (29 - (s >> 61))) as u32;
+    // A state with its top three bits clear yields bits 29..61: put `isn` there. The bits
+    // below are free; pick them so the draw before (the IPv4 identification, drawn again
+    // while it is 0) is not 0.
+    for low in 0..16u64 {
+        let isn_state = u64::from(isn) << 29 | low;
+        let id_state = back(isn_state);
+        let id = output(id_state);
+        if (id ^ id >> 16) as u16 != 0 {
+            return back(id_state);
+        }
+    }
+    0
 }
 
 /// One line about a segment, for trace logs.

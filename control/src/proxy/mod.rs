@@ -11,6 +11,7 @@
 //! verdict to its connection and runs it.
 
 pub mod conn;
+pub mod cookie;
 pub mod leg;
 pub mod splice;
 pub mod strip;
@@ -23,12 +24,12 @@ use std::time::Duration;
 
 use smoltcp::time::Instant;
 
-use common::config::{Action, AuthMethod, Side, User};
+use common::config::{Action, AuthMethod, Side, SynCookies, User};
 use common::conn::{Conn, ConnFlags, TcpState};
 use common::flow::FlowKey;
 use common::wire::ethernet::{EtherType, EthernetFrame};
 use common::wire::ipv4::{Ipv4Packet, Protocol};
-use common::wire::tcp::{SynOptions, TcpPacket};
+use common::wire::tcp::{SynOptions, TcpOption, TcpOptions, TcpPacket};
 use dataplane::context::Context;
 use dataplane::packet::Packet;
 use dataplane::ring::{Command, ToControl, Why};
@@ -71,6 +72,14 @@ pub struct ProxyCounters {
     pub embryonic_refused: u64,
     /// Connections whose client never completed its handshake within [`EMBRYONIC_MS`].
     pub embryonic_timeout: u64,
+    /// SYNs answered with a SYN cookie (`proxy.syn_cookies`), nothing kept.
+    pub syn_cookies_sent: u64,
+    /// ACKs that returned a valid cookie: connections built from them.
+    pub syn_cookies_accepted: u64,
+    /// ACKs without a flow toward a `proxy` rule whose cookie was not valid (a late segment
+    /// of a finished connection, a cookie older than two periods, or a guess; or, never seen,
+    /// a client leg that did not take the cookie as its ISN): dropped.
+    pub syn_cookies_invalid: u64,
 }
 
 /// Proxied connections whose client leg has not completed its handshake, at most. A SYN
@@ -92,6 +101,9 @@ pub struct Proxy {
     afterlife_order: std::collections::VecDeque<(u64, FlowKey)>,
     /// Connections still in the client's handshake, with when they began.
     embryonic: HashMap<FlowKey, u64>,
+    cookies: cookie::CookieJar,
+    /// What the workers were last told (see `Rings::syn_cookies`).
+    cookies_signalled: bool,
     limiter: RateLimiter,
     cache: AuthCache,
     /// The context's users, shared with the verifier threads' jobs.
@@ -113,6 +125,8 @@ impl Proxy {
             afterlife: HashMap::new(),
             afterlife_order: std::collections::VecDeque::new(),
             embryonic: HashMap::new(),
+            cookies: cookie::CookieJar::default(),
+            cookies_signalled: false,
             limiter: RateLimiter::default(),
             cache: AuthCache::new(cache_ms),
             users,
@@ -181,12 +195,32 @@ impl Proxy {
         local: &mut LocalStack<P>,
         io: &mut impl ControlIo<P>,
     ) {
+        self.packet(msg, now_ms, local, io);
+        self.signal_cookies(io);
+    }
+
+    /// Tells the workers whether SYNs now get cookies (so they keep no placeholder for them).
+    fn signal_cookies<P>(&mut self, io: &mut impl ControlIo<P>) {
+        let on = self.cookie_time();
+        if on != self.cookies_signalled {
+            self.cookies_signalled = on;
+            io.syn_cookies(on);
+        }
+    }
+
+    fn packet<P: Packet>(
+        &mut self,
+        msg: ToControl<P>,
+        now_ms: u64,
+        local: &mut LocalStack<P>,
+        io: &mut impl ControlIo<P>,
+    ) {
         let Some((key, ip_off, syn)) = parse(msg.pkt.data()) else {
             self.counters.malformed += 1;
             return;
         };
         if matches!(msg.why, Why::ProxySyn { .. }) && syn.is_some() {
-            // The worker made a new placeholder for this SYN: a new connection on a quad
+            // A new connection on a quad
             // whose predecessor may still be here (a client reusing its port within the
             // afterlife, or before a finished full proxy's legs left TIME-WAIT). What is left
             // of the old one goes; treating the SYN as one of its stragglers would bounce it
@@ -207,22 +241,62 @@ impl Proxy {
         };
         let Some((ckey, from_client)) = ckey else {
             match (msg.why, syn) {
-                (Why::ProxySyn { action, .. }, Some(opts)) => {
-                    if !self.open(key, action, msg.worker, msg.port, opts, now_ms, io) {
+                (Why::ProxySyn { placeholder, .. }, Some(opts)) if self.cookie_time() => {
+                    if placeholder {
+                        io.command(msg.worker, Command::Remove(key));
+                    }
+                    self.send_cookie(key, &msg, ip_off, &opts, now_ms, local, io);
+                    return;
+                }
+                (
+                    Why::ProxySyn {
+                        action,
+                        placeholder,
+                        ..
+                    },
+                    Some(opts),
+                ) => {
+                    if !self.open(key, action, msg.worker, msg.port, opts, None, now_ms, io) {
                         return;
                     }
+                    if !placeholder {
+                        // The worker saw cookies on when this SYN came: the connection's
+                        // later segments must follow it to control all the same.
+                        let mut p = Conn::new_pass(&key, 0, now_ms as u32);
+                        p.flags = ConnFlags::PROXIED;
+                        io.command(msg.worker, Command::Install(p));
+                    }
+                }
+                (Why::ProxyAck { action, .. }, None) => {
+                    let ip = &msg.pkt.data()[ip_off.clone()];
+                    let Some((answered, opts)) = self.check_cookie(key, ip, now_ms) else {
+                        self.counters.syn_cookies_invalid += 1;
+                        return;
+                    };
+                    let answered = Some(answered);
+                    if !self.open(
+                        key, action, msg.worker, msg.port, opts, answered, now_ms, io,
+                    ) {
+                        return;
+                    }
+                    self.counters.syn_cookies_accepted += 1;
                 }
                 _ => {
                     self.counters.unknown_dropped += 1;
                     return;
                 }
             }
-            // The SYN itself goes to the new client leg below.
+            // The SYN (or the ACK of the cookie) itself goes to the new client leg.
             let ip = msg.pkt.data()[ip_off.clone()].to_vec();
             self.feed(key, true, ip, now_ms, local, io);
             return;
         };
         if let Some(a) = self.afterlife.get(&ckey) {
+            if matches!(msg.why, Why::ProxyAck { .. }) {
+                // The worker has no object for it (it ended): sent back, it would return.
+                self.counters.unknown_dropped += 1;
+                return;
+            }
             // Queued toward control before the object was installed: back to the worker,
             // which now tracks and rewrites it like every later packet.
             if io.reinject(a.worker, msg.port, msg.pkt) {
@@ -237,6 +311,71 @@ impl Proxy {
         self.feed(ckey, from_client, ip, now_ms, local, io);
     }
 
+    /// Whether a SYN to a `proxy` rule gets a cookie instead of a connection now.
+    fn cookie_time(&self) -> bool {
+        match self.ctx.config.proxy.syn_cookies {
+            SynCookies::Always => true,
+            SynCookies::Auto => self.embryonic.len() >= MAX_EMBRYONIC,
+            SynCookies::Never => false,
+        }
+    }
+
+    /// Answers the SYN in `msg` with a cookie.
+    #[allow(clippy::too_many_arguments)]
+    fn send_cookie<P: Packet>(
+        &mut self,
+        key: FlowKey,
+        msg: &ToControl<P>,
+        ip_off: std::ops::Range<usize>,
+        opts: &SynOptions,
+        now_ms: u64,
+        local: &mut LocalStack<P>,
+        io: &mut impl ControlIo<P>,
+    ) {
+        let Some(isn) = Ipv4Packet::new_checked(&msg.pkt.data()[ip_off])
+            .ok()
+            .and_then(|ip| {
+                TcpPacket::new_checked(ip.payload())
+                    .ok()
+                    .map(|t| t.seq_number().0)
+            })
+        else {
+            self.counters.malformed += 1;
+            return;
+        };
+        let answer = cookie::SynAck {
+            isn: self.cookies.make(&key, isn, opts, now_ms),
+            mss: (conn::DEFAULT_MTU - 40) as u16,
+            window_shift: leg::WINDOW_SHIFT,
+            tsval: Some(leg::tsval()),
+        };
+        let ip = cookie::syn_ack(&key, isn, opts, &answer);
+        local.send_ip(msg.port, &ip, now_ms as u32, io);
+        self.counters.syn_cookies_sent += 1;
+    }
+
+    /// If the segment `ip` (an ACK without a flow) acknowledges a cookie of ours: the client's
+    /// ISN, the cookie, its window, and the SYN's options (timestamps from the ACK).
+    fn check_cookie(&self, key: FlowKey, ip: &[u8], now_ms: u64) -> Option<(Answered, SynOptions)> {
+        let ip = Ipv4Packet::new_checked(ip).ok()?;
+        let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+        let isn = tcp.seq_number().0.wrapping_sub(1);
+        let cookie = tcp.ack_number().0.wrapping_sub(1);
+        let mut opts = self.cookies.check(&key, isn, cookie, now_ms)?;
+        let tsval = TcpOptions::new(tcp.options(), 20).find_map(|o| match o {
+            Ok((_, TcpOption::Timestamps { tsval, .. })) => Some(tsval),
+            _ => None,
+        });
+        opts.timestamps = tsval.map(|v| (v, 0));
+        let answered = Answered {
+            isn,
+            cookie,
+            window: tcp.window_len(),
+        };
+        Some((answered, opts))
+    }
+
+    /// Opens a connection for the SYN on `key` or, with `answered`, for the ACK of its cookie.
     #[allow(clippy::too_many_arguments)]
     fn open<P>(
         &mut self,
@@ -245,6 +384,7 @@ impl Proxy {
         worker: u16,
         port: Side,
         syn: SynOptions,
+        answered: Option<Answered>,
         now_ms: u64,
         io: &mut impl ControlIo<P>,
     ) -> bool {
@@ -260,7 +400,7 @@ impl Proxy {
             io.command(worker, Command::Remove(key));
             return false;
         }
-        if self.embryonic.len() >= MAX_EMBRYONIC {
+        if answered.is_none() && self.embryonic.len() >= MAX_EMBRYONIC {
             self.counters.embryonic_refused += 1;
             io.command(worker, Command::Remove(key));
             return false;
@@ -268,7 +408,24 @@ impl Proxy {
         let cached = auth != AuthMethod::None && self.cache.lookup(key.src, auth, now_ms).is_some();
         let now = Instant::from_millis(now_ms as i64);
         let drain_ms = self.ctx.config.proxy.drain_timeout.as_millis() as u64;
-        let c = ProxyConn::new(key, worker, port, auth, splice, syn, cached, now)
+        let client = match answered {
+            None => None,
+            Some(a) => {
+                let ts = syn.timestamps.is_some();
+                let rebuilt =
+                    cookie::rebuilt_syn(&key, a.isn, a.window, &syn, syn.timestamps.map(|t| t.0));
+                let mtu = conn::DEFAULT_MTU;
+                let leg = leg::Leg::client_leg_answered(
+                    key.dst, key.dport, mtu, ts, a.cookie, rebuilt, now,
+                );
+                if leg.is_none() {
+                    self.counters.syn_cookies_invalid += 1;
+                    return false;
+                }
+                leg
+            }
+        };
+        let c = ProxyConn::new(key, worker, port, auth, splice, syn, cached, client, now)
             .with_drain_timeout(drain_ms);
         self.connections.proxied += 1;
         self.conns.insert(key, c);
@@ -498,7 +655,17 @@ impl Proxy {
         self.cache.purge(now_ms);
         self.counters.active = self.conns.len() as u64;
         self.sync_auth_counters();
+        self.signal_cookies(io);
     }
+}
+
+/// What the ACK of a cookie tells: the client's ISN, the cookie (the box's ISN) and the
+/// client's window.
+#[derive(Debug, Clone, Copy)]
+struct Answered {
+    isn: u32,
+    cookie: u32,
+    window: u16,
 }
 
 /// The quad, the offset of the IP header and, for a SYN, its options.

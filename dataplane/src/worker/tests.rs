@@ -7,7 +7,7 @@ use crate::testing::{arp_request, icmp_echo_frame, tcp_frame, udp_frame, Envelop
 use common::config::{Config, Side};
 use common::wire::ethernet::EthernetFrame;
 use common::wire::ipv4::Ipv4Packet;
-use common::wire::tcp::flags::{ACK, FIN, PSH, SYN};
+use common::wire::tcp::flags::{ACK, FIN, PSH, RST, SYN};
 use common::wire::Ipv4Addr;
 
 const BOX_IN: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x01]);
@@ -270,6 +270,72 @@ mod policy {
         let mut b = Bed::new(1);
         b.c2s(t(40000, 5201, 1000, 5, ACK));
         assert_eq!(b.drops(DropReason::NoFlow), 1);
+    }
+
+    /// The ACK answering a SYN cookie has no flow (control kept nothing): toward a `proxy`
+    /// rule it goes to control, which checks the cookie; anything else without a flow, or
+    /// any of it with `syn_cookies: never`, is dropped here.
+    #[test]
+    fn an_ack_without_a_flow_toward_a_proxy_rule_goes_to_control() {
+        let mut b = Bed::new(1);
+        b.c2s(t(40000, 8080, 1001, 5, ACK));
+        let m = b.rings.to_control.pop().expect("to control");
+        assert!(matches!(m.why, Why::ProxyAck { .. }), "{:?}", m.why);
+        assert_eq!((m.port, b.flows()), (Side::Inside, 0), "nothing kept");
+        for (flags, dport) in [
+            (ACK | RST, 8080),
+            (RST, 8080),
+            (ACK, 5201),
+            (ACK | SYN, 8080),
+        ] {
+            b.c2s(t(40001, dport, 1001, 5, flags));
+            assert!(
+                b.rings.to_control.pop().is_none(),
+                "flags {flags:#x} to {dport}"
+            );
+        }
+        let mut cfg = testbed_config();
+        cfg.proxy.syn_cookies = common::config::SynCookies::Never;
+        let mut b = Bed::with(1, cfg, ForwardMode::Full, 1024);
+        b.c2s(t(40000, 8080, 1001, 5, ACK));
+        assert!(b.rings.to_control.pop().is_none());
+        assert_eq!(b.drops(DropReason::NoFlow), 1);
+    }
+
+    /// While control answers with cookies, a SYN to a `proxy` rule leaves nothing behind.
+    #[test]
+    fn no_placeholder_while_control_sends_cookies() {
+        let mut b = Bed::new(1);
+        b.rings
+            .syn_cookies
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        b.c2s(t(40000, 8080, 1000, 0, SYN));
+        let m = b.rings.to_control.pop().unwrap();
+        assert!(
+            matches!(
+                m.why,
+                Why::ProxySyn {
+                    placeholder: false,
+                    ..
+                }
+            ),
+            "{:?}",
+            m.why
+        );
+        assert_eq!(b.flows(), 0);
+        b.rings
+            .syn_cookies
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        b.c2s(t(40001, 8080, 1000, 0, SYN));
+        let m = b.rings.to_control.pop().unwrap();
+        assert!(matches!(
+            m.why,
+            Why::ProxySyn {
+                placeholder: true,
+                ..
+            }
+        ));
+        assert_eq!(b.flows(), 1);
     }
 
     #[test]

@@ -455,4 +455,21 @@ fn proxy_limits() {
         err(&px("proxy:\n  drain_timeout: soon\n")).starts_with("t.yaml:33: proxy.drain_timeout: ")
     );
     assert!(err(&px("proxy:\n  max_conns: 5\n")).contains("max_conns"));
+    use crate::config::SynCookies;
+    assert_eq!(c.proxy.syn_cookies, SynCookies::Auto);
+    for (text, want) in [
+        ("auto", SynCookies::Auto),
+        ("always", SynCookies::Always),
+        ("never", SynCookies::Never),
+    ] {
+        let c = ok(&px(&format!("proxy:\n  syn_cookies: {text}\n")));
+        assert_eq!(c.proxy.syn_cookies, want);
+    }
+    let e = err(&px("proxy:\n  syn_cookies: sometimes\n"));
+    assert!(
+        e.starts_with("t.yaml:33:16: proxy.syn_cookies")
+            && e.contains("syn_cookies")
+            && e.contains("sometimes"),
+        "{e}"
+    );
 }
