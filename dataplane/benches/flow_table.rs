@@ -63,15 +63,23 @@ fn lookup_plain(t: &FlowTable, keys: &[FlowKey]) -> usize {
     found
 }
 
-/// Looks every key up once, a burst at a time, prefetching the burst's home slots first.
+/// Looks every key up once, a burst at a time, as the worker does: the burst's tag lines
+/// prefetched first, then its candidate slots, then the lookups with the hashes computed.
 fn lookup_prefetch(t: &FlowTable, keys: &[FlowKey]) -> usize {
     let mut found = 0;
+    let mut hashes = [0u32; BURST];
     for burst in keys.chunks(BURST) {
-        for k in burst {
-            prefetch(t.home_slot(black_box(k)));
+        for (h, k) in hashes.iter_mut().zip(burst) {
+            *h = black_box(k).symmetric_hash();
+            prefetch(t.tag_line(*h));
         }
-        for k in burst {
-            found += usize::from(black_box(t.lookup(black_box(k))).is_some());
+        for h in &hashes[..burst.len()] {
+            if let Some(c) = t.candidate(*h) {
+                prefetch(c);
+            }
+        }
+        for (k, h) in burst.iter().zip(hashes) {
+            found += usize::from(black_box(t.lookup_hashed(black_box(k), h)).is_some());
         }
     }
     found

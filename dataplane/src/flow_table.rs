@@ -9,6 +9,11 @@
 //!   orientations, which also yields the packet's direction.
 //! - Linear probing with backward-shift deletion: no tombstones, so lookups stay short however
 //!   many flows come and go.
+//! - Beside the slots, one tag byte per slot (0: free, else 7 bits of the hash): a probe run
+//!   (4.5 slots long on average at 7/8 load) is scanned in the tag array, one cache line, and
+//!   only the slot whose tag matches is read. A lookup touches two cache lines, both known
+//!   before the packet is processed: the worker prefetches a burst's tag lines, then the
+//!   candidate slots ([`FlowTable::tag_line`], [`FlowTable::candidate`]), then processes it.
 //! - All memory is allocated once, at start, and sized to the capacity asked for: capacity +
 //!   capacity/7 slots (not rounded up to a power of two, which cost up to twice the memory),
 //!   indexed by multiply-shift of the 32-bit hash. When the table holds `max_load` entries
@@ -25,6 +30,8 @@ use common::flow::{Direction, FlowKey};
 pub struct FlowTable {
     /// Any number of slots: indices wrap by compare-and-reset, never by a mask.
     slots: Box<[Conn]>,
+    /// One per slot: 0 if it is free, else [`tag_of`] its key's hash.
+    tags: Box<[u8]>,
     len: usize,
     max_load: usize,
     cursor: usize,
@@ -36,6 +43,13 @@ pub struct FlowTable {
 const fn slots_for(capacity: usize) -> usize {
     let cap = if capacity < 8 { 8 } else { capacity };
     cap + cap / 7
+}
+
+/// A slot's tag: the hash's low 7 bits (the home index comes from its high bits) with the top
+/// bit set, so it is never 0.
+#[inline]
+fn tag_of(hash: u32) -> u8 {
+    (hash as u8) | 0x80
 }
 
 /// Why an insert was refused.
@@ -59,6 +73,7 @@ impl FlowTable {
         );
         FlowTable {
             slots: vec![Conn::default(); slots].into_boxed_slice(),
+            tags: vec![0; slots].into_boxed_slice(),
             len: 0,
             max_load: slots - slots / 8,
             cursor: 0,
@@ -81,21 +96,31 @@ impl FlowTable {
         self.max_load
     }
 
-    /// Bytes of table memory per connection slot.
+    /// Bytes of table memory per slot: the connection object and its tag.
     pub fn bytes_per_slot(&self) -> usize {
-        core::mem::size_of::<Conn>()
+        core::mem::size_of::<Conn>() + 1
+    }
+
+    /// The number of slots (free or not).
+    pub fn slot_count(&self) -> usize {
+        self.slots.len()
     }
 
     /// Total table memory in bytes.
     pub fn memory_bytes(&self) -> usize {
-        self.slots.len() * core::mem::size_of::<Conn>()
+        self.slots.len() * self.bytes_per_slot()
     }
 
     /// Lemire's multiply-shift: the hash scaled onto `0..slots`, with no division and no
     /// power-of-two slot count.
     #[inline]
+    fn home_of(&self, hash: u32) -> usize {
+        ((u64::from(hash) * self.slots.len() as u64) >> 32) as usize
+    }
+
+    #[inline]
     fn home(&self, key: &FlowKey) -> usize {
-        ((u64::from(key.symmetric_hash()) * self.slots.len() as u64) >> 32) as usize
+        self.home_of(key.symmetric_hash())
     }
 
     #[inline]
@@ -121,23 +146,49 @@ impl FlowTable {
     /// Finds the connection a packet with `key` belongs to, and which way it travels.
     #[inline]
     pub fn lookup(&self, key: &FlowKey) -> Option<(usize, Direction)> {
-        let mut i = self.home(key);
+        self.lookup_hashed(key, key.symmetric_hash())
+    }
+
+    /// [`FlowTable::lookup`] with `key`'s symmetric hash already computed.
+    #[inline]
+    pub fn lookup_hashed(&self, key: &FlowKey, hash: u32) -> Option<(usize, Direction)> {
+        debug_assert_eq!(hash, key.symmetric_hash());
+        let want = tag_of(hash);
+        let mut i = self.home_of(hash);
         loop {
-            let c = &self.slots[i];
-            if c.is_free() {
+            let t = self.tags[i];
+            if t == 0 {
                 return None;
             }
-            if let Some(d) = c.direction_of(key) {
-                return Some((i, d));
+            if t == want {
+                if let Some(d) = self.slots[i].direction_of(key) {
+                    return Some((i, d));
+                }
             }
             i = self.next(i);
         }
     }
 
-    /// A hint to the CPU that `key`'s home slot will be read soon (bulk lookups).
+    /// The tag byte where the probe run of a key with `hash` begins: what to prefetch first
+    /// for a burst's lookups.
     #[inline]
-    pub fn home_slot(&self, key: &FlowKey) -> &Conn {
-        &self.slots[self.home(key)]
+    pub fn tag_line(&self, hash: u32) -> &u8 {
+        &self.tags[self.home_of(hash)]
+    }
+
+    /// The first slot of the probe run of a key with `hash` whose tag matches: most likely
+    /// its connection, the slot to prefetch once the tags are in. Reads only tags.
+    #[inline]
+    pub fn candidate(&self, hash: u32) -> Option<&Conn> {
+        let want = tag_of(hash);
+        let mut i = self.home_of(hash);
+        loop {
+            match self.tags[i] {
+                0 => return None,
+                t if t == want => return Some(&self.slots[i]),
+                _ => i = self.next(i),
+            }
+        }
     }
 
     #[inline]
@@ -154,13 +205,15 @@ impl FlowTable {
     pub fn insert(&mut self, conn: Conn) -> Result<usize, InsertError> {
         debug_assert!(!conn.is_free());
         let key = conn.key();
-        let mut i = self.home(&key);
+        let hash = key.symmetric_hash();
+        let want = tag_of(hash);
+        let mut i = self.home_of(hash);
         loop {
-            let c = &self.slots[i];
-            if c.is_free() {
+            let t = self.tags[i];
+            if t == 0 {
                 break;
             }
-            if c.direction_of(&key).is_some() {
+            if t == want && self.slots[i].direction_of(&key).is_some() {
                 return Err(InsertError::Exists(i));
             }
             i = self.next(i);
@@ -169,6 +222,7 @@ impl FlowTable {
             return Err(InsertError::Full);
         }
         self.slots[i] = conn;
+        self.tags[i] = want;
         self.len += 1;
         Ok(i)
     }
@@ -180,20 +234,19 @@ impl FlowTable {
         debug_assert!(!removed.is_free());
         let mut hole = idx;
         let mut j = self.next(idx);
-        loop {
+        while self.tags[j] != 0 {
             let c = self.slots[j];
-            if c.is_free() {
-                break;
-            }
             let home = self.home(&c.key());
             // Move c into the hole unless its home lies cyclically in (hole, j].
             if self.distance(home, j) >= self.distance(hole, j) {
                 self.slots[hole] = c;
+                self.tags[hole] = self.tags[j];
                 hole = j;
             }
             j = self.next(j);
         }
         self.slots[hole] = Conn::default();
+        self.tags[hole] = 0;
         self.len -= 1;
         // Wrap-around cursor: a shifted entry may be visited twice or skipped once by the
         // current sweep; either is harmless for ageing.
@@ -240,6 +293,19 @@ impl FlowTable {
     /// Every slot, free or not, in table order (bounded scans for flow listings).
     pub fn slots(&self) -> &[Conn] {
         &self.slots
+    }
+
+    /// Panics unless every tag matches its slot (tests).
+    #[cfg(test)]
+    pub fn check_tags(&self) {
+        for (i, c) in self.slots.iter().enumerate() {
+            let want = if c.is_free() {
+                0
+            } else {
+                tag_of(c.key().symmetric_hash())
+            };
+            assert_eq!(self.tags[i], want, "the tag of slot {i}");
+        }
     }
 
     /// Iterates the live connections (management, not the hot path).
@@ -340,6 +406,7 @@ mod tests {
         for i in 0..400 {
             assert_eq!(t.lookup(&key(i)).is_some(), model.contains_key(&i));
         }
+        t.check_tags();
     }
 
     #[test]

@@ -94,7 +94,7 @@ impl Bed {
 
     /// Polls long enough for housekeeping to visit every slot once.
     fn sweep(&mut self) {
-        let slots = self.workers[0].table().memory_bytes() / 64;
+        let slots = self.workers[0].table().slot_count();
         for _ in 0..slots / EXPIRE_BUDGET + 1 {
             for w in &mut self.workers {
                 w.poll(self.now);
@@ -1096,7 +1096,7 @@ mod turns {
         }
         assert_eq!(b.flows(), 200);
         b.now += 6_000;
-        let slots = b.workers[0].table().memory_bytes() / 64;
+        let slots = b.workers[0].table().slot_count();
         let period = HOUSEKEEPING_EVERY as usize + 1;
         // A sweep needs slots / (EXPIRE_BUDGET * CATCH_UP) housekeeping turns, one a period.
         let bound = (slots / (EXPIRE_BUDGET * CATCH_UP) + 2) * period;

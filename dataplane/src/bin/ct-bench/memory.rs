@@ -36,11 +36,11 @@ pub fn run(args: &Args) -> Result<(), String> {
             .map_err(|e| format!("insert {i}: {e:?}"))?;
     }
     let after = rss()?;
-    let slots = t.memory_bytes() / t.bytes_per_slot();
+    let slots = t.slot_count();
     let per_flow = (after - before) as f64 / f64::from(n);
     println!(
         "memory: {n} spliced objects in a table made for {capacity}: RSS {} -> {} MiB, {per_flow:.1} bytes \
-         per flow measured; size_of::<Conn>() = {}, {slots} slots ({:.1} bytes per flow at this \
+         per flow measured; {} bytes per slot (object and tag), {slots} slots ({:.1} bytes per flow at this \
          fill, {:.1} at the table's maximum load of {})",
         before >> 20,
         after >> 20,
