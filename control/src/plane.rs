@@ -120,6 +120,7 @@ impl<P: Packet> ControlPlane<P> {
             }
             n += 1;
         }
+        self.proxy.poll_verdicts(self.clock, &mut self.local, io);
         if now_ms.wrapping_sub(self.last_tick) >= TICK_MS {
             self.local.tick(now_ms, io);
             self.proxy.tick(self.clock, &mut self.local, io);

@@ -574,6 +574,21 @@ impl Proxy {
     }
 
     /// Hands the finished verdicts to their connections and runs them; never blocks.
+    /// Answers the logins whose verdicts came in since the last call: the control loop calls
+    /// it every poll, so a login waits for its verification and nothing else (not the next
+    /// 10 ms tick). Costs a comparison when nothing is being verified.
+    pub fn poll_verdicts<P: Packet>(
+        &mut self,
+        now_ms: u64,
+        local: &mut LocalStack<P>,
+        io: &mut impl ControlIo<P>,
+    ) {
+        if self.verifier.pending() > 0 {
+            self.collect_verdicts(now_ms, local, io);
+            self.sync_auth_counters();
+        }
+    }
+
     fn collect_verdicts<P: Packet>(
         &mut self,
         now_ms: u64,

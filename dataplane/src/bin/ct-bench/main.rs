@@ -27,6 +27,7 @@
 mod fastpath;
 mod memory;
 mod report;
+mod testpmd;
 mod traffic;
 
 use std::collections::HashMap;
@@ -106,7 +107,7 @@ fn main() -> ExitCode {
     let r = match args.cmd.as_str() {
         "fastpath" => fastpath::orchestrate(&args),
         "box" => fastpath::box_run(&args),
-        "testpmd" => fastpath::testpmd_cmd(&args),
+        "testpmd" => testpmd::testpmd_cmd(&args),
         "pcap" => fastpath::pcap_cmd(&args),
         "memory" => memory::run(&args),
         "report" => report::run(&args),
