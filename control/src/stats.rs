@@ -30,26 +30,17 @@ pub struct PortCounters {
     pub rx_nombuf: u64,
 }
 
+/// One worker in the statistics: its counters as the worker keeps them (flattened: each is a
+/// top-level key of the worker's object, `drops` an object of reason and count), so a counter
+/// added to [`WorkerCounters`] appears here with no change.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct WorkerStats {
     pub id: u16,
     pub lcore: u32,
-    pub rx: u64,
-    pub tx: u64,
-    pub forwarded: u64,
-    pub to_control: u64,
-    pub from_control: u64,
-    pub flows_created: u64,
-    pub flows_expired: u64,
-    pub flows_closed: u64,
-    pub flows_installed: u64,
+    /// Flows in the worker's table now (a gauge).
     pub flows_active: u64,
-    pub options_malformed: u64,
-    pub ignored: u64,
-    pub icmp_quotes_rewritten: u64,
-    pub drops_captured: u64,
-    pub capture_ring_full: u64,
-    pub drops: BTreeMap<&'static str, u64>,
+    #[serde(flatten)]
+    pub counters: WorkerCounters,
 }
 
 /// Proxied connections by outcome (filled by the participating stack).
@@ -160,22 +151,8 @@ impl WorkerStats {
         WorkerStats {
             id,
             lcore,
-            rx: c.rx,
-            tx: c.tx,
-            forwarded: c.forwarded,
-            to_control: c.to_control,
-            from_control: c.from_control,
-            flows_created: c.flows_created,
-            flows_expired: c.flows_expired,
-            flows_closed: c.flows_closed,
-            flows_installed: c.flows_installed,
             flows_active: flows_active as u64,
-            options_malformed: c.options_malformed,
-            ignored: c.ignored,
-            icmp_quotes_rewritten: c.icmp_quotes_rewritten,
-            drops_captured: c.drops_captured,
-            capture_ring_full: c.capture_ring_full,
-            drops: drops_map(&c.drops),
+            counters: *c,
         }
     }
 }
@@ -311,7 +288,7 @@ impl Stats {
         for w in &self.workers {
             s += &format!(
                 "worker {} (lcore {}): rx {} tx {} forwarded {} to control {}; flows created {} closed {} expired {} installed {} active {}\n",
-                w.id, w.lcore, w.rx, w.tx, w.forwarded, w.to_control, w.flows_created, w.flows_closed, w.flows_expired, w.flows_installed, w.flows_active
+                w.id, w.lcore, w.counters.rx, w.counters.tx, w.counters.forwarded, w.counters.to_control, w.counters.flows_created, w.counters.flows_closed, w.counters.flows_expired, w.counters.flows_installed, w.flows_active
             );
         }
         let c = &self.connections;
@@ -338,5 +315,96 @@ impl Stats {
             }
         );
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counters with distinct non-zero values (the drops too).
+    fn distinct_counters() -> WorkerCounters {
+        let mut c = WorkerCounters {
+            rx: 101,
+            tx: 102,
+            forwarded: 103,
+            to_control: 104,
+            from_control: 105,
+            flows_created: 106,
+            flows_expired: 107,
+            flows_closed: 108,
+            flows_installed: 109,
+            options_malformed: 110,
+            ignored: 111,
+            icmp_quotes_rewritten: 112,
+            drops_captured: 113,
+            capture_ring_full: 114,
+            drops: DropCounters::default(),
+        };
+        for (i, d) in c.drops.0.iter_mut().enumerate() {
+            *d = 1000 + i as u64;
+        }
+        c
+    }
+
+    #[test]
+    fn worker_counters_are_top_level_keys_of_the_worker_object() {
+        let c = distinct_counters();
+        let w = WorkerStats::new(3, 7, &c, 42);
+        let json = serde_json::to_string_pretty(&w).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let obj = v.as_object().expect("a worker is a JSON object");
+
+        // The keys in the order they are written (the format of `--stats-json`).
+        let expected: [(&str, u64); 17] = [
+            ("id", 3),
+            ("lcore", 7),
+            ("flows_active", 42),
+            ("rx", 101),
+            ("tx", 102),
+            ("forwarded", 103),
+            ("to_control", 104),
+            ("from_control", 105),
+            ("flows_created", 106),
+            ("flows_expired", 107),
+            ("flows_closed", 108),
+            ("flows_installed", 109),
+            ("options_malformed", 110),
+            ("ignored", 111),
+            ("icmp_quotes_rewritten", 112),
+            ("drops_captured", 113),
+            ("capture_ring_full", 114),
+        ];
+        for (key, value) in expected {
+            assert_eq!(obj.get(key).and_then(|x| x.as_u64()), Some(value), "{key}");
+        }
+        let mut at = 0;
+        for key in expected.iter().map(|(k, _)| *k).chain(["drops"]) {
+            let pos = json[at..]
+                .find(&format!("\"{key}\":"))
+                .unwrap_or_else(|| panic!("{key} missing or out of order in {json}"));
+            at += pos + 1;
+        }
+        assert_eq!(obj.len(), expected.len() + 1, "unexpected keys in {json}");
+        assert!(obj.get("counters").is_none());
+
+        // `drops`: every reason by name, zero or not, sorted by name.
+        let drops = obj["drops"].as_object().expect("drops is an object");
+        assert_eq!(drops.len(), DropReason::COUNT);
+        for (name, n) in c.drops.iter() {
+            assert_eq!(drops.get(name).and_then(|x| x.as_u64()), Some(n), "{name}");
+        }
+        let mut sorted: Vec<&str> = c.drops.iter().map(|(k, _)| k).collect();
+        sorted.sort_unstable();
+        let mut at = 0;
+        for name in sorted {
+            at += json[at..].find(&format!("\"{name}\":")).expect(name) + 1;
+        }
+
+        // Any counter (a future one too) is a top-level key with its value.
+        let counters = serde_json::to_value(c).unwrap();
+        for (key, value) in counters.as_object().unwrap() {
+            assert_eq!(obj.get(key), Some(value), "{key}");
+        }
     }
 }

@@ -157,6 +157,14 @@ impl DropCounters {
     }
 }
 
+/// An object of every reason's name and count, zero or not, the names in sorted order (the
+/// `drops` of each worker in the statistics JSON).
+impl serde::Serialize for DropCounters {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter().collect::<std::collections::BTreeMap<_, _>>())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -65,7 +65,11 @@ const COMMAND_BUDGET: usize = 64;
 const NEIGHBOURS: usize = 256;
 
 /// What a worker counts. Plain integers: only the worker writes them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+///
+/// Serialised as they are into each worker's object of the statistics JSON (`control`'s
+/// `WorkerStats` flattens them), so a new counter needs adding here only; the field order is
+/// the key order there.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct WorkerCounters {
     pub rx: u64,
     pub tx: u64,
@@ -81,10 +85,10 @@ pub struct WorkerCounters {
     pub flows_installed: u64,
     /// Packets whose TCP options were malformed: forwarded with the options untouched.
     pub options_malformed: u64,
-    /// ICMP errors about spliced connections whose quote was put back into its sender's space.
-    pub icmp_quotes_rewritten: u64,
     /// Segments forwarded without a state update (old duplicates, SYN on a flow).
     pub ignored: u64,
+    /// ICMP errors about spliced connections whose quote was put back into its sender's space.
+    pub icmp_quotes_rewritten: u64,
     /// Dropped packets handed to control for the drop capture.
     pub drops_captured: u64,
     /// Dropped packets the capture's rate allowed but the ring to control had no room for.

@@ -188,7 +188,13 @@ fn live_stats_come_from_the_workers_slots() {
     );
     assert_eq!(s.flows.active, 6);
     assert_eq!(s.workers.len(), 2);
-    assert_eq!(s.workers.iter().map(|w| w.flows_created).sum::<u64>(), 6);
+    assert_eq!(
+        s.workers
+            .iter()
+            .map(|w| w.counters.flows_created)
+            .sum::<u64>(),
+        6
+    );
     assert_eq!(s.drops["policy_deny"], 1);
     assert_eq!(s.rings.to_control_capacity, 1024);
     // The first turn refreshed the telemetry snapshot and wrote the JSON file.
