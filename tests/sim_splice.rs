@@ -1694,6 +1694,62 @@ fn a_login_being_verified_does_not_stall_other_connections() {
     );
 }
 
+/// Eight logins at once from one address, held in the verifier: only as many are verified
+/// at a time as the rate limit's budget (5 failures a minute); the others wait. Wrong
+/// passwords: after five failures the waiting three are answered unchecked, and no more than
+/// five guesses were ever verified. Right passwords: all eight get in, five then three.
+#[test]
+fn parallel_logins_of_one_address_are_verified_within_the_rate_limit() {
+    for (seed, right) in [(49, false), (50, true)] {
+        let _ = env_logger::builder().is_test(true).try_init();
+        let mut sim = Sim::new(seed, 1, Faults::NONE);
+        let (check, release) = held_check();
+        let pool = Verifier::pool(1, 64, check).expect("verifier thread");
+        sim.the_box.plane.proxy.set_verifier(pool);
+        let password: &[u8] = if right { PASSWORD_LINE } else { b"guess\r\n" };
+        let clients: Vec<EpId> = (0..8)
+            .map(|_| {
+                sim.listen(2323);
+                line_login(&mut sim, password).0
+            })
+            .collect();
+        sim.run_for(50);
+        let c = sim.proxy_connections();
+        assert_eq!(
+            (c.auth_pending, c.auth_verified),
+            (5, 0),
+            "seed {seed}: (pending, verified) with eight attempts sent\n{}",
+            sim.report()
+        );
+        for round in [5, 3] {
+            for _ in 0..round {
+                release.send(()).unwrap();
+            }
+            verdicts_ready(&sim);
+            sim.run_for(50);
+        }
+        let c = sim.proxy_connections();
+        let answered = |s: &Sim, text: &[u8]| {
+            clients
+                .iter()
+                .filter(|&&ep| s.received(ep).windows(text.len()).any(|w| w == text))
+                .count()
+        };
+        let (welcomed, incorrect, unchecked) = (
+            answered(&sim, WELCOME),
+            answered(&sim, b"Login incorrect."),
+            answered(&sim, control::auth::NOT_CHECKED),
+        );
+        let want = if right { (8, 8, 0, 0) } else { (5, 0, 5, 3) };
+        assert_eq!(
+            (c.auth_verified, welcomed, incorrect, unchecked),
+            want,
+            "seed {seed}: (verified, welcomed, incorrect, unchecked)\n{}",
+            sim.report()
+        );
+    }
+}
+
 /// A client that resets while its wrong password is verified: the connection goes at once,
 /// its verdict is discarded when it comes, and nothing is sent for it.
 #[test]

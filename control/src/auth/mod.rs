@@ -80,10 +80,6 @@ pub const DEFAULT_MAX_FAILURES: usize = 5;
 pub const DEFAULT_WINDOW_MS: u64 = 60_000;
 /// Client addresses tracked at most, by default.
 pub const DEFAULT_MAX_CLIENTS: usize = 4096;
-/// The wait announced to a client limited only by attempts still being verified: their
-/// verdicts are due within tens of milliseconds.
-pub const IN_FLIGHT_RETRY_MS: u64 = 1000;
-
 /// Failed login attempts per client address, shared by the `line` and `http-basic`
 /// authenticators: an address with `max_failures` failures within the last `window_ms`
 /// (a sliding window) is limited, and its attempts are refused without a password check until
@@ -92,13 +88,12 @@ pub const IN_FLIGHT_RETRY_MS: u64 = 1000;
 /// At most `max_clients` addresses are tracked; a new one evicts the address whose last
 /// failure is the oldest. Memory: `max_clients` × `max_failures` timestamps at most.
 ///
-/// Attempts handed to the verifier threads count as failures until their verdict is in
-/// ([`begin_attempt`](Self::begin_attempt), [`end_attempt`](Self::end_attempt)) once the
-/// address has failed in the window: a client that has guessed wrong cannot have a queue of
-/// further guesses verified before those failures are recorded. An address without a recent
-/// failure is not held back by its own pending logins (a browser opens several connections
-/// at once, each with the same credentials); its first burst of guesses is bounded by the
-/// verifier's queue instead.
+/// Attempts handed to the verifier threads are counted until their verdict is in
+/// ([`begin_attempt`](Self::begin_attempt), [`end_attempt`](Self::end_attempt)): a further
+/// attempt that would exceed the budget with them waits ([`must_wait`](Self::must_wait))
+/// instead of being verified or refused, so a client cannot have more guesses verified than
+/// the limit by opening many connections at once, and a browser's parallel logins (each with
+/// the same credentials) are verified in turn.
 #[derive(Debug, Clone)]
 pub struct RateLimiter {
     max_failures: usize,
@@ -158,16 +153,30 @@ impl RateLimiter {
                 return Some(self.window_ms - age);
             }
         }
+        None
+    }
+
+    /// Whether a new attempt from `client` must wait for the verdicts of its attempts being
+    /// verified: its failures in the window plus those attempts use up `max_failures`. The
+    /// waiting attempt is verified once a verdict leaves room (or answered unchecked if the
+    /// address is limited by then), so an address never has more guesses verified than the
+    /// limit allows, however many connections it opens at once, and a browser's parallel
+    /// logins are not refused, only queued behind each other's verification.
+    pub fn must_wait(&self, client: Ipv4Addr, now_ms: u64) -> bool {
+        if self.max_failures == 0 {
+            return false;
+        }
         let in_flight = self.in_flight.get(&client).copied().unwrap_or(0) as usize;
         if in_flight == 0 {
-            return None;
+            return false;
         }
-        let recent = failures.map_or(0, |f| {
-            f.iter()
-                .filter(|&&t| now_ms.saturating_sub(t) < self.window_ms)
+        let recent = self.clients.get(&client).map_or(0, |t| {
+            t.failures
+                .iter()
+                .filter(|&&f| now_ms.saturating_sub(f) < self.window_ms)
                 .count()
         });
-        (recent > 0 && recent + in_flight >= self.max_failures).then_some(IN_FLIGHT_RETRY_MS)
+        recent + in_flight >= self.max_failures
     }
 
     /// An attempt from `client` went to be verified elsewhere: it counts as a failure until
@@ -386,39 +395,42 @@ mod tests {
     }
 
     #[test]
-    fn limiter_counts_attempts_being_verified() {
-        let mut l = RateLimiter::new(2, 1000, 16);
-        // An address that has not failed: its parallel logins are all verified.
-        for _ in 0..8 {
-            l.begin_attempt(C1);
-        }
-        assert!(!l.is_limited(C1, 0), "no failure yet");
-        for _ in 0..7 {
-            l.end_attempt(C1);
-        }
-        // One verdict in, a failure: with one still pending, two against the budget.
+    fn attempts_being_verified_make_further_ones_wait() {
+        let mut l = RateLimiter::new(3, 1000, 16);
+        // No failure yet: up to the limit in flight, then the next one waits.
+        assert!(!l.must_wait(C1, 0), "nothing in flight");
+        l.begin_attempt(C1);
+        l.begin_attempt(C1);
+        assert!(!l.must_wait(C1, 0));
+        l.begin_attempt(C1);
+        assert!(l.must_wait(C1, 0), "three in flight use the budget");
+        assert!(!l.is_limited(C1, 0), "waiting is not being limited");
+        assert!(!l.must_wait(C2, 0), "per address");
+        // One verdict in, a failure: one failure + two in flight still use it up.
+        l.end_attempt(C1);
         l.record_failure(C1, 10);
-        assert_eq!(l.retry_after_ms(C1, 10), Some(IN_FLIGHT_RETRY_MS));
-        assert!(!l.is_limited(C2, 10), "per address");
+        assert!(l.must_wait(C1, 10));
+        // The other two succeed: room again.
         l.end_attempt(C1);
-        assert!(!l.is_limited(C1, 10));
+        assert!(!l.must_wait(C1, 10));
+        l.end_attempt(C1);
+        assert!(!l.must_wait(C1, 10), "nothing in flight");
+        l.begin_attempt(C1);
+        assert!(!l.must_wait(C1, 10), "one failure + one in flight");
+        l.begin_attempt(C1);
+        assert!(l.must_wait(C1, 10));
+        // A failure that left the window no longer counts.
+        assert!(!l.must_wait(C1, 1010));
+        l.end_attempt(C1);
+        l.end_attempt(C1);
         assert!(l.in_flight.is_empty());
-        // A failure that left the window does not count with one in flight.
-        l.begin_attempt(C1);
-        assert!(l.is_limited(C1, 1009));
-        assert!(!l.is_limited(C1, 1010));
-        l.end_attempt(C1);
-        // A full window of real failures still announces its own wait.
-        l.record_failure(C1, 1500);
-        l.record_failure(C1, 1600);
-        l.begin_attempt(C1);
-        assert_eq!(l.retry_after_ms(C1, 1700), Some(800));
         // Unbalanced ends and a disabled limiter are harmless.
         l.end_attempt(C2);
         let mut off = RateLimiter::new(0, 1000, 16);
-        off.begin_attempt(C1);
-        off.begin_attempt(C1);
-        assert!(!off.is_limited(C1, 0));
+        for _ in 0..5 {
+            off.begin_attempt(C1);
+        }
+        assert!(!off.must_wait(C1, 0) && !off.is_limited(C1, 0));
         assert!(off.in_flight.is_empty());
     }
 

@@ -101,6 +101,11 @@ pub struct ProxyConn {
     verifying: bool,
     /// Its verdict, delivered by the proxy for the next turn.
     verdict: Option<Verdict>,
+    /// An attempt that waits for its address's verifications before its own (see
+    /// [`RateLimiter::must_wait`]); the proxy submits it later.
+    deferred: Option<Credentials>,
+    /// Whether the proxy has it in its queue of deferred attempts.
+    pub deferred_queued: bool,
     pub events: Events,
     /// Counted as a finished full proxy.
     pub counted: bool,
@@ -162,6 +167,8 @@ impl ProxyConn {
             server_finished: false,
             verifying: false,
             verdict: None,
+            deferred: None,
+            deferred_queued: false,
             events: Events::default(),
             counted: false,
             held: Vec::new(),
@@ -201,6 +208,17 @@ impl ProxyConn {
     }
 
     /// The verdict on the pending login attempt: the next turn answers the client.
+    /// Its deferred attempt, if it has one waiting.
+    pub fn has_deferred(&self) -> bool {
+        self.deferred.is_some()
+    }
+
+    /// Its deferred attempt, to be submitted now (the connection keeps waiting for the
+    /// verdict).
+    pub fn take_deferred(&mut self) -> Option<Credentials> {
+        self.deferred.take()
+    }
+
     pub fn deliver(&mut self, verdict: Verdict) {
         if self.verifying {
             self.verifying = false;
@@ -404,7 +422,8 @@ impl ProxyConn {
                     step.append(l.resume(v, env.limiter, env.now_ms));
                 }
                 while let Some(c) = step.verify.take() {
-                    let Some(v) = submit(env, key, &mut self.verifying, c) else {
+                    let Some(v) = submit(env, key, &mut self.verifying, &mut self.deferred, c)
+                    else {
                         break;
                     };
                     step.append(l.resume(v, env.limiter, env.now_ms));
@@ -436,7 +455,7 @@ impl ProxyConn {
                     step = h.resume(v, env.limiter, env.now_ms, client);
                 }
                 if let HttpStep::Verify(c) = step {
-                    step = match submit(env, key, &mut self.verifying, c) {
+                    step = match submit(env, key, &mut self.verifying, &mut self.deferred, c) {
                         Some(v) => h.resume(v, env.limiter, env.now_ms, client),
                         None => HttpStep::NeedMore,
                     };
@@ -590,12 +609,21 @@ impl ProxyConn {
 /// Hands a login attempt to the verifier: the verdict to answer now, or `None` while the
 /// attempt is queued (`verifying` is then set, and the limiter counts the attempt until the
 /// proxy collects its verdict).
+/// Hands an attempt to the verifier, or keeps it in `deferred` while its address has as many
+/// attempts being verified as its remaining failure budget: the verdict comes later (`None`)
+/// unless the check was done at once or refused unchecked.
 fn submit(
     env: &mut Env<'_>,
     key: FlowKey,
     verifying: &mut bool,
+    deferred: &mut Option<Credentials>,
     credentials: Credentials,
 ) -> Option<Verdict> {
+    if env.limiter.must_wait(key.src, env.now_ms) {
+        *deferred = Some(credentials);
+        *verifying = true;
+        return None;
+    }
     match env.verifier.submit(key, env.users, credentials) {
         Submitted::Done(v) => Some(v),
         Submitted::Queued => {

@@ -109,6 +109,9 @@ pub struct Proxy {
     /// The context's users, shared with the verifier threads' jobs.
     users: Arc<[User]>,
     verifier: Verifier<FlowKey>,
+    /// Connections whose login attempt waits for its address's verifications (see
+    /// `RateLimiter::must_wait`), oldest first; entries of connections gone are skipped.
+    deferred: std::collections::VecDeque<FlowKey>,
     pub connections: Connections,
     pub counters: ProxyCounters,
     out: Vec<(bool, Vec<u8>)>,
@@ -131,6 +134,7 @@ impl Proxy {
             cache: AuthCache::new(cache_ms),
             users,
             verifier: Verifier::inline(verifier::argon2_check()),
+            deferred: std::collections::VecDeque::new(),
             connections: Connections::default(),
             counters: ProxyCounters::default(),
             out: Vec::new(),
@@ -220,11 +224,11 @@ impl Proxy {
             return;
         };
         if matches!(msg.why, Why::ProxySyn { .. }) && syn.is_some() {
-            // A new connection on a quad
-            // whose predecessor may still be here (a client reusing its port within the
-            // afterlife, or before a finished full proxy's legs left TIME-WAIT). What is left
-            // of the old one goes; treating the SYN as one of its stragglers would bounce it
-            // between worker and control until the afterlife ended.
+            // A new connection on a quad whose predecessor may still be here (a client
+            // reusing its port within the afterlife, or before a finished full proxy's legs
+            // left TIME-WAIT). What is left of the old one goes; treating the SYN as one of
+            // its stragglers would bounce it between worker and control until the afterlife
+            // ended.
             let in_afterlife = self.afterlife.remove(&key).is_some();
             if self.forget(key).is_some() || in_afterlife {
                 self.counters.superseded += 1;
@@ -469,6 +473,10 @@ impl Proxy {
         self.out.clear();
         let outcome = c.step(&mut env, &mut self.out);
         let ev = std::mem::take(&mut c.events);
+        if c.has_deferred() && !c.deferred_queued {
+            c.deferred_queued = true;
+            self.deferred.push_back(key);
+        }
         // A full proxy counts once its both legs are done, not when TIME-WAIT lets it go.
         if !c.counted && c.full_proxy_ended() {
             c.counted = true;
@@ -573,7 +581,6 @@ impl Proxy {
         self.conns.remove(&key)
     }
 
-    /// Hands the finished verdicts to their connections and runs them; never blocks.
     /// Answers the logins whose verdicts came in since the last call: the control loop calls
     /// it every poll, so a login waits for its verification and nothing else (not the next
     /// 10 ms tick). Costs a comparison when nothing is being verified.
@@ -585,10 +592,58 @@ impl Proxy {
     ) {
         if self.verifier.pending() > 0 {
             self.collect_verdicts(now_ms, local, io);
+            self.submit_deferred(now_ms, local, io);
             self.sync_auth_counters();
         }
     }
 
+    /// Submits the deferred attempts whose address has room again, in the order they came;
+    /// one whose address got limited meanwhile is answered unchecked.
+    fn submit_deferred<P: Packet>(
+        &mut self,
+        now_ms: u64,
+        local: &mut LocalStack<P>,
+        io: &mut impl ControlIo<P>,
+    ) {
+        for _ in 0..self.deferred.len() {
+            let Some(key) = self.deferred.pop_front() else {
+                break;
+            };
+            let Some(c) = self.conns.get_mut(&key) else {
+                continue;
+            };
+            if !c.has_deferred() {
+                c.deferred_queued = false;
+                continue;
+            }
+            let verdict = if self.limiter.is_limited(key.src, now_ms) {
+                Some(Verdict::Unavailable)
+            } else if self.limiter.must_wait(key.src, now_ms) {
+                self.deferred.push_back(key);
+                continue;
+            } else {
+                let Some(credentials) = c.take_deferred() else {
+                    continue;
+                };
+                match self.verifier.submit(key, &self.users, credentials) {
+                    verifier::Submitted::Done(v) => Some(v),
+                    verifier::Submitted::Queued => {
+                        self.limiter.begin_attempt(key.src);
+                        None
+                    }
+                    verifier::Submitted::Full => Some(Verdict::Unavailable),
+                }
+            };
+            c.deferred_queued = false;
+            if let Some(v) = verdict {
+                c.take_deferred();
+                c.deliver(v);
+                self.turn(key, now_ms, local, io);
+            }
+        }
+    }
+
+    /// Hands the finished verdicts to their connections and runs them; never blocks.
     fn collect_verdicts<P: Packet>(
         &mut self,
         now_ms: u64,
@@ -634,6 +689,7 @@ impl Proxy {
         io: &mut impl ControlIo<P>,
     ) {
         self.collect_verdicts(now_ms, local, io);
+        self.submit_deferred(now_ms, local, io);
         let mut due = Vec::new();
         while let Some(key) = self.due.pop_due(now_ms) {
             due.push(key);

@@ -228,7 +228,7 @@ fn memory_markdown(r: &Results) -> String {
     if r.configs("memory").is_empty() {
         return s;
     }
-    s.push_str("| spliced objects | table made for | measured bytes per flow (RSS) | `size_of::<Conn>()` | table slots | table MiB | bytes per flow at the table's max load (computed) |\n|---|---|---|---|---|---|---|\n");
+    s.push_str("| spliced objects | table made for | measured bytes per flow (RSS) | bytes per slot (object + tag) | table slots | table MiB | bytes per flow at the table's max load (computed) |\n|---|---|---|---|---|---|---|\n");
     let mut rows: Vec<&Key> = r.map.keys().filter(|k| k.0 == "memory").collect();
     rows.sort_by_key(|k| (k.2, k.1.clone()));
     for k in rows {
