@@ -101,6 +101,17 @@ impl<P: Packet> ControlPlane<P> {
         }
     }
 
+    /// When a connection timer of the participating stack is next due, in the `now_ms` frame
+    /// of [`ControlPlane::poll`] (it is acted on at the first tick from then): a simulation
+    /// that skips idle time must not skip past it.
+    pub fn next_due_ms(&self) -> Option<u32> {
+        let due = self.proxy.next_due()?;
+        Some(
+            self.last_now
+                .wrapping_add(due.saturating_sub(self.clock).min(u64::from(u32::MAX / 2)) as u32),
+        )
+    }
+
     /// One turn; returns how many packets it took from the ring.
     pub fn poll(&mut self, rings: &Rings<P>, now_ms: u32, io: &mut impl ControlIo<P>) -> usize {
         self.clock += u64::from(now_ms.wrapping_sub(self.last_now));

@@ -1203,6 +1203,11 @@ impl Sim {
         if let Some(d) = self.wire.next_due() {
             next = next.min(d);
         }
+        // The box's own timers (a drain's deadline, its legs' retransmissions): acted on at
+        // its next 10 ms tick from then.
+        if let Some(t) = self.the_box.plane.next_due_ms() {
+            next = next.min(u64::from(t));
+        }
         next.saturating_sub(self.now).max(1)
     }
 

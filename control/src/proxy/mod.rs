@@ -145,6 +145,11 @@ impl Proxy {
         self.conns.len()
     }
 
+    /// When the earliest connection timer is due (ms, the proxy's clock).
+    pub fn next_due(&self) -> Option<u64> {
+        self.due.next()
+    }
+
     /// Connections in the participating stack by phase (see [`ProxyConn::phase_name`]).
     pub fn phases(&self) -> std::collections::BTreeMap<&'static str, u64> {
         let mut m = std::collections::BTreeMap::new();

@@ -40,6 +40,11 @@ impl Timers {
         Some(key)
     }
 
+    /// The earliest deadline, if any.
+    pub fn next(&self) -> Option<u64> {
+        self.order.first().map(|&(t, _)| t)
+    }
+
     pub fn len(&self) -> usize {
         self.at.len()
     }
