@@ -143,12 +143,7 @@ pub fn rebuilt_syn(
     datagram(key.src, key.dst, &tcp)
 }
 
-/// `tcp` from `src` to `dst` in an IPv4 datagram, checksums filled in.
-pub(crate) fn datagram(
-    src: common::wire::Ipv4Addr,
-    dst: common::wire::Ipv4Addr,
-    tcp: &TcpRepr,
-) -> Vec<u8> {
+fn datagram(src: common::wire::Ipv4Addr, dst: common::wire::Ipv4Addr, tcp: &TcpRepr) -> Vec<u8> {
     let (src, dst) = (Ipv4Address::from_bits(src.0), Ipv4Address::from_bits(dst.0));
     let ip = Ipv4Repr {
         src_addr: src,

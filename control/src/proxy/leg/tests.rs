@@ -1,13 +1,16 @@
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::time::Instant;
-use smoltcp::wire::{IpAddress, Ipv4Packet, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber};
+use smoltcp::wire::{
+    IpAddress, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr,
+    TcpSeqNumber,
+};
 
 use common::flow::FlowKey;
 use common::wire::tcp::SynOptions;
 use common::wire::Ipv4Addr;
 
 use super::*;
-use crate::proxy::cookie::{datagram, rebuilt_syn};
+use crate::proxy::cookie::rebuilt_syn;
 
 fn key() -> FlowKey {
     FlowKey::new(
@@ -48,7 +51,24 @@ fn ack_with(k: &FlowKey, seq: u32, ack: u32, data: &[u8]) -> Vec<u8> {
         timestamp: None,
         payload: data,
     };
-    datagram(k.src, k.dst, &tcp)
+    let (src, dst) = (
+        Ipv4Address::from_bits(k.src.0),
+        Ipv4Address::from_bits(k.dst.0),
+    );
+    let ip = Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header: IpProtocol::Tcp,
+        payload_len: tcp.buffer_len(),
+        hop_limit: 64,
+    };
+    let mut buf = vec![0u8; ip.buffer_len() + tcp.buffer_len()];
+    let caps = ChecksumCapabilities::default();
+    let mut p = Ipv4Packet::new_unchecked(&mut buf[..]);
+    ip.emit(&mut p, &caps);
+    let mut t = TcpPacket::new_unchecked(p.payload_mut());
+    tcp.emit(&mut t, &IpAddress::Ipv4(src), &IpAddress::Ipv4(dst), &caps);
+    buf
 }
 
 /// A client leg answers a SYN that offers `scale`, then takes 3000 bytes: returns the
