@@ -30,18 +30,8 @@ use super::tap::LegTap;
 /// for the short proxied phase; a fully proxied (`never`) connection is slower for it.
 pub const BUFFER: usize = 128 * 1024;
 
-/// The window shift smoltcp uses on a leg, from its receive buffer's size (2 for 128 KiB).
-pub const STACK_SHIFT: u8 = (usize::BITS - BUFFER.leading_zeros()).saturating_sub(16) as u8;
-
-/// The window shift a leg announces to its peer, whatever its buffer. The peers keep the
-/// shift they were told after the splice, when the fast path translates the other peer's
-/// windows into it: with smoltcp's 2, no window could exceed 65535 << 2 = 256 KiB once
-/// spliced (21 Mbit/s at 100 ms); with 4, 1 MiB. The leg's own windows are rescaled on the
-/// way out ([`announce`]). Not more: the fast path never turns a small non-zero window into
-/// zero (`rescale_window` rounds it up to one unit, 2^shift bytes), and a receiver must
-/// then trim what exceeds its real window; smoltcp 0.14 trims the data but keeps a FIN past
-/// the trimmed part (the simulation lost a stream's last bytes that way at shift 7).
-pub const WINDOW_SHIFT: u8 = 4;
+/// The window shift a leg announces: smoltcp's, from its receive buffer's size.
+pub const WINDOW_SHIFT: u8 = (usize::BITS - BUFFER.leading_zeros()).saturating_sub(16) as u8;
 
 /// A leg whose peer acknowledges nothing for this long while the box has data (or a SYN) for
 /// it is reset (smoltcp's socket timeout; an idle connection is not affected): a peer that
@@ -249,11 +239,9 @@ impl Leg {
     pub fn poll(&mut self, now: Instant) -> impl Iterator<Item = Vec<u8>> + '_ {
         self.iface.poll(now, &mut self.dev, &mut self.sockets);
         let tap = &mut self.tap;
-        self.dev.tx.drain(..).map(move |mut p| {
-            announce(&mut p, tap.shifts() != (0, 0));
-            log::trace!("leg out: {}", summary(&p));
-            tap.outgoing(&p);
-            p
+        self.dev.tx.drain(..).inspect(move |p| {
+            log::trace!("leg out: {}", summary(p));
+            tap.outgoing(p)
         })
     }
 
@@ -295,45 +283,6 @@ pub fn seed_for_isn(isn: u32) -> u64 {
     0
 }
 
-/// Makes a segment the stack sent announce [`WINDOW_SHIFT`] instead of its [`STACK_SHIFT`]:
-/// a SYN's window-scale option is rewritten; once window scaling is in force (`scaled`: both
-/// SYNs offered it), every other segment's window is shifted right by the difference,
-/// rounded down, so the peer never sees more room than the stack has. The TCP checksum is
-/// computed again.
-pub fn announce(ip_packet: &mut [u8], scaled: bool) {
-    use common::wire::ipv4::Ipv4Packet;
-    use common::wire::tcp::{flags, TcpOption, TcpOptions, TcpPacket};
-    const UP: u8 = WINDOW_SHIFT - STACK_SHIFT;
-    let Ok(ip) = Ipv4Packet::new_checked(&*ip_packet) else {
-        return;
-    };
-    let (src, dst) = (ip.src(), ip.dst());
-    let (hl, end) = (ip.header_len(), usize::from(ip.total_len()));
-    let Some(seg) = ip_packet.get_mut(hl..end) else {
-        return;
-    };
-    let Ok(mut tcp) = TcpPacket::new_checked(&mut *seg) else {
-        return;
-    };
-    if tcp.flags() & flags::SYN != 0 {
-        let at = TcpOptions::new(tcp.options(), 20)
-            .map_while(Result::ok)
-            .find_map(|(at, o)| matches!(o, TcpOption::WindowScale(_)).then_some(at));
-        let Some(at) = at else {
-            return;
-        };
-        seg[at + 2] = WINDOW_SHIFT;
-    } else if scaled {
-        let w = tcp.window_len();
-        tcp.set_window_len(w >> UP);
-    } else {
-        return;
-    }
-    if let Ok(mut tcp) = TcpPacket::new_checked(&mut *seg) {
-        tcp.fill_checksum(src.0, dst.0);
-    }
-}
-
 /// One line about a segment, for trace logs.
 fn summary(ip: &[u8]) -> String {
     use common::wire::ipv4::Ipv4Packet;
@@ -357,6 +306,3 @@ fn summary(ip: &[u8]) -> String {
         t.payload().len()
     )
 }
-
-#[cfg(test)]
-mod tests;
