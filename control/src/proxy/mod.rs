@@ -12,9 +12,11 @@
 
 pub mod conn;
 pub mod cookie;
+mod deferred;
 pub mod leg;
 pub mod splice;
 pub mod strip;
+mod syn_cookies;
 pub mod tap;
 pub mod timers;
 
@@ -24,12 +26,12 @@ use std::time::Duration;
 
 use smoltcp::time::Instant;
 
-use common::config::{Action, AuthMethod, Side, SynCookies, User};
+use common::config::{Action, AuthMethod, Side, User};
 use common::conn::{Conn, ConnFlags, TcpState};
 use common::flow::FlowKey;
 use common::wire::ethernet::{EtherType, EthernetFrame};
 use common::wire::ipv4::{Ipv4Packet, Protocol};
-use common::wire::tcp::{SynOptions, TcpOption, TcpOptions, TcpPacket};
+use common::wire::tcp::{SynOptions, TcpPacket};
 use dataplane::context::Context;
 use dataplane::packet::Packet;
 use dataplane::ring::{Command, ToControl, Why};
@@ -40,6 +42,7 @@ use crate::stats::Connections;
 use crate::verifier::{self, Verifier};
 
 use conn::{Env, Outcome, ProxyConn};
+use syn_cookies::Answered;
 
 /// How long a spliced connection's late packets (queued toward control before the object was
 /// installed) are still rewritten and sent on by control.
@@ -208,15 +211,6 @@ impl Proxy {
         self.signal_cookies(io);
     }
 
-    /// Tells the workers whether SYNs now get cookies (so they keep no placeholder for them).
-    fn signal_cookies<P>(&mut self, io: &mut impl ControlIo<P>) {
-        let on = self.cookie_time();
-        if on != self.cookies_signalled {
-            self.cookies_signalled = on;
-            io.syn_cookies(on);
-        }
-    }
-
     fn packet<P: Packet>(
         &mut self,
         msg: ToControl<P>,
@@ -318,70 +312,6 @@ impl Proxy {
         }
         let ip = msg.pkt.data()[ip_off.clone()].to_vec();
         self.feed(ckey, from_client, ip, now_ms, local, io);
-    }
-
-    /// Whether a SYN to a `proxy` rule gets a cookie instead of a connection now.
-    fn cookie_time(&self) -> bool {
-        match self.ctx.config.proxy.syn_cookies {
-            SynCookies::Always => true,
-            SynCookies::Auto => self.embryonic.len() >= MAX_EMBRYONIC,
-            SynCookies::Never => false,
-        }
-    }
-
-    /// Answers the SYN in `msg` with a cookie.
-    #[allow(clippy::too_many_arguments)]
-    fn send_cookie<P: Packet>(
-        &mut self,
-        key: FlowKey,
-        msg: &ToControl<P>,
-        ip_off: std::ops::Range<usize>,
-        opts: &SynOptions,
-        now_ms: u64,
-        local: &mut LocalStack<P>,
-        io: &mut impl ControlIo<P>,
-    ) {
-        let Some(isn) = Ipv4Packet::new_checked(&msg.pkt.data()[ip_off])
-            .ok()
-            .and_then(|ip| {
-                TcpPacket::new_checked(ip.payload())
-                    .ok()
-                    .map(|t| t.seq_number().0)
-            })
-        else {
-            self.counters.malformed += 1;
-            return;
-        };
-        let answer = cookie::SynAck {
-            isn: self.cookies.make(&key, isn, opts, now_ms),
-            mss: (conn::DEFAULT_MTU - 40) as u16,
-            window_shift: leg::WINDOW_SHIFT,
-            tsval: Some(leg::tsval()),
-        };
-        let ip = cookie::syn_ack(&key, isn, opts, &answer);
-        local.send_ip(msg.port, &ip, now_ms as u32, io);
-        self.counters.syn_cookies_sent += 1;
-    }
-
-    /// If the segment `ip` (an ACK without a flow) acknowledges a cookie of ours: the client's
-    /// ISN, the cookie, its window, and the SYN's options (timestamps from the ACK).
-    fn check_cookie(&self, key: FlowKey, ip: &[u8], now_ms: u64) -> Option<(Answered, SynOptions)> {
-        let ip = Ipv4Packet::new_checked(ip).ok()?;
-        let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
-        let isn = tcp.seq_number().0.wrapping_sub(1);
-        let cookie = tcp.ack_number().0.wrapping_sub(1);
-        let mut opts = self.cookies.check(&key, isn, cookie, now_ms)?;
-        let tsval = TcpOptions::new(tcp.options(), 20).find_map(|o| match o {
-            Ok((_, TcpOption::Timestamps { tsval, .. })) => Some(tsval),
-            _ => None,
-        });
-        opts.timestamps = tsval.map(|v| (v, 0));
-        let answered = Answered {
-            isn,
-            cookie,
-            window: tcp.window_len(),
-        };
-        Some((answered, opts))
     }
 
     /// Opens a connection for the SYN on `key` or, with `answered`, for the ACK of its cookie.
@@ -602,52 +532,6 @@ impl Proxy {
         }
     }
 
-    /// Submits the deferred attempts whose address has room again, in the order they came;
-    /// one whose address got limited meanwhile is answered unchecked.
-    fn submit_deferred<P: Packet>(
-        &mut self,
-        now_ms: u64,
-        local: &mut LocalStack<P>,
-        io: &mut impl ControlIo<P>,
-    ) {
-        for _ in 0..self.deferred.len() {
-            let Some(key) = self.deferred.pop_front() else {
-                break;
-            };
-            let Some(c) = self.conns.get_mut(&key) else {
-                continue;
-            };
-            if !c.has_deferred() {
-                c.deferred_queued = false;
-                continue;
-            }
-            let verdict = if self.limiter.is_limited(key.src, now_ms) {
-                Some(Verdict::Unavailable)
-            } else if self.limiter.must_wait(key.src, now_ms) {
-                self.deferred.push_back(key);
-                continue;
-            } else {
-                let Some(credentials) = c.take_deferred() else {
-                    continue;
-                };
-                match self.verifier.submit(key, &self.users, credentials) {
-                    verifier::Submitted::Done(v) => Some(v),
-                    verifier::Submitted::Queued => {
-                        self.limiter.begin_attempt(key.src);
-                        None
-                    }
-                    verifier::Submitted::Full => Some(Verdict::Unavailable),
-                }
-            };
-            c.deferred_queued = false;
-            if let Some(v) = verdict {
-                c.take_deferred();
-                c.deliver(v);
-                self.turn(key, now_ms, local, io);
-            }
-        }
-    }
-
     /// Hands the finished verdicts to their connections and runs them; never blocks.
     fn collect_verdicts<P: Packet>(
         &mut self,
@@ -733,15 +617,6 @@ impl Proxy {
         self.sync_auth_counters();
         self.signal_cookies(io);
     }
-}
-
-/// What the ACK of a cookie tells: the client's ISN, the cookie (the box's ISN) and the
-/// client's window.
-#[derive(Debug, Clone, Copy)]
-struct Answered {
-    isn: u32,
-    cookie: u32,
-    window: u16,
 }
 
 /// The quad, the offset of the IP header and, for a SYN, its options.

@@ -1,0 +1,57 @@
+//! Login attempts that wait for their address's verifications (see
+//! [`crate::auth::RateLimiter::must_wait`]), submitted as verdicts come in.
+
+use dataplane::packet::Packet;
+
+use super::Proxy;
+use crate::auth::Verdict;
+use crate::local::{ControlIo, LocalStack};
+use crate::verifier;
+
+impl Proxy {
+    /// Submits the deferred attempts whose address has room again, in the order they came;
+    /// one whose address got limited meanwhile is answered unchecked.
+    pub(super) fn submit_deferred<P: Packet>(
+        &mut self,
+        now_ms: u64,
+        local: &mut LocalStack<P>,
+        io: &mut impl ControlIo<P>,
+    ) {
+        for _ in 0..self.deferred.len() {
+            let Some(key) = self.deferred.pop_front() else {
+                break;
+            };
+            let Some(c) = self.conns.get_mut(&key) else {
+                continue;
+            };
+            if !c.has_deferred() {
+                c.deferred_queued = false;
+                continue;
+            }
+            let verdict = if self.limiter.is_limited(key.src, now_ms) {
+                Some(Verdict::Unavailable)
+            } else if self.limiter.must_wait(key.src, now_ms) {
+                self.deferred.push_back(key);
+                continue;
+            } else {
+                let Some(credentials) = c.take_deferred() else {
+                    continue;
+                };
+                match self.verifier.submit(key, &self.users, credentials) {
+                    verifier::Submitted::Done(v) => Some(v),
+                    verifier::Submitted::Queued => {
+                        self.limiter.begin_attempt(key.src);
+                        None
+                    }
+                    verifier::Submitted::Full => Some(Verdict::Unavailable),
+                }
+            };
+            c.deferred_queued = false;
+            if let Some(v) = verdict {
+                c.take_deferred();
+                c.deliver(v);
+                self.turn(key, now_ms, local, io);
+            }
+        }
+    }
+}
