@@ -153,20 +153,36 @@ impl FlowTable {
     #[inline]
     pub fn lookup_hashed(&self, key: &FlowKey, hash: u32) -> Option<(usize, Direction)> {
         debug_assert_eq!(hash, key.symmetric_hash());
+        self.matching(hash)
+            .find_map(|i| self.slots[i].direction_of(key).map(|d| (i, d)))
+    }
+
+    /// The slots of the probe run of a key with `hash` whose tag matches its hash, in probe
+    /// order, up to the run's end (a free slot). Reads only tags.
+    #[inline]
+    fn matching(&self, hash: u32) -> impl Iterator<Item = usize> + '_ {
         let want = tag_of(hash);
         let mut i = self.home_of(hash);
-        loop {
+        core::iter::from_fn(move || loop {
             let t = self.tags[i];
             if t == 0 {
                 return None;
             }
+            let at = i;
+            i = self.next(i);
             if t == want {
-                if let Some(d) = self.slots[i].direction_of(key) {
-                    return Some((i, d));
-                }
+                return Some(at);
             }
+        })
+    }
+
+    /// The first free slot from `hash`'s home on (there is always one below max load).
+    fn free_slot(&self, hash: u32) -> usize {
+        let mut i = self.home_of(hash);
+        while self.tags[i] != 0 {
             i = self.next(i);
         }
+        i
     }
 
     /// The tag byte where the probe run of a key with `hash` begins: what to prefetch first
@@ -180,15 +196,7 @@ impl FlowTable {
     /// its connection, the slot to prefetch once the tags are in. Reads only tags.
     #[inline]
     pub fn candidate(&self, hash: u32) -> Option<&Conn> {
-        let want = tag_of(hash);
-        let mut i = self.home_of(hash);
-        loop {
-            match self.tags[i] {
-                0 => return None,
-                t if t == want => return Some(&self.slots[i]),
-                _ => i = self.next(i),
-            }
-        }
+        self.matching(hash).next().map(|i| &self.slots[i])
     }
 
     #[inline]
@@ -206,23 +214,18 @@ impl FlowTable {
         debug_assert!(!conn.is_free());
         let key = conn.key();
         let hash = key.symmetric_hash();
-        let want = tag_of(hash);
-        let mut i = self.home_of(hash);
-        loop {
-            let t = self.tags[i];
-            if t == 0 {
-                break;
-            }
-            if t == want && self.slots[i].direction_of(&key).is_some() {
-                return Err(InsertError::Exists(i));
-            }
-            i = self.next(i);
+        if let Some(i) = self
+            .matching(hash)
+            .find(|&i| self.slots[i].direction_of(&key).is_some())
+        {
+            return Err(InsertError::Exists(i));
         }
         if self.len >= self.max_load {
             return Err(InsertError::Full);
         }
+        let i = self.free_slot(hash);
         self.slots[i] = conn;
-        self.tags[i] = want;
+        self.tags[i] = tag_of(hash);
         self.len += 1;
         Ok(i)
     }

@@ -104,8 +104,6 @@ pub struct ProxyConn {
     /// An attempt that waits for its address's verifications before its own (see
     /// [`RateLimiter::must_wait`]); the proxy submits it later.
     deferred: Option<Credentials>,
-    /// Whether the proxy has it in its queue of deferred attempts.
-    pub deferred_queued: bool,
     pub events: Events,
     /// Counted as a finished full proxy.
     pub counted: bool,
@@ -168,7 +166,6 @@ impl ProxyConn {
             verifying: false,
             verdict: None,
             deferred: None,
-            deferred_queued: false,
             events: Events::default(),
             counted: false,
             held: Vec::new(),
@@ -207,7 +204,6 @@ impl ProxyConn {
         }
     }
 
-    /// The verdict on the pending login attempt: the next turn answers the client.
     /// Its deferred attempt, if it has one waiting.
     pub fn has_deferred(&self) -> bool {
         self.deferred.is_some()
@@ -219,6 +215,7 @@ impl ProxyConn {
         self.deferred.take()
     }
 
+    /// The verdict on the pending login attempt: the next turn answers the client.
     pub fn deliver(&mut self, verdict: Verdict) {
         if self.verifying {
             self.verifying = false;
@@ -606,12 +603,9 @@ impl ProxyConn {
     }
 }
 
-/// Hands a login attempt to the verifier: the verdict to answer now, or `None` while the
-/// attempt is queued (`verifying` is then set, and the limiter counts the attempt until the
-/// proxy collects its verdict).
 /// Hands an attempt to the verifier, or keeps it in `deferred` while its address has as many
-/// attempts being verified as its remaining failure budget: the verdict comes later (`None`)
-/// unless the check was done at once or refused unchecked.
+/// attempts being verified as its remaining failure budget (`verifying` is set either way
+/// while the verdict comes later, `None`).
 fn submit(
     env: &mut Env<'_>,
     key: FlowKey,
@@ -624,11 +618,25 @@ fn submit(
         *verifying = true;
         return None;
     }
-    match env.verifier.submit(key, env.users, credentials) {
+    let verdict = verify(env.verifier, env.users, env.limiter, key, credentials);
+    *verifying = verdict.is_none();
+    verdict
+}
+
+/// Hands an attempt to the verifier now: the verdict to answer at once (checked inline, or
+/// refused unchecked on a full queue), or `None` while it is queued (the limiter counts it
+/// until the proxy collects its verdict).
+pub(super) fn verify(
+    verifier: &mut Verifier<FlowKey>,
+    users: &Arc<[User]>,
+    limiter: &mut RateLimiter,
+    key: FlowKey,
+    credentials: Credentials,
+) -> Option<Verdict> {
+    match verifier.submit(key, users, credentials) {
         Submitted::Done(v) => Some(v),
         Submitted::Queued => {
-            env.limiter.begin_attempt(key.src);
-            *verifying = true;
+            limiter.begin_attempt(key.src);
             None
         }
         Submitted::Full => {

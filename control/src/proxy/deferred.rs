@@ -3,10 +3,10 @@
 
 use dataplane::packet::Packet;
 
+use super::conn::verify;
 use super::Proxy;
 use crate::auth::Verdict;
 use crate::local::{ControlIo, LocalStack};
-use crate::verifier;
 
 impl Proxy {
     /// Submits the deferred attempts whose address has room again, in the order they came;
@@ -24,31 +24,27 @@ impl Proxy {
             let Some(c) = self.conns.get_mut(&key) else {
                 continue;
             };
-            if !c.has_deferred() {
-                c.deferred_queued = false;
-                continue;
-            }
-            let verdict = if self.limiter.is_limited(key.src, now_ms) {
-                Some(Verdict::Unavailable)
-            } else if self.limiter.must_wait(key.src, now_ms) {
+            if !self.limiter.is_limited(key.src, now_ms) && self.limiter.must_wait(key.src, now_ms)
+            {
                 self.deferred.push_back(key);
                 continue;
-            } else {
-                let Some(credentials) = c.take_deferred() else {
-                    continue;
-                };
-                match self.verifier.submit(key, &self.users, credentials) {
-                    verifier::Submitted::Done(v) => Some(v),
-                    verifier::Submitted::Queued => {
-                        self.limiter.begin_attempt(key.src);
-                        None
-                    }
-                    verifier::Submitted::Full => Some(Verdict::Unavailable),
-                }
+            }
+            // (An entry of a connection gone, or of a new one on the same quad, has none.)
+            let Some(credentials) = c.take_deferred() else {
+                continue;
             };
-            c.deferred_queued = false;
+            let verdict = if self.limiter.is_limited(key.src, now_ms) {
+                Some(Verdict::Unavailable)
+            } else {
+                verify(
+                    &mut self.verifier,
+                    &self.users,
+                    &mut self.limiter,
+                    key,
+                    credentials,
+                )
+            };
             if let Some(v) = verdict {
-                c.take_deferred();
                 c.deliver(v);
                 self.turn(key, now_ms, local, io);
             }

@@ -406,10 +406,12 @@ impl Proxy {
             now_ms,
         };
         self.out.clear();
+        // An attempt is deferred in a turn and waits (the connection reads no input) until
+        // `submit_deferred` takes it: queued once.
+        let had_deferred = c.has_deferred();
         let outcome = c.step(&mut env, &mut self.out);
         let ev = std::mem::take(&mut c.events);
-        if c.has_deferred() && !c.deferred_queued {
-            c.deferred_queued = true;
+        if c.has_deferred() && !had_deferred {
             self.deferred.push_back(key);
         }
         // A full proxy counts once its both legs are done, not when TIME-WAIT lets it go.
