@@ -84,6 +84,14 @@ const BAD: &[(&str, &str)] = &[
         "tests/bad-configs/capture-file-too-small.yaml:12: capture.drops.file_size: 65536 bytes cannot hold a packet of snaplen 65535 and the file's headers: at least 69631",
     ),
     (
+        "client-mss-too-small.yaml",
+        "tests/bad-configs/client-mss-too-small.yaml:10: proxy.client_mss: 500: must be from 536 to 65495 bytes",
+    ),
+    (
+        "server-options-too-old.yaml",
+        "tests/bad-configs/server-options-too-old.yaml:12: proxy.server_options.max_age: 691200s: must be from 1s to 7d",
+    ),
+    (
         "duplicate-lcores.yaml",
         "tests/bad-configs/duplicate-lcores.yaml:11: workers.lcores[1]: lcore 1 is listed twice (also workers.lcores[0])",
     ),

@@ -17,7 +17,7 @@
 //! | 10 | 2 | `server_port` | |
 //! | 12 | 4 | `delta1` | Δ1 = seq1 − ack1: added to client→server seq, subtracted from server→client ack and SACK |
 //! | 16 | 4 | `delta2` | Δ2 = seq2 − ack2: added to server→client seq, subtracted from client→server ack and SACK |
-//! | 20 | 4 | `ts_offset[0]` | added to the client's TSval (server's view), subtracted from server→client TSecr |
+//! | 20 | 4 | `ts_offset[0]` | added to the client's TSval (server's view), subtracted from server→client TSecr (one leg only: see below) |
 //! | 24 | 4 | `ts_offset[1]` | added to the server's TSval, subtracted from client→server TSecr |
 //! | 28 | 12 | `track[0]` | client→server window tracking: `end`, `maxend`, `maxwin` |
 //! | 40 | 12 | `track[1]` | server→client window tracking |
@@ -26,7 +26,17 @@
 //! | 57 | 1 | `flags` | [`ConnFlags`] bits |
 //! | 58 | 2 | `wscale_in` | per direction, the shift the sender announced for its own window |
 //! | 60 | 2 | `wscale_out` | per direction, the shift the receiver believes the sender uses |
-//! | 62 | 2 | `reserved` | zero |
+//! | 62 | 1 | `xlate` | [`Xlate`] bits: options one peer negotiated and the other did not |
+//! | 63 | 1 | `split_mss` | the MSS the server accepts in 8-byte units, when the client was told more: larger client→server segments are split (0: never) |
+//!
+//! Timestamps on one leg only ([`Xlate::TS_CLIENT_ONLY`] or [`Xlate::TS_SERVER_ONLY`]): the
+//! option is removed (turned into NOPs) on its way to the peer that did not negotiate it, and
+//! inserted on every segment to the peer that did (RFC 7323 §3.2 lets it drop segments
+//! without). The two offsets then hold what that needs, at no extra cost: `ts_offset` of the
+//! direction *from* the peer without timestamps is the box's clock offset (the inserted TSval
+//! is `now_ms + offset`, continuing the values the box's leg sent, so PAWS holds), and
+//! `ts_offset` of the direction from the peer with timestamps is the latest TSval it sent
+//! (echoed as the inserted TSecr).
 //!
 //! The key is stored in the client→server orientation; the table looks a packet up under its
 //! own key and under the reverse, which also tells the packet's [`Direction`].
@@ -97,6 +107,33 @@ impl ConnFlags {
     pub const WSCALE_OFFERED: u8 = 0x80;
 }
 
+/// Bits of [`Conn::xlate`]: options the fast path adds or removes because one peer
+/// negotiated them with the box and the other did not (see the module documentation).
+pub struct Xlate;
+
+impl Xlate {
+    /// Only the client negotiated timestamps: removed client→server, inserted
+    /// server→client.
+    pub const TS_CLIENT_ONLY: u8 = 0x01;
+    /// Only the server negotiated timestamps: inserted client→server, removed
+    /// server→client.
+    pub const TS_SERVER_ONLY: u8 = 0x02;
+}
+
+/// The largest MSS [`Conn::split_mss`] can hold.
+pub const MAX_SPLIT_MSS: u16 = 255 * 8;
+
+/// What the fast path does to the timestamp option of one packet beyond the offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TsEdit {
+    #[default]
+    None,
+    /// Turn the option into NOPs (same length): the receiver did not negotiate it.
+    Strip,
+    /// Add the option with these values: the receiver negotiated it, the sender did not.
+    Insert { tsval: u32, tsecr: u32 },
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[repr(C, align(64))]
 pub struct Conn {
@@ -113,7 +150,8 @@ pub struct Conn {
     pub flags: u8,
     pub wscale_in: [u8; 2],
     pub wscale_out: [u8; 2],
-    pub reserved: [u8; 2],
+    pub xlate: u8,
+    pub split_mss: u8,
 }
 
 /// Everything one spliced flow costs in the table: one slot, one cache line.
@@ -125,6 +163,7 @@ const _: () = assert!(core::mem::offset_of!(Conn, track) == 28);
 const _: () = assert!(core::mem::offset_of!(Conn, last_seen) == 52);
 const _: () = assert!(core::mem::offset_of!(Conn, state) == 56);
 const _: () = assert!(core::mem::offset_of!(Conn, wscale_out) == 60);
+const _: () = assert!(core::mem::offset_of!(Conn, xlate) == 62);
 
 /// The per-direction numbers [`crate::rewrite::rewrite_frame`] applies to one packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -142,6 +181,8 @@ pub struct SpliceParams {
     pub wscale_out: u8,
     /// Rewrite the timestamp option (both legs negotiated it).
     pub timestamps: bool,
+    /// Remove or insert the option (one leg negotiated it).
+    pub ts_edit: TsEdit,
 }
 
 impl SpliceParams {
@@ -152,6 +193,7 @@ impl SpliceParams {
             && self.ack_sub == 0
             && (!self.timestamps || (self.tsval_add == 0 && self.tsecr_sub == 0))
             && self.wscale_in == self.wscale_out
+            && self.ts_edit == TsEdit::None
     }
 
     /// The parameters that undo these (window rescaling is exact only for equal shifts).
@@ -164,6 +206,7 @@ impl SpliceParams {
             wscale_in: self.wscale_out,
             wscale_out: self.wscale_in,
             timestamps: self.timestamps,
+            ts_edit: TsEdit::None,
         }
     }
 }
@@ -267,6 +310,57 @@ impl Conn {
             wscale_in: self.wscale_in[d],
             wscale_out: self.wscale_out[d],
             timestamps: self.flags & ConnFlags::TIMESTAMPS != 0,
+            ts_edit: TsEdit::None,
+        }
+    }
+
+    /// The most data and options a segment travelling in `dir` may carry before it is split
+    /// (only toward a server that accepts less than the client was told).
+    #[inline]
+    pub fn split_at(&self, dir: Direction) -> Option<u16> {
+        (dir == Direction::ClientToServer && self.split_mss != 0)
+            .then(|| u16::from(self.split_mss) * 8)
+    }
+
+    /// Whether packets travelling in `dir` lose their timestamp option (their receiver did
+    /// not negotiate it) or gain one (their sender did not).
+    #[inline]
+    fn ts_one_leg(&self, dir: Direction) -> Option<bool> {
+        let (strip, insert) = match dir {
+            Direction::ClientToServer => (Xlate::TS_CLIENT_ONLY, Xlate::TS_SERVER_ONLY),
+            Direction::ServerToClient => (Xlate::TS_SERVER_ONLY, Xlate::TS_CLIENT_ONLY),
+        };
+        if self.xlate & strip != 0 {
+            Some(false)
+        } else if self.xlate & insert != 0 {
+            Some(true)
+        } else {
+            None
+        }
+    }
+
+    /// The timestamp edit for a packet travelling in `dir` at `now_ms`, with `tsval` the
+    /// TSval it carries (if any). Records that TSval when it is the one to echo later, so
+    /// call it once per forwarded packet.
+    #[inline]
+    pub fn ts_edit(&mut self, dir: Direction, now_ms: u32, tsval: Option<u32>) -> TsEdit {
+        let d = dir.index();
+        match self.ts_one_leg(dir) {
+            None => TsEdit::None,
+            Some(false) => {
+                // The latest TSval of the peer with timestamps, echoed toward it later;
+                // a reordered older one does not move it back.
+                if let Some(v) = tsval {
+                    if (v.wrapping_sub(self.ts_offset[d]) as i32) > 0 || self.ts_offset[d] == 0 {
+                        self.ts_offset[d] = v;
+                    }
+                }
+                TsEdit::Strip
+            }
+            Some(true) => TsEdit::Insert {
+                tsval: now_ms.wrapping_add(self.ts_offset[d]),
+                tsecr: self.ts_offset[dir.reverse().index()],
+            },
         }
     }
 }

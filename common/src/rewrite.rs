@@ -11,8 +11,10 @@
 //! packet is still forwarded with sequence and acknowledgement rewritten, and the caller
 //! counts it from the returned [`RewriteReport`].
 
+pub mod split;
+
 use crate::checksum;
-use crate::conn::SpliceParams;
+use crate::conn::{SpliceParams, TsEdit};
 use crate::wire::ethernet::{EtherType, EthernetFrame};
 use crate::wire::ipv4::{Ipv4Packet, Protocol};
 use crate::wire::tcp::{self, flags, MappedOption, OptionMap, TcpPacket};
@@ -154,7 +156,8 @@ fn tcp_inner(
 
     let touch_sack = has_ack && p.ack_sub != 0;
     let touch_ts = p.timestamps && (p.tsval_add != 0 || (has_ack && p.tsecr_sub != 0));
-    if hl > tcp::HEADER_LEN && (touch_sack || touch_ts) {
+    let strip_ts = p.ts_edit == TsEdit::Strip;
+    if hl > tcp::HEADER_LEN && (touch_sack || touch_ts || strip_ts) {
         // The map holds offsets, not bytes: the header can be patched while it is read.
         let parsed;
         let map = match opts {
@@ -179,6 +182,14 @@ fn tcp_inner(
                             patch32(hdr, edge + 4, |v| v.wrapping_sub(p.ack_sub), &mut hc);
                         }
                     }
+                    MappedOption::Timestamps { at } if strip_ts => {
+                        // Same length, so nothing else moves: ten NOPs.
+                        let mut old = [0u8; tcp::TIMESTAMPS_LEN];
+                        old.copy_from_slice(&hdr[at..at + tcp::TIMESTAMPS_LEN]);
+                        let nops = [tcp::kind::NOP; tcp::TIMESTAMPS_LEN];
+                        hc = checksum::update_bytes(hc, &old, &nops, at % 2 == 1);
+                        hdr[at..at + tcp::TIMESTAMPS_LEN].copy_from_slice(&nops);
+                    }
                     MappedOption::Timestamps { at } if touch_ts => {
                         if p.tsval_add != 0 {
                             patch32(hdr, at + 2, |v| v.wrapping_add(p.tsval_add), &mut hc);
@@ -195,6 +206,133 @@ fn tcp_inner(
     }
     put16(hdr, tcp::CHECKSUM_OFFSET, hc);
     Ok(report)
+}
+
+/// How a timestamp option is added to a frame (see [`plan_ts_insert`]): the frame grows by
+/// `grow` bytes in front, and its options become `options[..len]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TsInsert {
+    pub grow: usize,
+    options: [u8; tcp::MAX_OPTIONS_LEN],
+    len: usize,
+}
+
+/// Plans adding a timestamp option (TSval `tsval`, TSecr `tsecr`) to the TCP segment of
+/// `frame`, an Ethernet frame already rewritten for its receiver. The option goes first,
+/// NOP-aligned as Linux sends it, the segment's own options after it; where the 40 bytes of
+/// options cannot hold them all, SACK blocks are left out from the last (RFC 2018 §3: a
+/// receiver reports as many as fit; the sender learns the rest from later ones). `None` for a
+/// frame that is not a well-formed IPv4 TCP segment or whose options are malformed: it is
+/// sent without the option.
+pub fn plan_ts_insert(frame: &[u8], tsval: u32, tsecr: u32) -> Option<TsInsert> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    if eth.ethertype() != EtherType::IPV4 {
+        return None;
+    }
+    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+    if ip.protocol() != Protocol::TCP || ip.is_fragment() {
+        return None;
+    }
+    let seg = TcpPacket::new_checked(ip.payload()).ok()?;
+    let old = seg.options();
+    let map = OptionMap::parse(old);
+    if map.malformed() {
+        return None;
+    }
+    let mut options = [tcp::kind::NOP; tcp::MAX_OPTIONS_LEN];
+    options[2] = tcp::kind::TIMESTAMPS;
+    options[3] = tcp::TIMESTAMPS_LEN as u8;
+    put32(&mut options, 4, tsval);
+    put32(&mut options, 8, tsecr);
+    let mut len = 12;
+    // The other options as they are, SACK last with the blocks that still fit; NOPs and the
+    // end-of-list padding are not copied (the list is padded again below).
+    let mut sack: Option<&[u8]> = None;
+    let mut pos = 0;
+    while pos < old.len() {
+        match old[pos] {
+            tcp::kind::END => break,
+            tcp::kind::NOP => pos += 1,
+            kind => {
+                let l = usize::from(old[pos + 1]);
+                if kind == tcp::kind::SACK {
+                    sack = Some(&old[pos..pos + l]);
+                } else if kind != tcp::kind::TIMESTAMPS {
+                    options
+                        .get_mut(len..len + l)?
+                        .copy_from_slice(&old[pos..pos + l]);
+                    len += l;
+                }
+                pos += l;
+            }
+        }
+    }
+    if let Some(sack) = sack {
+        // Aligned on four bytes as senders put it (two NOPs before kind and length).
+        let at = len.next_multiple_of(4) + 2;
+        let room = tcp::MAX_OPTIONS_LEN.saturating_sub(at + 2) / 8;
+        let blocks = ((sack.len() - 2) / 8).min(room);
+        if blocks > 0 {
+            options[at] = tcp::kind::SACK;
+            options[at + 1] = (2 + 8 * blocks) as u8;
+            options[at + 2..at + 2 + 8 * blocks].copy_from_slice(&sack[2..2 + 8 * blocks]);
+            len = at + 2 + 8 * blocks;
+        }
+    }
+    // Never shorter than the list it replaces (that one may have been padded generously):
+    // the frame only grows, and the NOPs fill the rest.
+    let len = len.next_multiple_of(4).max(old.len());
+    let grow = len - old.len();
+    if usize::from(ip.total_len()) + grow > usize::from(u16::MAX) {
+        return None;
+    }
+    Some(TsInsert { grow, options, len })
+}
+
+/// Carries out `plan` on `frame`: the frame as planned, preceded by `plan.grow` bytes of
+/// room (prepended in the buffer's headroom). The Ethernet, IPv4 and fixed TCP headers move
+/// into the room, the new option list fills the gap before the payload, and the IPv4 length
+/// and both checksums are updated incrementally (the payload is not summed again, so an error
+/// in it still shows at the receiver).
+pub fn apply_ts_insert(frame: &mut [u8], plan: &TsInsert) -> Result<(), RewriteError> {
+    let g = plan.grow;
+    let (l3, ihl, old_hl) = {
+        let eth = EthernetFrame::new_checked(frame.get(g..).ok_or(WireError::Truncated)?)?;
+        let ip = Ipv4Packet::new_checked(eth.payload())?;
+        let seg = TcpPacket::new_checked(ip.payload())?;
+        (eth.header_len(), ip.header_len(), seg.header_len())
+    };
+    let old_opts_len = old_hl - tcp::HEADER_LEN;
+    if old_opts_len + g != plan.len {
+        return Err(RewriteError::Wire(WireError::BadOption));
+    }
+    let mut old_opts = [0u8; tcp::MAX_OPTIONS_LEN];
+    let opts_at = l3 + ihl + tcp::HEADER_LEN;
+    old_opts[..old_opts_len].copy_from_slice(&frame[g + opts_at..g + opts_at + old_opts_len]);
+    frame.copy_within(g..g + opts_at, 0);
+    frame[opts_at..opts_at + plan.len].copy_from_slice(&plan.options[..plan.len]);
+
+    let mut ip = Ipv4Packet::new_unchecked(&mut frame[l3..]);
+    let old_total = ip.total_len();
+    let new_total = old_total + g as u16;
+    let ip_hc = checksum::update16(ip.checksum(), old_total, new_total);
+    ip.set_total_len(new_total);
+    ip.set_checksum(ip_hc);
+
+    let hdr = &mut frame[l3 + ihl..opts_at + plan.len];
+    let mut hc = crate::wire::be16(hdr, tcp::CHECKSUM_OFFSET);
+    // The pseudo-header's TCP length, the data offset, and the option bytes (the old ones
+    // zero-extended: zero words add nothing). The payload moved by a multiple of four bytes,
+    // so its words sum as before.
+    let old_tcp_len = old_total - (ihl as u16);
+    hc = checksum::update16(hc, old_tcp_len, old_tcp_len + g as u16);
+    let old_word = crate::wire::be16(hdr, 12);
+    let new_word = (old_word & 0x0fff) | ((((old_hl + g) / 4) as u16) << 12);
+    hc = checksum::update16(hc, old_word, new_word);
+    put16(hdr, 12, new_word);
+    hc = checksum::update_bytes(hc, &old_opts[..plan.len], &plan.options[..plan.len], false);
+    put16(hdr, tcp::CHECKSUM_OFFSET, hc);
+    Ok(())
 }
 
 /// Restores the TCP header quoted in an ICMP error (RFC 792: the offending IP header and at

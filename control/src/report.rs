@@ -47,6 +47,9 @@ pub struct Report {
     /// Totals (`proxied`, `spliced`, `full_proxy`, `fallback`, `drain_timeout`,
     /// `auth_failed`), gauges (`in_proxy`, `draining`), and `splices_last_interval`.
     pub connections: BTreeMap<String, u64>,
+    /// Connections kept as full proxies, by cause (every cause, zero or not).
+    #[serde(default)]
+    pub fallback_causes: BTreeMap<String, u64>,
     /// Drops by reason, non-zero ones only.
     pub drops: BTreeMap<String, u64>,
     /// Ring occupancy and ring drops (`crate::stats::RingStats`).
@@ -132,6 +135,12 @@ impl Report {
             outside: port(1, "outside"),
             flows,
             connections,
+            fallback_causes: now
+                .connections
+                .fallback_causes
+                .iter()
+                .map(|(k, n)| (k.to_string(), n))
+                .collect(),
             drops: now
                 .drops
                 .iter()
@@ -206,11 +215,18 @@ impl Report {
             g(c, "spliced"),
             self.splices_per_sec()
         );
+        let causes: Vec<String> = self
+            .fallback_causes
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
         s += &format!(
-            "  Connections: proxied {}, full proxy {}, fallback {}, drain timeout {}, auth failed {}\n",
+            "  Connections: proxied {}, full proxy {}, fallback {} ({}), drain timeout {}, auth failed {}\n",
             g(c, "proxied"),
             g(c, "full_proxy"),
             g(c, "fallback"),
+            list(causes),
             g(c, "drain_timeout"),
             g(c, "auth_failed")
         );

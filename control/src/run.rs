@@ -202,7 +202,7 @@ pub fn run(config: Config, opts: RunOptions) -> Result<Stats, RunError> {
     for (i, &lcore) in lcores.iter().take(workers).enumerate() {
         let q = i as u16;
         let pair = |p: &Port| -> Result<DpdkQueuePair, DpdkError> {
-            Ok(DpdkQueuePair::new(p.rx_queue(q)?, p.tx_queue(q)?))
+            Ok(DpdkQueuePair::new(p.rx_queue(q)?, p.tx_queue(q)?).with_pool(pool.clone()))
         };
         let queues = [pair(&ports[0])?, pair(&ports[1])?];
         let mut w = Worker::new(q, queues, Arc::clone(&ctx), rings.worker(i));

@@ -49,7 +49,11 @@ pub struct Connections {
     pub proxied: u64,
     pub spliced: u64,
     pub full_proxy: u64,
+    /// Kept as full proxies because their options could not be reconciled (the total of
+    /// `fallback_causes`).
     pub fallback: u64,
+    /// Those by cause.
+    pub fallback_causes: crate::proxy::splice::FallbackCounters,
     pub drain_timeout: u64,
     pub auth_failed: u64,
     /// Login attempts verified (argon2), on the verifier threads or inline.
@@ -292,9 +296,17 @@ impl Stats {
             );
         }
         let c = &self.connections;
+        let causes: Vec<String> = c
+            .fallback_causes
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
         s += &format!(
-            "connections: proxied {} spliced {} full proxy {} fallback {} drain timeout {} auth failed {}\n",
-            c.proxied, c.spliced, c.full_proxy, c.fallback, c.drain_timeout, c.auth_failed
+            "connections: proxied {} spliced {} full proxy {} fallback {} ({}) drain timeout {} auth failed {}\n",
+            c.proxied, c.spliced, c.full_proxy, c.fallback,
+            if causes.is_empty() { "none".to_string() } else { causes.join(", ") },
+            c.drain_timeout, c.auth_failed
         );
         s += &format!(
             "auth: verified {} pending {} queue full {} discarded {}\n",
@@ -339,6 +351,12 @@ mod tests {
             icmp_quotes_rewritten: 112,
             drops_captured: 113,
             capture_ring_full: 114,
+            ts_inserted: 115,
+            ts_removed: 116,
+            ts_insert_failed: 117,
+            segments_split: 118,
+            split_pieces: 119,
+            split_failed: 120,
             drops: DropCounters::default(),
         };
         for (i, d) in c.drops.0.iter_mut().enumerate() {
@@ -356,7 +374,7 @@ mod tests {
         let obj = v.as_object().expect("a worker is a JSON object");
 
         // The keys in the order they are written (the format of `--stats-json`).
-        let expected: [(&str, u64); 17] = [
+        let expected: [(&str, u64); 23] = [
             ("id", 3),
             ("lcore", 7),
             ("flows_active", 42),
@@ -374,6 +392,12 @@ mod tests {
             ("icmp_quotes_rewritten", 112),
             ("drops_captured", 113),
             ("capture_ring_full", 114),
+            ("ts_inserted", 115),
+            ("ts_removed", 116),
+            ("ts_insert_failed", 117),
+            ("segments_split", 118),
+            ("split_pieces", 119),
+            ("split_failed", 120),
         ];
         for (key, value) in expected {
             assert_eq!(obj.get(key).and_then(|x| x.as_u64()), Some(value), "{key}");

@@ -11,6 +11,8 @@ use crate::port::PortQueue;
 pub struct DpdkQueuePair {
     rx: RxQueue,
     tx: TxQueue,
+    /// Where packets the worker makes itself come from (segments it splits).
+    pool: Option<Mempool>,
 }
 
 impl DpdkQueuePair {
@@ -24,7 +26,13 @@ impl DpdkQueuePair {
             tx.port_id(),
             "a queue pair is two queues of one port"
         );
-        DpdkQueuePair { rx, tx }
+        DpdkQueuePair { rx, tx, pool: None }
+    }
+
+    /// The pool the worker takes new packets from ([`PortQueue::alloc`]).
+    pub fn with_pool(mut self, pool: Mempool) -> DpdkQueuePair {
+        self.pool = Some(pool);
+        self
     }
 
     /// The DPDK port id.
@@ -63,6 +71,12 @@ impl PortQueue for DpdkQueuePair {
     #[inline]
     fn tx_burst<const N: usize>(&mut self, pkts: &mut Burst<Mbuf, N>) -> usize {
         self.tx.tx_burst(pkts)
+    }
+
+    fn alloc(&mut self, len: usize) -> Option<Mbuf> {
+        let mut m = Mbuf::alloc(self.pool.as_ref()?)?;
+        m.append(len)?;
+        Some(m)
     }
 }
 

@@ -108,7 +108,7 @@ pub struct WorkerSnapshot {
     pub published_ms: u64,
 }
 
-const COUNTER_WORDS: usize = 14 + DropReason::COUNT;
+const COUNTER_WORDS: usize = 20 + DropReason::COUNT;
 const WORDS: usize = COUNTER_WORDS + 1 + TcpState::COUNT + 3 + 2;
 
 impl WorkerSnapshot {
@@ -130,6 +130,12 @@ impl WorkerSnapshot {
             c.ignored,
             c.drops_captured,
             c.capture_ring_full,
+            c.ts_inserted,
+            c.ts_removed,
+            c.ts_insert_failed,
+            c.segments_split,
+            c.split_pieces,
+            c.split_failed,
         ];
         let mut i = 0;
         for v in head
@@ -173,6 +179,12 @@ impl WorkerSnapshot {
             ignored: next(),
             drops_captured: next(),
             capture_ring_full: next(),
+            ts_inserted: next(),
+            ts_removed: next(),
+            ts_insert_failed: next(),
+            segments_split: next(),
+            split_pieces: next(),
+            split_failed: next(),
             drops: DropCounters::default(),
         };
         for d in c.drops.0.iter_mut() {

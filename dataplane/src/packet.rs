@@ -13,6 +13,9 @@ pub trait Packet: Send {
     fn rss_hash(&self) -> Option<u32> {
         None
     }
+    /// Makes the frame start `n` bytes earlier (their contents are unspecified: overwrite
+    /// them); false, and nothing changed, if the buffer has no room for them in front.
+    fn grow_front(&mut self, n: usize) -> bool;
 }
 
 impl Packet for Vec<u8> {
@@ -21,6 +24,10 @@ impl Packet for Vec<u8> {
     }
     fn data_mut(&mut self) -> &mut [u8] {
         self
+    }
+    fn grow_front(&mut self, n: usize) -> bool {
+        self.splice(0..0, std::iter::repeat_n(0, n));
+        true
     }
 }
 

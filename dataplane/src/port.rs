@@ -25,6 +25,9 @@ pub trait PortQueue: Send {
     /// Sends from the front of `pkts`; the sent ones are removed, the unsent stay in order.
     /// Returns how many were sent.
     fn tx_burst<const N: usize>(&mut self, pkts: &mut Burst<Self::Pkt, N>) -> usize;
+    /// A new packet of `len` bytes (contents unspecified: overwrite them) to send on this
+    /// queue; `None` when no buffer is free (or the queue has no pool).
+    fn alloc(&mut self, len: usize) -> Option<Self::Pkt>;
 }
 
 /// Port counters as a NIC reports them.
@@ -137,6 +140,10 @@ pub struct MemQueue {
 
 impl PortQueue for MemQueue {
     type Pkt = Vec<u8>;
+
+    fn alloc(&mut self, len: usize) -> Option<Vec<u8>> {
+        Some(vec![0; len])
+    }
 
     fn rx_burst<const N: usize>(&mut self, out: &mut Burst<Vec<u8>, N>) -> usize {
         let Some(ring) = self.nic.rx.get(self.q) else {

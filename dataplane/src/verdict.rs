@@ -47,6 +47,9 @@ pub enum DropReason {
     Hairpin,
     /// A frame for another host's MAC, or an IP broadcast/multicast: not routed.
     NotForUs,
+    /// A segment too large for its receiver, to be split, whose TCP checksum is wrong (the
+    /// receiver would drop it too; split, it would arrive as valid pieces).
+    BadChecksum,
 }
 
 /// What the worker does with one packet.
@@ -60,7 +63,7 @@ pub enum Verdict {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 20] = [
+    pub const ALL: [DropReason; 21] = [
         DropReason::Truncated,
         DropReason::BadIpHeader,
         DropReason::BadTcpHeader,
@@ -81,6 +84,7 @@ impl DropReason {
         DropReason::TtlExceeded,
         DropReason::Hairpin,
         DropReason::NotForUs,
+        DropReason::BadChecksum,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -107,6 +111,7 @@ impl DropReason {
             DropReason::TtlExceeded => "ttl_exceeded",
             DropReason::Hairpin => "hairpin",
             DropReason::NotForUs => "not_for_us",
+            DropReason::BadChecksum => "bad_checksum",
         }
     }
 }

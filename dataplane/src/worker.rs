@@ -16,9 +16,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use common::config::{Action, Zone};
+use common::conn::TsEdit;
 use common::conn::{Conn, ConnFlags, TcpState};
 use common::flow::{Direction, FlowKey};
-use common::rewrite::{rewrite_frame_mapped, unrewrite_icmp_quote, Hop, RewriteError};
+use common::rewrite::split::{plan_split, write_piece, NoSplit};
+use common::rewrite::{
+    apply_ts_insert, plan_ts_insert, rewrite_frame_mapped, unrewrite_icmp_quote, Hop, RewriteError,
+    TsInsert,
+};
 use common::seq::SeqNumber;
 use common::wire::ethernet::{EtherType, EthernetFrame};
 use common::wire::icmp::IcmpPacket;
@@ -93,6 +98,22 @@ pub struct WorkerCounters {
     pub drops_captured: u64,
     /// Dropped packets the capture's rate allowed but the ring to control had no room for.
     pub capture_ring_full: u64,
+    /// Spliced segments that gained a timestamp option (their receiver negotiated
+    /// timestamps with the box, their sender did not).
+    pub ts_inserted: u64,
+    /// Spliced segments whose timestamp option was removed (their receiver did not
+    /// negotiate it).
+    pub ts_removed: u64,
+    /// Of the segments that should have gained one, those sent without it: no headroom in
+    /// the buffer, or a malformed option list.
+    pub ts_insert_failed: u64,
+    /// Spliced segments larger than their receiver accepts (a server accepting less than
+    /// the client was told), split into pieces that fit; and the pieces sent.
+    pub segments_split: u64,
+    pub split_pieces: u64,
+    /// Segments whose split stopped for want of a buffer (the pieces not sent are lost; the
+    /// sender retransmits them).
+    pub split_failed: u64,
     pub drops: DropCounters,
 }
 
@@ -280,7 +301,21 @@ impl<Q: PortQueue> Worker<Q> {
     fn handle(&mut self, port: usize, mut pkt: Q::Pkt, now_ms: u32, hashed: Option<Hashed>) {
         let verdict = match self.ctx.mode {
             ForwardMode::Io => Verdict::Forward(1 - port),
-            ForwardMode::Full => self.process(port, pkt.data_mut(), now_ms, hashed),
+            ForwardMode::Full => {
+                let mut resize = Resize::default();
+                let v = self.process(port, pkt.data_mut(), now_ms, hashed, &mut resize);
+                if let Some(plan) = resize.insert {
+                    self.insert_ts(&mut pkt, &plan);
+                }
+                match (v, resize.split_at) {
+                    (Verdict::Forward(out), Some(mss)) => match self.split(out, &pkt, mss) {
+                        Ok(()) => return,
+                        Err(NoSplit::BadChecksum) => Verdict::Drop(DropReason::BadChecksum),
+                        Err(NoSplit::Fits | NoSplit::Unsplittable) => v,
+                    },
+                    _ => v,
+                }
+            }
         };
         match verdict {
             Verdict::Forward(out) => {
@@ -320,6 +355,36 @@ impl<Q: PortQueue> Worker<Q> {
                 }
             }
         }
+    }
+
+    /// Adds the planned timestamp option to a forwarded segment, in the buffer's headroom;
+    /// without room it goes on as it is (counted).
+    #[cold]
+    fn insert_ts(&mut self, pkt: &mut Q::Pkt, plan: &TsInsert) {
+        if pkt.grow_front(plan.grow) && apply_ts_insert(pkt.data_mut(), plan).is_ok() {
+            self.counters.ts_inserted += 1;
+        } else {
+            self.counters.ts_insert_failed += 1;
+        }
+    }
+
+    /// Sends `pkt` out of port `out` as pieces of at most `mss` bytes of data and options
+    /// (it was larger than its receiver accepts), or says why not.
+    #[cold]
+    fn split(&mut self, out: usize, pkt: &Q::Pkt, mss: u16) -> Result<(), NoSplit> {
+        let plan = plan_split(pkt.data(), mss)?;
+        self.counters.segments_split += 1;
+        for i in 0..plan.pieces() {
+            let Some(mut piece) = self.ports[out].alloc(plan.piece_len(i)) else {
+                self.counters.split_failed += 1;
+                break;
+            };
+            write_piece(pkt.data(), &plan, i, piece.data_mut());
+            self.counters.split_pieces += 1;
+            self.counters.forwarded += 1;
+            self.enqueue_tx(out, piece);
+        }
+        Ok(())
     }
 
     /// Hands a dropped packet to control for the drop capture. Only into the first half of
@@ -440,13 +505,15 @@ impl<Q: PortQueue> Worker<Q> {
         }
     }
 
-    /// Decides what happens to one frame, rewriting it in place when it is forwarded.
+    /// Decides what happens to one frame, rewriting it in place when it is forwarded. What
+    /// changes its size (a timestamp option to add, a split) is left in `resize`.
     fn process(
         &mut self,
         port: usize,
         frame: &mut [u8],
         now_ms: u32,
         hashed: Option<Hashed>,
+        resize: &mut Resize,
     ) -> Verdict {
         let eth = match EthernetFrame::new_checked(&frame[..]) {
             Ok(e) => e,
@@ -488,6 +555,7 @@ impl<Q: PortQueue> Worker<Q> {
 
         let mut params = Default::default();
         let mut opts = OptionMap::default();
+        let mut split_at = None;
         if proto == Protocol::TCP {
             if ip.is_fragment() {
                 return Verdict::Drop(DropReason::Fragment);
@@ -497,7 +565,7 @@ impl<Q: PortQueue> Worker<Q> {
                 Err(e) => return Verdict::Drop(e.into()),
             };
             match self.inspect_tcp(zone, src, dst, &tcp, now_ms, hashed) {
-                Ok((p, o)) => (params, opts) = (p, o),
+                Ok((p, o, s)) => (params, opts, split_at) = (p, o, s),
                 Err(v) => return v,
             }
         } else {
@@ -529,6 +597,17 @@ impl<Q: PortQueue> Worker<Q> {
                 Err(RewriteError::Wire(e)) => return Verdict::Drop(e.into()),
                 Err(_) => return Verdict::Drop(DropReason::BadIpHeader),
             }
+            match params.ts_edit {
+                TsEdit::None => {}
+                TsEdit::Strip => {
+                    self.counters.ts_removed += u64::from(opts.timestamps_at().is_some())
+                }
+                TsEdit::Insert { tsval, tsecr } => {
+                    resize.insert = plan_ts_insert(frame, tsval, tsecr);
+                    self.counters.ts_insert_failed += u64::from(resize.insert.is_none());
+                }
+            }
+            resize.split_at = split_at;
         } else {
             let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
             eth.set_src(l2.src);
@@ -593,7 +672,7 @@ impl<Q: PortQueue> Worker<Q> {
         tcp: &TcpPacket<&[u8]>,
         now_ms: u32,
         hashed: Option<Hashed>,
-    ) -> Result<(common::conn::SpliceParams, OptionMap), Verdict> {
+    ) -> Result<(common::conn::SpliceParams, OptionMap, Option<u16>), Verdict> {
         let key = FlowKey::new(src, tcp.src_port(), dst, tcp.dst_port());
         let fl = tcp.flags();
         let is_syn = fl & (flags::SYN | flags::ACK | flags::RST) == flags::SYN;
@@ -620,7 +699,7 @@ impl<Q: PortQueue> Worker<Q> {
             conn.last_seen = now_ms;
             return Err(Verdict::ToControl(Why::Proxied));
         }
-        let p = conn.params(dir);
+        let mut p = conn.params(dir);
         let opts = tcp.option_map();
         let seg = segment_of(tcp, &opts, p.ack_sub);
         let was_open = !is_closed(conn.state);
@@ -630,11 +709,18 @@ impl<Q: PortQueue> Worker<Q> {
                 if was_open && is_closed(conn.state) {
                     self.counters.flows_closed += 1;
                 }
-                Ok((p, opts))
+                if conn.xlate != 0 {
+                    // Only a segment the tracker accepted may move the TSval echoed later.
+                    p.ts_edit = conn.ts_edit(dir, now_ms, tsval_of(tcp, &opts));
+                }
+                Ok((p, opts, conn.split_at(dir)))
             }
             TrackVerdict::Ignore => {
                 self.counters.ignored += 1;
-                Ok((p, opts))
+                if conn.xlate != 0 {
+                    p.ts_edit = conn.ts_edit(dir, now_ms, None);
+                }
+                Ok((p, opts, conn.split_at(dir)))
             }
             TrackVerdict::Drop(r) => Err(Verdict::Drop(r)),
         }
@@ -671,7 +757,7 @@ impl<Q: PortQueue> Worker<Q> {
         key: FlowKey,
         tcp: &TcpPacket<&[u8]>,
         now_ms: u32,
-    ) -> Result<(common::conn::SpliceParams, OptionMap), Verdict> {
+    ) -> Result<(common::conn::SpliceParams, OptionMap, Option<u16>), Verdict> {
         let rule =
             self.ctx
                 .config
@@ -684,7 +770,7 @@ impl<Q: PortQueue> Worker<Q> {
                 match self.table.insert(conn) {
                     Ok(_) => {
                         self.counters.flows_created += 1;
-                        Ok((Default::default(), opts))
+                        Ok((Default::default(), opts, None))
                     }
                     Err(InsertError::Full) => Err(Verdict::Drop(DropReason::FlowTableFull)),
                     Err(InsertError::Exists(_)) => Err(Verdict::Drop(DropReason::OutOfState)),
@@ -724,9 +810,25 @@ impl<Q: PortQueue> Worker<Q> {
     }
 }
 
+/// What [`Worker::process`] leaves to do to a forwarded frame that changes its size.
+#[derive(Debug, Default)]
+struct Resize {
+    /// Add a timestamp option (the frame grows in its headroom).
+    insert: Option<TsInsert>,
+    /// Split it if its data and options exceed this (its receiver's MSS).
+    split_at: Option<u16>,
+}
+
 /// TIME-WAIT and CLOSE: the connection is over, the object only absorbs stragglers.
 fn is_closed(s: TcpState) -> bool {
     matches!(s, TcpState::TimeWait | TcpState::Close)
+}
+
+/// The TSval of a segment whose options `opts` maps.
+fn tsval_of(tcp: &TcpPacket<&[u8]>, opts: &OptionMap) -> Option<u32> {
+    let at = opts.timestamps_at()?;
+    let b = tcp.header().get(at + 2..at + 6)?;
+    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 /// What the tracker needs of a segment whose options `opts` maps; `ack_sub` translates the

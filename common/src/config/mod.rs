@@ -28,8 +28,8 @@ pub use duration::MAX as MAX_DURATION;
 pub use locate::locate;
 pub use types::{
     hash_password, Action, Auth, AuthMethod, Capture, Config, Device, DropCapture, FlowTable,
-    Interface, Interfaces, Protocol, Route, Rule, Side, SplicePoint, SynCookies, Timeouts, User,
-    Workers, Zone,
+    Interface, Interfaces, Protocol, Route, Rule, ServerOptionsCache, Side, SplicePoint,
+    SynCookies, Timeouts, User, Workers, Zone,
 };
 pub use values::{parse_ipv4, parse_mac, parse_size, Cidr, ParseError, PortRange};
 

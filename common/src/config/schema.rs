@@ -152,6 +152,15 @@ pub(crate) struct RawProxy {
     pub max_connections: Option<u64>,
     pub drain_timeout: Option<Scalar>,
     pub syn_cookies: Option<SynCookies>,
+    pub client_mss: Option<u64>,
+    pub server_options: Option<RawServerOptions>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServerOptions {
+    pub entries: Option<u64>,
+    pub max_age: Option<Scalar>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -208,7 +208,30 @@ pub struct Proxy {
     /// When a SYN to a `proxy` rule is answered with a SYN cookie instead of a new
     /// connection.
     pub syn_cookies: SynCookies,
+    /// The most MSS the box announces to a client before it knows what the server accepts
+    /// (it answers the client first for `line` and `http-basic`, and with a SYN cookie): the
+    /// figure firewalls commonly clamp to, so a server behind a VPN or PPPoE path rarely
+    /// accepts less than the client was told.
+    pub client_mss: u16,
+    /// What the box remembers of each server's SYN-ACK options, so later connections to it
+    /// are told what fits from the start.
+    pub server_options: ServerOptionsCache,
 }
+
+/// The bounded cache of servers' handshake options (`proxy.server_options`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerOptionsCache {
+    /// Servers remembered at most (the least recently learnt is forgotten first); 0 turns
+    /// the cache off.
+    pub entries: u32,
+    /// How long what a server's SYN-ACK said is trusted.
+    pub max_age: Duration,
+}
+
+/// The smallest MSS `proxy.client_mss` may be (RFC 9293's default for IPv4).
+pub const MIN_CLIENT_MSS: u16 = 536;
+/// The most servers `proxy.server_options.entries` may remember.
+pub const MAX_SERVER_OPTIONS: u64 = 1_000_000;
 
 /// SYN cookies for `proxy` rules: the SYN-ACK's sequence number encodes the handshake, so the
 /// box keeps nothing for a SYN and builds the connection when the client's ACK proves it.
@@ -234,6 +257,11 @@ impl Default for Proxy {
             max_connections: 16_384,
             drain_timeout: Duration::from_secs(5),
             syn_cookies: SynCookies::Auto,
+            client_mss: 1380,
+            server_options: ServerOptionsCache {
+                entries: 4096,
+                max_age: Duration::from_secs(600),
+            },
         }
     }
 }

@@ -134,10 +134,48 @@ fn proxy(raw: &RawProxy) -> Res<Proxy> {
             format!("{drain_timeout:?}: must be from 100ms to 10m"),
         );
     }
+    let client_mss = match raw.client_mss {
+        None => d.client_mss,
+        Some(n) if (u64::from(MIN_CLIENT_MSS)..=65_495).contains(&n) => n as u16,
+        Some(n) => {
+            return invalid(
+                "proxy.client_mss",
+                format!("{n}: must be from {MIN_CLIENT_MSS} to 65495 bytes"),
+            )
+        }
+    };
+    let mut server_options = d.server_options;
+    if let Some(so) = &raw.server_options {
+        server_options.entries = match so.entries {
+            None => d.server_options.entries,
+            Some(n) if n <= MAX_SERVER_OPTIONS => n as u32,
+            Some(n) => {
+                return invalid(
+                    "proxy.server_options.entries",
+                    format!("{n} servers: must be from 0 to {MAX_SERVER_OPTIONS}"),
+                )
+            }
+        };
+        server_options.max_age = duration_or(
+            "proxy.server_options.max_age",
+            so.max_age.as_ref(),
+            d.server_options.max_age,
+        )?;
+        if !(Duration::from_secs(1)..=Duration::from_secs(7 * 86_400))
+            .contains(&server_options.max_age)
+        {
+            return invalid(
+                "proxy.server_options.max_age",
+                format!("{:?}: must be from 1s to 7d", server_options.max_age),
+            );
+        }
+    }
     Ok(Proxy {
         max_connections,
         drain_timeout,
         syn_cookies: raw.syn_cookies.unwrap_or_default(),
+        client_mss,
+        server_options,
     })
 }
 

@@ -33,6 +33,10 @@ mod field {
 pub const HEADER_LEN: usize = field::OPTIONS;
 /// The offset of the checksum field, for incremental updates.
 pub const CHECKSUM_OFFSET: usize = field::CHECKSUM;
+/// The most option bytes a header holds (a 60-byte header).
+pub const MAX_OPTIONS_LEN: usize = 40;
+/// The timestamps option's length (kind, length, TSval, TSecr).
+pub const TIMESTAMPS_LEN: usize = 10;
 
 /// TCP flag bits as they sit in byte 13.
 pub mod flags {
@@ -448,6 +452,15 @@ impl OptionMap {
             self.blocks[i] = blocks;
             self.len += 1;
         }
+    }
+
+    /// The offset of the timestamps option from the start of the header, if mapped.
+    #[inline]
+    pub fn timestamps_at(&self) -> Option<usize> {
+        self.iter().find_map(|o| match o {
+            MappedOption::Timestamps { at } => Some(at),
+            MappedOption::Sack { .. } => None,
+        })
     }
 
     /// The list stopped at a malformed option; the map holds what came before it.

@@ -24,8 +24,9 @@ use crate::auth::{
 };
 use crate::verifier::{Submitted, Verifier};
 
+use super::announce;
 use super::leg::Leg;
-use super::splice::{self, SpliceError};
+use super::splice::{self, Fallback, SpliceError};
 use super::strip::strip_payload;
 
 /// How long a drain may take before both legs are reset, unless `proxy.drain_timeout` says
@@ -76,8 +77,22 @@ pub struct Env<'a> {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Events {
     pub auth_failed: bool,
-    pub fallback: bool,
+    /// Kept as a full proxy, and why.
+    pub fallback: Option<Fallback>,
     pub client_established: bool,
+    /// The server's SYN-ACK options, for the cache of servers' options.
+    pub server_options: Option<SynOptions>,
+}
+
+/// What the box knows of the peers' handshake options when a connection begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Peers {
+    /// The client's SYN.
+    pub client: SynOptions,
+    /// What the server announced last time, if remembered (`proxy.server_options`).
+    pub server: Option<SynOptions>,
+    /// `proxy.client_mss`.
+    pub client_mss: u16,
 }
 
 pub struct ProxyConn {
@@ -88,11 +103,14 @@ pub struct ProxyConn {
     phase: Phase,
     client: Leg,
     server: Option<Leg>,
-    client_syn: SynOptions,
+    peers: Peers,
     to_server: Vec<u8>,
     to_client: Vec<u8>,
     /// Keep proxying: `splice: never`, or options that cannot be reconciled.
     full_proxy: bool,
+    /// `after-request` where the application step does not read the request itself: the
+    /// drain waits for the client's first data to be relayed.
+    await_request: bool,
     closing: bool,
     reported_established: bool,
     client_finished: bool,
@@ -113,6 +131,8 @@ pub struct ProxyConn {
     pub held: Vec<(Side, Vec<u8>)>,
     /// `proxy.drain_timeout` when the connection began.
     drain_timeout_ms: u64,
+    /// The server's SYN-ACK options were reported (see [`Events::server_options`]).
+    server_learnt: bool,
 }
 
 impl ProxyConn {
@@ -126,26 +146,31 @@ impl ProxyConn {
         client_side: Side,
         method: AuthMethod,
         splice: SplicePoint,
-        client_syn: SynOptions,
+        peers: Peers,
         cached: bool,
         client: Option<Leg>,
         now: Instant,
     ) -> ProxyConn {
         let seed = u64::from(key.symmetric_hash()) ^ now.total_millis() as u64;
-        let ts = client_syn.timestamps.is_some();
-        // The splice point needs no state of its own: `after-request` differs from
-        // `after-auth` in what the application step reads (the HTTP request), and both drain
-        // as soon as that is in the server leg; `never` is a full proxy.
+        let ts = peers.client.timestamps.is_some();
         // With nothing to ask, the server is contacted first and its options offered to the
-        // client (the SYN-ACK waits); otherwise the client is answered at once.
+        // client (the SYN-ACK waits); otherwise the client is answered at once, told what
+        // fits a server the box remembers, or the configured clamp.
         let open = method == AuthMethod::None || cached;
         let app = match (open, method) {
             (true, _) | (_, AuthMethod::None) => App::Open,
             (false, AuthMethod::Line) => App::Line(LineAuth::new(key.src)),
             (false, AuthMethod::HttpBasic) => App::Http(HttpBasic::new()),
         };
+        // `after-request`: an HTTP login reads the request head itself (and relays it);
+        // otherwise the drain waits for the client's first data. `after-auth` drains as
+        // soon as the login is done (`none`: both handshakes); `never` is a full proxy.
+        let await_request = splice == SplicePoint::AfterRequest && !matches!(app, App::Http(_));
         let client = client.unwrap_or_else(|| {
-            Leg::client_leg(key.dst, key.dport, DEFAULT_MTU, ts, open, seed, now)
+            let mut leg = Leg::client_leg(key.dst, key.dport, DEFAULT_MTU, ts, open, seed, now);
+            leg.announce =
+                announce::to_client(&peers.client, peers.server.as_ref(), peers.client_mss);
+            leg
         });
         let mut c = ProxyConn {
             key,
@@ -155,10 +180,11 @@ impl ProxyConn {
             phase: if open { Phase::Relay } else { Phase::Auth },
             client,
             server: None,
-            client_syn,
+            peers,
             to_server: Vec::new(),
             to_client: Vec::new(),
             full_proxy: splice == SplicePoint::Never,
+            await_request,
             closing: false,
             reported_established: false,
             client_finished: false,
@@ -170,6 +196,7 @@ impl ProxyConn {
             counted: false,
             held: Vec::new(),
             drain_timeout_ms: DRAIN_TIMEOUT_MS,
+            server_learnt: false,
         };
         if open {
             c.connect_server(ts, now);
@@ -224,10 +251,10 @@ impl ProxyConn {
     }
 
     fn connect_server(&mut self, timestamps: bool, now: Instant) {
-        // The box must not announce a larger MSS to the server than the client accepts.
-        let mtu = usize::from(self.client_syn.mss.unwrap_or(536)) + 40;
+        // The leg never sends the server more than the client accepts either.
+        let mtu = usize::from(self.peers.client.mss.unwrap_or(536)) + 40;
         let seed = u64::from(self.key.symmetric_hash()).rotate_left(17) ^ now.total_millis() as u64;
-        self.server = Some(Leg::server_leg(
+        let mut leg = Leg::server_leg(
             self.key.src,
             self.key.sport,
             self.key.dst,
@@ -236,11 +263,13 @@ impl ProxyConn {
             timestamps,
             seed,
             now,
-        ));
+        );
+        leg.announce = announce::to_server(&self.peers.client, self.peers.server.as_ref());
+        self.server = Some(leg);
     }
 
     /// Keeps a copy of `frame` (arrived on `port`, its IP datagram at `ip`) when the drain is
-    /// about to strip its data: a segment with payload and no SYN, FIN or RST, up to
+    /// about to strip it: a segment with payload or FIN and no SYN or RST, up to
     /// [`MAX_HELD`] of them. Returns whether it was kept.
     pub fn hold(&mut self, port: Side, frame: &[u8], ip: std::ops::Range<usize>) -> bool {
         if !matches!(self.phase, Phase::Draining { .. }) || self.held.len() >= MAX_HELD {
@@ -255,7 +284,8 @@ impl ProxyConn {
         let Ok(t) = TcpPacket::new_checked(p.payload()) else {
             return false;
         };
-        if t.payload().is_empty() || t.flags() & (flags::SYN | flags::FIN | flags::RST) != 0 {
+        let fin = t.flags() & flags::FIN != 0;
+        if (t.payload().is_empty() && !fin) || t.flags() & (flags::SYN | flags::RST) != 0 {
             return false;
         }
         self.held.push((port, frame.to_vec()));
@@ -265,14 +295,9 @@ impl ProxyConn {
     /// A packet from the client (`from_client`) or the server, as an IP datagram.
     pub fn input(&mut self, from_client: bool, mut ip: Vec<u8>) {
         if let Phase::Draining { .. } = self.phase {
-            // A FIN ends any hope of a quiet connection: carry on as a proxy.
-            if !strip_payload(&mut ip) {
-                self.phase = Phase::Relay;
-                self.full_proxy = true;
-                self.events.fallback = true;
-                // Their senders retransmit what was stripped, to the legs now.
-                self.held = Vec::new();
-            }
+            // A FIN is held back like data: the leg never sees it, the sender retransmits it
+            // (or the held copy goes on at once) through the fast path after the splice.
+            strip_payload(&mut ip);
         }
         if from_client {
             self.client.input(ip);
@@ -366,9 +391,18 @@ impl ProxyConn {
                 && st != State::Closed
                 && self.client.state() == State::SynReceived
             {
-                let mss = s.tap.peer_syn.and_then(|o| o.mss).unwrap_or(536);
-                self.client
-                    .unpause((usize::from(mss) + 40).min(DEFAULT_MTU));
+                let server = s.tap.peer_syn;
+                self.client.unpause(announce::to_client(
+                    &self.peers.client,
+                    server.as_ref(),
+                    self.peers.client_mss,
+                ));
+            }
+            if !self.server_learnt {
+                if let Some(o) = s.tap.peer_syn {
+                    self.server_learnt = true;
+                    self.events.server_options = Some(o);
+                }
             }
         }
 
@@ -431,6 +465,8 @@ impl ProxyConn {
                         log::info!("{}: line auth accepted user {user}", self.key);
                         env.cache
                             .remember(client, AuthMethod::Line, &user, env.now_ms);
+                        // What the client typed after its password is its first request.
+                        self.await_request &= step.leftover.is_empty();
                         self.to_server.extend(step.leftover);
                         self.phase = Phase::Relay;
                         self.connect_server(self.client_ts(), now);
@@ -512,7 +548,9 @@ impl ProxyConn {
         if !self.to_server.is_empty() {
             return;
         }
-        copy(&mut self.client, server);
+        if copy(&mut self.client, server) > 0 {
+            self.await_request = false;
+        }
         copy(server, &mut self.client);
         // Half-close: a FIN from one side, once its data is relayed, is passed on.
         pass_fin(&mut self.client, server, self.client_finished);
@@ -557,6 +595,7 @@ impl ProxyConn {
             return Outcome::Continue;
         }
         match self.phase {
+            Phase::Relay if self.await_request => Outcome::Continue,
             Phase::Relay => {
                 // The request (or what followed the login) is in the server leg: drain now.
                 // Waiting for the server to acknowledge it first would let a client that keeps
@@ -580,10 +619,10 @@ impl ProxyConn {
                         env.now_ms as u32,
                     ) {
                         Ok(conn) => return Outcome::Spliced(Box::new(conn)),
-                        Err(SpliceError::NotQuiet) => {}
-                        Err(e) => {
-                            log::info!("{}: kept as a full proxy: {e}", self.key);
-                            self.events.fallback = true;
+                        Err(SpliceError::NotQuiet | SpliceError::NoHandshake) => {}
+                        Err(SpliceError::Fallback(cause)) => {
+                            log::info!("{}: kept as a full proxy: {}", self.key, cause.describe());
+                            self.events.fallback = Some(cause);
                             self.full_proxy = true;
                             self.phase = Phase::Relay;
                             self.held = Vec::new();
@@ -675,19 +714,22 @@ fn closed_or_waiting(s: State) -> bool {
     matches!(s, State::Closed | State::TimeWait)
 }
 
-/// Moves as many bytes as fit from `from`'s receive buffer to `to`'s send buffer.
-fn copy(from: &mut Leg, to: &mut Leg) {
+/// Moves as many bytes as fit from `from`'s receive buffer to `to`'s send buffer; returns
+/// how many.
+fn copy(from: &mut Leg, to: &mut Leg) -> usize {
     let t = to.socket();
     if !t.may_send() {
-        return;
+        return 0;
     }
     let room = t.send_capacity() - t.send_queue();
     if room == 0 {
-        return;
+        return 0;
     }
-    let _ = from.socket().recv(|data| {
-        let n = data.len().min(room);
-        let sent = to.socket().send_slice(&data[..n]).unwrap_or(0);
-        (sent, ())
-    });
+    from.socket()
+        .recv(|data| {
+            let n = data.len().min(room);
+            let sent = to.socket().send_slice(&data[..n]).unwrap_or(0);
+            (sent, sent)
+        })
+        .unwrap_or(0)
 }

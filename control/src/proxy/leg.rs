@@ -109,6 +109,75 @@ pub struct Leg {
     pub handle: SocketHandle,
     pub dev: LegDevice,
     pub tap: LegTap,
+    /// What the leg's SYN or SYN-ACK announces instead of smoltcp's own choice (see
+    /// [`SynAnnounce`]).
+    pub announce: SynAnnounce,
+}
+
+/// The options a leg's handshake segment announces, where the box decides rather than
+/// smoltcp: smoltcp takes its MSS from the interface's MTU, fixed when the interface is made,
+/// and offers SACK on every SYN it sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SynAnnounce {
+    /// The MSS option's value; `None` leaves smoltcp's.
+    pub mss: Option<u16>,
+    /// Whether SACK-permitted stays in (it becomes two NOPs otherwise).
+    pub sack: bool,
+}
+
+impl Default for SynAnnounce {
+    fn default() -> Self {
+        SynAnnounce {
+            mss: None,
+            sack: true,
+        }
+    }
+}
+
+impl SynAnnounce {
+    /// Rewrites the options of `ip_packet` if it is a SYN (checksum recomputed: the segment
+    /// is the box's own).
+    pub fn apply(&self, ip_packet: &mut [u8]) {
+        use common::wire::ipv4::Ipv4Packet;
+        use common::wire::tcp::{flags, kind, TcpPacket};
+        if self.mss.is_none() && self.sack {
+            return;
+        }
+        let Ok(ip) = Ipv4Packet::new_checked(&*ip_packet) else {
+            return;
+        };
+        let (src, dst, ihl) = (ip.src(), ip.dst(), ip.header_len());
+        let Ok(mut t) = TcpPacket::new_checked(&mut ip_packet[ihl..]) else {
+            return;
+        };
+        if t.flags() & flags::SYN == 0 {
+            return;
+        }
+        let hdr = t.header_mut();
+        let mut pos = common::wire::tcp::HEADER_LEN;
+        while pos + 1 < hdr.len() {
+            let (k, len) = (hdr[pos], usize::from(hdr[pos + 1]));
+            match k {
+                kind::END => break,
+                kind::NOP => {
+                    pos += 1;
+                    continue;
+                }
+                _ if len < 2 || pos + len > hdr.len() => break,
+                kind::MSS if len == 4 => {
+                    if let Some(m) = self.mss {
+                        hdr[pos + 2..pos + 4].copy_from_slice(&m.to_be_bytes());
+                    }
+                }
+                kind::SACK_PERMITTED if !self.sack => {
+                    hdr[pos..pos + len].fill(kind::NOP);
+                }
+                _ => {}
+            }
+            pos += len;
+        }
+        t.fill_checksum(src.0, dst.0);
+    }
 }
 
 impl Leg {
@@ -141,6 +210,7 @@ impl Leg {
             handle,
             dev,
             tap: LegTap::default(),
+            announce: SynAnnounce::default(),
         }
     }
 
@@ -169,6 +239,7 @@ impl Leg {
     /// with a SYN-ACK whose sequence number is `isn`, the cookie: it waits for the client's
     /// ACK. Its own SYN-ACK is not sent (the box sent the cookie's). `None` if the stack did
     /// not pick `isn` (see [`seed_for_isn`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn client_leg_answered(
         server: Ipv4Addr,
         port: u16,
@@ -176,9 +247,11 @@ impl Leg {
         timestamps: bool,
         isn: u32,
         syn: Vec<u8>,
+        announce: SynAnnounce,
         now: Instant,
     ) -> Option<Leg> {
         let mut leg = Leg::client_leg(server, port, mtu, timestamps, false, seed_for_isn(isn), now);
+        leg.announce = announce;
         leg.input(syn);
         let sent: Vec<Vec<u8>> = leg.poll(now).collect();
         let answered = sent.iter().any(|p| {
@@ -222,9 +295,9 @@ impl Leg {
         self.sockets.get::<tcp::Socket>(self.handle).state()
     }
 
-    /// Sends the held SYN-ACK, announcing `mtu - 40` as MSS.
-    pub fn unpause(&mut self, mtu: usize) {
-        self.dev.mtu = mtu;
+    /// Sends the held SYN-ACK, announcing `announce`.
+    pub fn unpause(&mut self, announce: SynAnnounce) {
+        self.announce = announce;
         self.socket().pause_synack(false);
     }
 
@@ -238,10 +311,12 @@ impl Leg {
     /// Runs the stack; returns the IP packets it sends to the peer.
     pub fn poll(&mut self, now: Instant) -> impl Iterator<Item = Vec<u8>> + '_ {
         self.iface.poll(now, &mut self.dev, &mut self.sockets);
-        let tap = &mut self.tap;
-        self.dev.tx.drain(..).inspect(move |p| {
-            log::trace!("leg out: {}", summary(p));
-            tap.outgoing(p)
+        let (tap, announce) = (&mut self.tap, self.announce);
+        self.dev.tx.drain(..).map(move |mut p| {
+            announce.apply(&mut p);
+            log::trace!("leg out: {}", summary(&p));
+            tap.outgoing(&p);
+            p
         })
     }
 

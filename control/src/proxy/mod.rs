@@ -10,10 +10,12 @@
 //! threads): a connection whose attempt is queued waits, and the tick hands each finished
 //! verdict to its connection and runs it.
 
+pub mod announce;
 pub mod conn;
 pub mod cookie;
 mod deferred;
 pub mod leg;
+pub mod server_options;
 pub mod splice;
 pub mod strip;
 mod syn_cookies;
@@ -41,7 +43,7 @@ use crate::local::{ControlIo, LocalStack};
 use crate::stats::Connections;
 use crate::verifier::{self, Verifier};
 
-use conn::{Env, Outcome, ProxyConn};
+use conn::{Env, Outcome, Peers, ProxyConn};
 use syn_cookies::Answered;
 
 /// How long a spliced connection's late packets (queued toward control before the object was
@@ -105,6 +107,8 @@ pub struct Proxy {
     /// Connections still in the client's handshake, with when they began.
     embryonic: HashMap<FlowKey, u64>,
     cookies: cookie::CookieJar,
+    /// What servers' SYN-ACKs announced (`proxy.server_options`).
+    servers: server_options::ServerOptions,
     /// What the workers were last told (see `Rings::syn_cookies`).
     cookies_signalled: bool,
     limiter: RateLimiter,
@@ -125,13 +129,13 @@ impl Proxy {
         let cache_ms = ctx.config.auth.cache_timeout.as_millis() as u64;
         let users = Arc::from(ctx.config.users.as_slice());
         Proxy {
-            ctx,
             conns: HashMap::new(),
             due: timers::Timers::default(),
             afterlife: HashMap::new(),
             afterlife_order: std::collections::VecDeque::new(),
             embryonic: HashMap::new(),
             cookies: cookie::CookieJar::default(),
+            servers: server_options::ServerOptions::new(&ctx.config.proxy.server_options),
             cookies_signalled: false,
             limiter: RateLimiter::default(),
             cache: AuthCache::new(cache_ms),
@@ -141,6 +145,7 @@ impl Proxy {
             connections: Connections::default(),
             counters: ProxyCounters::default(),
             out: Vec::new(),
+            ctx,
         }
     }
 
@@ -179,6 +184,7 @@ impl Proxy {
     /// keep their method and splice point. Cached logins of users no longer configured go.
     pub fn set_context(&mut self, ctx: Arc<Context>) {
         self.cache.retain_users(&ctx.config.users);
+        self.servers.reconfigure(&ctx.config.proxy.server_options);
         self.users = Arc::from(ctx.config.users.as_slice());
         self.ctx = ctx;
     }
@@ -347,6 +353,7 @@ impl Proxy {
         let cached = auth != AuthMethod::None && self.cache.lookup(key.src, auth, now_ms).is_some();
         let now = Instant::from_millis(now_ms as i64);
         let drain_ms = self.ctx.config.proxy.drain_timeout.as_millis() as u64;
+        let client_mss = self.ctx.config.proxy.client_mss;
         let client = match answered {
             None => None,
             Some(a) => {
@@ -354,8 +361,10 @@ impl Proxy {
                 let rebuilt =
                     cookie::rebuilt_syn(&key, a.isn, a.window, &syn, syn.timestamps.map(|t| t.0));
                 let mtu = conn::DEFAULT_MTU;
+                // What the cookie's SYN-ACK announced (see `send_cookie`).
+                let announce = announce::to_client(&syn, None, client_mss);
                 let leg = leg::Leg::client_leg_answered(
-                    key.dst, key.dport, mtu, ts, a.cookie, rebuilt, now,
+                    key.dst, key.dport, mtu, ts, a.cookie, rebuilt, announce, now,
                 );
                 if leg.is_none() {
                     self.counters.syn_cookies_invalid += 1;
@@ -364,7 +373,12 @@ impl Proxy {
                 leg
             }
         };
-        let c = ProxyConn::new(key, worker, port, auth, splice, syn, cached, client, now)
+        let peers = Peers {
+            client: syn,
+            server: self.servers.lookup((key.dst, key.dport), now_ms),
+            client_mss,
+        };
+        let c = ProxyConn::new(key, worker, port, auth, splice, peers, cached, client, now)
             .with_drain_timeout(drain_ms);
         self.connections.proxied += 1;
         self.conns.insert(key, c);
@@ -439,8 +453,12 @@ impl Proxy {
             self.connections.auth_failed += 1;
         }
         self.sync_auth_counters();
-        if ev.fallback {
+        if let Some(cause) = ev.fallback {
             self.connections.fallback += 1;
+            self.connections.fallback_causes.count(cause);
+        }
+        if let Some(o) = ev.server_options {
+            self.servers.learn((key.dst, key.dport), o, now_ms);
         }
         if ev.client_established {
             self.embryonic.remove(&key);

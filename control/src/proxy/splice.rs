@@ -8,26 +8,100 @@
 //! are translated between the shifts the two legs announced; the box must never have let one
 //! side send segments larger than the other accepts.
 
-use common::conn::{Conn, ConnFlags, TcpState, Track};
+use common::conn::{Conn, ConnFlags, TcpState, Track, Xlate, MAX_SPLIT_MSS};
 use common::flow::FlowKey;
 
+use super::announce::{DEFAULT_MSS, TS_ROOM};
 use super::tap::LegTap;
 
-/// Why a connection cannot be spliced (it stays fully proxied, counted as a fallback).
+/// Why a connection cannot be spliced. The first two only mean "not yet" (the drain goes
+/// on); every other one keeps the connection fully proxied, counted as a fallback by its
+/// [`Fallback`] cause.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SpliceError {
     #[error("a leg has not completed its handshake")]
     NoHandshake,
     #[error("the box still has unacknowledged data on a leg")]
     NotQuiet,
-    #[error("timestamps negotiated on one leg only")]
-    Timestamps,
-    #[error("the box announced a larger MSS to one side than the other side accepts")]
-    Mss,
+    #[error("{}", .0.describe())]
+    Fallback(Fallback),
 }
 
-/// The MSS a peer that sent no MSS option accepts (RFC 9293 §3.7.1).
-const DEFAULT_MSS: u16 = 536;
+/// Defines [`Fallback`], its names and descriptions, and [`FallbackCounters`] from one list:
+/// a cause added here is counted, serialised and listed with no other change.
+macro_rules! fallback_causes {
+    ($($(#[$doc:meta])* $variant:ident => $name:literal, $text:literal;)*) => {
+        /// What keeps a connection fully proxied instead of spliced.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Fallback {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Fallback {
+            pub const ALL: &'static [Fallback] = &[$(Fallback::$variant,)*];
+
+            /// The cause's key in the statistics (`connections.fallback_causes`).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Fallback::$variant => $name,)*
+                }
+            }
+
+            /// One line for the log.
+            pub fn describe(self) -> &'static str {
+                match self {
+                    $(Fallback::$variant => $text,)*
+                }
+            }
+        }
+    };
+}
+
+/// The smallest server MSS the fast path splits segments for: below it a piece would carry
+/// too little data beside its options to be worth sending.
+const MIN_SPLIT_MSS: u16 = 128;
+
+fallback_causes! {
+    /// The box announced to one peer a larger MSS than the other accepts, and the fast path
+    /// cannot split that peer's segments (only client→server ones are split, for servers
+    /// accepting from 128 to 2040 bytes).
+    Mss => "mss", "the box announced a larger MSS to one side than the other side accepts";
+}
+
+/// Fallbacks by cause: one counter per [`Fallback`], serialised as an object of cause and
+/// count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FallbackCounters([u64; Fallback::ALL.len()]);
+
+impl FallbackCounters {
+    pub fn count(&mut self, cause: Fallback) {
+        self.0[cause as usize] += 1;
+    }
+
+    pub fn get(&self, cause: Fallback) -> u64 {
+        self.0[cause as usize]
+    }
+
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    /// (name, count) of every cause, in the list's order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        Fallback::ALL.iter().map(|c| (c.name(), self.get(*c)))
+    }
+}
+
+impl serde::Serialize for FallbackCounters {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(Fallback::ALL.len()))?;
+        for (k, v) in self.iter() {
+            m.serialize_entry(k, &v)?;
+        }
+        m.end()
+    }
+}
 
 /// Computes the connection object for `key` (client → server) from the client leg's and the
 /// server leg's taps.
@@ -45,26 +119,66 @@ pub fn compute(key: &FlowKey, c: &LegTap, s: &LegTap, now_ms: u32) -> Result<Con
     if !c.all_acked() || !s.all_acked() {
         return Err(SpliceError::NotQuiet);
     }
-    let ts = c.timestamps();
-    if ts != s.timestamps() {
-        return Err(SpliceError::Timestamps);
+    let (client_ts, server_ts) = (c.timestamps(), s.timestamps());
+    let ts = client_ts && server_ts;
+    // The box's MSS to the client bounds what the client sends the server, and vice versa;
+    // a timestamp option the fast path inserts adds to it.
+    let mss = |o: Option<common::wire::tcp::SynOptions>| {
+        o.and_then(|o| o.mss)
+            .filter(|&m| m != 0)
+            .unwrap_or(DEFAULT_MSS)
+    };
+    let room = |inserted: bool| if inserted { TS_ROOM } else { 0 };
+    if mss(Some(s_box)) + room(client_ts && !server_ts) > mss(Some(c_peer)) {
+        return Err(SpliceError::Fallback(Fallback::Mss));
     }
-    // The box's MSS to the client bounds what the client sends the server, and vice versa.
-    if c_box.mss.unwrap_or(DEFAULT_MSS) > s_peer.mss.unwrap_or(DEFAULT_MSS)
-        || s_box.mss.unwrap_or(DEFAULT_MSS) > c_peer.mss.unwrap_or(DEFAULT_MSS)
-    {
-        return Err(SpliceError::Mss);
+    // A client told more than the server accepts (answered before the box knew the server):
+    // the fast path splits its larger segments.
+    let mut split_mss = 0;
+    if mss(Some(c_box)) + room(server_ts && !client_ts) > mss(Some(s_peer)) {
+        let server = mss(Some(s_peer));
+        if !(MIN_SPLIT_MSS..=MAX_SPLIT_MSS).contains(&server) {
+            return Err(SpliceError::Fallback(Fallback::Mss));
+        }
+        split_mss = (server / 8) as u8;
     }
 
     let delta1 = seq1.0.wrapping_sub(ack1.0);
     let delta2 = seq2.0.wrapping_sub(ack2.0);
     let mut ts_offset = [0u32; 2];
-    if ts {
-        // The client's clock moved into the clock the server has seen from the box, and back.
-        let client = c.peer_tsval.unwrap_or(0);
-        let server = s.peer_tsval.unwrap_or(0);
-        ts_offset[0] = s.box_tsval.unwrap_or(client).wrapping_sub(client);
-        ts_offset[1] = c.box_tsval.unwrap_or(server).wrapping_sub(server);
+    let mut xlate = 0;
+    let now = now_ms;
+    // The inserted TSval is the fast path's clock plus this: it continues the values the
+    // box's leg sent that peer (one more, so a worker whose clock lags control's by a
+    // moment still sends none below them; PAWS never fires).
+    let clock_offset = |leg: &LegTap| {
+        leg.box_tsval
+            .unwrap_or(now)
+            .wrapping_sub(now)
+            .wrapping_add(1)
+    };
+    match (client_ts, server_ts) {
+        (true, true) => {
+            // The client's clock moved into the clock the server has seen from the box, and
+            // back.
+            let client = c.peer_tsval.unwrap_or(0);
+            let server = s.peer_tsval.unwrap_or(0);
+            ts_offset[0] = s.box_tsval.unwrap_or(client).wrapping_sub(client);
+            ts_offset[1] = c.box_tsval.unwrap_or(server).wrapping_sub(server);
+        }
+        (true, false) => {
+            // Removed on the way to the server; inserted toward the client, echoing the
+            // client's latest TSval (kept in the client's direction).
+            xlate = Xlate::TS_CLIENT_ONLY;
+            ts_offset[0] = c.peer_tsval.unwrap_or(0);
+            ts_offset[1] = clock_offset(c);
+        }
+        (false, true) => {
+            xlate = Xlate::TS_SERVER_ONLY;
+            ts_offset[0] = clock_offset(s);
+            ts_offset[1] = s.peer_tsval.unwrap_or(0);
+        }
+        (false, false) => {}
     }
     let (client_shift, box_to_client) = c.shifts();
     let (server_shift, box_to_server) = s.shifts();
@@ -113,7 +227,8 @@ pub fn compute(key: &FlowKey, c: &LegTap, s: &LegTap, now_ms: u32) -> Result<Con
         // on the server leg) out; direction 1 the other way round.
         wscale_in: [client_shift, server_shift],
         wscale_out: [box_to_server, box_to_client],
-        reserved: [0; 2],
+        xlate,
+        split_mss,
     })
 }
 
@@ -210,17 +325,72 @@ mod tests {
     }
 
     #[test]
-    fn timestamps_on_one_leg_only_cannot_be_spliced() {
-        let (c, mut s) = legs();
+    fn timestamps_of_the_client_only_are_removed_and_inserted() {
+        let (mut c, mut s) = legs();
         s.peer_syn = syn(1460, 8, false);
-        assert_eq!(compute(&key(), &c, &s, 0), Err(SpliceError::Timestamps));
+        s.box_syn = syn(1448, 9, true); // room left for the option inserted toward the client
+        c.box_tsval = Some(700);
+        let conn = compute(&key(), &c, &s, 650).unwrap();
+        assert_eq!(conn.flags & ConnFlags::TIMESTAMPS, 0);
+        assert_eq!(conn.xlate, Xlate::TS_CLIENT_ONLY);
+        // Echoed toward the client: its latest TSval.
+        assert_eq!(conn.ts_offset[0], 100);
+        // Inserted toward the client: the box's clock, continuing past the leg's last TSval.
+        assert_eq!(650u32.wrapping_add(conn.ts_offset[1]), 701);
     }
 
     #[test]
-    fn an_mss_one_side_cannot_take_is_refused() {
+    fn timestamps_of_the_server_only_are_removed_and_inserted() {
+        let (mut c, mut s) = legs();
+        c.peer_syn = syn(1460, 7, false);
+        c.box_syn = syn(1448, 7, true);
+        s.box_tsval = Some(710);
+        let conn = compute(&key(), &c, &s, 10_000).unwrap();
+        assert_eq!(conn.xlate, Xlate::TS_SERVER_ONLY);
+        assert_eq!(conn.ts_offset[1], 3_000_000);
+        // The leg's clock was behind: the inserted TSval still never goes below what it sent.
+        assert_eq!(10_000u32.wrapping_add(conn.ts_offset[0]), 711);
+    }
+
+    #[test]
+    fn inserting_timestamps_needs_room_in_the_mss() {
         let (c, mut s) = legs();
-        s.peer_syn = syn(1200, 8, true); // the box told the client 1460
-        assert_eq!(compute(&key(), &c, &s, 0), Err(SpliceError::Mss));
+        s.peer_syn = syn(1460, 8, false);
+        // The server was told 1460 and will send 1460 bytes; with 12 inserted the client
+        // (which accepts 1460) would get too much, and server→client segments are not split.
+        assert_eq!(
+            compute(&key(), &c, &s, 0),
+            Err(SpliceError::Fallback(Fallback::Mss))
+        );
+    }
+
+    #[test]
+    fn a_server_accepting_less_than_the_client_was_told_gets_split_segments() {
+        let (c, mut s) = legs();
+        s.peer_syn = syn(1220, 8, true); // the box told the client 1460
+        let conn = compute(&key(), &c, &s, 0).unwrap();
+        assert_eq!(conn.split_mss, (1220 / 8) as u8);
+        assert_eq!(
+            conn.split_at(common::flow::Direction::ClientToServer),
+            Some(1216)
+        );
+        assert_eq!(conn.split_at(common::flow::Direction::ServerToClient), None);
+        s.peer_syn = syn(100, 8, true);
+        assert_eq!(
+            compute(&key(), &c, &s, 0),
+            Err(SpliceError::Fallback(Fallback::Mss)),
+            "too small to split for"
+        );
+    }
+
+    #[test]
+    fn a_client_accepting_less_than_the_server_was_told_is_not_spliced() {
+        let (mut c, s) = legs();
+        c.peer_syn = syn(1200, 7, true); // the box told the server 1460
+        assert_eq!(
+            compute(&key(), &c, &s, 0),
+            Err(SpliceError::Fallback(Fallback::Mss))
+        );
     }
 
     #[test]

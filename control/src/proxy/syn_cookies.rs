@@ -8,7 +8,7 @@ use common::wire::tcp::{SynOptions, TcpOption, TcpOptions, TcpPacket};
 use dataplane::packet::Packet;
 use dataplane::ring::ToControl;
 
-use super::{conn, cookie, leg, Proxy, MAX_EMBRYONIC};
+use super::{announce, cookie, leg, Proxy, MAX_EMBRYONIC};
 use crate::local::{ControlIo, LocalStack};
 
 impl Proxy {
@@ -55,7 +55,10 @@ impl Proxy {
         };
         let answer = cookie::SynAck {
             isn: self.cookies.make(&key, isn, opts, now_ms),
-            mss: (conn::DEFAULT_MTU - 40) as u16,
+            // The server is not asked (nothing is kept for a cookie): the configured clamp.
+            mss: announce::to_client(opts, None, self.ctx.config.proxy.client_mss)
+                .mss
+                .unwrap_or(announce::MAX_MSS),
             window_shift: leg::WINDOW_SHIFT,
             tsval: Some(leg::tsval()),
         };

@@ -252,4 +252,8 @@ impl Packet for Mbuf {
     fn rss_hash(&self) -> Option<u32> {
         Mbuf::rss_hash(self)
     }
+    #[inline]
+    fn grow_front(&mut self, n: usize) -> bool {
+        self.prepend(n).is_some()
+    }
 }

@@ -512,8 +512,12 @@ mod icmp {
     }
 }
 
-/// Issue 7: published counters, the flow census, flow listings, and reloads.
+/// Published counters, the flow census, flow listings, and reloads.
 mod live;
+
+/// Options one peer negotiated and the other did not: timestamps removed and inserted,
+/// oversized segments split.
+mod xlate;
 
 /// TCP options are walked once per packet, for the tracker and the rewrite together.
 mod options;

@@ -175,13 +175,15 @@ fn the_cookie_syn_ack_is_the_one_the_client_leg_sends() {
         if i % 2 == 0 {
             syn.timestamps = Some((0x0101_0101 * u32::from(i), 0));
         }
+        // What the box announces to a client of a server it does not know.
+        let announce = crate::proxy::announce::to_client(&syn, None, 1380);
         let ours = syn_ack(
             &k,
             client_isn,
             &syn,
             &SynAck {
                 isn,
-                mss: 1460,
+                mss: announce.mss.unwrap(),
                 window_shift: leg::WINDOW_SHIFT,
                 tsval: Some(leg::tsval()),
             },
@@ -196,6 +198,7 @@ fn the_cookie_syn_ack_is_the_one_the_client_leg_sends() {
             leg::seed_for_isn(isn),
             now,
         );
+        l.announce = announce;
         l.input(rebuilt.clone());
         let sent: Vec<Vec<u8>> = l.poll(now).collect();
         assert_eq!(sent.len(), 1, "case {i}: the leg answers the SYN once");
@@ -211,6 +214,7 @@ fn the_cookie_syn_ack_is_the_one_the_client_leg_sends() {
                 syn.timestamps.is_some(),
                 isn,
                 rebuilt,
+                announce,
                 now
             )
             .is_some(),

@@ -1,0 +1,202 @@
+use super::*;
+use common::conn::{Track, Xlate};
+
+/// NOP, NOP, timestamps (TSval, TSecr): a Linux data segment's options.
+fn ts_option(tsval: u32, tsecr: u32) -> [u8; 12] {
+    let mut o = [1, 1, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0];
+    o[4..8].copy_from_slice(&tsval.to_be_bytes());
+    o[8..12].copy_from_slice(&tsecr.to_be_bytes());
+    o
+}
+
+/// A spliced flow on 40000 → 9000 (Δ = 0, wide windows) with `xlate`, the two timestamp
+/// words and `split_mss` as given.
+fn spliced(b: &mut Bed, xlate: u8, ts_offset: [u32; 2], split_mss: u8) {
+    let key = FlowKey::new(CLIENT, 40000, SERVER, 9000);
+    let mut c = Conn::new_pass(&key, 0, b.now);
+    c.state = TcpState::Established;
+    c.flags = ConnFlags::SPLICED;
+    c.xlate = xlate;
+    c.ts_offset = ts_offset;
+    c.split_mss = split_mss;
+    c.track = [
+        Track {
+            end: SeqNumber(1000),
+            maxend: SeqNumber(1000 + (1 << 20)),
+            maxwin: 1 << 20,
+        },
+        Track {
+            end: SeqNumber(9000),
+            maxend: SeqNumber(9000 + (1 << 20)),
+            maxwin: 1 << 20,
+        },
+    ];
+    b.rings.commands[0].push(Command::Install(c)).unwrap();
+    b.poll();
+}
+
+/// The TCP segment of each frame, checked: both checksums right.
+fn segments(frames: &[Vec<u8>], src: Ipv4Addr, dst: Ipv4Addr) -> Vec<Vec<u8>> {
+    frames
+        .iter()
+        .map(|f| {
+            let eth = EthernetFrame::new_checked(&f[..]).unwrap();
+            let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+            assert!(ip.verify_checksum(), "IPv4 checksum");
+            // Short frames keep their Ethernet padding after the datagram (a grown one too).
+            assert!(usize::from(ip.total_len()) <= eth.payload().len());
+            assert!(eth.payload().len() - usize::from(ip.total_len()) < 46);
+            let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+            assert!(tcp.verify_checksum(src.0, dst.0), "TCP checksum");
+            ip.payload().to_vec()
+        })
+        .collect()
+}
+
+fn timestamps(seg: &[u8]) -> Option<(u32, u32)> {
+    let t = TcpPacket::new_checked(seg).unwrap();
+    t.option_iter().find_map(|o| match o {
+        Ok((_, common::wire::tcp::TcpOption::Timestamps { tsval, tsecr })) => Some((tsval, tsecr)),
+        _ => None,
+    })
+}
+
+#[test]
+fn timestamps_are_inserted_toward_the_peer_that_negotiated_them() {
+    let mut b = Bed::new(1);
+    // Only the server has timestamps: client→server gets one (the box's clock + 5, echoing
+    // the server's latest TSval 777), server→client loses it.
+    spliced(&mut b, Xlate::TS_SERVER_ONLY, [5, 777], 0);
+    let data = [0x42u8; 100];
+    b.c2s(Tcp {
+        payload: &data,
+        flags: ACK | PSH,
+        ..t(40000, 9000, 1000, 9000, 0)
+    });
+    let out = segments(&b.outside.drain_sent(), CLIENT, SERVER);
+    assert_eq!(out.len(), 1);
+    assert_eq!(timestamps(&out[0]), Some((b.now + 5, 777)));
+    let tcp = TcpPacket::new_checked(&out[0][..]).unwrap();
+    assert_eq!(tcp.payload(), &data[..], "the payload moved intact");
+    assert_eq!(tcp.seq_number().0, 1000);
+    assert_eq!(b.total(|c| c.ts_inserted), 1);
+
+    // The server's next TSval (900) is removed on its way to the client, and echoed later.
+    let opts = ts_option(900, b.now + 5);
+    b.s2c(Tcp {
+        options: &opts,
+        ..t(9000, 40000, 9000, 1100, ACK)
+    });
+    let out = segments(&b.inside.drain_sent(), SERVER, CLIENT);
+    assert_eq!(out.len(), 1);
+    assert_eq!(timestamps(&out[0]), None);
+    assert_eq!(
+        &out[0][20..32],
+        &[1u8; 12],
+        "the option became NOPs in place"
+    );
+    assert_eq!(b.total(|c| c.ts_removed), 1);
+
+    // A reordered older TSval does not move the echo back.
+    let old = ts_option(850, b.now + 5);
+    b.s2c(Tcp {
+        options: &old,
+        ..t(9000, 40000, 9000, 1100, ACK)
+    });
+    b.inside.drain_sent();
+    b.now += 7;
+    b.c2s(t(40000, 9000, 1100, 9000, ACK));
+    let out = segments(&b.outside.drain_sent(), CLIENT, SERVER);
+    assert_eq!(
+        timestamps(&out[0]),
+        Some((b.now + 5, 900)),
+        "TSval follows the clock; TSecr is the latest TSval"
+    );
+}
+
+#[test]
+fn a_segment_without_headroom_goes_on_without_the_option() {
+    // An in-memory packet always has room; what is checked here is that a malformed option
+    // list is not grown (it is counted and sent as it is).
+    let mut b = Bed::new(1);
+    spliced(&mut b, Xlate::TS_SERVER_ONLY, [5, 777], 0);
+    let bad = [8u8, 1, 0, 0]; // a timestamps kind with a length below 2
+    b.c2s(Tcp {
+        options: &bad,
+        ..t(40000, 9000, 1000, 9000, ACK)
+    });
+    let out = segments(&b.outside.drain_sent(), CLIENT, SERVER);
+    assert_eq!(out.len(), 1);
+    assert_eq!(&out[0][20..24], &bad);
+    assert_eq!(b.total(|c| c.ts_insert_failed), 1);
+    assert_eq!(b.total(|c| c.ts_inserted), 0);
+}
+
+#[test]
+fn segments_larger_than_the_server_accepts_are_split() {
+    let mut b = Bed::new(1);
+    // The server accepts 536 (67 × 8); the client has timestamps too.
+    spliced(&mut b, 0, [0, 0], 67);
+    let data: Vec<u8> = (0..1400u32).map(|i| (i * 13) as u8).collect();
+    let opts = ts_option(5, 6);
+    b.c2s(Tcp {
+        options: &opts,
+        payload: &data,
+        flags: ACK | PSH,
+        ..t(40000, 9000, 1000, 9000, 0)
+    });
+    let out = segments(&b.outside.drain_sent(), CLIENT, SERVER);
+    assert_eq!(
+        out.len(),
+        3,
+        "524 bytes of data beside 12 of options per piece"
+    );
+    let mut joined = Vec::new();
+    for (i, seg) in out.iter().enumerate() {
+        let tcp = TcpPacket::new_checked(&seg[..]).unwrap();
+        assert!(
+            tcp.payload().len() + tcp.options().len() <= 536,
+            "piece {i}"
+        );
+        assert_eq!(tcp.seq_number().0, 1000 + joined.len() as u32);
+        assert_eq!(timestamps(seg), Some((5, 6)));
+        assert_eq!(tcp.flags() & PSH != 0, i == 2);
+        joined.extend_from_slice(tcp.payload());
+    }
+    assert_eq!(joined, data);
+    assert_eq!(b.total(|c| c.segments_split), 1);
+    assert_eq!(b.total(|c| c.split_pieces), 3);
+
+    // Server → client is never split; a segment that fits is left alone.
+    b.s2c(Tcp {
+        payload: &data,
+        ..t(9000, 40000, 9000, 2400, ACK)
+    });
+    assert_eq!(b.inside.drain_sent().len(), 1);
+    b.c2s(Tcp {
+        payload: &data[..500],
+        ..t(40000, 9000, 2400, 9000, ACK)
+    });
+    assert_eq!(b.outside.drain_sent().len(), 1);
+    assert_eq!(b.total(|c| c.segments_split), 1);
+}
+
+#[test]
+fn a_damaged_segment_to_split_is_dropped_as_its_receiver_would() {
+    let mut b = Bed::new(1);
+    spliced(&mut b, 0, [0, 0], 67);
+    let data = [7u8; 1000];
+    let mut f = tcp_frame(
+        &client_env(),
+        &Tcp {
+            payload: &data,
+            ..t(40000, 9000, 1000, 9000, ACK)
+        },
+    );
+    let last = f.len() - 1;
+    f[last] ^= 0x5a;
+    b.inside.inject(f);
+    b.poll();
+    assert!(b.outside.drain_sent().is_empty());
+    assert_eq!(b.drops(DropReason::BadChecksum), 1);
+}
