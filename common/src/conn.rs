@@ -118,6 +118,9 @@ impl Xlate {
     /// Only the server negotiated timestamps: inserted client→server, removed
     /// server→client.
     pub const TS_SERVER_ONLY: u8 = 0x02;
+    /// The client negotiated SACK with the box, the server did not: SACK options from the
+    /// client are removed (NOPs) on their way to the server.
+    pub const SACK_CLIENT_ONLY: u8 = 0x04;
 }
 
 /// The largest MSS [`Conn::split_mss`] can hold.
@@ -183,6 +186,8 @@ pub struct SpliceParams {
     pub timestamps: bool,
     /// Remove or insert the option (one leg negotiated it).
     pub ts_edit: TsEdit,
+    /// Turn SACK options into NOPs (the receiver did not negotiate SACK).
+    pub sack_strip: bool,
 }
 
 impl SpliceParams {
@@ -194,6 +199,7 @@ impl SpliceParams {
             && (!self.timestamps || (self.tsval_add == 0 && self.tsecr_sub == 0))
             && self.wscale_in == self.wscale_out
             && self.ts_edit == TsEdit::None
+            && !self.sack_strip
     }
 
     /// The parameters that undo these (window rescaling is exact only for equal shifts).
@@ -207,6 +213,7 @@ impl SpliceParams {
             wscale_out: self.wscale_in,
             timestamps: self.timestamps,
             ts_edit: TsEdit::None,
+            sack_strip: false,
         }
     }
 }
@@ -311,6 +318,8 @@ impl Conn {
             wscale_out: self.wscale_out[d],
             timestamps: self.flags & ConnFlags::TIMESTAMPS != 0,
             ts_edit: TsEdit::None,
+            sack_strip: dir == Direction::ClientToServer
+                && self.xlate & Xlate::SACK_CLIENT_ONLY != 0,
         }
     }
 

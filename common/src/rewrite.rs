@@ -157,7 +157,7 @@ fn tcp_inner(
     let touch_sack = has_ack && p.ack_sub != 0;
     let touch_ts = p.timestamps && (p.tsval_add != 0 || (has_ack && p.tsecr_sub != 0));
     let strip_ts = p.ts_edit == TsEdit::Strip;
-    if hl > tcp::HEADER_LEN && (touch_sack || touch_ts || strip_ts) {
+    if hl > tcp::HEADER_LEN && (touch_sack || touch_ts || strip_ts || p.sack_strip) {
         // The map holds offsets, not bytes: the header can be patched while it is read.
         let parsed;
         let map = match opts {
@@ -175,6 +175,17 @@ fn tcp_inner(
         } else {
             for opt in map.iter() {
                 match opt {
+                    MappedOption::Sack { at, blocks } if p.sack_strip => {
+                        let end = at + 2 + 8 * blocks;
+                        let nops = [tcp::kind::NOP; tcp::MAX_OPTIONS_LEN];
+                        hc = checksum::update_bytes(
+                            hc,
+                            &hdr[at..end],
+                            &nops[..end - at],
+                            at % 2 == 1,
+                        );
+                        hdr[at..end].fill(tcp::kind::NOP);
+                    }
                     MappedOption::Sack { at, blocks } if touch_sack => {
                         for i in 0..blocks {
                             let edge = at + 2 + 8 * i;

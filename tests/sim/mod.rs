@@ -15,7 +15,9 @@
 //!   [`SIM_FLOW_CAPACITY`] slots per worker;
 //! - the hosts are smoltcp 0.14 interfaces (Ethernet, every checksum computed and verified)
 //!   with realistic TCP: window scaling from a large receive buffer (smoltcp announces
-//!   `bit_length(rx buffer) − 16`: 1 MiB ⇒ shift 5), timestamps, SACK, MSS 1460;
+//!   `bit_length(rx buffer) − 16`: 1 MiB ⇒ shift 5), timestamps, SACK, MSS 1460. Each host's
+//!   timestamps, MTU (so its MSS), receive buffer and window scaling can be changed
+//!   ([`HostOptions`], [`Sim::with_hosts`]); SACK cannot be turned off in smoltcp;
 //! - each link carries frames both ways through a timed queue (delivery time, then a global
 //!   sequence number breaks ties) where [`Faults`] drop, duplicate and delay (reorder) frames,
 //!   every direction of both links drawing from one seeded [`SimRng`]. ARP is exempt by
@@ -320,10 +322,34 @@ fn tsval_server() -> u32 {
 }
 
 /// A host's NIC: frames in from the link, frames out to it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SimDevice {
     pub rx: VecDeque<Vec<u8>>,
     pub tx: VecDeque<Vec<u8>>,
+    /// The IP MTU (1500: MSS 1460). smoltcp reads it when the `Interface` is made, so it is
+    /// fixed before that ([`SimDevice::with_mtu`]).
+    ip_mtu: usize,
+}
+
+impl Default for SimDevice {
+    fn default() -> SimDevice {
+        SimDevice::with_mtu(DEFAULT_IP_MTU)
+    }
+}
+
+impl SimDevice {
+    /// A NIC whose IP MTU is `ip_mtu`: the host's SYNs announce MSS `ip_mtu − 40`.
+    pub fn with_mtu(ip_mtu: usize) -> SimDevice {
+        SimDevice {
+            rx: VecDeque::new(),
+            tx: VecDeque::new(),
+            ip_mtu,
+        }
+    }
+
+    pub fn ip_mtu(&self) -> usize {
+        self.ip_mtu
+    }
 }
 
 pub struct SimRxToken(Vec<u8>);
@@ -351,8 +377,8 @@ impl Device for SimDevice {
     fn capabilities(&self) -> DeviceCapabilities {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
-        // 1500-byte IP MTU plus the Ethernet header: MSS 1460.
-        caps.max_transmission_unit = 1514;
+        // The IP MTU (1500 unless set: MSS 1460) plus the Ethernet header.
+        caps.max_transmission_unit = self.ip_mtu + 14;
         // Compute and verify every checksum: the box's incremental updates must be right.
         caps.checksum = ChecksumCapabilities::default();
         caps
@@ -365,6 +391,92 @@ impl Device for SimDevice {
 
     fn transmit(&mut self, _t: Instant) -> Option<SimTxToken<'_>> {
         Some(SimTxToken(&mut self.tx))
+    }
+}
+
+/// The IP MTU of a host unless [`HostOptions::mtu`] says otherwise.
+pub const DEFAULT_IP_MTU: usize = 1500;
+
+/// How one host's TCP differs from the defaults (timestamps, MTU 1500, the simulation's
+/// receive buffer, window scaling): given to [`Sim::with_hosts`], as a real peer's sysctls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostOptions {
+    /// Offer and accept TCP timestamps (off: the host's sockets have no TSval generator, so
+    /// smoltcp neither offers nor answers the option).
+    pub timestamps: bool,
+    /// The IP MTU of the host's interface: its SYN (SYN-ACK) announces MSS `mtu − 40`.
+    pub mtu: usize,
+    /// The receive buffer of the host's new sockets, instead of [`Sim::rx_buffer`]: smoltcp
+    /// announces window shift `bit_length(buffer) − 16` (0 below 64 KiB).
+    pub rx_buffer: Option<usize>,
+    /// Window scaling. Off, the window-scale option is removed from every SYN the host sends
+    /// and receives (the host's checksums recomputed, as its own stack would write them):
+    /// it neither offers nor sees scaling, so on its link both ends use shift 0, as with a
+    /// peer whose scaling is turned off. The tap sees the client's SYN without the option
+    /// and the box's SYN to the server with it (the server ignores it).
+    pub window_scaling: bool,
+}
+
+impl HostOptions {
+    pub const DEFAULT: HostOptions = HostOptions {
+        timestamps: true,
+        mtu: DEFAULT_IP_MTU,
+        rx_buffer: None,
+        window_scaling: true,
+    };
+}
+
+impl Default for HostOptions {
+    fn default() -> HostOptions {
+        HostOptions::DEFAULT
+    }
+}
+
+/// Turns the window-scale option of a TCP SYN (SYN-ACK) in an Ethernet/IPv4 frame into NOPs
+/// and recomputes the TCP checksum; anything else is left as it is.
+fn strip_window_scale(frame: &mut [u8]) {
+    let Ok(mut eth) = EthernetFrame::new_checked(&mut frame[..]) else {
+        return;
+    };
+    if eth.ethertype() != EthernetProtocol::Ipv4 {
+        return;
+    }
+    let Ok(mut ip) = Ipv4Packet::new_checked(eth.payload_mut()) else {
+        return;
+    };
+    if ip.next_header() != IpProtocol::Tcp {
+        return;
+    }
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    let Ok(mut tcp) = TcpPacket::new_checked(ip.payload_mut()) else {
+        return;
+    };
+    if !tcp.syn() {
+        return;
+    }
+    let opts = tcp.options_mut();
+    let mut pos = 0;
+    let mut changed = false;
+    while pos < opts.len() {
+        match opts[pos] {
+            0 => break,
+            1 => pos += 1,
+            _ => {
+                let Some(&len) = opts.get(pos + 1) else { break };
+                let len = usize::from(len);
+                if len < 2 || pos + len > opts.len() {
+                    break;
+                }
+                if opts[pos] == 3 {
+                    opts[pos..pos + len].fill(1);
+                    changed = true;
+                }
+                pos += len;
+            }
+        }
+    }
+    if changed {
+        tcp.fill_checksum(&IpAddress::Ipv4(src), &IpAddress::Ipv4(dst));
     }
 }
 
@@ -383,11 +495,21 @@ pub struct Host {
     pub iface: Interface,
     pub dev: SimDevice,
     pub sockets: SocketSet<'static>,
+    /// How its TCP differs from the defaults (fixed when the host is made).
+    pub options: HostOptions,
 }
 
 impl Host {
-    fn new(id: HostId, mac: [u8; 6], ip: Ipv4Address, gw: Ipv4Address, seed: u64) -> Host {
-        let mut dev = SimDevice::default();
+    fn new(
+        id: HostId,
+        mac: [u8; 6],
+        ip: Ipv4Address,
+        gw: Ipv4Address,
+        seed: u64,
+        options: HostOptions,
+    ) -> Host {
+        // Before the interface: smoltcp reads the device's MTU when it is made.
+        let mut dev = SimDevice::with_mtu(options.mtu);
         let mut cfg = IfaceConfig::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
         cfg.random_seed = seed;
         let mut iface = Interface::new(cfg, &mut dev, Instant::from_millis(START_MS as i64));
@@ -406,6 +528,7 @@ impl Host {
             iface,
             dev,
             sockets: SocketSet::new(Vec::new()),
+            options,
         }
     }
 
@@ -418,15 +541,25 @@ impl Host {
     }
 
     fn new_socket(&mut self, rx: usize, tx: usize) -> SocketHandle {
+        let rx = self.options.rx_buffer.unwrap_or(rx);
         let mut s = tcp::Socket::new(
             tcp::SocketBuffer::new(vec![0u8; rx]),
             tcp::SocketBuffer::new(vec![0u8; tx]),
         );
-        s.set_tsval_generator(Some(match self.id {
+        let tsval: fn() -> u32 = match self.id {
             HostId::Client => tsval_client,
             HostId::Server => tsval_server,
-        }));
+        };
+        s.set_tsval_generator(self.options.timestamps.then_some(tsval));
         self.sockets.add(s)
+    }
+
+    /// A frame from the link into the host's NIC.
+    fn receive(&mut self, mut frame: Vec<u8>) {
+        if !self.options.window_scaling {
+            strip_window_scale(&mut frame);
+        }
+        self.dev.rx.push_back(frame);
     }
 
     pub fn socket(&self, h: SocketHandle) -> &tcp::Socket<'static> {
@@ -777,6 +910,26 @@ impl Sim {
         faults: Faults,
         config: common::config::Config,
     ) -> Sim {
+        Sim::with_hosts(
+            seed,
+            workers,
+            faults,
+            config,
+            HostOptions::DEFAULT,
+            HostOptions::DEFAULT,
+        )
+    }
+
+    /// [`Sim::with_config`] with the client's and the server's TCP changed from the defaults
+    /// by `client` and `server` (the same seed draws the same numbers as without).
+    pub fn with_hosts(
+        seed: u64,
+        workers: usize,
+        faults: Faults,
+        config: common::config::Config,
+        client: HostOptions,
+        server: HostOptions,
+    ) -> Sim {
         let mut rng = SimRng::new(seed);
         CLOCK_MS.set(START_MS);
         TS_OFFSET.set([rng.next_u64() as u32, rng.next_u64() as u32]);
@@ -786,6 +939,7 @@ impl Sim {
             CLIENT_IP,
             BOX_INSIDE_IP,
             rng.next_u64(),
+            client,
         );
         let server = Host::new(
             HostId::Server,
@@ -793,6 +947,7 @@ impl Sim {
             SERVER_IP,
             BOX_OUTSIDE_IP,
             rng.next_u64(),
+            server,
         );
         Sim {
             seed,
@@ -1143,8 +1298,8 @@ impl Sim {
                 moved += 1;
                 match hop {
                     Hop::ClientToBox | Hop::ServerToBox => self.box_rx(hop, frame),
-                    Hop::BoxToClient => self.client.dev.rx.push_back(frame),
-                    Hop::BoxToServer => self.server.dev.rx.push_back(frame),
+                    Hop::BoxToClient => self.client.receive(frame),
+                    Hop::BoxToServer => self.server.receive(frame),
                 }
             }
             moved += self.the_box.turn(self.now as u32);
@@ -1168,10 +1323,16 @@ impl Sim {
         self.server.poll(self.now);
         // Read what the poll delivered at once, so an application sees its data this step.
         let busy = self.pump() || busy;
-        while let Some(f) = self.client.dev.tx.pop_front() {
+        while let Some(mut f) = self.client.dev.tx.pop_front() {
+            if !self.client.options.window_scaling {
+                strip_window_scale(&mut f);
+            }
             self.transmit(Hop::ClientToBox, f);
         }
-        while let Some(f) = self.server.dev.tx.pop_front() {
+        while let Some(mut f) = self.server.dev.tx.pop_front() {
+            if !self.server.options.window_scaling {
+                strip_window_scale(&mut f);
+            }
             self.transmit(Hop::ServerToBox, f);
         }
         self.settle();

@@ -223,6 +223,7 @@ fn params_strategy() -> impl Strategy<Value = SpliceParams> {
             wscale_out: wo,
             timestamps: ts,
             ts_edit: TsEdit::None,
+            sack_strip: false,
         })
 }
 
@@ -448,6 +449,7 @@ fn rewrites_every_field_of_the_table() {
         wscale_out: 9,
         timestamps: true,
         ts_edit: TsEdit::None,
+        sack_strip: false,
     };
     let r = rewrite_frame(&mut f, &p, Some(&HOP)).unwrap();
     assert!(!r.options_malformed);
@@ -597,6 +599,7 @@ fn expected_strip(orig: &[u8], s: &Spec, p: &SpliceParams, hop: Option<&Hop>) ->
     let mut want = orig.to_vec();
     let plain = SpliceParams {
         ts_edit: TsEdit::None,
+        sack_strip: false,
         ..*p
     };
     rewrite_frame(&mut want, &plain, hop).unwrap();
@@ -760,6 +763,7 @@ fn strip_without_timestamps_is_the_plain_rewrite() {
         wscale_out: 9,
         timestamps: true,
         ts_edit: TsEdit::Strip,
+        sack_strip: false,
     };
     let plain = SpliceParams {
         ts_edit: TsEdit::None,
@@ -1589,5 +1593,46 @@ proptest! {
             buf.extend_from_slice(&f);
             let _ = apply_ts_insert(&mut buf, &plan);
         }
+    }
+}
+
+#[test]
+fn sack_toward_a_peer_that_did_not_negotiate_it_becomes_nops() {
+    for lead in [vec![Opt::Nop, Opt::Nop], vec![Opt::Nop]] {
+        let mut opts = lead.clone();
+        opts.push(Opt::Ts(100, 200));
+        opts.push(Opt::Sack(vec![(6000, 7000), (8000, 9000)]));
+        let s = example_spec(emit_options(&opts));
+        let orig = build(&s);
+        let mut f = orig.clone();
+        let p = SpliceParams {
+            ack_sub: 3000,
+            sack_strip: true,
+            ..SpliceParams::default()
+        };
+        rewrite_frame(&mut f, &p, None).unwrap();
+        let l4 = l4_offset(&s);
+        let seg = TcpPacket::new_checked(&f[seg_range(&s)]).unwrap();
+        assert!(
+            seg.verify_checksum(s.src, s.dst),
+            "{} leading NOPs",
+            lead.len()
+        );
+        let map = OptionMap::parse(seg.options());
+        assert!(
+            map.iter().all(|o| !matches!(o, MappedOption::Sack { .. })),
+            "no SACK left"
+        );
+        assert_eq!(
+            map.timestamps_at(),
+            OptionMap::parse(&s.options).timestamps_at(),
+            "the timestamps stay where they were"
+        );
+        assert_eq!(
+            crate::wire::be32(&f, l4 + 8),
+            crate::wire::be32(&orig, l4 + 8).wrapping_sub(3000),
+            "the acknowledgement is still rewritten"
+        );
+        assert_eq!(seg.header_len(), 20 + s.options.len());
     }
 }

@@ -5,13 +5,16 @@
 //! An MSS counts the data and the options of a segment (RFC 6691): a peer told `m` sends at
 //! most `m` bytes of both. Where the fast path will insert a timestamp option into a peer's
 //! segments (that peer did not negotiate timestamps, the other one did), the box announces
-//! to it 12 bytes less, so the grown segments still fit what the other side accepts.
+//! to it 12 bytes less, so the grown segments still fit what the other side accepts. That
+//! peer is always the server: the box offers the server timestamps only when the client
+//! sent them, so a client without timestamps never meets a server with them.
 //!
 //! Toward the server the box knows the client's SYN, so it announces the client's MSS (less
 //! the room for an inserted option unless the server is known to send timestamps itself).
 //! Toward the client it announces what the server accepts when it knows it (from the
 //! server's SYN-ACK with auth `none`, or from the cache of servers' options), otherwise
-//! `min(client's MSS, proxy.client_mss)`.
+//! `min(client's MSS, proxy.client_mss)`; a server that turns out to accept less gets the
+//! client's segments split by the fast path.
 
 use common::wire::tcp::SynOptions;
 
@@ -35,19 +38,12 @@ fn mss_of(o: &SynOptions) -> u16 {
 /// the server announced if the box knows it, `client_mss` the configured clamp used
 /// otherwise.
 pub fn to_client(client: &SynOptions, server: Option<&SynOptions>, client_mss: u16) -> SynAnnounce {
-    let client_ts = client.timestamps.is_some();
-    let (base, server_ts) = match server {
-        Some(s) => (mss_of(s), s.timestamps.is_some()),
-        // Unknown: the server may send timestamps (most do).
-        None => (mss_of(client).min(client_mss), true),
+    let base = match server {
+        Some(s) => mss_of(s),
+        None => mss_of(client).min(client_mss),
     };
-    let room = if server_ts && !client_ts { TS_ROOM } else { 0 };
     SynAnnounce {
-        mss: Some(
-            base.min(MAX_MSS)
-                .saturating_sub(room)
-                .max(DEFAULT_MSS - TS_ROOM),
-        ),
+        mss: Some(base.clamp(DEFAULT_MSS - TS_ROOM, MAX_MSS)),
         sack: server.is_none_or(|s| s.sack_permitted),
     }
 }
@@ -109,17 +105,10 @@ mod tests {
     }
 
     #[test]
-    fn a_client_without_timestamps_leaves_room_for_the_inserted_option() {
+    fn a_client_without_timestamps_needs_no_room_the_server_never_gets_them() {
         let c = syn(1460, false, true);
-        assert_eq!(
-            to_client(&c, Some(&syn(1460, true, true)), 1380).mss,
-            Some(1448)
-        );
-        assert_eq!(
-            to_client(&c, Some(&syn(1460, false, true)), 1380).mss,
-            Some(1460)
-        );
-        assert_eq!(to_client(&c, None, 1380).mss, Some(1368));
+        assert_eq!(to_client(&c, None, 1380).mss, Some(1380));
+        assert_eq!(to_server(&c, None).mss, Some(1460));
     }
 
     #[test]
@@ -141,11 +130,8 @@ mod tests {
 
     #[test]
     fn no_announcement_is_below_the_minimum() {
-        let c = syn(536, false, true);
-        assert_eq!(
-            to_client(&c, Some(&syn(536, true, true)), 1380).mss,
-            Some(524)
-        );
+        let c = syn(536, true, true);
+        assert_eq!(to_server(&c, None).mss, Some(524));
         let none = SynOptions::default();
         assert_eq!(to_server(&none, None).mss, Some(536));
     }

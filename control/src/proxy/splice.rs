@@ -180,6 +180,13 @@ pub fn compute(key: &FlowKey, c: &LegTap, s: &LegTap, now_ms: u32) -> Result<Con
         }
         (false, false) => {}
     }
+    // SACK the client may use that the server never agreed to.
+    let sack = |l: &LegTap| {
+        l.box_syn.is_some_and(|o| o.sack_permitted) && l.peer_syn.is_some_and(|o| o.sack_permitted)
+    };
+    if sack(c) && !sack(s) {
+        xlate |= Xlate::SACK_CLIENT_ONLY;
+    }
     let (client_shift, box_to_client) = c.shifts();
     let (server_shift, box_to_server) = s.shifts();
 
@@ -350,6 +357,27 @@ mod tests {
         assert_eq!(conn.ts_offset[1], 3_000_000);
         // The leg's clock was behind: the inserted TSval still never goes below what it sent.
         assert_eq!(10_000u32.wrapping_add(conn.ts_offset[0]), 711);
+    }
+
+    #[test]
+    fn sack_the_server_did_not_negotiate_is_removed_toward_it() {
+        let (c, mut s) = legs();
+        assert_eq!(compute(&key(), &c, &s, 0).unwrap().xlate, 0);
+        s.peer_syn = s.peer_syn.map(|o| SynOptions {
+            sack_permitted: false,
+            ..o
+        });
+        let conn = compute(&key(), &c, &s, 0).unwrap();
+        assert_eq!(conn.xlate, Xlate::SACK_CLIENT_ONLY);
+        assert!(
+            conn.params(common::flow::Direction::ClientToServer)
+                .sack_strip
+        );
+        assert!(
+            !conn
+                .params(common::flow::Direction::ServerToClient)
+                .sack_strip
+        );
     }
 
     #[test]
