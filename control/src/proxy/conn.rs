@@ -17,7 +17,7 @@ use common::config::{AuthMethod, Side, SplicePoint, User};
 use common::conn::Conn;
 use common::flow::FlowKey;
 use common::wire::ipv4::Ipv4Packet;
-use common::wire::tcp::{flags, SynOptions, TcpPacket};
+use common::wire::tcp::{flags, SynOptions, TcpOption, TcpPacket};
 
 use crate::auth::{
     AuthCache, Credentials, HttpBasic, HttpStep, LineAuth, LineOutcome, RateLimiter, Verdict,
@@ -129,6 +129,10 @@ pub struct ProxyConn {
     /// in on: once the object is installed they go through the fast path at once, instead of
     /// waiting for their senders' retransmission timeouts (200 ms at least, on Linux).
     pub held: Vec<(Side, Vec<u8>)>,
+    /// Their payload bytes, client→server and server→client.
+    held_bytes: [u64; 2],
+    /// The oldest TSval among them, client→server and server→client.
+    held_tsval: [Option<u32>; 2],
     /// `proxy.drain_timeout` when the connection began.
     drain_timeout_ms: u64,
     /// The server's SYN-ACK options were reported (see [`Events::server_options`]).
@@ -195,6 +199,8 @@ impl ProxyConn {
             events: Events::default(),
             counted: false,
             held: Vec::new(),
+            held_bytes: [0; 2],
+            held_tsval: [None; 2],
             drain_timeout_ms: DRAIN_TIMEOUT_MS,
             server_learnt: false,
         };
@@ -288,6 +294,30 @@ impl ProxyConn {
         if (t.payload().is_empty() && !fin) || t.flags() & (flags::SYN | flags::RST) != 0 {
             return false;
         }
+        // No more than the receiving peer's window: sent on at once after the splice, more
+        // would arrive as a burst it has to drop (a client with a small receive buffer), and
+        // its sender would wait for a retransmission timeout.
+        let from_client = port == self.client_side;
+        let receiver = if from_client {
+            self.server.as_ref().map(|s| &s.tap)
+        } else {
+            Some(&self.client.tap)
+        };
+        let window = receiver.map_or(0, |r| {
+            let (peer_shift, _) = r.shifts();
+            u64::from(r.peer_window) << peer_shift
+        });
+        let d = usize::from(!from_client);
+        let len = t.payload().len() as u64;
+        if self.held_bytes[d] + len > window {
+            return false;
+        }
+        self.held_bytes[d] += len;
+        let tsval = t.option_iter().find_map(|o| match o {
+            Ok((_, TcpOption::Timestamps { tsval, .. })) => Some(tsval),
+            _ => None,
+        });
+        self.held_tsval[d] = splice::oldest(self.held_tsval[d], tsval);
         self.held.push((port, frame.to_vec()));
         true
     }
@@ -309,6 +339,7 @@ impl ProxyConn {
     /// Runs both legs and the application step; `out` collects (from_client_leg, IP packet).
     pub fn step(&mut self, env: &mut Env<'_>, out: &mut Vec<(bool, Vec<u8>)>) -> Outcome {
         let now = Instant::from_millis(env.now_ms as i64);
+        self.limit_windows();
         for _ in 0..4 {
             out.extend(self.client.poll(now).map(|p| (true, p)));
             if let Some(s) = &mut self.server {
@@ -333,6 +364,24 @@ impl ProxyConn {
             }
         }
         Outcome::Continue
+    }
+
+    /// Once both legs are up, each offers its peer no more window than the other peer
+    /// offers: what a peer sends right after the splice then fits the other's receive buffer
+    /// (it would otherwise send a flight as large as the box's buffers, which a peer with a
+    /// small one drops). The window a peer has seen cannot be lowered later (a sender takes
+    /// a smaller window only with an acknowledgement of new data), so the limit holds from
+    /// the start; a peer waiting on a closed window probes it and learns the new one.
+    fn limit_windows(&mut self) {
+        let Some(server) = &mut self.server else {
+            return;
+        };
+        let bytes = |l: &Leg| {
+            let (peer_shift, _) = l.tap.shifts();
+            (u32::from(l.tap.peer_window) << peer_shift).max(1)
+        };
+        server.window_limit = Some(bytes(&self.client));
+        self.client.window_limit = Some(bytes(server));
     }
 
     /// When the legs next need a turn without input.
@@ -617,6 +666,7 @@ impl ProxyConn {
                         &self.client.tap,
                         &server.tap,
                         env.now_ms as u32,
+                        self.held_tsval,
                     ) {
                         Ok(conn) => return Outcome::Spliced(Box::new(conn)),
                         Err(SpliceError::NotQuiet | SpliceError::NoHandshake) => {}

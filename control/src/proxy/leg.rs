@@ -112,6 +112,10 @@ pub struct Leg {
     /// What the leg's SYN or SYN-ACK announces instead of smoltcp's own choice (see
     /// [`SynAnnounce`]).
     pub announce: SynAnnounce,
+    /// The most receive window (bytes) the leg's segments announce, when set: each peer is
+    /// offered no more than the other peer's window, so right after the splice it does not
+    /// send a flight the other cannot take.
+    pub window_limit: Option<u32>,
 }
 
 /// The options a leg's handshake segment announces, where the box decides rather than
@@ -211,6 +215,7 @@ impl Leg {
             dev,
             tap: LegTap::default(),
             announce: SynAnnounce::default(),
+            window_limit: None,
         }
     }
 
@@ -312,8 +317,12 @@ impl Leg {
     pub fn poll(&mut self, now: Instant) -> impl Iterator<Item = Vec<u8>> + '_ {
         self.iface.poll(now, &mut self.dev, &mut self.sockets);
         let (tap, announce) = (&mut self.tap, self.announce);
+        let limit = self.window_limit.map(|l| (l, tap.shifts().1));
         self.dev.tx.drain(..).map(move |mut p| {
             announce.apply(&mut p);
+            if let Some((bytes, shift)) = limit {
+                clamp_window(&mut p, bytes, shift);
+            }
             log::trace!("leg out: {}", summary(&p));
             tap.outgoing(&p);
             p
@@ -324,6 +333,27 @@ impl Leg {
     pub fn poll_at(&mut self, now: Instant) -> Option<Instant> {
         self.iface.poll_at(now, &self.sockets)
     }
+}
+
+/// Lowers the window of a segment (not a SYN, whose window is unscaled) that announces more
+/// than `bytes` at the leg's shift `shift`; a non-zero window stays non-zero.
+fn clamp_window(ip_packet: &mut [u8], bytes: u32, shift: u8) {
+    use common::wire::ipv4::Ipv4Packet;
+    use common::wire::tcp::{flags, TcpPacket};
+    let Ok(ip) = Ipv4Packet::new_checked(&*ip_packet) else {
+        return;
+    };
+    let (src, dst, ihl) = (ip.src(), ip.dst(), ip.header_len());
+    let Ok(mut t) = TcpPacket::new_checked(&mut ip_packet[ihl..]) else {
+        return;
+    };
+    let win = t.window_len();
+    let cap = (bytes >> shift.min(14)).clamp(1, u32::from(u16::MAX)) as u16;
+    if t.flags() & flags::SYN != 0 || win <= cap {
+        return;
+    }
+    t.set_window_len(cap);
+    t.fill_checksum(src.0, dst.0);
 }
 
 /// The interface seed that makes a leg's socket pick `isn` as its initial sequence number.

@@ -105,7 +105,18 @@ impl serde::Serialize for FallbackCounters {
 
 /// Computes the connection object for `key` (client → server) from the client leg's and the
 /// server leg's taps.
-pub fn compute(key: &FlowKey, c: &LegTap, s: &LegTap, now_ms: u32) -> Result<Conn, SpliceError> {
+///
+/// `held_tsval` is the oldest TSval among the segments the drain held back from the client
+/// and from the server (sent on through the fast path right after the splice): the
+/// timestamp offsets are taken from them, so that even those arrive with a TSval no lower
+/// than the last one the box's leg sent (PAWS would drop them).
+pub fn compute(
+    key: &FlowKey,
+    c: &LegTap,
+    s: &LegTap,
+    now_ms: u32,
+    held_tsval: [Option<u32>; 2],
+) -> Result<Conn, SpliceError> {
     let (Some(c_box), Some(c_peer), Some(s_box), Some(s_peer)) =
         (c.box_syn, c.peer_syn, s.box_syn, s.peer_syn)
     else {
@@ -161,8 +172,8 @@ pub fn compute(key: &FlowKey, c: &LegTap, s: &LegTap, now_ms: u32) -> Result<Con
         (true, true) => {
             // The client's clock moved into the clock the server has seen from the box, and
             // back.
-            let client = c.peer_tsval.unwrap_or(0);
-            let server = s.peer_tsval.unwrap_or(0);
+            let client = oldest(c.peer_tsval, held_tsval[0]).unwrap_or(0);
+            let server = oldest(s.peer_tsval, held_tsval[1]).unwrap_or(0);
             ts_offset[0] = s.box_tsval.unwrap_or(client).wrapping_sub(client);
             ts_offset[1] = c.box_tsval.unwrap_or(server).wrapping_sub(server);
         }
@@ -239,6 +250,14 @@ pub fn compute(key: &FlowKey, c: &LegTap, s: &LegTap, now_ms: u32) -> Result<Con
     })
 }
 
+/// The older of two TSvals (modulo 2^32, RFC 7323 §5.2), or the one there is.
+pub fn oldest(a: Option<u32>, b: Option<u32>) -> Option<u32> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(if (x.wrapping_sub(y) as i32) < 0 { x } else { y }),
+        (x, None) | (None, x) => x,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,7 +318,7 @@ mod tests {
     #[test]
     fn deltas_follow_fig_8() {
         let (c, s) = legs();
-        let conn = compute(&key(), &c, &s, 0).unwrap();
+        let conn = compute(&key(), &c, &s, 0, [None; 2]).unwrap();
         // Δ1 = seq1 − ack1, Δ2 = seq2 − ack2, modulo 2^32 (ack2 is just below the wrap).
         assert_eq!(conn.delta1, 90_101u32.wrapping_sub(1101));
         assert_eq!(conn.delta2, 5051u32.wrapping_sub(u32::MAX - 10));
@@ -316,7 +335,7 @@ mod tests {
     #[test]
     fn timestamp_offsets_keep_each_peer_clock_monotonic() {
         let (c, s) = legs();
-        let conn = compute(&key(), &c, &s, 0).unwrap();
+        let conn = compute(&key(), &c, &s, 0, [None; 2]).unwrap();
         assert_ne!(conn.flags & ConnFlags::TIMESTAMPS, 0);
         // The client's last TSval, moved, equals the last TSval the server saw from the box.
         assert_eq!(100u32.wrapping_add(conn.ts_offset[0]), 710);
@@ -324,9 +343,23 @@ mod tests {
     }
 
     #[test]
+    fn held_segments_are_not_mapped_below_what_the_leg_sent() {
+        let (c, s) = legs();
+        // A segment the server sent before its latest (TSval 2_999_990) was held back.
+        let conn = compute(&key(), &c, &s, 0, [None, Some(2_999_990)]).unwrap();
+        assert_eq!(2_999_990u32.wrapping_add(conn.ts_offset[1]), 700);
+        assert_eq!(
+            oldest(Some(u32::MAX), Some(3)),
+            Some(u32::MAX),
+            "across the wrap"
+        );
+        assert_eq!(oldest(None, Some(3)), Some(3));
+    }
+
+    #[test]
     fn window_shifts_cross_over() {
         let (c, s) = legs();
-        let conn = compute(&key(), &c, &s, 0).unwrap();
+        let conn = compute(&key(), &c, &s, 0, [None; 2]).unwrap();
         assert_eq!(conn.wscale_in, [7, 8]);
         assert_eq!(conn.wscale_out, [9, 7]);
     }
@@ -337,7 +370,7 @@ mod tests {
         s.peer_syn = syn(1460, 8, false);
         s.box_syn = syn(1448, 9, true); // room left for the option inserted toward the client
         c.box_tsval = Some(700);
-        let conn = compute(&key(), &c, &s, 650).unwrap();
+        let conn = compute(&key(), &c, &s, 650, [None; 2]).unwrap();
         assert_eq!(conn.flags & ConnFlags::TIMESTAMPS, 0);
         assert_eq!(conn.xlate, Xlate::TS_CLIENT_ONLY);
         // Echoed toward the client: its latest TSval.
@@ -352,7 +385,7 @@ mod tests {
         c.peer_syn = syn(1460, 7, false);
         c.box_syn = syn(1448, 7, true);
         s.box_tsval = Some(710);
-        let conn = compute(&key(), &c, &s, 10_000).unwrap();
+        let conn = compute(&key(), &c, &s, 10_000, [None; 2]).unwrap();
         assert_eq!(conn.xlate, Xlate::TS_SERVER_ONLY);
         assert_eq!(conn.ts_offset[1], 3_000_000);
         // The leg's clock was behind: the inserted TSval still never goes below what it sent.
@@ -362,12 +395,12 @@ mod tests {
     #[test]
     fn sack_the_server_did_not_negotiate_is_removed_toward_it() {
         let (c, mut s) = legs();
-        assert_eq!(compute(&key(), &c, &s, 0).unwrap().xlate, 0);
+        assert_eq!(compute(&key(), &c, &s, 0, [None; 2]).unwrap().xlate, 0);
         s.peer_syn = s.peer_syn.map(|o| SynOptions {
             sack_permitted: false,
             ..o
         });
-        let conn = compute(&key(), &c, &s, 0).unwrap();
+        let conn = compute(&key(), &c, &s, 0, [None; 2]).unwrap();
         assert_eq!(conn.xlate, Xlate::SACK_CLIENT_ONLY);
         assert!(
             conn.params(common::flow::Direction::ClientToServer)
@@ -387,7 +420,7 @@ mod tests {
         // The server was told 1460 and will send 1460 bytes; with 12 inserted the client
         // (which accepts 1460) would get too much, and server→client segments are not split.
         assert_eq!(
-            compute(&key(), &c, &s, 0),
+            compute(&key(), &c, &s, 0, [None; 2]),
             Err(SpliceError::Fallback(Fallback::Mss))
         );
     }
@@ -396,7 +429,7 @@ mod tests {
     fn a_server_accepting_less_than_the_client_was_told_gets_split_segments() {
         let (c, mut s) = legs();
         s.peer_syn = syn(1220, 8, true); // the box told the client 1460
-        let conn = compute(&key(), &c, &s, 0).unwrap();
+        let conn = compute(&key(), &c, &s, 0, [None; 2]).unwrap();
         assert_eq!(conn.split_mss, (1220 / 8) as u8);
         assert_eq!(
             conn.split_at(common::flow::Direction::ClientToServer),
@@ -405,7 +438,7 @@ mod tests {
         assert_eq!(conn.split_at(common::flow::Direction::ServerToClient), None);
         s.peer_syn = syn(100, 8, true);
         assert_eq!(
-            compute(&key(), &c, &s, 0),
+            compute(&key(), &c, &s, 0, [None; 2]),
             Err(SpliceError::Fallback(Fallback::Mss)),
             "too small to split for"
         );
@@ -416,7 +449,7 @@ mod tests {
         let (mut c, s) = legs();
         c.peer_syn = syn(1200, 7, true); // the box told the server 1460
         assert_eq!(
-            compute(&key(), &c, &s, 0),
+            compute(&key(), &c, &s, 0, [None; 2]),
             Err(SpliceError::Fallback(Fallback::Mss))
         );
     }
@@ -425,7 +458,10 @@ mod tests {
     fn unacknowledged_data_is_not_quiet() {
         let (mut c, s) = legs();
         c.peer_acked = Some(SeqNumber(5040));
-        assert_eq!(compute(&key(), &c, &s, 0), Err(SpliceError::NotQuiet));
+        assert_eq!(
+            compute(&key(), &c, &s, 0, [None; 2]),
+            Err(SpliceError::NotQuiet)
+        );
     }
 
     #[test]
@@ -435,7 +471,7 @@ mod tests {
         // (250 << 8 = 62.5 KiB); it gave the server 1024 << 9 = 512 KiB.
         c.box_window_max = 2048;
         s.box_window_max = 1024;
-        let conn = compute(&key(), &c, &s, 0).unwrap();
+        let conn = compute(&key(), &c, &s, 0, [None; 2]).unwrap();
         let [client, server] = conn.track;
         assert_eq!(client.maxend, SeqNumber(1101).wrapping_add(2048 << 7));
         assert_eq!(
