@@ -27,7 +27,7 @@
 //! | 58 | 2 | `wscale_in` | per direction, the shift the sender announced for its own window |
 //! | 60 | 2 | `wscale_out` | per direction, the shift the receiver believes the sender uses |
 //! | 62 | 1 | `xlate` | [`Xlate`] bits: options one peer negotiated and the other did not |
-//! | 63 | 1 | `split_mss` | the MSS the server accepts in 8-byte units, when the client was told more: larger client→server segments are split (0: never) |
+//! | 63 | 1 | `split_mss` | the MSS a peer accepts in 8-byte units, when the other was told more: larger segments toward it are split (0: never); the server's unless [`Xlate::SPLIT_TO_CLIENT`] |
 //!
 //! Timestamps on one leg only ([`Xlate::TS_CLIENT_ONLY`] or [`Xlate::TS_SERVER_ONLY`]): the
 //! option is removed (turned into NOPs) on its way to the peer that did not negotiate it, and
@@ -121,6 +121,10 @@ impl Xlate {
     /// The client negotiated SACK with the box, the server did not: SACK options from the
     /// client are removed (NOPs) on their way to the server.
     pub const SACK_CLIENT_ONLY: u8 = 0x04;
+    /// [`Conn::split_mss`] is the client's MSS and applies to server→client segments (a
+    /// server that turned out to send no timestamps, after the box had left no room for the
+    /// option it inserts); otherwise it is the server's, for client→server segments.
+    pub const SPLIT_TO_CLIENT: u8 = 0x08;
 }
 
 /// The largest MSS [`Conn::split_mss`] can hold.
@@ -324,11 +328,15 @@ impl Conn {
     }
 
     /// The most data and options a segment travelling in `dir` may carry before it is split
-    /// (only toward a server that accepts less than the client was told).
+    /// (only toward a peer that accepts less than the other was told).
     #[inline]
     pub fn split_at(&self, dir: Direction) -> Option<u16> {
-        (dir == Direction::ClientToServer && self.split_mss != 0)
-            .then(|| u16::from(self.split_mss) * 8)
+        let toward = if self.xlate & Xlate::SPLIT_TO_CLIENT != 0 {
+            Direction::ServerToClient
+        } else {
+            Direction::ClientToServer
+        };
+        (dir == toward && self.split_mss != 0).then(|| u16::from(self.split_mss) * 8)
     }
 
     /// Whether packets travelling in `dir` lose their timestamp option (their receiver did

@@ -85,6 +85,11 @@ pub struct ProxyCounters {
     /// of a finished connection, a cookie older than two periods, or a guess; or, never seen,
     /// a client leg that did not take the cookie as its ISN): dropped.
     pub syn_cookies_invalid: u64,
+    /// Servers whose SYN-ACK options are remembered now (a gauge, `proxy.server_options`);
+    /// connections that found their server there; SYN-ACKs that changed what was known.
+    pub server_options_known: u64,
+    pub server_options_hits: u64,
+    pub server_options_changed: u64,
 }
 
 /// Proxied connections whose client leg has not completed its handshake, at most. A SYN
@@ -634,6 +639,9 @@ impl Proxy {
         }
         self.cache.purge(now_ms);
         self.counters.active = self.conns.len() as u64;
+        self.counters.server_options_known = self.servers.len() as u64;
+        self.counters.server_options_hits = self.servers.hits;
+        self.counters.server_options_changed = self.servers.changed;
         self.sync_auth_counters();
         self.signal_cookies(io);
     }

@@ -63,8 +63,8 @@ const MIN_SPLIT_MSS: u16 = 128;
 
 fallback_causes! {
     /// The box announced to one peer a larger MSS than the other accepts, and the fast path
-    /// cannot split that peer's segments (only client→server ones are split, for servers
-    /// accepting from 128 to 2040 bytes).
+    /// cannot split that peer's segments: both peers were told too much (the object holds
+    /// one MSS to split at), or the smaller MSS is outside 128..=2040 bytes.
     Mss => "mss", "the box announced a larger MSS to one side than the other side accepts";
 }
 
@@ -140,18 +140,20 @@ pub fn compute(
             .unwrap_or(DEFAULT_MSS)
     };
     let room = |inserted: bool| if inserted { TS_ROOM } else { 0 };
-    if mss(Some(s_box)) + room(client_ts && !server_ts) > mss(Some(c_peer)) {
-        return Err(SpliceError::Fallback(Fallback::Mss));
-    }
-    // A client told more than the server accepts (answered before the box knew the server):
-    // the fast path splits its larger segments.
-    let mut split_mss = 0;
-    if mss(Some(c_box)) + room(server_ts && !client_ts) > mss(Some(s_peer)) {
-        let server = mss(Some(s_peer));
-        if !(MIN_SPLIT_MSS..=MAX_SPLIT_MSS).contains(&server) {
+    // A peer told more than the other accepts gets its larger segments split by the fast
+    // path: a client answered before the box knew the server, or a server that turned out
+    // to send no timestamps after the box had left no room for inserting them (it was
+    // remembered with them). The object has room for one direction.
+    let to_server = mss(Some(c_box)) + room(server_ts && !client_ts) > mss(Some(s_peer));
+    let to_client = mss(Some(s_box)) + room(client_ts && !server_ts) > mss(Some(c_peer));
+    let (mut split_mss, mut split_to_client) = (0, false);
+    if to_server || to_client {
+        let accepts = mss(Some(if to_client { c_peer } else { s_peer }));
+        if (to_server && to_client) || !(MIN_SPLIT_MSS..=MAX_SPLIT_MSS).contains(&accepts) {
             return Err(SpliceError::Fallback(Fallback::Mss));
         }
-        split_mss = (server / 8) as u8;
+        split_mss = (accepts / 8) as u8;
+        split_to_client = to_client;
     }
 
     let delta1 = seq1.0.wrapping_sub(ack1.0);
@@ -197,6 +199,9 @@ pub fn compute(
     };
     if sack(c) && !sack(s) {
         xlate |= Xlate::SACK_CLIENT_ONLY;
+    }
+    if split_to_client {
+        xlate |= Xlate::SPLIT_TO_CLIENT;
     }
     let (client_shift, box_to_client) = c.shifts();
     let (server_shift, box_to_server) = s.shifts();
@@ -414,15 +419,18 @@ mod tests {
     }
 
     #[test]
-    fn inserting_timestamps_needs_room_in_the_mss() {
+    fn timestamps_inserted_without_room_in_the_mss_are_split_for() {
         let (c, mut s) = legs();
         s.peer_syn = syn(1460, 8, false);
-        // The server was told 1460 and will send 1460 bytes; with 12 inserted the client
-        // (which accepts 1460) would get too much, and server→client segments are not split.
+        // The server was told 1460 (it was remembered with timestamps) and will send 1460
+        // bytes; with 12 inserted the client (which accepts 1460) would get too much.
+        let conn = compute(&key(), &c, &s, 0, [None; 2]).unwrap();
         assert_eq!(
-            compute(&key(), &c, &s, 0, [None; 2]),
-            Err(SpliceError::Fallback(Fallback::Mss))
+            conn.xlate,
+            Xlate::TS_CLIENT_ONLY | Xlate::SPLIT_TO_CLIENT,
+            "{conn:?}"
         );
+        assert_eq!(conn.split_mss, (1460 / 8) as u8);
     }
 
     #[test]
@@ -445,9 +453,23 @@ mod tests {
     }
 
     #[test]
-    fn a_client_accepting_less_than_the_server_was_told_is_not_spliced() {
+    fn a_client_accepting_less_than_the_server_was_told_gets_split_segments() {
         let (mut c, s) = legs();
         c.peer_syn = syn(1200, 7, true); // the box told the server 1460
+        let conn = compute(&key(), &c, &s, 0, [None; 2]).unwrap();
+        assert_eq!(conn.xlate, Xlate::SPLIT_TO_CLIENT);
+        assert_eq!(
+            conn.split_at(common::flow::Direction::ServerToClient),
+            Some(1200)
+        );
+        assert_eq!(conn.split_at(common::flow::Direction::ClientToServer), None);
+    }
+
+    #[test]
+    fn both_peers_told_too_much_cannot_be_spliced() {
+        let (mut c, mut s) = legs();
+        c.peer_syn = syn(1200, 7, true);
+        s.peer_syn = syn(1220, 8, true);
         assert_eq!(
             compute(&key(), &c, &s, 0, [None; 2]),
             Err(SpliceError::Fallback(Fallback::Mss))

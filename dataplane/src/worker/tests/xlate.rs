@@ -200,3 +200,45 @@ fn a_damaged_segment_to_split_is_dropped_as_its_receiver_would() {
     assert!(b.outside.drain_sent().is_empty());
     assert_eq!(b.drops(DropReason::BadChecksum), 1);
 }
+
+#[test]
+fn a_segment_grown_by_an_inserted_option_is_split_to_fit_the_client() {
+    let mut b = Bed::new(1);
+    // Only the client has timestamps, and the server was told 1460 (it had been remembered
+    // with timestamps): its full-sized segments no longer fit the client once they carry the
+    // option, so they are split at the client's MSS (1456 in 8-byte units).
+    spliced(
+        &mut b,
+        Xlate::TS_CLIENT_ONLY | Xlate::SPLIT_TO_CLIENT,
+        [777, 5],
+        (1460 / 8) as u8,
+    );
+    let data: Vec<u8> = (0..1460u32).map(|i| (i * 7) as u8).collect();
+    b.s2c(Tcp {
+        payload: &data,
+        flags: ACK | PSH,
+        ..t(9000, 40000, 9000, 1000, 0)
+    });
+    let out = segments(&b.inside.drain_sent(), SERVER, CLIENT);
+    assert_eq!(out.len(), 2);
+    let mut joined = Vec::new();
+    for seg in &out {
+        let tcp = TcpPacket::new_checked(&seg[..]).unwrap();
+        assert!(tcp.payload().len() + tcp.options().len() <= 1456);
+        assert_eq!(
+            timestamps(seg),
+            Some((b.now + 5, 777)),
+            "every piece has it"
+        );
+        joined.extend_from_slice(tcp.payload());
+    }
+    assert_eq!(joined, data);
+    assert_eq!(b.total(|c| c.ts_inserted), 1);
+    assert_eq!(b.total(|c| c.segments_split), 1);
+    // Client → server is not split.
+    b.c2s(Tcp {
+        payload: &data,
+        ..t(40000, 9000, 1000, 10_460, ACK)
+    });
+    assert_eq!(b.outside.drain_sent().len(), 1);
+}
