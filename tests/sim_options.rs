@@ -31,7 +31,8 @@
 //! - the object: Δ1 and Δ2 from the SYNs' sequence numbers and the bytes the box kept or said
 //!   itself, the window shifts crossed over (0 on a link where either end did not offer
 //!   scaling), `TIMESTAMPS` only when both legs negotiated them, `xlate` for timestamps on one
-//!   leg, and `split_mss` when the box told the client more than the server accepts;
+//!   leg, and `split_mss` when the box told the client more than the server accepts (or the
+//!   server more than the client accepts: `Xlate::SPLIT_TO_CLIENT`);
 //! - timestamps: a side that did not negotiate them with the box never gets the option; a
 //!   side that did gets it on every segment (RSTs aside) with a TSval that never decreases
 //!   from the box's leg to the fast path (PAWS holds) and a TSecr that is a TSval that side
@@ -49,6 +50,15 @@
 //! the seed. The cases that need the fast path to split oversized segments (a server that
 //! accepts less than the `line` and `http-basic` clients were told before the box reached it)
 //! are in a test of their own.
+//!
+//! The cache of servers' options (`proxy.server_options`) needs two connections to one server
+//! in one simulation: the first, checked as above and over, then the second from the next
+//! client port, checked the same way (every check is of the latest connection, by its client
+//! port; the edit counters by what moved during it). Logins are not remembered there
+//! (`auth.cache_timeout` 0): a remembered login has the box reach the server first, which
+//! would tell the client the server's MSS without the cache. Between the connections the
+//! cache is turned off, the clock moved past `max_age`, or the server changed: its MTU (a new
+//! smoltcp interface) or its timestamps (its next listening socket).
 
 mod sim;
 
@@ -57,14 +67,19 @@ use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
+use std::time::Duration;
 
 use common::config::{Action, AuthMethod, Cidr, PortRange, Protocol, Rule, SplicePoint, Zone};
 use common::conn::{Conn, ConnFlags, Xlate};
 use sim::{
     assert_stream, payload, stream_id, Dir, EpId, Fate, Faults, Hop, HostOptions, Outcome, SegInfo,
-    Sim,
+    Sim, SimDevice,
 };
-use smoltcp::wire::{EthernetFrame, Ipv4Packet, TcpOption, TcpPacket};
+use smoltcp::iface::{Config as IfaceConfig, Interface};
+use smoltcp::time::Instant;
+use smoltcp::wire::{
+    EthernetFrame, HardwareAddress, IpAddress, IpCidr, Ipv4Packet, TcpOption, TcpPacket,
+};
 
 const KIB: usize = 1024;
 /// Steps allowed per phase: far more than any run takes.
@@ -412,6 +427,8 @@ fn wiretap(sim: &mut Sim) -> Tap {
 // ---------------------------------------------------------------------------------------------
 // One connection
 
+/// A simulation and its latest connection (a test may open more than one, one after the
+/// other: every check is of the latest, by its client port).
 struct Run {
     sim: Sim,
     tap: Tap,
@@ -422,6 +439,11 @@ struct Run {
     /// The streams each endpoint must end up with.
     c2s: Vec<u8>,
     s2c: Vec<u8>,
+    /// Connections opened on this simulation so far, this one included (each expected
+    /// spliced).
+    opened: u64,
+    /// The fast path's edit counters when this connection was opened.
+    edits_before: EditCounters,
 }
 
 impl Run {
@@ -430,15 +452,25 @@ impl Run {
     }
 
     fn what(&self) -> String {
-        format!("seed {}: {}", self.seed(), self.case.label())
+        let nth = if self.opened > 1 {
+            format!(", connection {}", self.opened)
+        } else {
+            String::new()
+        };
+        format!("seed {}: {}{nth}", self.seed(), self.case.label())
     }
 
-    /// The first SYN (SYN-ACK) on `hop`.
+    /// `s` belongs to this connection.
+    fn owns(&self, s: &Seg) -> bool {
+        s.info.sport == self.cport || s.info.dport == self.cport
+    }
+
+    /// This connection's first SYN (SYN-ACK) on `hop`.
     fn syn(&self, hop: Hop) -> Seg {
         self.tap
             .borrow()
             .iter()
-            .find(|s| s.hop == hop && s.syn())
+            .find(|s| s.hop == hop && s.syn() && self.owns(s))
             .cloned()
             .unwrap_or_else(|| panic!("{}: no SYN seen on {hop:?}", self.what()))
     }
@@ -495,21 +527,42 @@ fn expect_from_box(sim: &mut Sim, ep: EpId, want: &[u8], what: &str) {
 /// A new simulation with the case's hosts, a listener on its rule's port and a client
 /// connecting to it; the application step is driven to its end.
 fn start(case: Case) -> Run {
+    start_with(case, config())
+}
+
+/// [`start`] with the box on `config`.
+fn start_with(case: Case, config: common::config::Config) -> Run {
     let _ = env_logger::builder().is_test(true).try_init();
     let (client_opts, server_opts) = case.hosts();
-    let mut sim = Sim::with_hosts(
-        case.seed,
-        1,
-        case.faults,
-        config(),
-        client_opts,
-        server_opts,
-    );
+    let mut sim = Sim::with_hosts(case.seed, 1, case.faults, config, client_opts, server_opts);
     if case.faults != Faults::NONE {
         sim.tx_buffer = FAULTS_TX_BUFFER;
         sim.close_after_acked = true;
     }
     let tap = wiretap(&mut sim);
+    let mut run = Run {
+        sim,
+        tap,
+        case,
+        client: EpId(usize::MAX),
+        server: EpId(usize::MAX),
+        cport: 0,
+        c2s: Vec::new(),
+        s2c: Vec::new(),
+        opened: 0,
+        edits_before: EditCounters::default(),
+    };
+    open(&mut run);
+    run
+}
+
+/// A new listener on the rule's port and a new client connection to it on `run`'s
+/// simulation, which becomes `run`'s connection; the application step is driven to its end.
+fn open(run: &mut Run) {
+    let case = run.case;
+    let sim = &mut run.sim;
+    run.opened += 1;
+    run.edits_before = edit_counters(sim);
     let seed = case.seed;
     let port = case.rule.port;
     let server = sim.listen(port);
@@ -524,23 +577,18 @@ fn start(case: Case) -> Run {
         }
         AuthMethod::Line => {
             sim.send(server, BANNER);
-            expect_from_box(&mut sim, client, b"Username: ", "the user name prompt");
+            expect_from_box(sim, client, b"Username: ", "the user name prompt");
             sim.send(client, b"alice\r\n");
-            expect_from_box(
-                &mut sim,
-                client,
-                b"Username: Password: ",
-                "the password prompt",
-            );
+            expect_from_box(sim, client, b"Username: Password: ", "the password prompt");
             if case.rule.splice == SplicePoint::AfterRequest {
                 // The first bytes only after the welcome: the drain waits for them.
                 sim.send(client, PASSWORD_LINE);
-                expect_from_box(&mut sim, client, LINE_OUTPUT, "the welcome");
+                expect_from_box(sim, client, LINE_OUTPUT, "the welcome");
                 sim.send(client, LEFTOVER);
             } else {
                 // The password and the first bytes in one segment.
                 sim.send(client, &[PASSWORD_LINE, LEFTOVER].concat());
-                expect_from_box(&mut sim, client, LINE_OUTPUT, "the welcome");
+                expect_from_box(sim, client, LINE_OUTPUT, "the welcome");
             }
             (LEFTOVER.to_vec(), [LINE_OUTPUT, BANNER].concat())
         }
@@ -566,16 +614,8 @@ fn start(case: Case) -> Run {
         case.label(),
         sim.report()
     );
-    Run {
-        sim,
-        tap,
-        case,
-        client,
-        server,
-        cport,
-        c2s,
-        s2c,
-    }
+    (run.client, run.server, run.cport) = (client, server, cport);
+    (run.c2s, run.s2c) = (c2s, s2c);
 }
 
 /// What the splice left: the trace length right after it, and the object.
@@ -589,9 +629,10 @@ struct AtSplice {
 /// installed object against the handshakes on the wire.
 fn splice(run: &mut Run) -> AtSplice {
     let what = run.what();
+    let n = run.opened;
     run.sim.run_until("the splice", MAX_STEPS, |s| {
         let c = s.proxy_connections();
-        c.spliced + c.fallback + c.drain_timeout + c.full_proxy > 0
+        c.spliced + c.fallback + c.drain_timeout + c.full_proxy >= n
     });
     let sim = &run.sim;
     let report = sim.report();
@@ -605,7 +646,7 @@ fn splice(run: &mut Run) -> AtSplice {
             c.drain_timeout,
             c.auth_failed
         ),
-        (1, 1, 0, 0, 0),
+        (n, n, 0, 0, 0),
         "{what}: (proxied, spliced, fallback, drain_timeout, auth_failed); fallback causes \
          {causes:?}; MSS client {} (told {}), server {} (told {})\n{report}",
         run.mss_of(Peer::Client),
@@ -642,14 +683,30 @@ fn splice(run: &mut Run) -> AtSplice {
         "{what}: flags of the installed object {conn:?} (timestamps: client leg {client_ts}, \
          server leg {server_ts})"
     );
+    // Split: a peer told more than the other accepts (with the option the fast path inserts
+    // into its segments): the client answered before the box knew the server, or the server
+    // told the client's whole MSS (it was remembered with timestamps) and sending none.
+    let room = |inserted: bool| if inserted { TS_ROOM } else { 0 };
+    let told_client = run.box_mss_to(Peer::Client) + room(server_ts && !client_ts);
+    let told_server = run.box_mss_to(Peer::Server) + room(client_ts && !server_ts);
+    let (client_mss, server_mss) = (run.mss_of(Peer::Client), run.mss_of(Peer::Server));
+    let (split, to_client) = if told_client > server_mss {
+        ((server_mss / 8) as u8, false)
+    } else if told_server > client_mss {
+        ((client_mss / 8) as u8, true)
+    } else {
+        (0, false)
+    };
     let xlate = match (client_ts, server_ts) {
         (true, false) => Xlate::TS_CLIENT_ONLY,
         (false, true) => Xlate::TS_SERVER_ONLY,
         _ => 0,
-    };
+    } | if to_client { Xlate::SPLIT_TO_CLIENT } else { 0 };
     assert_eq!(
         conn.xlate, xlate,
-        "{what}: xlate of {conn:?} (timestamps: client leg {client_ts}, server leg {server_ts})"
+        "{what}: xlate of {conn:?} (timestamps: client leg {client_ts}, server leg {server_ts}; \
+         MSS told the client {told_client} with what is inserted, the server accepts \
+         {server_mss}; told the server {told_server}, the client accepts {client_mss})"
     );
 
     // Δ from the initial sequence numbers on the wire and what the box kept and added.
@@ -681,21 +738,11 @@ fn splice(run: &mut Run) -> AtSplice {
         "{what}: (wscale_in, wscale_out) of {conn:?}; SYNs: client {client_syn}, box→client \
          {box_synack}, box→server {box_syn}, server {server_synack}"
     );
-    // Split: the client was told more than the server accepts (with the option inserted).
-    let told = run.box_mss_to(Peer::Client) + if server_ts && !client_ts { TS_ROOM } else { 0 };
-    let server_mss = run.mss_of(Peer::Server);
-    let split = if told > server_mss {
-        (server_mss / 8) as u8
-    } else {
-        0
-    };
     assert_eq!(
-        conn.split_mss,
-        split,
-        "{what}: split_mss of {conn:?}: the client was told {} (+{} inserted), the server \
-         accepts {server_mss}",
-        run.box_mss_to(Peer::Client),
-        told - run.box_mss_to(Peer::Client)
+        conn.split_mss, split,
+        "{what}: split_mss of {conn:?}: told the client {told_client} with what is inserted, \
+         the server accepts {server_mss}; told the server {told_server}, the client accepts \
+         {client_mss}"
     );
     AtSplice {
         trace_len: sim.trace.len(),
@@ -808,9 +855,10 @@ fn assert_fast_path(run: &Run, at: &AtSplice) {
         sim.report()
     );
     let c = sim.proxy_connections();
+    let n = run.opened;
     assert_eq!(
         (c.proxied, c.spliced, c.fallback, c.full_proxy),
-        (1, 1, 0, 0),
+        (n, n, 0, 0),
         "{what}: (proxied, spliced, fallback, full_proxy) at the end\n{}",
         sim.report()
     );
@@ -848,7 +896,7 @@ fn timestamp_violations(run: &Run, peer: Peer) -> Vec<String> {
     let mut latest: Option<u32> = None;
     // The last TSval toward `peer`, and whether the fast path sent it.
     let mut prev: Option<(u32, bool)> = None;
-    for s in tap.iter() {
+    for s in tap.iter().filter(|s| run.owns(s)) {
         if s.hop == from {
             if let Some((val, _)) = s.info.ts {
                 sent.insert(val);
@@ -912,7 +960,7 @@ fn mss_violations(run: &Run, peer: Peer) -> Vec<String> {
     run.tap
         .borrow()
         .iter()
-        .filter(|s| s.hop == to && s.info.len + s.opts_len > mss)
+        .filter(|s| s.hop == to && run.owns(s) && s.info.len + s.opts_len > mss)
         .map(|s| {
             format!(
                 "{} bytes of data and options, the {} accepts {mss}: {s}",
@@ -928,7 +976,9 @@ fn forwarded_toward(run: &Run) -> [usize; 2] {
     let tap = run.tap.borrow();
     [Peer::Client, Peer::Server].map(|p| {
         let to = p.hops().0;
-        tap.iter().filter(|s| s.hop == to && s.forwarded()).count()
+        tap.iter()
+            .filter(|s| s.hop == to && s.forwarded() && run.owns(s))
+            .count()
     })
 }
 
@@ -941,6 +991,20 @@ struct EditCounters {
     segments_split: u64,
     split_pieces: u64,
     split_failed: u64,
+}
+
+impl EditCounters {
+    /// What moved since `before`.
+    fn since(&self, before: &EditCounters) -> EditCounters {
+        EditCounters {
+            ts_inserted: self.ts_inserted - before.ts_inserted,
+            ts_removed: self.ts_removed - before.ts_removed,
+            ts_insert_failed: self.ts_insert_failed - before.ts_insert_failed,
+            segments_split: self.segments_split - before.segments_split,
+            split_pieces: self.split_pieces - before.split_pieces,
+            split_failed: self.split_failed - before.split_failed,
+        }
+    }
 }
 
 fn edit_counters(sim: &Sim) -> EditCounters {
@@ -957,7 +1021,8 @@ fn edit_counters(sim: &Sim) -> EditCounters {
     e
 }
 
-/// The wire checks (timestamps both ways, MSS both ways) and the edit counters.
+/// The wire checks (timestamps both ways, MSS both ways) and the edit counters (what moved
+/// since the connection was opened).
 fn assert_wire(run: &Run, at: &AtSplice) -> EditCounters {
     let what = run.what();
     let mut failures = String::new();
@@ -995,7 +1060,7 @@ fn assert_wire(run: &Run, at: &AtSplice) -> EditCounters {
             "  segments with the fast path's TTL toward (client, server): {forwarded:?}"
         );
     }
-    let e = edit_counters(&run.sim);
+    let e = edit_counters(&run.sim).since(&run.edits_before);
     let one_leg = at.conn.xlate != 0;
     let split = at.conn.split_mss != 0;
     let counted = one_leg == (e.ts_inserted > 0)
@@ -1279,4 +1344,450 @@ fn option_mismatches_are_spliced_under_faults_seeds_2000() {
 #[test]
 fn option_mismatches_are_spliced_under_faults_seeds_3000() {
     under_faults(FAULT_SEEDS[2]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The cache of servers' options: two connections to one server in one simulation
+
+/// [`config`] with logins not remembered (`auth.cache_timeout` 0). A client whose login the
+/// box remembers is not asked again: the box reaches the server before it answers the client
+/// and tells it the server's MSS from the server's own SYN-ACK. Without it the second
+/// connection is answered first like the first, and only the cache of servers' options
+/// (`proxy.server_options`) can tell the box what the server accepts.
+fn cache_config() -> common::config::Config {
+    let mut config = config();
+    config.auth.cache_timeout = Duration::ZERO;
+    config
+}
+
+/// What one of the connections to a server showed.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    /// The MSS the box's SYN-ACK told the client, and the MSS the server's SYN-ACK announced.
+    told: u16,
+    server_mss: u16,
+    /// The server and the box negotiated timestamps.
+    server_ts: bool,
+    /// The object's `xlate` and `split_mss`.
+    xlate: u8,
+    split_mss: u8,
+    /// The fast path's edit counters, what moved during this connection.
+    edits: EditCounters,
+}
+
+impl std::fmt::Display for Seen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "client told {}, server MSS {}, server timestamps {}, xlate {:#x}, split_mss {}, {} \
+             segments split into {} pieces",
+            self.told,
+            self.server_mss,
+            self.server_ts,
+            self.xlate,
+            self.split_mss,
+            self.edits.segments_split,
+            self.edits.split_pieces
+        )
+    }
+}
+
+/// The latest connection of `run` through every check of the matrix (spliced, the object,
+/// byte-exact both ways, the fast path, the wire).
+fn checked(run: &mut Run) -> Seen {
+    let at = splice(run);
+    finish(run);
+    assert_fast_path(run, &at);
+    let edits = assert_wire(run, &at);
+    Seen {
+        told: run.box_mss_to(Peer::Client),
+        server_mss: run.mss_of(Peer::Server),
+        server_ts: run.timestamps(Peer::Server),
+        xlate: at.conn.xlate,
+        split_mss: at.conn.split_mss,
+        edits,
+    }
+}
+
+/// The proxy's counters of the cache of servers' options, after a tick of the box (they are
+/// refreshed on each): (known, hits, changed).
+fn server_options(run: &mut Run) -> (u64, u64, u64) {
+    run.sim.run_for(50);
+    let c = &run.sim.the_box.plane.proxy.counters;
+    (
+        c.server_options_known,
+        c.server_options_hits,
+        c.server_options_changed,
+    )
+}
+
+/// The rules whose clients are answered before the box reaches the server, for `auth`.
+fn rules_of(auth: AuthMethod) -> Vec<RuleSpec> {
+    RULES.iter().copied().filter(|r| r.auth == auth).collect()
+}
+
+/// The server's MSS in these tests (its IP MTU 1260), below the 1380 an unknown server's
+/// client is told.
+const SMALL_SERVER_MSS: u16 = 1220;
+
+/// Two connections from the client to the server of `rule` in one simulation whose server
+/// has `setting`, on `config`: the first is opened, checked and over (both ends closed), then
+/// `between` runs (it may change the server or move the clock), then the second is opened and
+/// checked. Returns the simulation (at its second connection) and what each showed; prints
+/// them.
+fn two_connections(
+    rule: RuleSpec,
+    setting: Setting,
+    seed: u64,
+    config: common::config::Config,
+    between: impl FnOnce(&mut Run),
+) -> (Run, [Seen; 2]) {
+    let case = Case {
+        setting,
+        on: Peer::Server,
+        rule,
+        seed,
+        faults: Faults::NONE,
+        bulk: BULK,
+    };
+    let mut run = start_with(case, config);
+    let first = checked(&mut run);
+    between(&mut run);
+    open(&mut run);
+    let second = checked(&mut run);
+    eprintln!(
+        "seed {seed}: {}\n  first:  {first}\n  second: {second}\n  server_options \
+         (known, hits, changed) {:?}",
+        case.label(),
+        server_options(&mut run)
+    );
+    (run, [first, second])
+}
+
+/// `Conn::split_mss` for a server accepting `mss`.
+fn split_at(mss: u16) -> u8 {
+    (mss / 8) as u8
+}
+
+/// The first connection knows nothing of the server: its client is told `client_mss` and its
+/// larger segments are split; the second is told the server's MSS from the cache and nothing
+/// of it is split.
+fn known_server_is_told_from_the_start(auth: AuthMethod, seed_base: u64) {
+    for (i, rule) in rules_of(auth).into_iter().enumerate() {
+        let (mut run, [first, second]) = two_connections(
+            rule,
+            Setting::Mss(SMALL_SERVER_MSS),
+            seed_base + i as u64,
+            cache_config(),
+            |_| {},
+        );
+        let what = run.what();
+        assert_eq!(
+            (first.told, first.server_mss, first.split_mss),
+            (1380, SMALL_SERVER_MSS, split_at(SMALL_SERVER_MSS)),
+            "{what}: the first connection (told, server MSS, split_mss): {first}"
+        );
+        assert!(
+            first.edits.segments_split > 0 && first.edits.split_pieces > first.edits.segments_split,
+            "{what}: the first connection's segments were not split: {first}"
+        );
+        assert_eq!(
+            (second.told, second.server_mss, second.split_mss),
+            (SMALL_SERVER_MSS, SMALL_SERVER_MSS, 0),
+            "{what}: the second connection (told, server MSS, split_mss): {second}"
+        );
+        assert_eq!(
+            (second.edits.segments_split, second.edits.split_pieces),
+            (0, 0),
+            "{what}: segments of the second connection were split: {second}"
+        );
+        let (known, hits, _) = server_options(&mut run);
+        assert!(
+            known == 1 && hits >= 1,
+            "{what}: server_options known {known} (1), hits {hits} (at least 1)"
+        );
+    }
+}
+
+#[test]
+fn the_next_line_client_of_a_known_server_is_told_its_mss_and_not_split() {
+    known_server_is_told_from_the_start(AuthMethod::Line, 5000);
+}
+
+#[test]
+fn the_next_http_basic_client_of_a_known_server_is_told_its_mss_and_not_split() {
+    known_server_is_told_from_the_start(AuthMethod::HttpBasic, 5100);
+}
+
+/// The second connection was told `client_mss` again and its segments were split like the
+/// first's.
+fn assert_split_again(run: &Run, first: &Seen, second: &Seen) {
+    let what = run.what();
+    for (nth, s) in [("first", first), ("second", second)] {
+        assert_eq!(
+            (s.told, s.server_mss, s.split_mss),
+            (1380, SMALL_SERVER_MSS, split_at(SMALL_SERVER_MSS)),
+            "{what}: the {nth} connection (told, server MSS, split_mss): {s}"
+        );
+        assert!(
+            s.edits.segments_split > 0,
+            "{what}: the {nth} connection's segments were not split: {s}"
+        );
+    }
+}
+
+/// `proxy.server_options.entries: 0`: nothing is remembered, every client is told
+/// `client_mss` and split.
+#[test]
+fn with_the_cache_of_servers_options_off_every_client_is_split() {
+    for (i, rule) in [RULES[2], RULES[4]].into_iter().enumerate() {
+        let mut config = cache_config();
+        config.proxy.server_options.entries = 0;
+        let (mut run, [first, second]) = two_connections(
+            rule,
+            Setting::Mss(SMALL_SERVER_MSS),
+            5200 + i as u64,
+            config,
+            |_| {},
+        );
+        assert_split_again(&run, &first, &second);
+        let what = run.what();
+        assert_eq!(
+            server_options(&mut run),
+            (0, 0, 0),
+            "{what}: server_options (known, hits, changed) with the cache off"
+        );
+    }
+}
+
+/// `proxy.server_options.max_age: 1s` and the clock moved 1.5 s on while nothing happens:
+/// the server learnt by the first connection is not trusted for the second.
+#[test]
+fn a_server_learnt_longer_ago_than_max_age_is_not_trusted() {
+    const MAX_AGE_MS: u64 = 1_000;
+    for (i, rule) in [RULES[2], RULES[4]].into_iter().enumerate() {
+        let mut config = cache_config();
+        config.proxy.server_options.max_age = Duration::from_millis(MAX_AGE_MS);
+        let mut learnt_at = 0;
+        let (mut run, [first, second]) = two_connections(
+            rule,
+            Setting::Mss(SMALL_SERVER_MSS),
+            5300 + i as u64,
+            config,
+            |run| {
+                learnt_at = run.syn(Hop::ServerToBox).t_ms;
+                // Idle: `step` jumps the clock to the next timer, at most 200 ms at a time.
+                run.sim.run_for(MAX_AGE_MS + 500);
+            },
+        );
+        let what = run.what();
+        let asked_at = run.syn(Hop::ClientToBox).t_ms;
+        assert!(
+            asked_at - learnt_at > MAX_AGE_MS,
+            "{what}: the server learnt at {learnt_at} ms, the second SYN at {asked_at} ms"
+        );
+        assert_split_again(&run, &first, &second);
+        let (known, hits, _) = server_options(&mut run);
+        assert_eq!(
+            (known, hits),
+            (1, 0),
+            "{what}: server_options (known, hits): an entry too old is not a hit"
+        );
+    }
+}
+
+/// Gives the server a new interface whose IP MTU is `mtu` (smoltcp fixes the MSS a host
+/// announces when its `Interface` is made), as a reconfigured host: same addresses, its
+/// sockets kept. Only while nothing is in flight.
+fn set_server_mtu(sim: &mut Sim, mtu: usize) {
+    let (now, seed) = (sim.now, sim.seed);
+    let h = &mut sim.server;
+    assert!(
+        h.dev.rx.is_empty() && h.dev.tx.is_empty(),
+        "seed {seed}: the server's NIC is busy"
+    );
+    let mut dev = SimDevice::with_mtu(mtu);
+    let mut cfg = IfaceConfig::new(HardwareAddress::Ethernet(h.mac));
+    cfg.random_seed = seed ^ 0x6d74_7500;
+    let mut iface = Interface::new(cfg, &mut dev, Instant::from_millis(now as i64));
+    iface.update_ip_addrs(|a| {
+        a.push(IpCidr::new(IpAddress::Ipv4(h.ip), 24))
+            .expect("one address fits");
+    });
+    iface
+        .routes_mut()
+        .add_default_ipv4_route(sim::BOX_OUTSIDE_IP)
+        .expect("the default route fits");
+    (h.dev, h.iface) = (dev, iface);
+    h.options.mtu = mtu;
+}
+
+/// The server's MSS went down from 1460 to 1220 after the box learnt it: the second client
+/// is told 1460 from the cache, more than the server now accepts, and its segments are split
+/// (what the cache says is a hint; the server's SYN-ACK decides). The change is counted and
+/// replaces what was known.
+#[test]
+fn a_server_whose_mss_went_down_gets_the_next_clients_segments_split() {
+    for (i, rule) in [RULES[2], RULES[4]].into_iter().enumerate() {
+        let (mut run, [first, second]) = two_connections(
+            rule,
+            Setting::Defaults,
+            5400 + i as u64,
+            cache_config(),
+            |run| set_server_mtu(&mut run.sim, usize::from(SMALL_SERVER_MSS) + 40),
+        );
+        let what = run.what();
+        assert_eq!(
+            (first.told, first.server_mss, first.split_mss),
+            (1380, 1460, 0),
+            "{what}: the first connection (told, server MSS, split_mss): {first}"
+        );
+        assert_eq!(
+            (second.told, second.server_mss, second.split_mss),
+            (1460, SMALL_SERVER_MSS, split_at(SMALL_SERVER_MSS)),
+            "{what}: the second connection (told, server MSS, split_mss): {second}"
+        );
+        assert!(
+            second.edits.segments_split > 0,
+            "{what}: the second connection's segments were not split: {second}"
+        );
+        let (known, hits, changed) = server_options(&mut run);
+        assert!(
+            known == 1 && hits >= 1 && changed == 1,
+            "{what}: server_options known {known} (1), hits {hits} (at least 1), changed \
+             {changed} (1)"
+        );
+    }
+}
+
+/// The server turned timestamps on after the box learnt it without: the second connection
+/// is spliced with timestamps on both legs (nothing inserted or removed), and the change is
+/// counted.
+#[test]
+fn a_server_that_turned_timestamps_on_is_spliced_with_them() {
+    for (i, rule) in [RULES[2], RULES[4]].into_iter().enumerate() {
+        let (mut run, [first, second]) = two_connections(
+            rule,
+            Setting::NoTimestamps,
+            5500 + i as u64,
+            cache_config(),
+            // Read by the server's next socket (its listener for the second connection).
+            |run| run.sim.server.options.timestamps = true,
+        );
+        let what = run.what();
+        assert!(
+            !first.server_ts && first.edits.ts_inserted > 0,
+            "{what}: the first connection: {first}, {:?}",
+            first.edits
+        );
+        // Told the client the server's 1460 from the cache; the server, known without
+        // timestamps, 12 less than the client's 1460.
+        assert_eq!(
+            (
+                second.told,
+                run.box_mss_to(Peer::Server),
+                second.xlate,
+                second.split_mss
+            ),
+            (1460, 1460 - TS_ROOM, 0, 0),
+            "{what}: the second connection (told the client, told the server, xlate, \
+             split_mss): {second}"
+        );
+        assert!(
+            second.server_ts && second.edits.ts_inserted == 0 && second.edits.ts_removed == 0,
+            "{what}: the second connection: {second}, {:?}",
+            second.edits
+        );
+        let (known, hits, changed) = server_options(&mut run);
+        assert!(
+            known == 1 && hits >= 1 && changed == 1,
+            "{what}: server_options known {known} (1), hits {hits} (at least 1), changed \
+             {changed} (1)"
+        );
+    }
+}
+
+/// A server that answers the second connection as it answered the first (with timestamps
+/// and without) has not changed: `server_options_changed` stays 0.
+#[test]
+fn a_server_whose_options_did_not_change_is_not_counted_changed() {
+    let mut failures = Vec::new();
+    for (i, setting) in [Setting::NoTimestamps, Setting::Mss(SMALL_SERVER_MSS)]
+        .into_iter()
+        .enumerate()
+    {
+        let (mut run, [first, second]) =
+            two_connections(RULES[2], setting, 5600 + i as u64, cache_config(), |_| {});
+        let (known, hits, changed) = server_options(&mut run);
+        if (known, changed) != (1, 0) || hits < 1 {
+            let syn_acks: Vec<String> = run
+                .tap
+                .borrow()
+                .iter()
+                .filter(|s| s.hop == Hop::ServerToBox && s.syn())
+                .map(|s| format!("    {s}"))
+                .collect();
+            failures.push(format!(
+                "{}: server_options known {known} (1), hits {hits} (at least 1), changed \
+                 {changed} (0)\n  first:  {first}\n  second: {second}\n  the server's SYN-ACKs:\n{}",
+                run.what(),
+                syn_acks.join("\n")
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The server turned timestamps off after the box learnt it with them: the box told the
+/// second server the client's whole MSS (no room for the option it inserts: the server was
+/// known to send timestamps), so the server's full segments with the option inserted are
+/// larger than the client accepts: the fast path splits them toward the client
+/// (`Xlate::SPLIT_TO_CLIENT`). Spliced, byte-exact, never more than its MSS toward either
+/// peer; the change is counted.
+#[test]
+fn a_server_that_turned_timestamps_off_gets_its_segments_split_toward_the_client() {
+    for (i, rule) in [RULES[2], RULES[4]].into_iter().enumerate() {
+        let (mut run, [first, second]) = two_connections(
+            rule,
+            Setting::Defaults,
+            5700 + i as u64,
+            cache_config(),
+            // Read by the server's next socket (its listener for the second connection).
+            |run| run.sim.server.options.timestamps = false,
+        );
+        let what = run.what();
+        assert!(
+            first.server_ts && first.xlate == 0 && first.split_mss == 0,
+            "{what}: the first connection: {first}"
+        );
+        assert_eq!(
+            (
+                second.told,
+                run.box_mss_to(Peer::Server),
+                second.server_ts,
+                second.xlate,
+                second.split_mss
+            ),
+            (
+                1460,
+                1460,
+                false,
+                Xlate::TS_CLIENT_ONLY | Xlate::SPLIT_TO_CLIENT,
+                split_at(1460)
+            ),
+            "{what}: the second connection (told the client, told the server, server \
+             timestamps, xlate, split_mss): {second}"
+        );
+        assert!(
+            second.edits.ts_inserted > 0 && second.edits.segments_split > 0,
+            "{what}: the second connection: {second}, {:?}",
+            second.edits
+        );
+        let (known, hits, changed) = server_options(&mut run);
+        assert!(
+            known == 1 && hits >= 1 && changed == 1,
+            "{what}: server_options known {known} (1), hits {hits} (at least 1), changed \
+             {changed} (1)"
+        );
+    }
 }

@@ -68,11 +68,14 @@ impl ServerOptions {
         Some(*opts)
     }
 
-    /// Remembers `opts`, the options of a SYN-ACK from `server`.
-    pub fn learn(&mut self, server: ServerKey, opts: SynOptions, now_ms: u64) {
+    /// Remembers `opts`, the options of a SYN-ACK from `server` (what it offered: its TSval
+    /// and TSecr are not kept, so a server sending timestamps is not "changed" by each new
+    /// clock value).
+    pub fn learn(&mut self, server: ServerKey, mut opts: SynOptions, now_ms: u64) {
         if self.entries == 0 {
             return;
         }
+        opts.timestamps = opts.timestamps.map(|_| (0, 0));
         if let Some((old, _)) = self.known.insert(server, (opts, now_ms)) {
             if old != opts {
                 self.changed += 1;
@@ -113,7 +116,7 @@ mod tests {
             mss: Some(mss),
             window_scale: Some(7),
             sack_permitted: true,
-            timestamps: ts.then_some((1, 0)),
+            timestamps: ts.then_some((0, 0)),
         }
     }
 
@@ -145,6 +148,19 @@ mod tests {
         assert_eq!(c.changed, 1);
         c.learn(server(1), opts(1220, false), 7);
         assert_eq!(c.changed, 1, "the same options again change nothing");
+    }
+
+    #[test]
+    fn a_new_tsval_is_no_change() {
+        let mut c = ServerOptions::new(&cfg(8, 10));
+        c.learn(server(1), opts(1460, true), 0);
+        let mut again = opts(1460, true);
+        again.timestamps = Some((123_456, 789));
+        c.learn(server(1), again, 5);
+        assert_eq!(c.changed, 0);
+        assert!(c
+            .lookup(server(1), 6)
+            .is_some_and(|o| o.timestamps.is_some()));
     }
 
     #[test]
