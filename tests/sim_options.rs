@@ -71,6 +71,7 @@ use std::time::Duration;
 
 use common::config::{Action, AuthMethod, Cidr, PortRange, Protocol, Rule, SplicePoint, Zone};
 use common::conn::{Conn, ConnFlags, Xlate};
+use sim::script::*;
 use sim::{
     assert_stream, payload, stream_id, Dir, EpId, Fate, Faults, Hop, HostOptions, Outcome, SegInfo,
     Sim, SimDevice,
@@ -99,22 +100,6 @@ const TS_ROOM: u16 = 12;
 /// TTL of a segment the hosts or the box's legs send (smoltcp's default), and of one the
 /// fast path forwarded.
 const OWN_TTL: u8 = 64;
-
-/// The server's first bytes (`none`, `line`).
-const BANNER: &[u8] = b"220 server ready\r\n";
-/// The client's first bytes (`none`): sent at once.
-const HELLO: &[u8] = b"hello from the client\r\n";
-/// The client's first bytes after its password (`line`).
-const LEFTOVER: &[u8] = b"first command after the password\r\n";
-const PASSWORD_LINE: &[u8] = b"wonderland\r\n";
-/// What the box consumes from the client on `line`, and what it says itself.
-const LINE_CREDENTIALS: &[u8] = b"alice\r\nwonderland\r\n";
-const LINE_OUTPUT: &[u8] = b"Username: Password: Authenticated as alice.\r\n";
-const REQUEST: &[u8] =
-    b"GET /x HTTP/1.1\r\nHost: s\r\nAuthorization: Basic YWxpY2U6d29uZGVybGFuZA==\r\n\r\n";
-/// The request as the server must get it.
-const STRIPPED: &[u8] = b"GET /x HTTP/1.1\r\nHost: s\r\n\r\n";
-const RESPONSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n";
 
 // ---------------------------------------------------------------------------------------------
 // The matrix

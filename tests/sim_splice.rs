@@ -46,6 +46,7 @@ use common::config::SynCookies;
 use common::conn::{Conn, ConnFlags};
 use control::verifier::{CheckFn, Verifier};
 use dataplane::worker::WorkerCounters;
+use sim::script::*;
 use sim::{assert_stream, payload, stream_id, Dir, EpId, Fate, Faults, Hop, Outcome, SegInfo, Sim};
 use smoltcp::socket::tcp::State;
 
@@ -59,24 +60,6 @@ const MAX_STEPS: u64 = 200_000;
 const FAULTS_TX_BUFFER: usize = 64 * KIB;
 /// The drain's limit (control/src/proxy/conn.rs).
 const DRAIN_TIMEOUT_MS: u64 = control::proxy::conn::DRAIN_TIMEOUT_MS;
-
-/// The server's first bytes (9000, 9001, 2323).
-const BANNER: &[u8] = b"220 server ready\r\n";
-/// The client's first bytes (9000, 9001): sent at once, so they meet the drain.
-const HELLO: &[u8] = b"hello from the client\r\n";
-/// The client's bytes in the segment of its password (2323): relayed to the server by the
-/// box before the splice.
-const LEFTOVER: &[u8] = b"first command after the password\r\n";
-const PASSWORD_LINE: &[u8] = b"wonderland\r\n";
-/// What the box consumes from the client on 2323, and what it says itself.
-const LINE_CREDENTIALS: &[u8] = b"alice\r\nwonderland\r\n";
-const LINE_OUTPUT: &[u8] = b"Username: Password: Authenticated as alice.\r\n";
-const WELCOME: &[u8] = b"Authenticated as alice.\r\n";
-const REQUEST: &[u8] =
-    b"GET /x HTTP/1.1\r\nHost: s\r\nAuthorization: Basic YWxpY2U6d29uZGVybGFuZA==\r\n\r\n";
-/// The request as the server must get it.
-const STRIPPED: &[u8] = b"GET /x HTTP/1.1\r\nHost: s\r\n\r\n";
-const RESPONSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {

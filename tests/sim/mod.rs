@@ -1635,3 +1635,26 @@ pub fn assert_stream(seed: u64, what: &str, expected: &[u8], got: &[u8]) {
         got.len()
     );
 }
+
+/// What the simulated client and server say around a login, shared by the simulations that
+/// log in with `line` or `http-basic` and exchange first bytes.
+pub mod script {
+    /// The server's first bytes (`none`, `line`).
+    pub const BANNER: &[u8] = b"220 server ready\r\n";
+    /// The client's first bytes (`none`): sent at once, so they meet the drain.
+    pub const HELLO: &[u8] = b"hello from the client\r\n";
+    /// The client's bytes after its password (`line`): relayed to the server by the box
+    /// before the splice.
+    pub const LEFTOVER: &[u8] = b"first command after the password\r\n";
+    pub const PASSWORD_LINE: &[u8] = b"wonderland\r\n";
+    /// What the box consumes from the client on `line`, and what it says itself.
+    pub const LINE_CREDENTIALS: &[u8] = b"alice\r\nwonderland\r\n";
+    pub const LINE_OUTPUT: &[u8] = b"Username: Password: Authenticated as alice.\r\n";
+    pub const WELCOME: &[u8] = b"Authenticated as alice.\r\n";
+    pub const REQUEST: &[u8] =
+        b"GET /x HTTP/1.1\r\nHost: s\r\nAuthorization: Basic YWxpY2U6d29uZGVybGFuZA==\r\n\r\n";
+    /// The request as the server must get it (the credentials taken out).
+    pub const STRIPPED: &[u8] = b"GET /x HTTP/1.1\r\nHost: s\r\n\r\n";
+    pub const RESPONSE_HEAD: &[u8] =
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n";
+}
