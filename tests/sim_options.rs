@@ -71,6 +71,7 @@ use std::time::Duration;
 
 use common::config::{Action, AuthMethod, Cidr, PortRange, Protocol, Rule, SplicePoint, Zone};
 use common::conn::{Conn, ConnFlags, Xlate};
+use sim::expect_from_box;
 use sim::script::*;
 use sim::{
     assert_stream, payload, stream_id, Dir, EpId, Fate, Faults, Hop, HostOptions, Outcome, SegInfo,
@@ -78,9 +79,7 @@ use sim::{
 };
 use smoltcp::iface::{Config as IfaceConfig, Interface};
 use smoltcp::time::Instant;
-use smoltcp::wire::{
-    EthernetFrame, HardwareAddress, IpAddress, IpCidr, Ipv4Packet, TcpOption, TcpPacket,
-};
+use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
 
 const KIB: usize = 1024;
 /// Steps allowed per phase: far more than any run takes.
@@ -368,29 +367,13 @@ impl std::fmt::Display for Seg {
 
 fn parse(hop: Hop, t_ms: u64, frame: &[u8]) -> Option<Seg> {
     let info = sim::seg_info(frame)?;
-    let eth = EthernetFrame::new_checked(frame).ok()?;
-    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
-    let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
-    let mut mss = None;
-    let mut opts = tcp.options();
-    while !opts.is_empty() {
-        let Ok((rest, o)) = TcpOption::parse(opts) else {
-            break;
-        };
-        match o {
-            TcpOption::EndOfList => break,
-            TcpOption::MaxSegmentSize(m) => mss = Some(m),
-            _ => {}
-        }
-        opts = rest;
-    }
     Some(Seg {
         hop,
         t_ms,
+        opts_len: info.opts_len,
+        mss: info.mss,
+        ttl: info.ttl,
         info,
-        opts_len: usize::from(tcp.header_len()) - 20,
-        mss,
-        ttl: ip.hop_limit(),
     })
 }
 
@@ -492,21 +475,6 @@ impl Run {
             .map(|e| format!("  {e}\n"))
             .collect()
     }
-}
-
-/// Steps until `ep` has received at least `want.len()` bytes, and checks they start with it.
-fn expect_from_box(sim: &mut Sim, ep: EpId, want: &[u8], what: &str) {
-    let n = want.len();
-    sim.run_until(what, MAX_STEPS, |s| s.received(ep).len() >= n);
-    let got = &sim.received(ep)[..n];
-    assert!(
-        got == want,
-        "seed {}: {what}: expected {:?}, got {:?}\n{}",
-        sim.seed,
-        String::from_utf8_lossy(want),
-        String::from_utf8_lossy(got),
-        sim.report()
-    );
 }
 
 /// A new simulation with the case's hosts, a listener on its rule's port and a client

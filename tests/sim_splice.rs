@@ -46,6 +46,7 @@ use common::config::SynCookies;
 use common::conn::{Conn, ConnFlags};
 use control::verifier::{CheckFn, Verifier};
 use dataplane::worker::WorkerCounters;
+use sim::expect_from_box;
 use sim::script::*;
 use sim::{assert_stream, payload, stream_id, Dir, EpId, Fate, Faults, Hop, Outcome, SegInfo, Sim};
 use smoltcp::socket::tcp::State;
@@ -227,21 +228,6 @@ impl Run {
             .map(|e| format!("  {e}\n"))
             .collect()
     }
-}
-
-/// Steps until `ep` has received at least `want.len()` bytes, and checks they start with it.
-fn expect_from_box(sim: &mut Sim, ep: EpId, want: &[u8], what: &str) {
-    let n = want.len();
-    sim.run_until(what, MAX_STEPS, |s| s.received(ep).len() >= n);
-    let got = &sim.received(ep)[..n];
-    assert!(
-        got == want,
-        "seed {}: {what}: expected {:?}, got {:?}\n{}",
-        sim.seed,
-        String::from_utf8_lossy(want),
-        String::from_utf8_lossy(got),
-        sim.report()
-    );
 }
 
 /// A new simulation with a listener on `kind`'s port and a client connecting to it; the

@@ -745,6 +745,12 @@ pub struct SegInfo {
     pub wscale: Option<u8>,
     pub sack: Vec<(u32, u32)>,
     pub ts: Option<(u32, u32)>,
+    /// The MSS option (handshake segments).
+    pub mss: Option<u16>,
+    /// Option bytes beyond the fixed 20-byte header.
+    pub opts_len: usize,
+    /// The IPv4 TTL: the hosts and the box's legs send 64, the fast path forwards with 63.
+    pub ttl: u8,
 }
 
 /// Parses the TCP header of an Ethernet/IPv4 frame (None for anything else).
@@ -770,7 +776,7 @@ pub fn seg_info(frame: &[u8]) -> Option<SegInfo> {
             flags.push(c);
         }
     }
-    let (mut wscale, mut sack, mut ts) = (None, Vec::new(), None);
+    let (mut wscale, mut sack, mut ts, mut mss) = (None, Vec::new(), None, None);
     let mut opts = tcp.options();
     while !opts.is_empty() {
         let Ok((rest, o)) = TcpOption::parse(opts) else {
@@ -781,6 +787,7 @@ pub fn seg_info(frame: &[u8]) -> Option<SegInfo> {
             TcpOption::WindowScale(s) => wscale = Some(s),
             TcpOption::SackRange(r) => sack.extend(r.iter().flatten().copied()),
             TcpOption::TimeStamp { tsval, tsecr } => ts = Some((tsval, tsecr)),
+            TcpOption::MaxSegmentSize(m) => mss = Some(m),
             _ => {}
         }
         opts = rest;
@@ -798,6 +805,9 @@ pub fn seg_info(frame: &[u8]) -> Option<SegInfo> {
         wscale,
         sack,
         ts,
+        mss,
+        opts_len: usize::from(tcp.header_len()) - 20,
+        ttl: ip.hop_limit(),
     })
 }
 
@@ -1657,4 +1667,22 @@ pub mod script {
     pub const STRIPPED: &[u8] = b"GET /x HTTP/1.1\r\nHost: s\r\n\r\n";
     pub const RESPONSE_HEAD: &[u8] =
         b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n";
+}
+
+/// The most steps a simulation phase may take: far more than any run needs.
+pub const MAX_STEPS: u64 = 200_000;
+
+/// Steps until `ep` has received at least `want.len()` bytes, and checks they start with it.
+pub fn expect_from_box(sim: &mut Sim, ep: EpId, want: &[u8], what: &str) {
+    let n = want.len();
+    sim.run_until(what, MAX_STEPS, |s| s.received(ep).len() >= n);
+    let got = &sim.received(ep)[..n];
+    assert!(
+        got == want,
+        "seed {}: {what}: expected {:?}, got {:?}\n{}",
+        sim.seed,
+        String::from_utf8_lossy(want),
+        String::from_utf8_lossy(got),
+        sim.report()
+    );
 }
