@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmarks (DESIGN.md §7 item 4, issue 6), in one run, written to docs/BENCHMARKS.md.
+# The benchmarks (DESIGN.md §7 item 4), in one run, written to docs/BENCHMARKS.md.
 #
 #   scripts/bench.sh [--quick] [--no-e2e] [--ports af_packet|af_xdp] [--only SECTIONS]
 #

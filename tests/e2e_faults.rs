@@ -1,5 +1,5 @@
 //! The splice on a faulty wire, and the drain's two hard cases, through the real box on the
-//! namespace testbed (DESIGN.md §4, §7.3, §8, §9; issue 5 "Faults"), over `net_af_packet`:
+//! namespace testbed (DESIGN.md §4, §7.3, §8, §9), over `net_af_packet`:
 //!
 //! 1. **Wire faults** (`splices_under_wire_faults`): this kernel has no `tc netem`, so faults
 //!    come from iptables in both namespaces (`net::Faults`, `scripts/nfq_faults.py`): about 1%
@@ -12,7 +12,7 @@
 //!    proxy, no drain timeout), and the injectors must really have dropped, held and
 //!    duplicated packets.
 //!
-//!    Size: the issue's full 32 connections × 32 MiB each way (2 GiB across the box), about
+//!    Size: the full 32 connections × 32 MiB each way (2 GiB across the box), about
 //!    25 s here. DESIGN.md §8 warns that faults on a 2-core machine can make such runs slow
 //!    (50 s for eight 32 MiB uploads without SACK); with SACK and timestamps on (the Linux
 //!    defaults, which the box reconciles across the splice) the kernels recover quickly, and

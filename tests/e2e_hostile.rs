@@ -1,5 +1,5 @@
 //! Hostile input through the real box on the namespace testbed (DESIGN.md §2, §4 "Lessons",
-//! §7.3, §9; issue 5 "Hostile input"), over `net_af_packet`. Frames are crafted by the
+//! §7.3, §9), over `net_af_packet`. Frames are crafted by the
 //! project's own generator (`tests/net/frames.py`: Python's `AF_PACKET` sockets, no extra
 //! package) and sent from the namespaces straight onto the veths, so the box sees exactly
 //! those bytes.

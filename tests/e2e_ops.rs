@@ -1,4 +1,4 @@
-//! Operating the box on the namespace testbed (issue 7), over `net_af_packet`, in one box run
+//! Operating the box on the namespace testbed, over `net_af_packet`, in one box run
 //! on a copy of `config/testbed.yaml` with `--stats-period 1`:
 //!
 //! 1. while a paced upload through the auth-`none` splice on 9000 runs:

@@ -1,5 +1,5 @@
 //! The fast path: poll-mode workers that own sharded flow tables, inspect every packet
-//! statefully and rewrite spliced flows by their deltas. Built in the issue "The box forwards".
+//! statefully and rewrite spliced flows by their deltas.
 #![deny(unsafe_code)]
 
 pub mod context;

@@ -1,4 +1,4 @@
-//! `ct-bench`: the fast-path benchmarks of `scripts/bench.sh` (DESIGN.md §7 item 4, issue 6).
+//! `ct-bench`: the fast-path benchmarks of `scripts/bench.sh` (DESIGN.md §7 item 4).
 //!
 //! ```text
 //! ct-bench fastpath --flows N --size BYTES [--runs R] [--seconds S] [--warmup S]

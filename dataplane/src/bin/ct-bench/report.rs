@@ -323,7 +323,7 @@ fn e2e_markdown(r: &Results) -> String {
     s
 }
 
-/// The targets against what this run measured.
+/// The targets the team set for the fast path against what this run measured.
 fn targets_markdown(r: &Results) -> String {
     let m1 = 1 << 20;
     let e2e = |k: &str| r.median("e2e", k, 0, 0, "gbps");
