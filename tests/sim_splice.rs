@@ -1171,6 +1171,56 @@ fn data_during_the_drain_is_stripped_and_resent_through_the_fast_path() {
     );
 }
 
+/// A client that sends its first data and closes while the box drains (`line`: its segments
+/// are held back 300 ms after the welcome, so they meet the drain): the FIN is held back like
+/// the data, the connection is still spliced (not kept as a full proxy), and data and FIN
+/// reach the server through the fast path; the server closes too, and both ends finish.
+#[test]
+fn a_fin_during_the_drain_is_held_back_and_the_connection_still_spliced() {
+    for seed in [45, 46, 47] {
+        let mut run = start_with(Kind::Line, seed, Faults::NONE, |w| {
+            w.hold_client_after_welcome = Some(300)
+        });
+        // Small enough to go with the FIN in the segment that also acknowledges the welcome:
+        // the drain is waiting for that acknowledgement, so the FIN meets it.
+        let during = payload(seed, 98, 100);
+        let (client, server) = (run.client, run.server);
+        run.sim.send(client, &during);
+        run.sim.close_when_sent(client);
+        run.c2s.extend_from_slice(&during);
+        let at = splice(&mut run);
+        let fin_to_control = run.sim.trace[..at.trace_len].iter().any(|e| {
+            e.hop == Hop::ClientToBox
+                && e.outcome == Outcome::ToControl
+                && e.seg.as_ref().is_some_and(|s| s.flags.contains('F'))
+        });
+        assert!(
+            fin_to_control,
+            "seed {seed}: the client's FIN did not meet the drain\n{}",
+            run.last_segments(30)
+        );
+        let want = run.c2s.clone();
+        run.sim
+            .run_until("the server gets the data and the FIN", MAX_STEPS, |s| {
+                s.received(server).len() >= want.len()
+                    && s.state(server) == smoltcp::socket::tcp::State::CloseWait
+            });
+        assert_eq!(run.sim.received(server), &want[..], "seed {seed}");
+        run.sim.close_when_sent(server);
+        run.sim.run_until("both ends finish", MAX_STEPS, |s| {
+            s.is_finished(client) && s.is_finished(server)
+        });
+        let c = run.sim.proxy_connections();
+        assert_eq!(
+            (c.spliced, c.fallback, c.full_proxy, c.drain_timeout),
+            (1, 0, 0, 0),
+            "seed {seed}: (spliced, fallback, full_proxy, drain_timeout)\n{}",
+            run.sim.report()
+        );
+        assert_no_drops(&run);
+    }
+}
+
 /// The box's client leg lets the client have up to 128 KiB in flight, the server's own window
 /// is 16 KiB: a client that keeps writing through the drain is still far ahead of the server
 /// once spliced, and the server's first answers acknowledge data more than its window behind
