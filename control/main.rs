@@ -76,6 +76,40 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// A running box's logins (the authentication cache): list them, or end them so that
+    /// the next connection from that client is asked again.
+    Auth {
+        #[command(subcommand)]
+        action: AuthAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuthAction {
+    /// User, client, method, since when, idle for how long, connections that used it
+    /// (telemetry `/cutthrough/auth`).
+    List {
+        /// The raw JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// End the logins of a client address, of a user, or all of them (telemetry
+    /// `/cutthrough/auth_clear`).
+    Clear {
+        /// The client's address.
+        #[arg(required_unless_present_any = ["user", "all"], conflicts_with_all = ["user", "all"])]
+        client: Option<String>,
+        /// Every login of this user.
+        #[arg(long, conflicts_with = "all")]
+        user: Option<String>,
+        /// Every login.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        target: Target,
+    },
 }
 
 /// Which box to ask.
@@ -128,6 +162,89 @@ fn main() -> ExitCode {
             filter,
             target,
         } => flows(json, limit, filter.as_deref(), &target),
+        Command::Auth {
+            action: AuthAction::List { json, target },
+        } => auth_list(json, &target),
+        Command::Auth {
+            action:
+                AuthAction::Clear {
+                    client,
+                    user,
+                    all,
+                    target,
+                },
+        } => {
+            let params = match (client, user, all) {
+                (_, _, true) => "all".to_string(),
+                (_, Some(u), _) => format!("user={u}"),
+                (Some(c), _, _) => c,
+                (None, None, false) => unreachable!("clap requires one"),
+            };
+            auth_clear(&params, &target)
+        }
+    }
+}
+
+/// Sends one telemetry command and returns its answer, or prints why not.
+fn ask(target: &Target, command: &str) -> Result<serde_json::Value, ExitCode> {
+    let mut tel = target.connect()?;
+    match tel.command(command) {
+        Ok(serde_json::Value::Null) => {
+            eprintln!("the box did not answer {command} in time");
+            Err(ExitCode::FAILURE)
+        }
+        Ok(serde_json::Value::String(e)) => {
+            eprintln!("{command}: {e}");
+            Err(ExitCode::from(EXIT_BAD_INPUT))
+        }
+        Ok(v) => Ok(v),
+        Err(e) => {
+            eprintln!("{e}");
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn auth_list(json: bool, target: &Target) -> ExitCode {
+    let value = match ask(target, "/cutthrough/auth") {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
+        return ExitCode::SUCCESS;
+    }
+    let logins = value["logins"].as_array().cloned().unwrap_or_default();
+    println!(
+        "{:<16} {:<16} {:<11} {:>9} {:>9} {:>11}",
+        "user", "client", "method", "since s", "idle s", "connections"
+    );
+    for l in &logins {
+        let secs = |k: &str| l[k].as_u64().unwrap_or(0) as f64 / 1000.0;
+        println!(
+            "{:<16} {:<16} {:<11} {:>9.1} {:>9.1} {:>11}",
+            l["user"].as_str().unwrap_or("?"),
+            l["client"].as_str().unwrap_or("?"),
+            l["method"].as_str().unwrap_or("?"),
+            secs("since_ms"),
+            secs("idle_ms"),
+            l["connections"].as_u64().unwrap_or(0)
+        );
+    }
+    println!("{} login(s)", logins.len());
+    ExitCode::SUCCESS
+}
+
+fn auth_clear(params: &str, target: &Target) -> ExitCode {
+    match ask(target, &format!("/cutthrough/auth_clear,{params}")) {
+        Ok(v) => {
+            println!("{} login(s) ended", v["ended"].as_u64().unwrap_or(0));
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
     }
 }
 

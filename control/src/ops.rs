@@ -232,6 +232,37 @@ pub struct Hub {
     flows_wanted: AtomicBool,
     /// One flow request at a time.
     flow_requests: Mutex<()>,
+    auth_ready: Condvar,
+    auth_wanted: AtomicBool,
+    /// One login request at a time.
+    auth_requests: Mutex<()>,
+}
+
+/// What an operator asks of the logins (`/cutthrough/auth`, `/cutthrough/auth_clear`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthOp {
+    List,
+    Clear(crate::auth::Clear),
+}
+
+impl AuthOp {
+    /// The parameters of `/cutthrough/auth_clear`: `all`, `user=NAME` or a client address.
+    pub fn parse_clear(params: &str) -> Result<AuthOp, String> {
+        use crate::auth::Clear;
+        let p = params.trim();
+        if p == "all" {
+            return Ok(AuthOp::Clear(Clear::All));
+        }
+        if let Some(user) = p.strip_prefix("user=") {
+            if user.is_empty() {
+                return Err("user= needs a name".into());
+            }
+            return Ok(AuthOp::Clear(Clear::User(user.to_string())));
+        }
+        common::config::parse_ipv4(p)
+            .map(|a| AuthOp::Clear(Clear::Client(a)))
+            .map_err(|_| format!("`{p}`: expected all, user=NAME or a client's IPv4 address"))
+    }
 }
 
 #[derive(Default)]
@@ -242,6 +273,9 @@ struct HubState {
     query: Option<FlowQuery>,
     listing: FlowListing,
     listings: u64,
+    auth_op: Option<AuthOp>,
+    auth_reply: serde_json::Value,
+    auth_answers: u64,
 }
 
 impl Hub {
@@ -294,6 +328,47 @@ impl Hub {
                 .0;
         }
         st.listing.clone()
+    }
+
+    /// `/cutthrough/auth` and `/cutthrough/auth_clear`: asks control (which owns the logins)
+    /// and waits for its answer, at most `wait`; `null` on a timeout. Runs on a telemetry
+    /// thread.
+    pub fn auth(&self, op: AuthOp, wait: Duration) -> serde_json::Value {
+        let _one = self.auth_requests.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = self.lock();
+        let before = st.auth_answers;
+        st.auth_op = Some(op);
+        self.auth_wanted.store(true, Ordering::Release);
+        let deadline = Instant::now() + wait;
+        while st.auth_answers == before {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                st.auth_op = None;
+                return serde_json::Value::Null;
+            }
+            st = self
+                .auth_ready
+                .wait_timeout(st, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        st.auth_reply.clone()
+    }
+
+    /// Control: the pending login request, if any (one atomic load when there is none).
+    pub fn take_auth_op(&self) -> Option<AuthOp> {
+        if !self.auth_wanted.swap(false, Ordering::AcqRel) {
+            return None;
+        }
+        self.lock().auth_op.take()
+    }
+
+    /// Control: the answer to the waiting login request.
+    pub fn publish_auth(&self, reply: serde_json::Value) {
+        let mut st = self.lock();
+        st.auth_reply = reply;
+        st.auth_answers += 1;
+        self.auth_ready.notify_all();
     }
 
     /// Control: the pending flow request, if any (one atomic load when there is none).
@@ -524,6 +599,16 @@ impl Ops {
         }
         self.send_reloads(rings);
         self.gather_flows(plane, rings);
+        if let Some(op) = self.hub.take_auth_op() {
+            let now = plane.clock();
+            let reply = match op {
+                AuthOp::List => serde_json::json!({ "logins": plane.proxy.logins(now) }),
+                AuthOp::Clear(which) => {
+                    serde_json::json!({ "ended": plane.proxy.clear_logins(&which, now) })
+                }
+            };
+            self.hub.publish_auth(reply);
+        }
         let now = Instant::now();
         let print_due = self.next_print.is_some_and(|t| now >= t);
         if now < self.next_refresh && !print_due {

@@ -101,6 +101,11 @@ impl<P: Packet> ControlPlane<P> {
         }
     }
 
+    /// The participating stack's clock (milliseconds).
+    pub fn clock(&self) -> u64 {
+        self.clock
+    }
+
     /// When a connection timer of the participating stack is next due, in the `now_ms` frame
     /// of [`ControlPlane::poll`] (it is acted on at the first tick from then): a simulation
     /// that skips idle time must not skip past it.

@@ -27,7 +27,7 @@ use dataplane::ring::Rings;
 use dataplane::worker::Worker;
 
 use crate::eal_args;
-use crate::ops::{FlowQuery, Hub, IoCounters, Ops, OpsConfig, FLOW_TIMEOUT};
+use crate::ops::{json_to_tel, AuthOp, FlowQuery, Hub, IoCounters, Ops, OpsConfig, FLOW_TIMEOUT};
 use crate::plane::{ControlPlane, RingIo};
 use crate::stats::{PortCounters, Stats};
 use crate::verifier::{self, Verifier};
@@ -97,6 +97,23 @@ fn register_telemetry(eal: &Eal, hub: &Arc<Hub>) -> Result<(), DpdkError> {
         "Flows: quad, phase, deltas, state, idle time. Parameters: [LIMIT][,CIDR|PORT|CIDR:PORT]",
         move |params| match FlowQuery::parse(params) {
             Ok(q) => h.flows(q, FLOW_TIMEOUT * 2).to_tel(),
+            Err(e) => TelValue::Str(e),
+        },
+    )?;
+    let h = Arc::clone(hub);
+    telemetry::register(
+        eal,
+        "/cutthrough/auth",
+        "Logins: user, client, method, since, idle, connections. No parameters",
+        move |_| json_to_tel(&h.auth(AuthOp::List, FLOW_TIMEOUT * 2)),
+    )?;
+    let h = Arc::clone(hub);
+    telemetry::register(
+        eal,
+        "/cutthrough/auth_clear",
+        "Ends logins. Parameter: all, user=NAME or a client address",
+        move |params| match AuthOp::parse_clear(params) {
+            Ok(op) => json_to_tel(&h.auth(op, FLOW_TIMEOUT * 2)),
             Err(e) => TelValue::Str(e),
         },
     )

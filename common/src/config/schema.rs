@@ -144,6 +144,7 @@ pub(crate) struct RawUser {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawAuth {
     pub cache_timeout: Option<Scalar>,
+    pub cache_idle: Option<Scalar>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -182,6 +182,7 @@ fn everything_explicit() {
   timeouts: {syn_sent: 30s, established: 1d, udp: 45, icmp: 500ms, close: 1m, time_wait: 2h}
 auth:
   cache_timeout: 10m
+  cache_idle: 90s
 "));
     let i = &c.interfaces.inside;
     assert_eq!(i.mac, Some(MacAddr([2, 0, 0, 0, 0, 1])));
@@ -197,6 +198,7 @@ auth:
     assert_eq!(t.time_wait, Duration::from_secs(7200));
     assert_eq!(t.syn_recv, Timeouts::default().syn_recv);
     assert_eq!(c.auth.cache_timeout, Duration::from_secs(600));
+    assert_eq!(c.auth.cache_idle, Some(Duration::from_secs(90)));
 }
 
 #[test]

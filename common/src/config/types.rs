@@ -183,14 +183,18 @@ impl Default for Timeouts {
 /// Settings of the authenticators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Auth {
-    /// How long a successful authentication is remembered for the client address.
+    /// How long a successful authentication is remembered for the client address (an
+    /// absolute timeout: using the login does not extend it).
     pub cache_timeout: Duration,
+    /// A login no connection has used for this long is forgotten earlier; `None`: never.
+    pub cache_idle: Option<Duration>,
 }
 
 impl Default for Auth {
     fn default() -> Self {
         Auth {
             cache_timeout: Duration::from_secs(300),
+            cache_idle: None,
         }
     }
 }

@@ -92,6 +92,10 @@ pub(crate) fn validate(raw: RawConfig) -> Res<Config> {
             raw.auth.cache_timeout.as_ref(),
             Auth::default().cache_timeout,
         )?,
+        cache_idle: match &raw.auth.cache_idle {
+            None => None,
+            Some(s) => Some(at("auth.cache_idle", duration::parse(&s.0))?),
+        },
     };
 
     let proxy = proxy(&raw.proxy)?;

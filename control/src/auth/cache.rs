@@ -1,7 +1,10 @@
 //! The authentication cache (the PIX/ASA "uauth" cache): a successful authentication is
 //! remembered per client address and method for a fixed time from the moment it happened
-//! (an absolute timeout; using the entry does not extend it), so later connections from that
-//! address to a rule with the same method skip the prompt.
+//! (an absolute timeout, `auth.cache_timeout`; using the entry does not extend it), and
+//! forgotten earlier if no connection uses it for `auth.cache_idle`, so later connections
+//! from that address to a rule with the same method skip the prompt. An operator lists the
+//! logins and ends them (`show uauth` / `clear uauth`: [`AuthCache::logins`],
+//! [`AuthCache::clear`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -18,7 +21,32 @@ type Key = (Ipv4Addr, AuthMethod);
 struct Entry {
     user: String,
     at_ms: u64,
+    /// When a connection last used it (or it was made).
+    used_ms: u64,
+    /// Connections that skipped the prompt because of it.
+    connections: u64,
     stamp: u64,
+}
+
+/// One login as an operator sees it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Login {
+    pub user: String,
+    pub client: String,
+    pub method: String,
+    /// Milliseconds since the login, and since a connection last used it.
+    pub since_ms: u64,
+    pub idle_ms: u64,
+    /// Connections that used it without a prompt.
+    pub connections: u64,
+}
+
+/// Which logins [`AuthCache::clear`] ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Clear {
+    Client(Ipv4Addr),
+    User(String),
+    All,
 }
 
 /// Successful authentications by (client address, method). Bounded: when full, remembering
@@ -26,6 +54,8 @@ struct Entry {
 #[derive(Debug, Clone)]
 pub struct AuthCache {
     timeout_ms: u64,
+    /// `auth.cache_idle` (0: no idle timeout).
+    idle_ms: u64,
     capacity: usize,
     entries: HashMap<Key, Entry>,
     /// Remember stamp → key, oldest first: the eviction and purge order.
@@ -44,6 +74,7 @@ impl AuthCache {
     pub fn with_capacity(timeout_ms: u64, capacity: usize) -> Self {
         AuthCache {
             timeout_ms,
+            idle_ms: 0,
             capacity: capacity.max(1),
             entries: HashMap::new(),
             order: BTreeMap::new(),
@@ -51,9 +82,18 @@ impl AuthCache {
         }
     }
 
-    /// A cache with the configured timeout (`auth.cache_timeout`) and the default capacity.
+    /// A cache with the configured timeouts (`auth.cache_timeout`, `auth.cache_idle`) and
+    /// the default capacity.
     pub fn from_config(auth: &Auth) -> Self {
-        AuthCache::new(duration_ms(auth.cache_timeout))
+        let mut c = AuthCache::new(0);
+        c.set_timeouts(auth);
+        c
+    }
+
+    /// Applies new timeouts (a reload) to every login at once, those already made included.
+    pub fn set_timeouts(&mut self, auth: &Auth) {
+        self.timeout_ms = duration_ms(auth.cache_timeout);
+        self.idle_ms = auth.cache_idle.map_or(0, duration_ms);
     }
 
     /// Remembers that `client` authenticated as `user` with `method` at `now_ms` (replacing
@@ -80,22 +120,86 @@ impl AuthCache {
             Entry {
                 user: user.to_owned(),
                 at_ms: now_ms,
+                used_ms: now_ms,
+                connections: 0,
                 stamp,
             },
         );
         self.order.insert(stamp, key);
     }
 
-    /// The user `client` authenticated as with `method`, if that is less than the timeout ago.
+    /// The user `client` authenticated as with `method`, if that is less than the timeout ago
+    /// (and, with an idle timeout, a connection used it less than that ago).
     pub fn lookup(&self, client: Ipv4Addr, method: AuthMethod, now_ms: u64) -> Option<&str> {
         let e = self.entries.get(&(client, method))?;
         self.live(e, now_ms).then_some(e.user.as_str())
     }
 
-    /// Drops the expired entries (call it from a timer).
+    /// [`AuthCache::lookup`] for a connection that skips the prompt because of the login:
+    /// counted, and the login's idle time starts again.
+    pub fn use_login(
+        &mut self,
+        client: Ipv4Addr,
+        method: AuthMethod,
+        now_ms: u64,
+    ) -> Option<String> {
+        let (timeout_ms, idle_ms) = (self.timeout_ms, self.idle_ms);
+        let e = self.entries.get_mut(&(client, method))?;
+        if !live(timeout_ms, idle_ms, e, now_ms) {
+            return None;
+        }
+        e.used_ms = now_ms;
+        e.connections += 1;
+        Some(e.user.clone())
+    }
+
+    /// The live logins, oldest first.
+    pub fn logins(&self, now_ms: u64) -> Vec<Login> {
+        self.order
+            .values()
+            .filter_map(|k| Some((k, self.entries.get(k)?)))
+            .filter(|(_, e)| self.live(e, now_ms))
+            .map(|((client, method), e)| Login {
+                user: e.user.clone(),
+                client: client.to_string(),
+                method: method.to_string(),
+                since_ms: now_ms.saturating_sub(e.at_ms),
+                idle_ms: now_ms.saturating_sub(e.used_ms),
+                connections: e.connections,
+            })
+            .collect()
+    }
+
+    /// Ends the logins `which` names; returns how many live ones it ended.
+    pub fn clear(&mut self, which: &Clear, now_ms: u64) -> usize {
+        let (timeout_ms, idle_ms) = (self.timeout_ms, self.idle_ms);
+        let mut ended = 0;
+        let mut keep = |(addr, _): &Key, e: &Entry| {
+            let hit = match which {
+                Clear::Client(c) => addr == c,
+                Clear::User(u) => e.user == *u,
+                Clear::All => true,
+            };
+            ended += usize::from(hit && live(timeout_ms, idle_ms, e, now_ms));
+            !hit
+        };
+        let order = &mut self.order;
+        self.entries.retain(|key, e| {
+            let k = keep(key, e);
+            if !k {
+                order.remove(&e.stamp);
+            }
+            k
+        });
+        ended
+    }
+
+    /// Drops the entries past their absolute timeout (call it from a timer). An entry that
+    /// went idle before stays until then, unused and unlisted (its absolute timeout bounds
+    /// it, and this stays a walk over expired entries only).
     pub fn purge(&mut self, now_ms: u64) {
         while let Some((&stamp, key)) = self.order.first_key_value() {
-            if self.live(&self.entries[key], now_ms) {
+            if now_ms.saturating_sub(self.entries[key].at_ms) < self.timeout_ms {
                 break;
             }
             let key = *key;
@@ -125,6 +229,10 @@ impl AuthCache {
         });
     }
 
+    pub fn idle_ms(&self) -> u64 {
+        self.idle_ms
+    }
+
     /// Entries held (expired ones included until `purge`).
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -139,8 +247,13 @@ impl AuthCache {
     }
 
     fn live(&self, e: &Entry, now_ms: u64) -> bool {
-        now_ms.saturating_sub(e.at_ms) < self.timeout_ms
+        live(self.timeout_ms, self.idle_ms, e, now_ms)
     }
+}
+
+fn live(timeout_ms: u64, idle_ms: u64, e: &Entry, now_ms: u64) -> bool {
+    now_ms.saturating_sub(e.at_ms) < timeout_ms
+        && (idle_ms == 0 || now_ms.saturating_sub(e.used_ms) < idle_ms)
 }
 
 fn duration_ms(d: Duration) -> u64 {
@@ -252,5 +365,66 @@ mod tests {
         c.remember(C1, AuthMethod::Line, "alice", 0);
         assert_eq!(c.lookup(C1, AuthMethod::Line, 0), None);
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn idle_logins_expire_and_use_restarts_the_idle_time() {
+        let mut c = AuthCache::with_capacity(10_000, 16);
+        c.set_timeouts(&Auth {
+            cache_timeout: Duration::from_millis(10_000),
+            cache_idle: Some(Duration::from_millis(1_000)),
+        });
+        c.remember(C1, AuthMethod::Line, "alice", 0);
+        assert_eq!(
+            c.use_login(C1, AuthMethod::Line, 900).as_deref(),
+            Some("alice")
+        );
+        assert_eq!(
+            c.lookup(C1, AuthMethod::Line, 1_800),
+            Some("alice"),
+            "used at 900"
+        );
+        assert_eq!(c.lookup(C1, AuthMethod::Line, 1_900), None, "idle for 1 s");
+        assert!(c.logins(1_900).is_empty(), "an idle login is not listed");
+        assert_eq!(c.use_login(C1, AuthMethod::Line, 1_900), None);
+    }
+
+    #[test]
+    fn logins_are_listed_and_cleared_by_client_user_or_all() {
+        let mut c = AuthCache::with_capacity(10_000, 16);
+        c.remember(C1, AuthMethod::Line, "alice", 0);
+        c.remember(C1, AuthMethod::HttpBasic, "alice", 10);
+        c.remember(C2, AuthMethod::Line, "bob", 20);
+        c.use_login(C2, AuthMethod::Line, 50);
+        let l = c.logins(100);
+        assert_eq!(l.len(), 3);
+        assert_eq!(
+            (
+                l[2].user.as_str(),
+                l[2].client.as_str(),
+                l[2].method.as_str()
+            ),
+            ("bob", "198.18.0.2", "line")
+        );
+        assert_eq!((l[2].since_ms, l[2].idle_ms, l[2].connections), (80, 50, 1));
+        assert_eq!(c.clear(&Clear::Client(C1), 100), 2);
+        assert_eq!(c.lookup(C1, AuthMethod::Line, 100), None);
+        assert_eq!(c.clear(&Clear::User("alice".into()), 100), 0);
+        assert_eq!(c.clear(&Clear::User("bob".into()), 100), 1);
+        c.remember(C1, AuthMethod::Line, "alice", 200);
+        assert_eq!(c.clear(&Clear::All, 200), 1);
+        assert!(c.is_empty() && c.order.is_empty());
+    }
+
+    #[test]
+    fn a_reload_applies_new_timeouts_to_logins_already_made() {
+        let mut c = AuthCache::from_config(&Auth::default());
+        c.remember(C1, AuthMethod::Line, "alice", 0);
+        assert!(c.lookup(C1, AuthMethod::Line, 60_000).is_some());
+        c.set_timeouts(&Auth {
+            cache_timeout: Duration::from_secs(30),
+            cache_idle: None,
+        });
+        assert_eq!(c.lookup(C1, AuthMethod::Line, 60_000), None);
     }
 }

@@ -23,7 +23,7 @@ mod http;
 mod line;
 
 pub use attempt::{Credentials, Verdict};
-pub use cache::{AuthCache, DEFAULT_CACHE_CAPACITY};
+pub use cache::{AuthCache, Clear, Login, DEFAULT_CACHE_CAPACITY};
 pub use http::{HttpBasic, HttpStep, MAX_HEAD, REALM};
 pub use line::{
     LineAuth, LineOutcome, LineStep, LOGIN_INCORRECT, MAX_FAILURES, MAX_LINE, NOT_CHECKED,

@@ -279,3 +279,50 @@ fn sighup_reload_good_and_bad() {
         if d.iter().any(|(k, v)| k == "last_reload"
             && matches!(v, TelValue::Str(s) if s.starts_with("refused: ")))));
 }
+
+#[test]
+fn login_clear_parameters() {
+    use crate::auth::Clear;
+    use crate::ops::AuthOp;
+    assert_eq!(AuthOp::parse_clear("all"), Ok(AuthOp::Clear(Clear::All)));
+    assert_eq!(
+        AuthOp::parse_clear("user=alice"),
+        Ok(AuthOp::Clear(Clear::User("alice".into())))
+    );
+    assert_eq!(
+        AuthOp::parse_clear(" 198.18.0.1 "),
+        Ok(AuthOp::Clear(Clear::Client(common::wire::Ipv4Addr::new(
+            198, 18, 0, 1
+        ))))
+    );
+    for bad in ["", "user=", "198.18.0", "everyone"] {
+        assert!(AuthOp::parse_clear(bad).is_err(), "{bad:?}");
+    }
+}
+
+/// A login request waits for control's answer (here, a thread playing control) and a
+/// request nobody answers comes back empty-handed after its deadline, never hangs.
+#[test]
+fn a_login_request_is_answered_by_control_or_times_out() {
+    use crate::ops::AuthOp;
+    let hub = std::sync::Arc::new(Hub::default());
+    let h = std::sync::Arc::clone(&hub);
+    let control = std::thread::spawn(move || {
+        for _ in 0..2000 {
+            if let Some(op) = h.take_auth_op() {
+                assert_eq!(op, AuthOp::List);
+                h.publish_auth(serde_json::json!({ "logins": [] }));
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        false
+    });
+    let v = hub.auth(AuthOp::List, std::time::Duration::from_secs(5));
+    assert!(control.join().unwrap());
+    assert_eq!(v, serde_json::json!({ "logins": [] }));
+    let t0 = std::time::Instant::now();
+    let none = hub.auth(AuthOp::List, std::time::Duration::from_millis(50));
+    assert_eq!(none, serde_json::Value::Null);
+    assert!(t0.elapsed() < std::time::Duration::from_secs(2));
+}

@@ -137,6 +137,8 @@ pub struct ProxyConn {
     drain_timeout_ms: u64,
     /// The server's SYN-ACK options were reported (see [`Events::server_options`]).
     server_learnt: bool,
+    /// The name of the login attempt being verified (for its accounting line).
+    attempting: Option<String>,
 }
 
 impl ProxyConn {
@@ -203,6 +205,7 @@ impl ProxyConn {
             held_tsval: [None; 2],
             drain_timeout_ms: DRAIN_TIMEOUT_MS,
             server_learnt: false,
+            attempting: None,
         };
         if open {
             c.connect_server(ts, now);
@@ -499,13 +502,17 @@ impl ProxyConn {
                 }
                 let mut step = l.feed_deferred(&input, env.limiter, env.now_ms);
                 if let Some(v) = verdict {
+                    account(&key, AuthMethod::Line, self.attempting.take(), &v);
                     step.append(l.resume(v, env.limiter, env.now_ms));
                 }
                 while let Some(c) = step.verify.take() {
+                    let name = String::from_utf8_lossy(&c.name).into_owned();
                     let Some(v) = submit(env, key, &mut self.verifying, &mut self.deferred, c)
                     else {
+                        self.attempting = Some(name);
                         break;
                     };
+                    account(&key, AuthMethod::Line, Some(name), &v);
                     step.append(l.resume(v, env.limiter, env.now_ms));
                 }
                 self.to_client.extend(step.output);
@@ -534,12 +541,20 @@ impl ProxyConn {
                 }
                 let mut step = h.feed_deferred(&input, env.limiter, env.now_ms, client);
                 if let Some(v) = verdict {
+                    account(&key, AuthMethod::HttpBasic, self.attempting.take(), &v);
                     step = h.resume(v, env.limiter, env.now_ms, client);
                 }
                 if let HttpStep::Verify(c) = step {
+                    let name = String::from_utf8_lossy(&c.name).into_owned();
                     step = match submit(env, key, &mut self.verifying, &mut self.deferred, c) {
-                        Some(v) => h.resume(v, env.limiter, env.now_ms, client),
-                        None => HttpStep::NeedMore,
+                        Some(v) => {
+                            account(&key, AuthMethod::HttpBasic, Some(name), &v);
+                            h.resume(v, env.limiter, env.now_ms, client)
+                        }
+                        None => {
+                            self.attempting = Some(name);
+                            HttpStep::NeedMore
+                        }
                     };
                 }
                 match step {
@@ -690,6 +705,22 @@ impl ProxyConn {
             Phase::Auth => Outcome::Continue,
         }
     }
+}
+
+/// The accounting line of one login attempt: who, from where, to what, how, and the outcome.
+fn account(key: &FlowKey, method: AuthMethod, user: Option<String>, v: &Verdict) {
+    let outcome = match v {
+        Verdict::Accepted(_) => "accepted",
+        Verdict::Refused => "refused",
+        Verdict::Unavailable => "not checked (busy)",
+    };
+    log::info!(
+        "login {outcome}: user {:?} client {} server {}:{} method {method}",
+        user.unwrap_or_default(),
+        key.src,
+        key.dst,
+        key.dport
+    );
 }
 
 /// Hands an attempt to the verifier, or keeps it in `deferred` while its address has as many

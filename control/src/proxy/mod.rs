@@ -131,7 +131,6 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn new(ctx: Arc<Context>) -> Proxy {
-        let cache_ms = ctx.config.auth.cache_timeout.as_millis() as u64;
         let users = Arc::from(ctx.config.users.as_slice());
         Proxy {
             conns: HashMap::new(),
@@ -143,7 +142,7 @@ impl Proxy {
             servers: server_options::ServerOptions::new(&ctx.config.proxy.server_options),
             cookies_signalled: false,
             limiter: RateLimiter::default(),
-            cache: AuthCache::new(cache_ms),
+            cache: AuthCache::from_config(&ctx.config.auth),
             users,
             verifier: Verifier::inline(verifier::argon2_check()),
             deferred: std::collections::VecDeque::new(),
@@ -189,6 +188,7 @@ impl Proxy {
     /// keep their method and splice point. Cached logins of users no longer configured go.
     pub fn set_context(&mut self, ctx: Arc<Context>) {
         self.cache.retain_users(&ctx.config.users);
+        self.cache.set_timeouts(&ctx.config.auth);
         self.servers.reconfigure(&ctx.config.proxy.server_options);
         self.users = Arc::from(ctx.config.users.as_slice());
         self.ctx = ctx;
@@ -355,7 +355,8 @@ impl Proxy {
             io.command(worker, Command::Remove(key));
             return false;
         }
-        let cached = auth != AuthMethod::None && self.cache.lookup(key.src, auth, now_ms).is_some();
+        let cached =
+            auth != AuthMethod::None && self.cache.use_login(key.src, auth, now_ms).is_some();
         let now = Instant::from_millis(now_ms as i64);
         let drain_ms = self.ctx.config.proxy.drain_timeout.as_millis() as u64;
         let client_mss = self.ctx.config.proxy.client_mss;
@@ -593,6 +594,19 @@ impl Proxy {
         self.connections.auth_queue_full = v.queue_full;
         self.connections.auth_discarded = v.discarded;
         self.connections.auth_pending = self.verifier.pending() as u64;
+    }
+
+    /// The live logins (`cutthrough auth list`).
+    pub fn logins(&self, now_ms: u64) -> Vec<crate::auth::Login> {
+        self.cache.logins(now_ms)
+    }
+
+    /// Ends logins (`cutthrough auth clear`): later connections from those clients are asked
+    /// again. Returns how many it ended.
+    pub fn clear_logins(&mut self, which: &crate::auth::Clear, now_ms: u64) -> usize {
+        let n = self.cache.clear(which, now_ms);
+        log::info!("logins ended by the operator ({which:?}): {n}");
+        n
     }
 
     /// Runs the connections whose timers are due and ends expired afterlives.
