@@ -177,7 +177,13 @@ fn main() -> ExitCode {
             let params = match (client, user, all) {
                 (_, _, true) => "all".to_string(),
                 (_, Some(u), _) => format!("user={u}"),
-                (Some(c), _, _) => c,
+                (Some(c), _, _) => match common::config::parse_ipv4(&c) {
+                    Ok(a) => a.to_string(),
+                    Err(e) => {
+                        eprintln!("auth clear: {e}");
+                        return ExitCode::from(EXIT_BAD_INPUT);
+                    }
+                },
                 (None, None, false) => unreachable!("clap requires one"),
             };
             auth_clear(&params, &target)
@@ -210,14 +216,12 @@ fn auth_list(json: bool, target: &Target) -> ExitCode {
         Ok(v) => v,
         Err(code) => return code,
     };
+    let logins = control::ops::logins_of(&value);
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&value).unwrap_or_default()
-        );
+        let v = serde_json::json!({ "total": value["total"], "logins": logins });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return ExitCode::SUCCESS;
     }
-    let logins = value["logins"].as_array().cloned().unwrap_or_default();
     println!(
         "{:<16} {:<16} {:<11} {:>9} {:>9} {:>11}",
         "user", "client", "method", "since s", "idle s", "connections"
@@ -234,7 +238,8 @@ fn auth_list(json: bool, target: &Target) -> ExitCode {
             l["connections"].as_u64().unwrap_or(0)
         );
     }
-    println!("{} login(s)", logins.len());
+    let total = value["total"].as_u64().unwrap_or(logins.len() as u64);
+    println!("{} login(s), {} shown", total, logins.len());
     ExitCode::SUCCESS
 }
 

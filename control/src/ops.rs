@@ -245,6 +245,35 @@ pub enum AuthOp {
     Clear(crate::auth::Clear),
 }
 
+/// Logins one telemetry reply carries at most (as flows: DPDK's reply size).
+pub const LOGINS_MAX: usize = FLOWS_MAX;
+
+/// `/cutthrough/auth`'s answer: `total`, `shown`, and the logins keyed by their index
+/// (`"0"`, `"1"`, ...): DPDK 22.11's telemetry cannot carry an object inside an array, so
+/// the rows are entries of the reply's own object, as flow listings are.
+pub fn logins_reply(logins: &[crate::auth::Login]) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    m.insert("total".into(), logins.len().into());
+    m.insert("shown".into(), logins.len().min(LOGINS_MAX).into());
+    for (i, l) in logins.iter().take(LOGINS_MAX).enumerate() {
+        m.insert(i.to_string(), serde_json::json!(l));
+    }
+    serde_json::Value::Object(m)
+}
+
+/// The logins of a [`logins_reply`], in order (in the client).
+pub fn logins_of(reply: &serde_json::Value) -> Vec<serde_json::Value> {
+    let Some(o) = reply.as_object() else {
+        return Vec::new();
+    };
+    let mut rows: Vec<(usize, serde_json::Value)> = o
+        .iter()
+        .filter_map(|(k, v)| Some((k.parse().ok()?, v.clone())))
+        .collect();
+    rows.sort_by_key(|(i, _)| *i);
+    rows.into_iter().map(|(_, v)| v).collect()
+}
+
 impl AuthOp {
     /// The parameters of `/cutthrough/auth_clear`: `all`, `user=NAME` or a client address.
     pub fn parse_clear(params: &str) -> Result<AuthOp, String> {
@@ -602,7 +631,7 @@ impl Ops {
         if let Some(op) = self.hub.take_auth_op() {
             let now = plane.clock();
             let reply = match op {
-                AuthOp::List => serde_json::json!({ "logins": plane.proxy.logins(now) }),
+                AuthOp::List => logins_reply(&plane.proxy.logins(now)),
                 AuthOp::Clear(which) => {
                     serde_json::json!({ "ended": plane.proxy.clear_logins(&which, now) })
                 }

@@ -326,3 +326,30 @@ fn a_login_request_is_answered_by_control_or_times_out() {
     assert_eq!(none, serde_json::Value::Null);
     assert!(t0.elapsed() < std::time::Duration::from_secs(2));
 }
+
+/// The listing survives DPDK's telemetry, which drops objects inside arrays: the rows are
+/// keyed by index, and the client reads them back in order.
+#[test]
+fn login_listings_survive_telemetry() {
+    use crate::auth::Login;
+    let logins: Vec<Login> = (0..12)
+        .map(|i| Login {
+            user: format!("user{i}"),
+            client: format!("198.18.0.{i}"),
+            method: "line".into(),
+            since_ms: 1000 + i,
+            idle_ms: i,
+            connections: i,
+        })
+        .collect();
+    let reply = crate::ops::logins_reply(&logins);
+    let through = tel_json(&json_to_tel(&reply).prepare());
+    let rows = crate::ops::logins_of(&through);
+    assert_eq!(rows.len(), 12, "{through}");
+    assert_eq!(
+        rows[10]["user"], "user10",
+        "in index order, not string order"
+    );
+    assert_eq!(rows[3]["connections"], 3);
+    assert_eq!(through["total"], 12);
+}
