@@ -22,7 +22,6 @@ use common::flow::{Direction, FlowKey};
 use common::rewrite::split::{plan_split, write_piece, NoSplit};
 use common::rewrite::{
     apply_ts_insert, plan_ts_insert, rewrite_frame_mapped, unrewrite_icmp_quote, Hop, RewriteError,
-    TsInsert,
 };
 use common::seq::SeqNumber;
 use common::wire::ethernet::{EtherType, EthernetFrame};
@@ -304,8 +303,8 @@ impl<Q: PortQueue> Worker<Q> {
             ForwardMode::Full => {
                 let mut resize = Resize::default();
                 let v = self.process(port, pkt.data_mut(), now_ms, hashed, &mut resize);
-                if let Some(plan) = resize.insert {
-                    self.insert_ts(&mut pkt, &plan);
+                if let Some((tsval, tsecr)) = resize.insert {
+                    self.insert_ts(&mut pkt, tsval, tsecr);
                 }
                 match (v, resize.split_at) {
                     (Verdict::Forward(out), Some(mss)) => match self.split(out, &pkt, mss) {
@@ -357,11 +356,14 @@ impl<Q: PortQueue> Worker<Q> {
         }
     }
 
-    /// Adds the planned timestamp option to a forwarded segment, in the buffer's headroom;
-    /// without room it goes on as it is (counted).
+    /// Adds a timestamp option to a forwarded segment, in the buffer's headroom; without
+    /// room, or with a malformed option list, it goes on as it is (counted).
     #[cold]
-    fn insert_ts(&mut self, pkt: &mut Q::Pkt, plan: &TsInsert) {
-        if pkt.grow_front(plan.grow) && apply_ts_insert(pkt.data_mut(), plan).is_ok() {
+    fn insert_ts(&mut self, pkt: &mut Q::Pkt, tsval: u32, tsecr: u32) {
+        let inserted = plan_ts_insert(pkt.data(), tsval, tsecr).is_some_and(|plan| {
+            pkt.grow_front(plan.grow) && apply_ts_insert(pkt.data_mut(), &plan).is_ok()
+        });
+        if inserted {
             self.counters.ts_inserted += 1;
         } else {
             self.counters.ts_insert_failed += 1;
@@ -602,10 +604,7 @@ impl<Q: PortQueue> Worker<Q> {
                 TsEdit::Strip => {
                     self.counters.ts_removed += u64::from(opts.timestamps_at().is_some())
                 }
-                TsEdit::Insert { tsval, tsecr } => {
-                    resize.insert = plan_ts_insert(frame, tsval, tsecr);
-                    self.counters.ts_insert_failed += u64::from(resize.insert.is_none());
-                }
+                TsEdit::Insert { tsval, tsecr } => resize.insert = Some((tsval, tsecr)),
             }
             resize.split_at = split_at;
         } else {
@@ -813,8 +812,9 @@ impl<Q: PortQueue> Worker<Q> {
 /// What [`Worker::process`] leaves to do to a forwarded frame that changes its size.
 #[derive(Debug, Default)]
 struct Resize {
-    /// Add a timestamp option (the frame grows in its headroom).
-    insert: Option<TsInsert>,
+    /// Add a timestamp option with this TSval and TSecr (the frame grows in its headroom;
+    /// planned and done off the common path, in `insert_ts`).
+    insert: Option<(u32, u32)>,
     /// Split it if its data and options exceed this (its receiver's MSS).
     split_at: Option<u16>,
 }
