@@ -223,16 +223,24 @@ fn auth_list(json: bool, target: &Target) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     println!(
-        "{:<16} {:<16} {:<11} {:>9} {:>9} {:>11}",
-        "user", "client", "method", "since s", "idle s", "connections"
+        "{:<16} {:<16} {:<11} {:<16} {:<17} {:>9} {:>9} {:>11}",
+        "user", "client", "method", "rule", "backend", "since s", "idle s", "connections"
     );
     for l in &logins {
         let secs = |k: &str| l[k].as_u64().unwrap_or(0) as f64 / 1000.0;
+        let text = |k: &str| l[k].as_str().unwrap_or("?").to_owned();
+        // A rule's own login shows its scope; a shared one the rule it was made at.
+        let rule = match l["scope"].as_str() {
+            Some("shared") | None => text("rule"),
+            Some(_) => format!("{}[own]", text("rule")),
+        };
         println!(
-            "{:<16} {:<16} {:<11} {:>9.1} {:>9.1} {:>11}",
-            l["user"].as_str().unwrap_or("?"),
-            l["client"].as_str().unwrap_or("?"),
-            l["method"].as_str().unwrap_or("?"),
+            "{:<16} {:<16} {:<11} {:<16} {:<17} {:>9.1} {:>9.1} {:>11}",
+            text("user"),
+            text("client"),
+            text("method"),
+            rule,
+            text("backend"),
             secs("since_ms"),
             secs("idle_ms"),
             l["connections"].as_u64().unwrap_or(0)

@@ -6,9 +6,13 @@
 #      ct-outside) and starts the box on it with config/testbed.yaml;
 #   3. checks the plain firewall: ping and a short iperf3 through `pass` rules, a denied port;
 #   4. a client logs in with `line` on 2323 (Username:/Password:, spliced after the login) and
-#      uploads a few hundred MiB; a client is refused by `http-basic` on 8080 without
-#      credentials, then downloads a few hundred MiB with them (spliced after the request);
-#      both transfers are checked byte for byte (SHA-256 at both ends);
+#      uploads a few hundred MiB; its login is listed and ended (`cutthrough auth list`,
+#      `auth clear --all`); a web client (curl, as a browser does) is redirected by the
+#      `http-basic` rule on port 80 to the box's own login page (virtual HTTP, port 8888),
+#      logs in there and is sent back, `cutthrough auth list` shows the login, and the
+#      client downloads a few hundred MiB without credentials (spliced after the request; the
+#      server never sees the password); both transfers are checked byte for byte (SHA-256 at
+#      both ends);
 #   5. stops the box and shows, per connection, the phases it went through (proxied, draining,
 #      spliced), its Δ1 and Δ2, and how many of its packets the participating stack handled
 #      versus the fast path; then the box's counters.
@@ -125,7 +129,8 @@ def serve_sink(addr, port):
 
 
 def serve_http(addr, port, path):
-    """A minimal HTTP/1.1 server for one file; logs each request line and its header names."""
+    """A minimal HTTP/1.1 server: a short page at /, the file at any other path; logs each
+    request line and its header names."""
     srv = socket.create_server((addr, int(port)))
     while True:
         c, peer = srv.accept()
@@ -141,12 +146,18 @@ def serve_http(addr, port, path):
             names = [l.split(":", 1)[0] for l in lines[1:] if ":" in l]
             print("server: %s:%d %s, headers %s" % (peer[0], peer[1], lines[0], ", ".join(names)),
                   flush=True)
-            with open(path, "rb") as f:
-                size = f.seek(0, 2)
-                f.seek(0)
-                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
-                          b"Content-Length: %d\r\nConnection: close\r\n\r\n" % size)
-                c.sendfile(f)
+            if lines[0].split(" ")[1:2] == ["/"]:
+                page = b"<html><body>The server behind the box.</body></html>\n"
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+                          b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+                          % (len(page), page))
+            else:
+                with open(path, "rb") as f:
+                    size = f.seek(0, 2)
+                    f.seek(0)
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                              b"Content-Length: %d\r\nConnection: close\r\n\r\n" % size)
+                    c.sendfile(f)
             c.shutdown(socket.SHUT_WR)
             while c.recv(65536):
                 pass
@@ -240,7 +251,7 @@ def report(box_log, stats_json, counts_file):
             key = (m.group(2), int(m.group(3)), m.group(4), int(m.group(5)))
             events.setdefault(key, []).append((m.group(1), m.group(6)))
     names = {2323: "line, spliced after the login",
-             8080: "http-basic, spliced after the request"}
+             80: "http-basic logged in at the virtual HTTP origin, spliced after the request"}
     for port, (c_out, c_in, s_out, s_in) in sorted(counts.items()):
         spliced = [(k, ev) for k, ev in events.items() if k[3] == port
                    and any(e.startswith("spliced") for _, e in ev)]
@@ -251,7 +262,7 @@ def report(box_log, stats_json, counts_file):
             continue
         key, ev = spliced[-1]
         print("    client %s:%d -> server %s:%d" % key)
-        auth = [(t, e) for t, e in ev if "accepted" in e]
+        auth = [(t, e) for t, e in ev if "accepted" in e or "logged in before" in e]
         sp = [(t, e) for t, e in ev if e.startswith("spliced")][0]
         stack_in = stack_out = 0
         for l in log:
@@ -393,13 +404,13 @@ head -c "$((mib << 20))" /dev/urandom > "$work/www/big.bin"
 sha_file=$(sha256sum "$work/www/big.bin" | cut -d' ' -f1)
 ip netns exec ct-outside "$PY" "$work/demo.py" serve-sink "$SERVER" 2323 > "$work/sink.log" 2>&1 9>&- &
 bg_pids+=($!)
-ip netns exec ct-outside "$PY" "$work/demo.py" serve-http "$SERVER" 8080 "$work/www/big.bin" \
+ip netns exec ct-outside "$PY" "$work/demo.py" serve-http "$SERVER" 80 "$work/www/big.bin" \
   > "$work/http.log" 2>&1 9>&- &
 bg_pids+=($!)
 wait_listen 2323
-wait_listen 8080
+wait_listen 80
 count_rules 2323
-count_rules 8080
+count_rules 80
 : > "$work/counts"
 
 step "line authentication on 2323, then a $mib MiB upload after the splice"
@@ -409,25 +420,41 @@ ip netns exec ct-inside timeout --foreground 120 "$PY" "$work/demo.py" line-clie
 sleep 0.5
 read_counts 2323 >> "$work/counts"
 
-step "http-basic on 8080: refused without credentials, then a $mib MiB download with them"
-out=$(ip netns exec ct-inside timeout --foreground 20 curl -sS -i "http://$SERVER:8080/big.bin" 2>&1 | tr -d '\r') \
-  || { st=$?; fail "curl without credentials: $out"; }
-echo "$out" | grep -E "^HTTP/|^WWW-Authenticate" | sed 's/^/    box    > /'
-echo "$out" | head -1 | grep -q " 401" || fail "expected 401 without credentials"
+step "web login at the box's own origin (virtual HTTP), then a $mib MiB download without credentials"
+# The line login above serves every rule (one login per client address): end it first.
+info "cutthrough auth list; cutthrough auth clear --all:"
+{ "$BIN" auth list && "$BIN" auth clear --all; } | sed 's/^/      /' || fail "cutthrough auth list/clear"
+out=$(ip netns exec ct-inside timeout --foreground 20 curl -sS -i "http://$SERVER/" 2>&1 | tr -d '\r') \
+  || { st=$?; fail "curl before the login: $out"; }
+echo "$out" | grep -E "^HTTP/|^Location" | sed 's/^/    box    > /'
+echo "$out" | head -1 | grep -q " 302" || fail "expected a redirect to the login page before the login"
+# The credentials are the box's (machine $BOX_IN) only, as a browser holds them: curl cannot
+# send them to the server.
+printf 'machine %s login alice password wonderland\n' "$BOX_IN" > "$work/netrc"
+out=$(ip netns exec ct-inside timeout --foreground 20 curl -sS -L --netrc-file "$work/netrc" \
+  -w '\n%{http_code} after %{num_redirects} redirects, at %{url_effective}' "http://$SERVER/" 2>&1) \
+  || { st=$?; fail "the login: $out"; }
+info "curl -L (credentials for $BOX_IN only): $(echo "$out" | tail -1)"
+echo "$out" | tail -1 | grep -q "^200 after 2 redirects, at http://$SERVER/$" \
+  || fail "the login did not end on the server's page: $out"
+info "cutthrough auth list:"
+"$BIN" auth list | sed 's/^/      /' || fail "cutthrough auth list"
 zero_counts
 t0=$(date +%s.%N)
-code=$(ip netns exec ct-inside timeout --foreground 120 curl -sS -u alice:wonderland -o "$work/download.bin" \
-  -w '%{http_code}' "http://$SERVER:8080/big.bin") || { st=$?; fail "the authenticated download"; }
+code=$(ip netns exec ct-inside timeout --foreground 120 curl -sS -o "$work/download.bin" \
+  -w '%{http_code}' "http://$SERVER/big.bin") || { st=$?; fail "the download after the login"; }
 t1=$(date +%s.%N)
-[ "$code" = 200 ] || fail "the authenticated download answered $code"
-info "curl -u alice:wonderland: HTTP $code"
+[ "$code" = 200 ] || fail "the download after the login answered $code"
+info "curl without credentials, logged in: HTTP $code"
 sed 's/^/    /' "$work/http.log"
+if grep -qi "authorization" "$work/http.log"; then fail "the server received credentials"; fi
+info "the server saw no Authorization header"
 [ "$(sha256sum "$work/download.bin" | cut -d' ' -f1)" = "$sha_file" ] \
   || fail "the download differs from the server's file"
 awk -v s="$t0" -v e="$t1" -v m="$mib" \
   'BEGIN { d = e - s; printf "    %d MiB downloaded in %.2f s (%.0f Mbit/s), SHA-256 identical at both ends\n", m, d, m * 8 * 1.048576 / d }'
 sleep 0.5
-read_counts 8080 >> "$work/counts"
+read_counts 80 >> "$work/counts"
 
 step "stopping the box; what each connection went through"
 kill -TERM "$box_pid"

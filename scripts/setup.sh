@@ -15,6 +15,9 @@ PACKAGES=(
   python3
   # benchmarks: a conventional user-space proxy to compare with
   haproxy
+  # logins: a real web server whose request log shows every Authorization header, a real
+  # browser, and a real RADIUS directory with its client tools
+  nginx-light chromium freeradius freeradius-utils
 )
 
 need=()

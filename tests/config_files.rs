@@ -49,7 +49,7 @@ const BAD: &[(&str, &str)] = &[
     ),
     (
         "proxy-without-users.yaml",
-        "tests/bad-configs/proxy-without-users.yaml:13: policy[0].auth: auth line needs users, but no users are configured",
+        "tests/bad-configs/proxy-without-users.yaml:13: policy[0].auth: auth line with backend local needs users, but no users are configured",
     ),
     (
         "empty-port-range.yaml",
@@ -94,6 +94,26 @@ const BAD: &[(&str, &str)] = &[
     (
         "duplicate-lcores.yaml",
         "tests/bad-configs/duplicate-lcores.yaml:11: workers.lcores[1]: lcore 1 is listed twice (also workers.lcores[0])",
+    ),
+    (
+        "virtual-http-not-own.yaml",
+        "tests/bad-configs/virtual-http-not-own.yaml:11: auth.virtual_http.address: 198.18.0.77 is not one of the box's addresses (interfaces.*.addresses)",
+    ),
+    (
+        "http-basic-without-virtual-http.yaml",
+        "tests/bad-configs/http-basic-without-virtual-http.yaml:13: policy[0].auth: auth http-basic asks for the password at the box's virtual HTTP origin: set auth.virtual_http (an address of the box), or `http_login: in-band` on the rule (the browser then sends the password to the server with every request)",
+    ),
+    (
+        "radius-without-servers.yaml",
+        "tests/bad-configs/radius-without-servers.yaml:14: policy[0].backend: backend radius needs auth.radius",
+    ),
+    (
+        "radius-empty-secret.yaml",
+        "tests/bad-configs/radius-empty-secret.yaml:13: auth.radius.servers[0].secret: the shared secret must have 1 to 128 bytes",
+    ),
+    (
+        "login-rule-without-name.yaml",
+        "tests/bad-configs/login-rule-without-name.yaml:14: policy[0].login: `login: rule` needs the rule's `name` (its logins are kept under it)",
     ),
 ];
 
@@ -291,8 +311,13 @@ fn testbed_matches_the_contract() {
             Some(9001),
             proxy(AuthMethod::None, SplicePoint::Never),
         ),
+        (
+            Protocol::Tcp,
+            Some(80),
+            proxy(AuthMethod::HttpBasic, SplicePoint::AfterRequest),
+        ),
         (Protocol::Tcp, Some(5211), Action::Deny),
-        (Protocol::Tcp, Some(80), Action::Deny),
+        (Protocol::Tcp, Some(81), Action::Deny),
         (Protocol::Udp, Some(5201), Action::Deny),
     ];
     let (client, server) = (ip("198.18.0.1"), ip("198.19.0.2"));
@@ -303,6 +328,17 @@ fn testbed_matches_the_contract() {
             .unwrap_or_else(|| panic!("{proto} {port:?}: no rule"));
         assert_eq!(rule.action, action, "{proto} {port:?}");
     }
+    // Browsers log in at the box's own origin for port 80; 8080 keeps the in-band exchange.
+    let web = c.auth.virtual_http.as_ref().expect("auth.virtual_http");
+    assert_eq!(web.address, ip("198.18.0.254"));
+    let http = |port| {
+        c.policy
+            .iter()
+            .find(|r| r.ports.iter().any(|p| p.contains(port)))
+            .map(|r| r.login.http)
+    };
+    assert_eq!(http(80), Some(config::HttpLogin::Virtual));
+    assert_eq!(http(8080), Some(config::HttpLogin::InBand));
     // The rules come in the order §9 lists them.
     let actions: Vec<Action> = c.policy.iter().map(|r| r.action).collect();
     assert_eq!(
@@ -310,6 +346,7 @@ fn testbed_matches_the_contract() {
         vec![
             Action::Pass,
             Action::Pass,
+            proxy(AuthMethod::HttpBasic, SplicePoint::AfterRequest),
             proxy(AuthMethod::HttpBasic, SplicePoint::AfterRequest),
             proxy(AuthMethod::Line, SplicePoint::AfterAuth),
             proxy(AuthMethod::None, SplicePoint::AfterAuth),

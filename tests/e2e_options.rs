@@ -697,7 +697,13 @@ fn config_text() -> String {
         let _ = writeln!(
             policy,
             "  - name: {auth}-{splice}\n    protocol: tcp\n    ports: [\"{first}-{last}\"]\n    \
-             action: proxy\n    auth: {auth}\n    splice: {splice}",
+             action: proxy\n    auth: {auth}\n    splice: {splice}{in_band}",
+            // The credentials in the request itself: what these connections exercise.
+            in_band = if r.auth == "http-basic" {
+                "\n    http_login: in-band"
+            } else {
+                ""
+            },
             auth = r.auth,
             splice = r.splice,
             first = r.port,

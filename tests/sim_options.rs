@@ -69,7 +69,9 @@ use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::time::Duration;
 
-use common::config::{Action, AuthMethod, Cidr, PortRange, Protocol, Rule, SplicePoint, Zone};
+use common::config::{
+    Action, AuthMethod, Cidr, HttpLogin, PortRange, Protocol, Rule, RuleLogin, SplicePoint, Zone,
+};
 use common::conn::{Conn, ConnFlags, Xlate};
 use sim::expect_from_box;
 use sim::script::*;
@@ -196,6 +198,10 @@ fn config() -> common::config::Config {
         action: Action::Proxy {
             auth: r.auth,
             splice: r.splice,
+        },
+        login: RuleLogin {
+            http: HttpLogin::InBand,
+            ..RuleLogin::default()
         },
     });
     config.policy.splice(0..0, rules);

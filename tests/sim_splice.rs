@@ -1606,9 +1606,9 @@ fn full_proxy_delivers_the_last_bytes_when_the_client_leg_closes_first() {
 fn held_check() -> (CheckFn, mpsc::Sender<()>) {
     let (release, gate) = mpsc::channel::<()>();
     let gate = Mutex::new(gate);
-    let check: CheckFn = Arc::new(move |users, name, password| {
+    let check: CheckFn = Arc::new(move |dir, backend, name, password| {
         let _ = gate.lock().unwrap().recv_timeout(Duration::from_secs(60));
-        control::auth::check_credentials(users, name, password)
+        dir.check(backend, name, password)
     });
     (check, release)
 }
@@ -1647,7 +1647,7 @@ fn a_login_being_verified_does_not_stall_other_connections() {
     let _ = env_logger::builder().is_test(true).try_init();
     let mut sim = Sim::new(seed, 1, Faults::NONE);
     let (check, release) = held_check();
-    let pool = Verifier::pool(1, 1, check).expect("verifier thread");
+    let pool = Verifier::pool(1, 0, 1, check).expect("verifier thread");
     sim.the_box.plane.proxy.set_verifier(pool);
     let server = sim.listen(2323);
     let (client, cport) = line_login(&mut sim, &[PASSWORD_LINE, LEFTOVER].concat());
@@ -1722,7 +1722,7 @@ fn parallel_logins_of_one_address_are_verified_within_the_rate_limit() {
         let _ = env_logger::builder().is_test(true).try_init();
         let mut sim = Sim::new(seed, 1, Faults::NONE);
         let (check, release) = held_check();
-        let pool = Verifier::pool(1, 64, check).expect("verifier thread");
+        let pool = Verifier::pool(1, 0, 64, check).expect("verifier thread");
         sim.the_box.plane.proxy.set_verifier(pool);
         let password: &[u8] = if right { PASSWORD_LINE } else { b"guess\r\n" };
         let clients: Vec<EpId> = (0..8)
@@ -1776,7 +1776,7 @@ fn a_verdict_for_a_connection_that_reset_is_discarded() {
     let _ = env_logger::builder().is_test(true).try_init();
     let mut sim = Sim::new(seed, 1, Faults::NONE);
     let (check, release) = held_check();
-    let pool = Verifier::pool(1, 4, check).expect("verifier thread");
+    let pool = Verifier::pool(1, 0, 4, check).expect("verifier thread");
     sim.the_box.plane.proxy.set_verifier(pool);
     let tap = wiretap(&mut sim);
     let server = sim.listen(2323);

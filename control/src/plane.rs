@@ -132,6 +132,9 @@ impl<P: Packet> ControlPlane<P> {
                     self.proxy.on_packet(msg, self.clock, &mut self.local, io)
                 }
                 Why::Dropped(_) => self.capture(msg),
+                Why::Local if self.proxy.for_portal(msg.pkt.data()) => {
+                    self.proxy.on_portal(msg, self.clock, &mut self.local, io)
+                }
                 _ => self.local.on_packet(msg, now_ms, io),
             }
             n += 1;

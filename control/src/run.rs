@@ -265,13 +265,15 @@ pub fn run(config: Config, opts: RunOptions) -> Result<Stats, RunError> {
     };
 
     let mut plane: ControlPlane<Mbuf> = ControlPlane::new(Arc::clone(&ctx));
+    // The directory's threads start even without `auth.radius`: a reload may add it.
     match Verifier::pool(
         verifier::DEFAULT_THREADS,
+        verifier::DIRECTORY_THREADS,
         verifier::DEFAULT_CAPACITY,
-        verifier::argon2_check(),
+        verifier::directory_check(),
     ) {
         Ok(v) => {
-            log::info!("{} password verifier thread(s)", v.threads());
+            log::info!("{} login verifier thread(s)", v.threads());
             plane.proxy.set_verifier(v);
         }
         Err(e) => log::warn!(

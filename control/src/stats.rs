@@ -64,6 +64,14 @@ pub struct Connections {
     pub auth_queue_full: u64,
     /// Verdicts that came back after their connection had gone.
     pub auth_discarded: u64,
+    /// Login attempts refused because no directory server answered.
+    pub auth_unavailable: u64,
+    /// HTTP requests sent to the virtual HTTP origin to log in, and logins made there.
+    pub auth_redirected: u64,
+    pub portal_logins: u64,
+    /// The RADIUS client's counters, when `auth.radius` is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub radius: Option<crate::auth::radius::RadiusStats>,
     /// Now in the participating stack (a gauge; the others count events).
     pub in_proxy: u64,
     /// Of those, draining on their way to the splice (a gauge).

@@ -1035,12 +1035,17 @@ impl Sim {
 
     /// The client connects from `cport` to the server's `dport`.
     pub fn connect(&mut self, cport: u16, dport: u16) -> EpId {
+        self.connect_to(cport, SERVER_IP, dport)
+    }
+
+    /// The client connects from `cport` to `addr:dport` (the server, or the box itself).
+    pub fn connect_to(&mut self, cport: u16, addr: Ipv4Address, dport: u16) -> EpId {
         let (rx, tx) = (self.rx_buffer, self.tx_buffer);
         let h = self.client.new_socket(rx, tx);
         let Host { iface, sockets, .. } = &mut self.client;
         sockets
             .get_mut::<tcp::Socket>(h)
-            .connect(iface.context(), (IpAddress::Ipv4(SERVER_IP), dport), cport)
+            .connect(iface.context(), (IpAddress::Ipv4(addr), dport), cport)
             .unwrap_or_else(|e| panic!("seed {}: connect {cport}->{dport}: {e:?}", self.seed));
         let ep = self.add_endpoint(HostId::Client, h);
         self.endpoints[ep.0].peer_port = Some(dport);

@@ -27,9 +27,10 @@ use std::path::Path;
 pub use duration::MAX as MAX_DURATION;
 pub use locate::locate;
 pub use types::{
-    hash_password, Action, Auth, AuthMethod, Capture, Config, Device, DropCapture, FlowTable,
-    Interface, Interfaces, Protocol, Route, Rule, ServerOptionsCache, Side, SplicePoint,
-    SynCookies, Timeouts, User, Workers, Zone,
+    hash_password, Action, Auth, AuthMethod, Backend, Capture, Config, Device, DropCapture,
+    FlowTable, HttpLogin, Interface, Interfaces, LoginScope, Protocol, Radius, RadiusServer, Route,
+    Rule, RuleLogin, ServerOptionsCache, Side, SplicePoint, SynCookies, Timeouts, User,
+    VirtualHttp, Workers, Zone,
 };
 pub use values::{parse_ipv4, parse_mac, parse_size, Cidr, ParseError, PortRange};
 

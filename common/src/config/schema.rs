@@ -12,7 +12,9 @@ use core::fmt;
 use serde::de::{self, Deserializer, IgnoredAny, Visitor};
 use serde::Deserialize;
 
-use super::types::{AuthMethod, Protocol, Side, SplicePoint, SynCookies, Zone};
+use super::types::{
+    AuthMethod, Backend, HttpLogin, LoginScope, Protocol, Side, SplicePoint, SynCookies, Zone,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -128,6 +130,9 @@ pub(crate) struct RawRule {
     pub action: RawAction,
     pub auth: Option<AuthMethod>,
     pub splice: Option<SplicePoint>,
+    pub backend: Option<Backend>,
+    pub login: Option<LoginScope>,
+    pub http_login: Option<HttpLogin>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -145,6 +150,33 @@ pub(crate) struct RawUser {
 pub(crate) struct RawAuth {
     pub cache_timeout: Option<Scalar>,
     pub cache_idle: Option<Scalar>,
+    pub virtual_http: Option<RawVirtualHttp>,
+    pub radius: Option<RawRadius>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawVirtualHttp {
+    pub address: String,
+    pub port: Option<u64>,
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRadius {
+    pub servers: Vec<RawRadiusServer>,
+    pub timeout: Option<Scalar>,
+    pub retries: Option<u64>,
+    pub nas_identifier: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRadiusServer {
+    /// `ADDRESS` or `ADDRESS:PORT`.
+    pub address: String,
+    pub secret: String,
 }
 
 #[derive(Debug, Default, Deserialize)]

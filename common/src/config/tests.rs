@@ -236,9 +236,9 @@ fn drop_capture_defaults_and_values() {
 fn splice_defaults_and_overrides() {
     let c = ok(&edit(
         "  - action: deny\n",
-        "  - {protocol: tcp, ports: [80], action: proxy, auth: http-basic}
+        "  - {protocol: tcp, ports: [80], action: proxy, auth: http-basic, http_login: in-band}
   - {protocol: tcp, ports: [81], action: proxy, auth: none, splice: never}
-  - {protocol: tcp, ports: [82], action: proxy, auth: http-basic, splice: after-auth}
+  - {protocol: tcp, ports: [82], action: proxy, auth: http-basic, http_login: in-band, splice: after-auth}
 ",
     ));
     let a = |i: usize| c.policy[i].action;
@@ -262,6 +262,121 @@ fn splice_defaults_and_overrides() {
             auth: AuthMethod::HttpBasic,
             splice: SplicePoint::AfterAuth
         }
+    );
+}
+
+#[test]
+fn login_settings_virtual_http_and_radius() {
+    let text = edit(
+        "  - action: deny\n",
+        "  - {name: web, protocol: tcp, ports: [80], action: proxy, auth: http-basic, backend: radius-then-local}
+  - {name: lab, protocol: tcp, ports: [23], action: proxy, auth: line, login: rule, backend: radius}
+  - {protocol: tcp, ports: [8080], action: proxy, auth: http-basic, http_login: in-band}
+  - action: deny
+auth:
+  virtual_http: {address: 198.18.0.254, port: 8888, host: login.example.test}
+  radius:
+    servers:
+      - {address: 127.0.0.1, secret: s3cret}
+      - {address: \"127.0.0.2:1645\", secret: other}
+    timeout: 500ms
+    retries: 0
+",
+    );
+    let c = ok(&text);
+    let v = c.auth.virtual_http.as_ref().expect("virtual_http");
+    assert_eq!((v.address, v.port), (ip("198.18.0.254"), 8888));
+    assert_eq!(v.authority(), "login.example.test:8888");
+    let r = c.auth.radius.as_ref().expect("radius");
+    assert_eq!(
+        r.servers
+            .iter()
+            .map(|s| (s.address, s.port, s.secret.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            (ip("127.0.0.1"), 1812, "s3cret"),
+            (ip("127.0.0.2"), 1645, "other")
+        ]
+    );
+    assert_eq!(
+        (r.timeout, r.retries, r.nas_identifier.as_str()),
+        (Duration::from_millis(500), 0, "cutthrough")
+    );
+    assert!(
+        !format!("{r:?}").contains("s3cret"),
+        "the secret stays out of logs"
+    );
+    let login = |i: usize| c.policy[i].login;
+    assert_eq!(
+        login(3),
+        RuleLogin {
+            backend: Backend::RadiusThenLocal,
+            scope: LoginScope::Shared,
+            http: HttpLogin::Virtual
+        }
+    );
+    assert_eq!(
+        (login(4).backend, login(4).scope),
+        (Backend::Radius, LoginScope::Rule)
+    );
+    assert_eq!(login(5).http, HttpLogin::InBand);
+    assert_eq!(login(2), RuleLogin::default(), "a line rule: local, shared");
+    assert_eq!(c.policy[5].label(5), "#5");
+    // A RADIUS-only box needs no local users.
+    let cut = text.find("users:").unwrap();
+    let no_users = text[..cut].replace("auth: line\n", "auth: line\n    backend: radius\n");
+    let c = ok(&no_users
+        .replace("backend: radius-then-local", "backend: radius")
+        .replace(
+            "http_login: in-band}",
+            "http_login: in-band, backend: radius}",
+        ));
+    assert!(c.users.is_empty());
+}
+
+#[test]
+fn login_settings_errors() {
+    let text = edit(
+        "  - action: deny\n",
+        "  - {protocol: tcp, ports: [80], action: proxy, auth: line}\n  - action: deny\n",
+    );
+    let bad = |from: &str, to: &str| err(&text.replace(from, to));
+    assert_eq!(
+        bad("auth: line}", "auth: line, http_login: in-band}"),
+        "t.yaml:28: policy[3].http_login: `http_login` is only allowed with auth http-basic"
+    );
+    assert_eq!(
+        bad("action: proxy, auth: line}", "action: pass, backend: local}"),
+        "t.yaml:28: policy[3].backend: `backend` is only allowed with action proxy and an auth method"
+    );
+    assert_eq!(
+        bad("auth: line}", "auth: none, login: rule}"),
+        "t.yaml:28: policy[3].login: `login` is only allowed with action proxy and an auth method"
+    );
+    let with_auth = |auth: &str| err(&format!("{text}auth:\n{auth}"));
+    assert_eq!(
+        with_auth("  virtual_http: {address: 198.18.0.254, port: 0}\n"),
+        "t.yaml:34: auth.virtual_http.port: 0 is not a port (1-65535)"
+    );
+    assert_eq!(
+        with_auth("  virtual_http: {address: 198.18.0.254, host: \"bad host\"}\n"),
+        "t.yaml:34: auth.virtual_http.host: \"bad host\" is not a host name (letters, digits, '-' and '.')"
+    );
+    assert_eq!(
+        with_auth("  radius: {servers: []}\n"),
+        "t.yaml:34: auth.radius.servers: list 1 to 4 servers, asked in order"
+    );
+    assert_eq!(
+        with_auth("  radius: {servers: [{address: \"127.0.0.1:0\", secret: s}]}\n"),
+        "t.yaml:34: auth.radius.servers[0].address: \"0\" is not a port (1-65535)"
+    );
+    assert_eq!(
+        with_auth("  radius: {servers: [{address: 127.0.0.1, secret: s}], timeout: 90s}\n"),
+        "t.yaml:34: auth.radius.timeout: the time to wait for an answer must be between 100ms and 60s"
+    );
+    assert_eq!(
+        with_auth("  radius: {servers: [{address: 127.0.0.1, secret: s}], retries: 11}\n"),
+        "t.yaml:34: auth.radius.retries: 11 is more than 10"
     );
 }
 

@@ -181,13 +181,17 @@ impl Default for Timeouts {
 }
 
 /// Settings of the authenticators.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Auth {
     /// How long a successful authentication is remembered for the client address (an
     /// absolute timeout: using the login does not extend it).
     pub cache_timeout: Duration,
     /// A login no connection has used for this long is forgotten earlier; `None`: never.
     pub cache_idle: Option<Duration>,
+    /// Where `http-basic` rules ask for the password (unless a rule says `in-band`).
+    pub virtual_http: Option<VirtualHttp>,
+    /// The RADIUS directory of rules with `backend: radius` or `radius-then-local`.
+    pub radius: Option<Radius>,
 }
 
 impl Default for Auth {
@@ -195,7 +199,72 @@ impl Default for Auth {
         Auth {
             cache_timeout: Duration::from_secs(300),
             cache_idle: None,
+            virtual_http: None,
+            radius: None,
         }
+    }
+}
+
+/// The virtual HTTP origin (`auth.virtual_http`): an address and port of the box where
+/// browsers are sent to log in, so they hold the password for the box, never for a server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtualHttp {
+    /// One of the box's own addresses.
+    pub address: Ipv4Addr,
+    pub port: u16,
+    /// The name in the redirect URLs (it must resolve to `address`); the address if unset.
+    pub host: Option<String>,
+}
+
+impl VirtualHttp {
+    /// `host[:port]` as it appears in a URL.
+    pub fn authority(&self) -> String {
+        let host = self
+            .host
+            .clone()
+            .unwrap_or_else(|| self.address.to_string());
+        if self.port == 80 {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+}
+
+/// A RADIUS directory (`auth.radius`): servers asked in order, each `retries + 1` times at
+/// most, `timeout` apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Radius {
+    pub servers: Vec<RadiusServer>,
+    pub timeout: Duration,
+    /// Retransmissions to a server that does not answer, before the next one is asked.
+    pub retries: u32,
+    /// The `NAS-Identifier` the requests carry (FreeRADIUS logs it).
+    pub nas_identifier: String,
+}
+
+impl Radius {
+    pub const DEFAULT_PORT: u16 = 1812;
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+    pub const DEFAULT_RETRIES: u32 = 2;
+    pub const DEFAULT_NAS_IDENTIFIER: &'static str = "cutthrough";
+}
+
+/// One RADIUS server and the secret the box shares with it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RadiusServer {
+    pub address: Ipv4Addr,
+    pub port: u16,
+    pub secret: String,
+}
+
+impl fmt::Debug for RadiusServer {
+    // The secret stays out of logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RadiusServer")
+            .field("address", &self.address)
+            .field("port", &self.port)
+            .finish_non_exhaustive()
     }
 }
 
@@ -478,6 +547,80 @@ pub struct Rule {
     /// Destination ports; empty matches every port (and packets without ports).
     pub ports: Vec<PortRange>,
     pub action: Action,
+    /// How the logins of a `proxy` rule with authentication are checked and shared.
+    pub login: RuleLogin,
+}
+
+impl Rule {
+    /// The rule's name in listings and log lines: its `name`, or its position (`#3`).
+    pub fn label(&self, index: usize) -> String {
+        self.name.clone().unwrap_or_else(|| format!("#{index}"))
+    }
+}
+
+/// Where a rule's logins are checked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backend {
+    /// The users of the configuration file.
+    #[default]
+    Local,
+    /// The RADIUS servers of `auth.radius`; no answer from any is a refusal ("authentication
+    /// unavailable").
+    Radius,
+    /// RADIUS, and the local users only while no RADIUS server answers (a reject is final).
+    RadiusThenLocal,
+}
+
+impl Backend {
+    pub fn uses_local(self) -> bool {
+        matches!(self, Backend::Local | Backend::RadiusThenLocal)
+    }
+
+    pub fn uses_radius(self) -> bool {
+        matches!(self, Backend::Radius | Backend::RadiusThenLocal)
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Local => "local",
+            Backend::Radius => "radius",
+            Backend::RadiusThenLocal => "radius-then-local",
+        })
+    }
+}
+
+/// Which logins a rule takes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LoginScope {
+    /// A login made at any `shared` rule (the ASA's uauth: one login per client address).
+    #[default]
+    Shared,
+    /// Only a login made at this rule (which needs a `name`, the login's key).
+    Rule,
+}
+
+/// Where an `http-basic` rule asks for the password.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HttpLogin {
+    /// At the box's virtual HTTP origin (`auth.virtual_http`), after a redirect.
+    #[default]
+    Virtual,
+    /// As if the server asked: the browser then sends the password to the server with
+    /// every later request.
+    InBand,
+}
+
+/// The login settings of one rule.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct RuleLogin {
+    pub backend: Backend,
+    pub scope: LoginScope,
+    pub http: HttpLogin,
 }
 
 impl Rule {

@@ -12,6 +12,8 @@ use super::types::*;
 use super::values::*;
 use crate::wire::{Ipv4Addr, MacAddr};
 
+mod auth;
+
 /// A semantic error before it is placed in a file: where and what.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Invalid {
@@ -82,21 +84,14 @@ pub(crate) fn validate(raw: RawConfig) -> Res<Config> {
 
     let flow_table = flow_table(&raw)?;
     let users = users(&raw.users)?;
+    let auth = auth::auth(&raw.auth, &interfaces)?;
     let mut policy = Vec::with_capacity(raw.policy.len());
     for (i, r) in raw.policy.iter().enumerate() {
-        policy.push(rule(&format!("policy[{i}]"), r, !users.is_empty())?);
+        let p = format!("policy[{i}]");
+        let mut rule = rule(&p, r)?;
+        rule.login = auth::rule_login(&p, r, rule.action, &auth, !users.is_empty())?;
+        policy.push(rule);
     }
-    let auth = Auth {
-        cache_timeout: duration_or(
-            "auth.cache_timeout",
-            raw.auth.cache_timeout.as_ref(),
-            Auth::default().cache_timeout,
-        )?,
-        cache_idle: match &raw.auth.cache_idle {
-            None => None,
-            Some(s) => Some(at("auth.cache_idle", duration::parse(&s.0))?),
-        },
-    };
 
     let proxy = proxy(&raw.proxy)?;
     let capture = capture(&raw.capture, &workers)?;
@@ -542,7 +537,7 @@ fn check_hash(p: &str, s: &str) -> Res<()> {
     Ok(())
 }
 
-fn rule(p: &str, r: &RawRule, have_users: bool) -> Res<Rule> {
+fn rule(p: &str, r: &RawRule) -> Res<Rule> {
     let source = match &r.source {
         None => Cidr::ANY,
         Some(s) => network(&format!("{p}.source"), s)?,
@@ -604,12 +599,6 @@ fn rule(p: &str, r: &RawRule, have_users: bool) -> Res<Rule> {
                     "action proxy needs `auth`: none, line or http-basic",
                 );
             };
-            if auth != AuthMethod::None && !have_users {
-                return invalid(
-                    format!("{p}.auth"),
-                    format!("auth {auth} needs users, but no users are configured"),
-                );
-            }
             Action::Proxy {
                 auth,
                 splice: r.splice.unwrap_or(SplicePoint::default_for(auth)),
@@ -624,6 +613,7 @@ fn rule(p: &str, r: &RawRule, have_users: bool) -> Res<Rule> {
         destination,
         ports,
         action,
+        login: RuleLogin::default(),
     })
 }
 

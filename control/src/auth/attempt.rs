@@ -45,6 +45,21 @@ pub enum Verdict {
     /// Never checked (the verifiers were saturated): the attempt fails on its connection, but
     /// is not held against the client address, which did nothing wrong.
     Unavailable,
+    /// No directory server answered (RADIUS down or unreachable): refused like `Unavailable`,
+    /// with its own message and counter, so users and operators see where the fault is.
+    NoDirectory,
+}
+
+impl Verdict {
+    /// The outcome as the accounting line names it.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Verdict::Accepted(_) => "accepted",
+            Verdict::Refused => "refused",
+            Verdict::Unavailable => "not checked (busy)",
+            Verdict::NoDirectory => "not checked (directory unavailable)",
+        }
+    }
 }
 
 impl From<Option<String>> for Verdict {

@@ -1,25 +1,63 @@
 //! The authentication cache (the PIX/ASA "uauth" cache): a successful authentication is
-//! remembered per client address and method for a fixed time from the moment it happened
+//! remembered per client address and [`Scope`] for a fixed time from the moment it happened
 //! (an absolute timeout, `auth.cache_timeout`; using the entry does not extend it), and
 //! forgotten earlier if no connection uses it for `auth.cache_idle`, so later connections
-//! from that address to a rule with the same method skip the prompt. An operator lists the
+//! from that address to a rule of the same scope skip the prompt: every `login: shared` rule
+//! shares one login per address, whatever its method; a `login: rule` rule has its own. An operator lists the
 //! logins and ends them (`show uauth` / `clear uauth`: [`AuthCache::logins`],
 //! [`AuthCache::clear`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use common::config::{Auth, AuthMethod, User};
+use common::config::{Auth, AuthMethod, Backend, LoginScope, Rule, User};
 use common::wire::Ipv4Addr;
 
 /// Entries kept at most, by default.
 pub const DEFAULT_CACHE_CAPACITY: usize = 65_536;
 
-type Key = (Ipv4Addr, AuthMethod);
+/// Which logins a rule takes, and under which key its own logins are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// One login per address for every `login: shared` rule.
+    Shared,
+    /// The logins of the rule of this name (`login: rule`).
+    Rule(String),
+}
+
+impl Scope {
+    pub fn of(rule: &Rule) -> Scope {
+        match (rule.login.scope, &rule.name) {
+            (LoginScope::Rule, Some(name)) => Scope::Rule(name.clone()),
+            _ => Scope::Shared,
+        }
+    }
+}
+
+/// What a login records of how it was made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Made {
+    pub user: String,
+    pub method: AuthMethod,
+    /// The rule it was made at (its label).
+    pub rule: String,
+    pub backend: Backend,
+    /// Of the credentials (see `Fingerprints`): headers carrying them are removed later.
+    pub fingerprint: u64,
+}
+
+/// A login a connection is using.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Used {
+    pub user: String,
+    pub fingerprint: u64,
+}
+
+type Key = (Ipv4Addr, Scope);
 
 #[derive(Debug, Clone)]
 struct Entry {
-    user: String,
+    made: Made,
     at_ms: u64,
     /// When a connection last used it (or it was made).
     used_ms: u64,
@@ -34,6 +72,10 @@ pub struct Login {
     pub user: String,
     pub client: String,
     pub method: String,
+    /// The rule the login was made at, and the logins' key: `shared` or the rule's name.
+    pub rule: String,
+    pub scope: String,
+    pub backend: String,
     /// Milliseconds since the login, and since a connection last used it.
     pub since_ms: u64,
     pub idle_ms: u64,
@@ -49,7 +91,7 @@ pub enum Clear {
     All,
 }
 
-/// Successful authentications by (client address, method). Bounded: when full, remembering
+/// Successful authentications by (client address, scope). Bounded: when full, remembering
 /// a new key evicts the entry remembered longest ago. `now_ms` must not decrease across calls.
 #[derive(Debug, Clone)]
 pub struct AuthCache {
@@ -96,13 +138,13 @@ impl AuthCache {
         self.idle_ms = auth.cache_idle.map_or(0, duration_ms);
     }
 
-    /// Remembers that `client` authenticated as `user` with `method` at `now_ms` (replacing
-    /// and restarting an earlier entry for the same address and method).
-    pub fn remember(&mut self, client: Ipv4Addr, method: AuthMethod, user: &str, now_ms: u64) {
+    /// Remembers that `client` logged in at `now_ms` as `made` says (replacing and restarting
+    /// an earlier login of the same address and scope).
+    pub fn remember(&mut self, client: Ipv4Addr, scope: Scope, made: Made, now_ms: u64) {
         if self.timeout_ms == 0 {
             return;
         }
-        let key = (client, method);
+        let key = (client, scope);
         let stamp = self.next_stamp;
         self.next_stamp += 1;
         if let Some(old) = self.entries.remove(&key) {
@@ -115,42 +157,40 @@ impl AuthCache {
                 self.entries.remove(&old);
             }
         }
+        self.order.insert(stamp, key.clone());
         self.entries.insert(
             key,
             Entry {
-                user: user.to_owned(),
+                made,
                 at_ms: now_ms,
                 used_ms: now_ms,
                 connections: 0,
                 stamp,
             },
         );
-        self.order.insert(stamp, key);
     }
 
-    /// The user `client` authenticated as with `method`, if that is less than the timeout ago
+    /// The user `client` logged in as in `scope`, if that is less than the timeout ago
     /// (and, with an idle timeout, a connection used it less than that ago).
-    pub fn lookup(&self, client: Ipv4Addr, method: AuthMethod, now_ms: u64) -> Option<&str> {
-        let e = self.entries.get(&(client, method))?;
-        self.live(e, now_ms).then_some(e.user.as_str())
+    pub fn lookup(&self, client: Ipv4Addr, scope: &Scope, now_ms: u64) -> Option<&str> {
+        let e = self.entries.get(&(client, scope.clone()))?;
+        self.live(e, now_ms).then_some(e.made.user.as_str())
     }
 
     /// [`AuthCache::lookup`] for a connection that skips the prompt because of the login:
     /// counted, and the login's idle time starts again.
-    pub fn use_login(
-        &mut self,
-        client: Ipv4Addr,
-        method: AuthMethod,
-        now_ms: u64,
-    ) -> Option<String> {
+    pub fn use_login(&mut self, client: Ipv4Addr, scope: &Scope, now_ms: u64) -> Option<Used> {
         let (timeout_ms, idle_ms) = (self.timeout_ms, self.idle_ms);
-        let e = self.entries.get_mut(&(client, method))?;
+        let e = self.entries.get_mut(&(client, scope.clone()))?;
         if !live(timeout_ms, idle_ms, e, now_ms) {
             return None;
         }
         e.used_ms = now_ms;
         e.connections += 1;
-        Some(e.user.clone())
+        Some(Used {
+            user: e.made.user.clone(),
+            fingerprint: e.made.fingerprint,
+        })
     }
 
     /// The live logins, oldest first.
@@ -159,10 +199,16 @@ impl AuthCache {
             .values()
             .filter_map(|k| Some((k, self.entries.get(k)?)))
             .filter(|(_, e)| self.live(e, now_ms))
-            .map(|((client, method), e)| Login {
-                user: e.user.clone(),
+            .map(|((client, scope), e)| Login {
+                user: e.made.user.clone(),
                 client: client.to_string(),
-                method: method.to_string(),
+                method: e.made.method.to_string(),
+                rule: e.made.rule.clone(),
+                scope: match scope {
+                    Scope::Shared => "shared".to_owned(),
+                    Scope::Rule(name) => name.clone(),
+                },
+                backend: e.made.backend.to_string(),
                 since_ms: now_ms.saturating_sub(e.at_ms),
                 idle_ms: now_ms.saturating_sub(e.used_ms),
                 connections: e.connections,
@@ -177,7 +223,7 @@ impl AuthCache {
         let mut keep = |(addr, _): &Key, e: &Entry| {
             let hit = match which {
                 Clear::Client(c) => addr == c,
-                Clear::User(u) => e.user == *u,
+                Clear::User(u) => e.made.user == *u,
                 Clear::All => true,
             };
             ended += usize::from(hit && live(timeout_ms, idle_ms, e, now_ms));
@@ -202,7 +248,7 @@ impl AuthCache {
             if now_ms.saturating_sub(self.entries[key].at_ms) < self.timeout_ms {
                 break;
             }
-            let key = *key;
+            let key = key.clone();
             self.order.remove(&stamp);
             self.entries.remove(&key);
         }
@@ -213,15 +259,19 @@ impl AuthCache {
         self.retain(|(addr, _), _| *addr != client);
     }
 
-    /// Forgets the entries of users no longer configured (after a configuration reload).
+    /// Forgets the logins checked against local users no longer configured (after a
+    /// configuration reload). A directory's logins stay: the box cannot tell whether their
+    /// users still exist.
     pub fn retain_users(&mut self, users: &[User]) {
-        self.retain(|_, user| users.iter().any(|u| u.name == user));
+        self.retain(|_, made| {
+            made.backend != Backend::Local || users.iter().any(|u| u.name == made.user)
+        });
     }
 
-    fn retain(&mut self, mut keep: impl FnMut(&Key, &str) -> bool) {
+    fn retain(&mut self, mut keep: impl FnMut(&Key, &Made) -> bool) {
         let order = &mut self.order;
         self.entries.retain(|key, e| {
-            let k = keep(key, &e.user);
+            let k = keep(key, &e.made);
             if !k {
                 order.remove(&e.stamp);
             }
@@ -267,16 +317,31 @@ mod tests {
     const C1: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
     const C2: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 
+    /// A rule of its own per method, so logins of one method do not serve the other.
+    fn s(m: AuthMethod) -> Scope {
+        Scope::Rule(m.to_string())
+    }
+
+    fn made(user: &str) -> Made {
+        Made {
+            user: user.to_owned(),
+            method: AuthMethod::Line,
+            rule: "r".to_owned(),
+            backend: Backend::Local,
+            fingerprint: 7,
+        }
+    }
+
     #[test]
     fn hit_and_expiry() {
         let mut c = AuthCache::with_capacity(1000, 16);
-        assert_eq!(c.lookup(C1, AuthMethod::Line, 0), None);
-        c.remember(C1, AuthMethod::Line, "alice", 100);
-        assert_eq!(c.lookup(C1, AuthMethod::Line, 100), Some("alice"));
-        assert_eq!(c.lookup(C1, AuthMethod::Line, 1099), Some("alice"));
-        assert_eq!(c.lookup(C2, AuthMethod::Line, 500), None, "per address");
+        assert_eq!(c.lookup(C1, &s(AuthMethod::Line), 0), None);
+        c.remember(C1, s(AuthMethod::Line), made("alice"), 100);
+        assert_eq!(c.lookup(C1, &s(AuthMethod::Line), 100), Some("alice"));
+        assert_eq!(c.lookup(C1, &s(AuthMethod::Line), 1099), Some("alice"));
+        assert_eq!(c.lookup(C2, &s(AuthMethod::Line), 500), None, "per address");
         // Absolute: the lookups did not extend it.
-        assert_eq!(c.lookup(C1, AuthMethod::Line, 1100), None);
+        assert_eq!(c.lookup(C1, &s(AuthMethod::Line), 1100), None);
         assert_eq!(c.len(), 1);
         c.purge(1100);
         assert!(c.is_empty());
@@ -284,24 +349,24 @@ mod tests {
     }
 
     #[test]
-    fn method_mismatch() {
+    fn rule_scopes_are_separate() {
         let mut c = AuthCache::with_capacity(1000, 16);
-        c.remember(C1, AuthMethod::HttpBasic, "alice", 0);
-        assert_eq!(c.lookup(C1, AuthMethod::Line, 1), None);
-        assert_eq!(c.lookup(C1, AuthMethod::HttpBasic, 1), Some("alice"));
-        c.remember(C1, AuthMethod::Line, "bob", 2);
-        assert_eq!(c.lookup(C1, AuthMethod::Line, 3), Some("bob"));
-        assert_eq!(c.lookup(C1, AuthMethod::HttpBasic, 3), Some("alice"));
+        c.remember(C1, s(AuthMethod::HttpBasic), made("alice"), 0);
+        assert_eq!(c.lookup(C1, &s(AuthMethod::Line), 1), None);
+        assert_eq!(c.lookup(C1, &s(AuthMethod::HttpBasic), 1), Some("alice"));
+        c.remember(C1, s(AuthMethod::Line), made("bob"), 2);
+        assert_eq!(c.lookup(C1, &s(AuthMethod::Line), 3), Some("bob"));
+        assert_eq!(c.lookup(C1, &s(AuthMethod::HttpBasic), 3), Some("alice"));
     }
 
     #[test]
     fn remember_again_replaces_and_restarts() {
         let mut c = AuthCache::with_capacity(1000, 16);
-        c.remember(C1, AuthMethod::Line, "alice", 0);
-        c.remember(C1, AuthMethod::Line, "bob", 900);
+        c.remember(C1, s(AuthMethod::Line), made("alice"), 0);
+        c.remember(C1, s(AuthMethod::Line), made("bob"), 900);
         assert_eq!(c.len(), 1);
         assert_eq!(c.order.len(), 1);
-        assert_eq!(c.lookup(C1, AuthMethod::Line, 1500), Some("bob"));
+        assert_eq!(c.lookup(C1, &s(AuthMethod::Line), 1500), Some("bob"));
         c.purge(1500);
         assert_eq!(c.len(), 1);
         c.purge(1900);
@@ -311,11 +376,11 @@ mod tests {
     #[test]
     fn purge_stops_at_the_first_live_entry() {
         let mut c = AuthCache::with_capacity(1000, 16);
-        c.remember(C1, AuthMethod::Line, "alice", 0);
-        c.remember(C2, AuthMethod::Line, "bob", 500);
+        c.remember(C1, s(AuthMethod::Line), made("alice"), 0);
+        c.remember(C2, s(AuthMethod::Line), made("bob"), 500);
         c.purge(1000);
-        assert_eq!(c.lookup(C1, AuthMethod::Line, 1000), None);
-        assert_eq!(c.lookup(C2, AuthMethod::Line, 1000), Some("bob"));
+        assert_eq!(c.lookup(C1, &s(AuthMethod::Line), 1000), None);
+        assert_eq!(c.lookup(C2, &s(AuthMethod::Line), 1000), Some("bob"));
         assert_eq!(c.len(), 1);
     }
 
@@ -323,30 +388,34 @@ mod tests {
     fn eviction_of_the_oldest() {
         let mut c = AuthCache::with_capacity(1_000_000, 3);
         let a = |i: u8| Ipv4Addr::new(198, 18, 2, i);
-        c.remember(a(1), AuthMethod::Line, "u1", 1);
-        c.remember(a(2), AuthMethod::Line, "u2", 2);
-        c.remember(a(3), AuthMethod::Line, "u3", 3);
-        c.remember(a(1), AuthMethod::Line, "u1", 4); // refreshed: now the newest
-        c.remember(a(4), AuthMethod::Line, "u4", 5);
+        c.remember(a(1), s(AuthMethod::Line), made("u1"), 1);
+        c.remember(a(2), s(AuthMethod::Line), made("u2"), 2);
+        c.remember(a(3), s(AuthMethod::Line), made("u3"), 3);
+        c.remember(a(1), s(AuthMethod::Line), made("u1"), 4); // refreshed: now the newest
+        c.remember(a(4), s(AuthMethod::Line), made("u4"), 5);
         assert_eq!(c.len(), 3);
-        assert_eq!(c.lookup(a(2), AuthMethod::Line, 6), None, "oldest evicted");
-        assert_eq!(c.lookup(a(1), AuthMethod::Line, 6), Some("u1"));
-        assert_eq!(c.lookup(a(3), AuthMethod::Line, 6), Some("u3"));
-        assert_eq!(c.lookup(a(4), AuthMethod::Line, 6), Some("u4"));
+        assert_eq!(
+            c.lookup(a(2), &s(AuthMethod::Line), 6),
+            None,
+            "oldest evicted"
+        );
+        assert_eq!(c.lookup(a(1), &s(AuthMethod::Line), 6), Some("u1"));
+        assert_eq!(c.lookup(a(3), &s(AuthMethod::Line), 6), Some("u3"));
+        assert_eq!(c.lookup(a(4), &s(AuthMethod::Line), 6), Some("u4"));
         for i in 10..=255 {
-            c.remember(a(i), AuthMethod::HttpBasic, "x", 10 + u64::from(i));
+            c.remember(a(i), s(AuthMethod::HttpBasic), made("x"), 10 + u64::from(i));
             assert!(c.len() <= 3);
         }
         assert_eq!(c.order.len(), c.entries.len());
-        assert_eq!(c.lookup(a(255), AuthMethod::HttpBasic, 300), Some("x"));
+        assert_eq!(c.lookup(a(255), &s(AuthMethod::HttpBasic), 300), Some("x"));
     }
 
     #[test]
     fn forget_and_retain_users() {
         let mut c = AuthCache::with_capacity(1000, 16);
-        c.remember(C1, AuthMethod::Line, "alice", 0);
-        c.remember(C1, AuthMethod::HttpBasic, "alice", 0);
-        c.remember(C2, AuthMethod::Line, "bob", 0);
+        c.remember(C1, s(AuthMethod::Line), made("alice"), 0);
+        c.remember(C1, s(AuthMethod::HttpBasic), made("alice"), 0);
+        c.remember(C2, s(AuthMethod::Line), made("bob"), 0);
         c.forget_client(C1);
         assert_eq!(c.len(), 1);
         c.retain_users(&[User {
@@ -362,8 +431,8 @@ mod tests {
         let c = AuthCache::from_config(&Auth::default());
         assert_eq!(c.timeout_ms(), 300_000);
         let mut c = AuthCache::with_capacity(0, 16);
-        c.remember(C1, AuthMethod::Line, "alice", 0);
-        assert_eq!(c.lookup(C1, AuthMethod::Line, 0), None);
+        c.remember(C1, s(AuthMethod::Line), made("alice"), 0);
+        assert_eq!(c.lookup(C1, &s(AuthMethod::Line), 0), None);
         assert!(c.is_empty());
     }
 
@@ -373,45 +442,53 @@ mod tests {
         c.set_timeouts(&Auth {
             cache_timeout: Duration::from_millis(10_000),
             cache_idle: Some(Duration::from_millis(1_000)),
+            ..Auth::default()
         });
-        c.remember(C1, AuthMethod::Line, "alice", 0);
+        c.remember(C1, s(AuthMethod::Line), made("alice"), 0);
         assert_eq!(
-            c.use_login(C1, AuthMethod::Line, 900).as_deref(),
+            c.use_login(C1, &s(AuthMethod::Line), 900)
+                .map(|u| u.user)
+                .as_deref(),
             Some("alice")
         );
         assert_eq!(
-            c.lookup(C1, AuthMethod::Line, 1_800),
+            c.lookup(C1, &s(AuthMethod::Line), 1_800),
             Some("alice"),
             "used at 900"
         );
-        assert_eq!(c.lookup(C1, AuthMethod::Line, 1_900), None, "idle for 1 s");
+        assert_eq!(
+            c.lookup(C1, &s(AuthMethod::Line), 1_900),
+            None,
+            "idle for 1 s"
+        );
         assert!(c.logins(1_900).is_empty(), "an idle login is not listed");
-        assert_eq!(c.use_login(C1, AuthMethod::Line, 1_900), None);
+        assert_eq!(c.use_login(C1, &s(AuthMethod::Line), 1_900), None);
     }
 
     #[test]
     fn logins_are_listed_and_cleared_by_client_user_or_all() {
         let mut c = AuthCache::with_capacity(10_000, 16);
-        c.remember(C1, AuthMethod::Line, "alice", 0);
-        c.remember(C1, AuthMethod::HttpBasic, "alice", 10);
-        c.remember(C2, AuthMethod::Line, "bob", 20);
-        c.use_login(C2, AuthMethod::Line, 50);
+        c.remember(C1, s(AuthMethod::Line), made("alice"), 0);
+        c.remember(C1, s(AuthMethod::HttpBasic), made("alice"), 10);
+        c.remember(C2, s(AuthMethod::Line), made("bob"), 20);
+        c.use_login(C2, &s(AuthMethod::Line), 50);
         let l = c.logins(100);
         assert_eq!(l.len(), 3);
         assert_eq!(
             (
                 l[2].user.as_str(),
                 l[2].client.as_str(),
-                l[2].method.as_str()
+                l[2].method.as_str(),
+                l[2].scope.as_str()
             ),
-            ("bob", "198.18.0.2", "line")
+            ("bob", "198.18.0.2", "line", "line")
         );
         assert_eq!((l[2].since_ms, l[2].idle_ms, l[2].connections), (80, 50, 1));
         assert_eq!(c.clear(&Clear::Client(C1), 100), 2);
-        assert_eq!(c.lookup(C1, AuthMethod::Line, 100), None);
+        assert_eq!(c.lookup(C1, &s(AuthMethod::Line), 100), None);
         assert_eq!(c.clear(&Clear::User("alice".into()), 100), 0);
         assert_eq!(c.clear(&Clear::User("bob".into()), 100), 1);
-        c.remember(C1, AuthMethod::Line, "alice", 200);
+        c.remember(C1, s(AuthMethod::Line), made("alice"), 200);
         assert_eq!(c.clear(&Clear::All, 200), 1);
         assert!(c.is_empty() && c.order.is_empty());
     }
@@ -419,12 +496,47 @@ mod tests {
     #[test]
     fn a_reload_applies_new_timeouts_to_logins_already_made() {
         let mut c = AuthCache::from_config(&Auth::default());
-        c.remember(C1, AuthMethod::Line, "alice", 0);
-        assert!(c.lookup(C1, AuthMethod::Line, 60_000).is_some());
+        c.remember(C1, s(AuthMethod::Line), made("alice"), 0);
+        assert!(c.lookup(C1, &s(AuthMethod::Line), 60_000).is_some());
         c.set_timeouts(&Auth {
             cache_timeout: Duration::from_secs(30),
             cache_idle: None,
+            ..Auth::default()
         });
-        assert_eq!(c.lookup(C1, AuthMethod::Line, 60_000), None);
+        assert_eq!(c.lookup(C1, &s(AuthMethod::Line), 60_000), None);
+    }
+
+    #[test]
+    fn a_shared_login_serves_every_shared_rule_and_keeps_its_fingerprint() {
+        let mut c = AuthCache::with_capacity(10_000, 16);
+        let mut m = made("alice");
+        m.method = AuthMethod::HttpBasic;
+        m.fingerprint = 42;
+        c.remember(C1, Scope::Shared, m, 0);
+        let used = c.use_login(C1, &Scope::Shared, 5).expect("shared login");
+        assert_eq!((used.user.as_str(), used.fingerprint), ("alice", 42));
+        assert_eq!(
+            c.lookup(C1, &Scope::Rule("ssh".into()), 5),
+            None,
+            "a rule's own"
+        );
+        assert_eq!(c.lookup(C2, &Scope::Shared, 5), None);
+        let l = c.logins(10);
+        assert_eq!(
+            (l[0].scope.as_str(), l[0].method.as_str()),
+            ("shared", "http-basic")
+        );
+    }
+
+    #[test]
+    fn a_reload_keeps_directory_logins_of_users_not_in_the_file() {
+        let mut c = AuthCache::with_capacity(10_000, 16);
+        let mut r = made("carol");
+        r.backend = Backend::Radius;
+        c.remember(C1, Scope::Shared, r, 0);
+        c.remember(C2, Scope::Shared, made("dave"), 0);
+        c.retain_users(&[]);
+        assert_eq!(c.lookup(C1, &Scope::Shared, 1), Some("carol"));
+        assert_eq!(c.lookup(C2, &Scope::Shared, 1), None, "local user gone");
     }
 }

@@ -1,4 +1,8 @@
-//! `auth: http-basic`: the credentials of the client's first HTTP/1.x request.
+//! `auth: http-basic`: the client's first HTTP/1.x request, read by the box in one of three
+//! [`HttpMode`]s: in-band (the credentials must be in it, as if the server asked for them),
+//! redirect (virtual HTTP: the browser is sent to log in at the box's own origin, so it
+//! never holds the box's password for a server), or known (the client is logged in: the
+//! request goes on without any header carrying the box's credentials).
 //!
 //! The request head is buffered (at most [`MAX_HEAD`] bytes) and parsed just enough: the
 //! request line, then `name: value` header lines (names case-insensitive, optional whitespace
@@ -33,6 +37,47 @@ pub const MAX_HEAD: usize = 16 * 1024;
 /// The realm of the `WWW-Authenticate` challenge.
 pub const REALM: &str = "cutthrough";
 
+/// What the box does with the request head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpMode {
+    /// In-band: `401` unless the head carries valid credentials.
+    Challenge,
+    /// Virtual HTTP: answer `302` to `portal` (the login URL up to its query, `?` included)
+    /// with the original URL added; `server` (`address:port`) stands in for a missing `Host`.
+    Redirect { portal: String, server: String },
+    /// Logged in with credentials of this fingerprint (see [`Fingerprints`]): pass the head on
+    /// without the credential headers that carry them.
+    Known { fingerprint: u64 },
+}
+
+/// Keyed hashes of credentials: what a login keeps of them, so headers carrying the box's
+/// credentials can be recognised in later requests without keeping the password. The key is
+/// random per process.
+#[derive(Debug, Clone, Default)]
+pub struct Fingerprints(std::collections::hash_map::RandomState);
+
+impl Fingerprints {
+    pub fn of(&self, name: &[u8], password: &[u8]) -> u64 {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = self.0.build_hasher();
+        h.write(name);
+        h.write_u8(0xff); // not in UTF-8: the name ends here
+        h.write(password);
+        h.finish()
+    }
+
+    /// The fingerprint of a `Basic` credentials value, if it is one.
+    fn of_value(&self, value: &[u8]) -> Option<u64> {
+        let mut decoded = basic_credentials(value)?;
+        let fp = decoded
+            .iter()
+            .position(|&b| b == b':')
+            .map(|c| self.of(&decoded[..c], &decoded[c + 1..]));
+        wipe(&mut decoded);
+        fp
+    }
+}
+
 /// What one call to [`HttpBasic::feed`] decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HttpStep {
@@ -42,8 +87,17 @@ pub enum HttpStep {
     /// client and close; the server is never contacted.
     Reject { response: Vec<u8> },
     /// Authenticated: connect to the server and send it `request` (the head without the
-    /// credential line, then every byte received after the head).
-    Accept { user: String, request: Vec<u8> },
+    /// credential lines, then every byte received after the head). `fingerprint` identifies
+    /// the credentials.
+    Accept {
+        user: String,
+        request: Vec<u8>,
+        fingerprint: u64,
+    },
+    /// [`HttpMode::Known`]: send `request` to the server (as with `Accept`).
+    Pass { request: Vec<u8> },
+    /// [`HttpMode::Redirect`]: send `response` (the redirect) and close; not a failure.
+    Answer { response: Vec<u8> },
     /// Not a usable HTTP/1.x request (`400`, `431`): send `response` and close.
     Bad { response: Vec<u8> },
     /// From [`HttpBasic::feed_deferred`] only: verify these, then call [`HttpBasic::resume`].
@@ -51,8 +105,10 @@ pub enum HttpStep {
 }
 
 /// The `http-basic` authenticator of one connection.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct HttpBasic {
+    mode: HttpMode,
+    fingerprints: Fingerprints,
     buf: Vec<u8>,
     /// Where the search for the end of the head resumes.
     scanned: usize,
@@ -64,14 +120,35 @@ pub struct HttpBasic {
 /// What the answer to a pending attempt needs from its head.
 #[derive(Debug)]
 struct Waiting {
-    /// The credential header line, removed on success.
-    line: std::ops::Range<usize>,
+    /// The request target.
+    target: std::ops::Range<usize>,
+    /// The credential header lines carrying the attempt's credentials, removed on success.
+    lines: Vec<std::ops::Range<usize>>,
+    fingerprint: u64,
     is_head: bool,
 }
 
+impl Default for HttpBasic {
+    fn default() -> Self {
+        HttpBasic::with_mode(HttpMode::Challenge, Fingerprints::default())
+    }
+}
+
 impl HttpBasic {
+    /// In-band ([`HttpMode::Challenge`]).
     pub fn new() -> Self {
         HttpBasic::default()
+    }
+
+    pub fn with_mode(mode: HttpMode, fingerprints: Fingerprints) -> Self {
+        HttpBasic {
+            mode,
+            fingerprints,
+            buf: Vec::new(),
+            scanned: 0,
+            done: false,
+            verifying: None,
+        }
     }
 
     /// Takes the bytes the client sent. A complete head with credentials costs one argon2
@@ -155,12 +232,11 @@ impl HttpBasic {
             return HttpStep::NeedMore;
         };
         let step = match verdict {
-            Verdict::Accepted(user) => {
-                let mut request = Vec::with_capacity(self.buf.len() - w.line.len());
-                request.extend_from_slice(&self.buf[..w.line.start]);
-                request.extend_from_slice(&self.buf[w.line.end..]);
-                HttpStep::Accept { user, request }
-            }
+            Verdict::Accepted(user) => HttpStep::Accept {
+                user,
+                request: without(&self.buf, &w.lines),
+                fingerprint: w.fingerprint,
+            },
             Verdict::Refused => {
                 limiter.record_failure(client, now_ms);
                 HttpStep::Reject {
@@ -170,9 +246,18 @@ impl HttpBasic {
             Verdict::Unavailable => HttpStep::Reject {
                 response: unavailable(w.is_head),
             },
+            Verdict::NoDirectory => HttpStep::Reject {
+                response: directory_unavailable(w.is_head),
+            },
         };
         self.finish();
         step
+    }
+
+    /// The target of the request whose credentials are being verified.
+    pub fn target(&self) -> Option<Vec<u8>> {
+        let w = self.verifying.as_ref()?;
+        self.buf.get(w.target.clone()).map(<[u8]>::to_vec)
     }
 
     /// The exchange is over: later input is discarded.
@@ -216,7 +301,22 @@ impl HttpBasic {
             Ok(head) => head,
             Err(()) => return bad_request(),
         };
-        let Some(cred) = head.credentials else {
+        match &self.mode {
+            HttpMode::Challenge => {}
+            HttpMode::Redirect { portal, server } => {
+                let location = redirect_location(&self.buf, &head, portal, server);
+                return HttpStep::Answer {
+                    response: found(&location, head.is_head),
+                };
+            }
+            HttpMode::Known { fingerprint } => {
+                let lines = self.lines_carrying(&head, *fingerprint);
+                return HttpStep::Pass {
+                    request: without(&self.buf, &lines),
+                };
+            }
+        }
+        let Some(cred) = head.credentials.as_ref() else {
             return HttpStep::Reject {
                 response: unauthorized(head.is_head),
             };
@@ -242,11 +342,25 @@ impl HttpBasic {
         let credentials =
             Credentials::new(decoded[..colon].to_vec(), decoded[colon + 1..].to_vec());
         wipe(&mut decoded);
+        let fingerprint = self
+            .fingerprints
+            .of(&credentials.name, &credentials.password);
         self.verifying = Some(Waiting {
-            line: cred.line,
+            target: head.target.clone(),
+            lines: self.lines_carrying(&head, fingerprint),
+            fingerprint,
             is_head: head.is_head,
         });
         HttpStep::Verify(credentials)
+    }
+
+    /// The credential header lines of `head` whose Basic credentials have `fingerprint`.
+    fn lines_carrying(&self, head: &Head, fingerprint: u64) -> Vec<std::ops::Range<usize>> {
+        head.credential_lines
+            .iter()
+            .filter(|c| self.fingerprints.of_value(&self.buf[c.value.clone()]) == Some(fingerprint))
+            .map(|c| c.line.clone())
+            .collect()
     }
 
     /// The end of the head (one past the LF of the empty line), searching from where the last
@@ -266,10 +380,17 @@ impl HttpBasic {
 /// What the rest of the box needs from a request head.
 struct Head {
     is_head: bool,
+    /// The request target, and the `Host` header's value.
+    target: std::ops::Range<usize>,
+    host: Option<std::ops::Range<usize>>,
+    /// The credentials to check: `Proxy-Authorization` if Basic, else `Authorization`.
     credentials: Option<Credential>,
+    /// Every `Authorization` and `Proxy-Authorization` line (one of each at most).
+    credential_lines: Vec<Credential>,
 }
 
-/// The header line the credentials came from.
+/// A credential header line.
+#[derive(Clone)]
 struct Credential {
     /// The whole line, terminator included: what is removed on success.
     line: std::ops::Range<usize>,
@@ -302,8 +423,11 @@ fn parse_head(buf: &[u8], start: usize) -> Result<Head, ()> {
     {
         return Err(());
     }
+    let target_start = target.as_ptr() as usize - buf.as_ptr() as usize;
+    let target = target_start..target_start + target.len();
     let mut authorization = None;
     let mut proxy_authorization = None;
+    let mut host = None;
     for (line, content) in lines {
         let text = &buf[content.clone()];
         if text.is_empty() {
@@ -327,6 +451,13 @@ fn parse_head(buf: &[u8], start: usize) -> Result<Head, ()> {
         {
             return Err(());
         }
+        if name.eq_ignore_ascii_case(b"host") {
+            if host.is_some() {
+                return Err(()); // RFC 9112 §3.2: a request with two is refused
+            }
+            host = Some(value);
+            continue;
+        }
         let slot = if name.eq_ignore_ascii_case(b"authorization") {
             &mut authorization
         } else if name.eq_ignore_ascii_case(b"proxy-authorization") {
@@ -340,14 +471,97 @@ fn parse_head(buf: &[u8], start: usize) -> Result<Head, ()> {
         *slot = Some(Credential { line, value });
     }
     let is_basic = |c: &Credential| scheme_is_basic(&buf[c.value.clone()]);
+    let credential_lines: Vec<Credential> = proxy_authorization
+        .iter()
+        .chain(authorization.iter())
+        .cloned()
+        .collect();
     let credentials = match proxy_authorization {
         Some(p) if is_basic(&p) => Some(p),
         _ => authorization.filter(is_basic),
     };
     Ok(Head {
         is_head: method == b"HEAD",
+        target,
+        host,
         credentials,
+        credential_lines,
     })
+}
+
+/// `buf` without the byte ranges `cut` (disjoint, in any order).
+fn without(buf: &[u8], cut: &[std::ops::Range<usize>]) -> Vec<u8> {
+    let mut cut = cut.to_vec();
+    cut.sort_by_key(|r| r.start);
+    let mut out = Vec::with_capacity(buf.len());
+    let mut at = 0;
+    for r in cut {
+        out.extend_from_slice(&buf[at..r.start]);
+        at = r.end;
+    }
+    out.extend_from_slice(&buf[at..]);
+    out
+}
+
+/// The login URL for a request: `portal` followed by `url=` and the request's own URL,
+/// percent-encoded (absolute-form targets as they are, origin-form ones under `Host`, or
+/// under the server's address without one).
+fn redirect_location(buf: &[u8], head: &Head, portal: &str, server: &str) -> String {
+    let target = &buf[head.target.clone()];
+    let mut url = Vec::new();
+    if target.starts_with(b"http://") || target.starts_with(b"https://") {
+        url.extend_from_slice(target);
+    } else {
+        url.extend_from_slice(b"http://");
+        match &head.host {
+            Some(h) if !buf[h.clone()].is_empty() => url.extend_from_slice(&buf[h.clone()]),
+            _ => url.extend_from_slice(server.as_bytes()),
+        }
+        if !target.starts_with(b"/") {
+            url.push(b'/');
+        }
+        url.extend_from_slice(target);
+    }
+    let mut location = String::with_capacity(portal.len() + 4 + url.len() * 3);
+    location.push_str(portal);
+    location.push_str("url=");
+    percent_encode(&url, &mut location);
+    location
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+pub fn percent_encode(bytes: &[u8], out: &mut String) {
+    for &b in bytes {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+}
+
+/// Decodes `%XX` escapes (and `+` as a space, as forms send it); `None` on a bad escape.
+pub fn percent_decode(s: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(s.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    Some(out)
 }
 
 /// The lines of a head: (whole line with its LF, content without its CR LF or LF).
@@ -433,6 +647,30 @@ fn too_many_requests(wait_ms: u64, is_head: bool) -> Vec<u8> {
         "429 Too Many Requests",
         &format!("Retry-After: {}\r\n", wait_ms.div_ceil(1000)),
         "Too many attempts, try later.\n",
+        is_head,
+    )
+}
+
+/// `302 Found` to `location` (which must be a valid URL without CR or LF).
+pub fn found(location: &str, is_head: bool) -> Vec<u8> {
+    response(
+        "302 Found",
+        &format!("Location: {location}\r\nCache-Control: no-store\r\n"),
+        "Log in first.\n",
+        is_head,
+    )
+}
+
+/// `200 OK` with a short text.
+pub fn ok_text(body: &str, is_head: bool) -> Vec<u8> {
+    response("200 OK", "Cache-Control: no-store\r\n", body, is_head)
+}
+
+fn directory_unavailable(is_head: bool) -> Vec<u8> {
+    response(
+        "503 Service Unavailable",
+        "Retry-After: 10\r\n",
+        "Authentication unavailable, try again later.\n",
         is_head,
     )
 }

@@ -33,6 +33,8 @@ pub const RATE_LIMITED: &[u8] = b"Too many attempts, try later.\r\n";
 /// The answer to an attempt that could not be verified (the verifiers were saturated): it
 /// counts toward the connection's failures, not toward the client address's.
 pub const NOT_CHECKED: &[u8] = b"Login not checked, the box is busy.\r\n";
+/// The answer when no directory server answered.
+pub const UNAVAILABLE: &[u8] = b"Authentication unavailable, try again later.\r\n";
 
 const IAC: u8 = 255;
 const SB: u8 = 250;
@@ -231,6 +233,11 @@ impl LineAuth {
                 self.fail(&mut step, LOGIN_INCORRECT);
             }
             Verdict::Unavailable => self.fail(&mut step, NOT_CHECKED),
+            Verdict::NoDirectory => {
+                // Asking again would only make the user wait for the same silence.
+                step.output.extend_from_slice(UNAVAILABLE);
+                self.close(&mut step);
+            }
         }
         let mut pending = std::mem::take(&mut self.pending);
         match self.phase {

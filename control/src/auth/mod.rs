@@ -19,12 +19,18 @@
 mod attempt;
 mod base64;
 mod cache;
+mod directory;
 mod http;
 mod line;
+pub mod radius;
 
 pub use attempt::{Credentials, Verdict};
-pub use cache::{AuthCache, Clear, Login, DEFAULT_CACHE_CAPACITY};
-pub use http::{HttpBasic, HttpStep, MAX_HEAD, REALM};
+pub use cache::{AuthCache, Clear, Login, Made, Scope, Used, DEFAULT_CACHE_CAPACITY};
+pub use directory::Directory;
+pub use http::{
+    found, ok_text, percent_decode, percent_encode, Fingerprints, HttpBasic, HttpMode, HttpStep,
+    MAX_HEAD, REALM,
+};
 pub use line::{
     LineAuth, LineOutcome, LineStep, LOGIN_INCORRECT, MAX_FAILURES, MAX_LINE, NOT_CHECKED,
     PROMPT_PASSWORD, PROMPT_USER, RATE_LIMITED, TOO_MANY_FAILURES,

@@ -337,6 +337,9 @@ fn login_listings_survive_telemetry() {
             user: format!("user{i}"),
             client: format!("198.18.0.{i}"),
             method: "line".into(),
+            rule: "line-auth".into(),
+            scope: "shared".into(),
+            backend: "radius-then-local".into(),
             since_ms: 1000 + i,
             idle_ms: i,
             connections: i,
@@ -351,5 +354,6 @@ fn login_listings_survive_telemetry() {
         "in index order, not string order"
     );
     assert_eq!(rows[3]["connections"], 3);
+    assert_eq!(rows[3]["backend"], "radius-then-local");
     assert_eq!(through["total"], 12);
 }

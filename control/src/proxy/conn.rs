@@ -8,24 +8,24 @@
 //! and acknowledged by the other side) → spliced. `splice: never`, or option sets that cannot
 //! be reconciled, stay in `Relay` for good: the conventional proxy.
 
-use std::sync::Arc;
-
 use smoltcp::socket::tcp::State;
 use smoltcp::time::Instant;
 
-use common::config::{AuthMethod, Side, SplicePoint, User};
+use common::config::{AuthMethod, Rule, RuleLogin, Side, SplicePoint};
 use common::conn::Conn;
 use common::flow::FlowKey;
 use common::wire::ipv4::Ipv4Packet;
 use common::wire::tcp::{flags, SynOptions, TcpOption, TcpPacket};
 
 use crate::auth::{
-    AuthCache, Credentials, HttpBasic, HttpStep, LineAuth, LineOutcome, RateLimiter, Verdict,
+    AuthCache, Credentials, Directory, Fingerprints, HttpBasic, HttpMode, HttpStep, LineAuth,
+    LineOutcome, Made, RateLimiter, Scope, Used, Verdict,
 };
-use crate::verifier::{Submitted, Verifier};
+use crate::verifier::{Against, Submitted, Verifier};
 
 use super::announce;
 use super::leg::Leg;
+use super::portal::{portal_answer, portal_login};
 use super::splice::{self, Fallback, SpliceError};
 use super::strip::strip_payload;
 
@@ -42,7 +42,41 @@ enum App {
     /// Nothing to ask: connect to the server at once.
     Open,
     Line(LineAuth),
+    /// An `http-basic` rule's first request (in-band, redirected, or passed on for a client
+    /// logged in).
     Http(HttpBasic),
+    /// The virtual HTTP origin: a login and a redirect back; never a server.
+    Portal(HttpBasic),
+}
+
+/// How a connection's logins are checked and kept.
+#[derive(Debug, Clone)]
+pub struct LoginSetup {
+    /// The rule's label (its name, or `#N`), for the accounting line and the listings.
+    pub rule: String,
+    pub login: RuleLogin,
+    /// The key its logins are kept under.
+    pub scope: Scope,
+    /// The login the client has in that scope, if any (it skips the prompt).
+    pub cached: Option<Used>,
+    /// Virtual HTTP: the login URL up to its query (`http://host/login?rule=..&`).
+    pub portal: Option<String>,
+    /// The proxy's: the logins' fingerprints are of this key.
+    pub fingerprints: Fingerprints,
+}
+
+impl LoginSetup {
+    /// For a rule without authentication.
+    pub fn none() -> LoginSetup {
+        LoginSetup {
+            rule: String::new(),
+            login: RuleLogin::default(),
+            scope: Scope::Shared,
+            cached: None,
+            portal: None,
+            fingerprints: Fingerprints::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +100,10 @@ pub enum Outcome {
 
 /// What a turn needs from the proxy.
 pub struct Env<'a> {
-    pub users: &'a Arc<[User]>,
+    pub dir: &'a Directory,
+    pub fingerprints: &'a Fingerprints,
+    /// The policy in force (the virtual HTTP origin finds the rule of a login in it).
+    pub policy: &'a [Rule],
     pub limiter: &'a mut RateLimiter,
     pub cache: &'a mut AuthCache,
     pub verifier: &'a mut Verifier<FlowKey>,
@@ -77,6 +114,12 @@ pub struct Env<'a> {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Events {
     pub auth_failed: bool,
+    /// Sent to the virtual HTTP origin to log in.
+    pub redirected: bool,
+    /// A login made at the virtual HTTP origin.
+    pub portal_login: bool,
+    /// No directory server answered a login attempt.
+    pub directory_down: bool,
     /// Kept as a full proxy, and why.
     pub fallback: Option<Fallback>,
     pub client_established: bool,
@@ -139,6 +182,9 @@ pub struct ProxyConn {
     server_learnt: bool,
     /// The name of the login attempt being verified (for its accounting line).
     attempting: Option<String>,
+    /// The fingerprint of its credentials (kept with the login it makes).
+    attempt_fp: u64,
+    login: LoginSetup,
 }
 
 impl ProxyConn {
@@ -153,7 +199,7 @@ impl ProxyConn {
         method: AuthMethod,
         splice: SplicePoint,
         peers: Peers,
-        cached: bool,
+        login: LoginSetup,
         client: Option<Leg>,
         now: Instant,
     ) -> ProxyConn {
@@ -161,13 +207,30 @@ impl ProxyConn {
         let ts = peers.client.timestamps.is_some();
         // With nothing to ask, the server is contacted first and its options offered to the
         // client (the SYN-ACK waits); otherwise the client is answered at once, told what
-        // fits a server the box remembers, or the configured clamp.
-        let open = method == AuthMethod::None || cached;
-        let app = match (open, method) {
-            (true, _) | (_, AuthMethod::None) => App::Open,
-            (false, AuthMethod::Line) => App::Line(LineAuth::new(key.src)),
-            (false, AuthMethod::HttpBasic) => App::Http(HttpBasic::new()),
+        // fits a server the box remembers, or the configured clamp. An HTTP client logged in
+        // is not asked, but its request is read all the same: the box's credentials are
+        // taken out of it.
+        let fingerprints = login.fingerprints.clone();
+        let app = match (method, &login.cached, &login.portal) {
+            (AuthMethod::None, ..) => App::Open,
+            (AuthMethod::Line, Some(_), _) => App::Open,
+            (AuthMethod::Line, None, _) => App::Line(LineAuth::new(key.src)),
+            (AuthMethod::HttpBasic, Some(used), _) => App::Http(HttpBasic::with_mode(
+                HttpMode::Known {
+                    fingerprint: used.fingerprint,
+                },
+                fingerprints,
+            )),
+            (AuthMethod::HttpBasic, None, Some(portal)) => App::Http(HttpBasic::with_mode(
+                HttpMode::Redirect {
+                    portal: portal.clone(),
+                    server: format!("{}:{}", key.dst, key.dport),
+                },
+                fingerprints,
+            )),
+            (AuthMethod::HttpBasic, None, None) => App::Http(HttpBasic::new()),
         };
+        let open = matches!(app, App::Open);
         // `after-request`: an HTTP login reads the request head itself (and relays it);
         // otherwise the drain waits for the client's first data. `after-auth` drains as
         // soon as the login is done (`none`: both handshakes); `never` is a full proxy.
@@ -206,11 +269,53 @@ impl ProxyConn {
             drain_timeout_ms: DRAIN_TIMEOUT_MS,
             server_learnt: false,
             attempting: None,
+            attempt_fp: 0,
+            login,
         };
         if open {
             c.connect_server(ts, now);
         }
         c
+    }
+
+    /// A connection to the box's virtual HTTP origin: the client leg only, answered at once.
+    pub fn portal(
+        key: FlowKey,
+        worker: u16,
+        client_side: Side,
+        peers: Peers,
+        fingerprints: Fingerprints,
+        now: Instant,
+    ) -> Self {
+        let mut login = LoginSetup::none();
+        login.fingerprints = fingerprints;
+        let mut c = ProxyConn::new(
+            key,
+            worker,
+            client_side,
+            AuthMethod::HttpBasic,
+            SplicePoint::Never,
+            peers,
+            login,
+            None,
+            now,
+        );
+        c.app = App::Portal(HttpBasic::new());
+        c.await_request = false;
+        c
+    }
+
+    /// It serves the virtual HTTP origin (no server leg, no flow in the workers).
+    pub fn is_portal(&self) -> bool {
+        matches!(self.app, App::Portal(_))
+    }
+
+    /// Where its login attempts are checked.
+    pub fn against(&self, dir: &Directory) -> Against {
+        Against {
+            dir: dir.clone(),
+            backend: self.login.login.backend,
+        }
     }
 
     /// How long its drain may take (`proxy.drain_timeout`).
@@ -490,6 +595,9 @@ impl ProxyConn {
             (b.len(), ())
         });
         let verdict = self.verdict.take();
+        if verdict == Some(Verdict::NoDirectory) {
+            self.events.directory_down = true;
+        }
         let (key, client) = (self.key, self.key.src);
         match &mut self.app {
             App::Open => self.phase = Phase::Relay,
@@ -502,25 +610,49 @@ impl ProxyConn {
                 }
                 let mut step = l.feed_deferred(&input, env.limiter, env.now_ms);
                 if let Some(v) = verdict {
-                    account(&key, AuthMethod::Line, self.attempting.take(), &v);
+                    account(
+                        &key,
+                        AuthMethod::Line,
+                        &self.login,
+                        self.attempting.take(),
+                        &v,
+                    );
                     step.append(l.resume(v, env.limiter, env.now_ms));
                 }
                 while let Some(c) = step.verify.take() {
                     let name = String::from_utf8_lossy(&c.name).into_owned();
-                    let Some(v) = submit(env, key, &mut self.verifying, &mut self.deferred, c)
-                    else {
+                    self.attempt_fp = env.fingerprints.of(&c.name, &c.password);
+                    let against = Against {
+                        dir: env.dir.clone(),
+                        backend: self.login.login.backend,
+                    };
+                    let Some(v) = submit(
+                        env,
+                        key,
+                        &against,
+                        &mut self.verifying,
+                        &mut self.deferred,
+                        c,
+                    ) else {
                         self.attempting = Some(name);
                         break;
                     };
-                    account(&key, AuthMethod::Line, Some(name), &v);
+                    self.events.directory_down |= v == Verdict::NoDirectory;
+                    account(&key, AuthMethod::Line, &self.login, Some(name), &v);
                     step.append(l.resume(v, env.limiter, env.now_ms));
                 }
                 self.to_client.extend(step.output);
                 match step.outcome {
                     Some(LineOutcome::Success { user }) => {
                         log::info!("{}: line auth accepted user {user}", self.key);
-                        env.cache
-                            .remember(client, AuthMethod::Line, &user, env.now_ms);
+                        remember(
+                            env,
+                            client,
+                            &self.login,
+                            AuthMethod::Line,
+                            user,
+                            self.attempt_fp,
+                        );
                         // What the client typed after its password is its first request.
                         self.await_request &= step.leftover.is_empty();
                         self.to_server.extend(step.leftover);
@@ -535,20 +667,44 @@ impl ProxyConn {
                     None => {}
                 }
             }
-            App::Http(h) => {
+            App::Http(_) | App::Portal(_) => {
                 if input.is_empty() && verdict.is_none() {
                     return Outcome::Continue;
                 }
+                let portal = matches!(self.app, App::Portal(_));
+                let (App::Http(h) | App::Portal(h)) = &mut self.app else {
+                    unreachable!()
+                };
                 let mut step = h.feed_deferred(&input, env.limiter, env.now_ms, client);
                 if let Some(v) = verdict {
-                    account(&key, AuthMethod::HttpBasic, self.attempting.take(), &v);
+                    let name = self.attempting.take();
+                    account(&key, AuthMethod::HttpBasic, &self.login, name, &v);
                     step = h.resume(v, env.limiter, env.now_ms, client);
                 }
                 if let HttpStep::Verify(c) = step {
+                    if portal {
+                        // The login is for the rule the redirect named.
+                        let target = h.target().unwrap_or_default();
+                        self.login = portal_login(env.policy, &target, &self.login.fingerprints);
+                    }
                     let name = String::from_utf8_lossy(&c.name).into_owned();
-                    step = match submit(env, key, &mut self.verifying, &mut self.deferred, c) {
+                    self.attempt_fp = env.fingerprints.of(&c.name, &c.password);
+                    let against = Against {
+                        dir: env.dir.clone(),
+                        backend: self.login.login.backend,
+                    };
+                    let submitted = submit(
+                        env,
+                        key,
+                        &against,
+                        &mut self.verifying,
+                        &mut self.deferred,
+                        c,
+                    );
+                    step = match submitted {
                         Some(v) => {
-                            account(&key, AuthMethod::HttpBasic, Some(name), &v);
+                            self.events.directory_down |= v == Verdict::NoDirectory;
+                            account(&key, AuthMethod::HttpBasic, &self.login, Some(name), &v);
                             h.resume(v, env.limiter, env.now_ms, client)
                         }
                         None => {
@@ -557,26 +713,56 @@ impl ProxyConn {
                         }
                     };
                 }
-                match step {
-                    HttpStep::NeedMore | HttpStep::Verify(_) => {}
-                    HttpStep::Accept { user, request } => {
-                        log::info!("{}: http-basic accepted user {user}", self.key);
-                        env.cache
-                            .remember(client, AuthMethod::HttpBasic, &user, env.now_ms);
-                        self.to_server.extend(request);
-                        self.phase = Phase::Relay;
-                        self.connect_server(self.client_ts(), now);
-                    }
-                    HttpStep::Reject { response } | HttpStep::Bad { response } => {
-                        log::info!("{}: http-basic refused", self.key);
-                        self.events.auth_failed = true;
-                        self.to_client.extend(response);
-                        self.closing = true;
-                    }
-                }
+                self.http_step(step, portal, env, now);
             }
         }
         Outcome::Continue
+    }
+
+    /// Acts on what the HTTP reader decided.
+    fn http_step(&mut self, step: HttpStep, portal: bool, env: &mut Env<'_>, now: Instant) {
+        let client = self.key.src;
+        match step {
+            HttpStep::NeedMore | HttpStep::Verify(_) => {}
+            HttpStep::Accept { user, request, .. } => {
+                let method = AuthMethod::HttpBasic;
+                if portal {
+                    log::info!("{}: virtual HTTP login accepted user {user}", self.key);
+                    self.events.portal_login = true;
+                    let answer = portal_answer(&request, &user);
+                    remember(env, client, &self.login, method, user, self.attempt_fp);
+                    self.to_client.extend(answer);
+                    self.closing = true;
+                    return;
+                }
+                log::info!("{}: http-basic accepted user {user}", self.key);
+                remember(env, client, &self.login, method, user, self.attempt_fp);
+                self.to_server.extend(request);
+                self.phase = Phase::Relay;
+                self.connect_server(self.client_ts(), now);
+            }
+            HttpStep::Pass { request } => {
+                log::info!(
+                    "{}: http-basic logged in before, request passed on",
+                    self.key
+                );
+                self.to_server.extend(request);
+                self.phase = Phase::Relay;
+                self.connect_server(self.client_ts(), now);
+            }
+            HttpStep::Answer { response } => {
+                log::info!("{}: http-basic sent to the virtual HTTP origin", self.key);
+                self.events.redirected = true;
+                self.to_client.extend(response);
+                self.closing = true;
+            }
+            HttpStep::Reject { response } | HttpStep::Bad { response } => {
+                log::info!("{}: http-basic refused", self.key);
+                self.events.auth_failed = true;
+                self.to_client.extend(response);
+                self.closing = true;
+            }
+        }
     }
 
     /// Timestamps are offered to the server only if the client leg has them.
@@ -707,20 +893,45 @@ impl ProxyConn {
     }
 }
 
-/// The accounting line of one login attempt: who, from where, to what, how, and the outcome.
-fn account(key: &FlowKey, method: AuthMethod, user: Option<String>, v: &Verdict) {
-    let outcome = match v {
-        Verdict::Accepted(_) => "accepted",
-        Verdict::Refused => "refused",
-        Verdict::Unavailable => "not checked (busy)",
-    };
+/// The accounting line of one login attempt: who, from where, to what, at which rule, how,
+/// and the outcome.
+fn account(
+    key: &FlowKey,
+    method: AuthMethod,
+    login: &LoginSetup,
+    user: Option<String>,
+    v: &Verdict,
+) {
     log::info!(
-        "login {outcome}: user {:?} client {} server {}:{} method {method}",
+        "login {}: user {:?} client {} server {}:{} rule {} method {method} backend {}",
+        v.outcome(),
         user.unwrap_or_default(),
         key.src,
         key.dst,
-        key.dport
+        key.dport,
+        login.rule,
+        login.login.backend,
     );
+}
+
+/// Records a successful login in the cache.
+fn remember(
+    env: &mut Env<'_>,
+    client: common::wire::Ipv4Addr,
+    login: &LoginSetup,
+    method: AuthMethod,
+    user: String,
+    fingerprint: u64,
+) {
+    let made = Made {
+        user,
+        method,
+        rule: login.rule.clone(),
+        backend: login.login.backend,
+        fingerprint,
+    };
+    env.cache
+        .remember(client, login.scope.clone(), made, env.now_ms);
 }
 
 /// Hands an attempt to the verifier, or keeps it in `deferred` while its address has as many
@@ -729,6 +940,7 @@ fn account(key: &FlowKey, method: AuthMethod, user: Option<String>, v: &Verdict)
 fn submit(
     env: &mut Env<'_>,
     key: FlowKey,
+    against: &Against,
     verifying: &mut bool,
     deferred: &mut Option<Credentials>,
     credentials: Credentials,
@@ -738,7 +950,7 @@ fn submit(
         *verifying = true;
         return None;
     }
-    let verdict = verify(env.verifier, env.users, env.limiter, key, credentials);
+    let verdict = verify(env.verifier, against, env.limiter, key, credentials);
     *verifying = verdict.is_none();
     verdict
 }
@@ -748,12 +960,12 @@ fn submit(
 /// until the proxy collects its verdict).
 pub(super) fn verify(
     verifier: &mut Verifier<FlowKey>,
-    users: &Arc<[User]>,
+    against: &Against,
     limiter: &mut RateLimiter,
     key: FlowKey,
     credentials: Credentials,
 ) -> Option<Verdict> {
-    match verifier.submit(key, users, credentials) {
+    match verifier.submit(key, against, credentials) {
         Submitted::Done(v) => Some(v),
         Submitted::Queued => {
             limiter.begin_attempt(key.src);

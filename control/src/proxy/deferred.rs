@@ -36,9 +36,10 @@ impl Proxy {
             let verdict = if self.limiter.is_limited(key.src, now_ms) {
                 Some(Verdict::Unavailable)
             } else {
+                let against = c.against(&self.dir);
                 verify(
                     &mut self.verifier,
-                    &self.users,
+                    &against,
                     &mut self.limiter,
                     key,
                     credentials,

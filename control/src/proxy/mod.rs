@@ -15,6 +15,7 @@ pub mod conn;
 pub mod cookie;
 mod deferred;
 pub mod leg;
+mod portal;
 pub mod server_options;
 pub mod splice;
 pub mod strip;
@@ -28,7 +29,7 @@ use std::time::Duration;
 
 use smoltcp::time::Instant;
 
-use common::config::{Action, AuthMethod, Side, User};
+use common::config::{Action, AuthMethod, HttpLogin, Side};
 use common::conn::{Conn, ConnFlags, TcpState};
 use common::flow::FlowKey;
 use common::wire::ethernet::{EtherType, EthernetFrame};
@@ -38,12 +39,12 @@ use dataplane::context::Context;
 use dataplane::packet::Packet;
 use dataplane::ring::{Command, ToControl, Why};
 
-use crate::auth::{AuthCache, RateLimiter, Verdict};
+use crate::auth::{AuthCache, Directory, Fingerprints, RateLimiter, Scope, Verdict};
 use crate::local::{ControlIo, LocalStack};
 use crate::stats::Connections;
 use crate::verifier::{self, Verifier};
 
-use conn::{Env, Outcome, Peers, ProxyConn};
+use conn::{Env, LoginSetup, Outcome, Peers, ProxyConn};
 use syn_cookies::Answered;
 
 /// How long a spliced connection's late packets (queued toward control before the object was
@@ -118,8 +119,10 @@ pub struct Proxy {
     cookies_signalled: bool,
     limiter: RateLimiter,
     cache: AuthCache,
-    /// The context's users, shared with the verifier threads' jobs.
-    users: Arc<[User]>,
+    /// The context's users and directory, shared with the verifier threads' jobs.
+    dir: Directory,
+    /// The key of the logins' credential fingerprints.
+    fingerprints: Fingerprints,
     verifier: Verifier<FlowKey>,
     /// Connections whose login attempt waits for its address's verifications (see
     /// `RateLimiter::must_wait`), oldest first; entries of connections gone are skipped.
@@ -131,7 +134,7 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn new(ctx: Arc<Context>) -> Proxy {
-        let users = Arc::from(ctx.config.users.as_slice());
+        let dir = Directory::new(&ctx.config, None);
         Proxy {
             conns: HashMap::new(),
             due: timers::Timers::default(),
@@ -143,8 +146,9 @@ impl Proxy {
             cookies_signalled: false,
             limiter: RateLimiter::default(),
             cache: AuthCache::from_config(&ctx.config.auth),
-            users,
-            verifier: Verifier::inline(verifier::argon2_check()),
+            dir,
+            fingerprints: Fingerprints::default(),
+            verifier: Verifier::inline(verifier::directory_check()),
             deferred: std::collections::VecDeque::new(),
             connections: Connections::default(),
             counters: ProxyCounters::default(),
@@ -190,7 +194,7 @@ impl Proxy {
         self.cache.retain_users(&ctx.config.users);
         self.cache.set_timeouts(&ctx.config.auth);
         self.servers.reconfigure(&ctx.config.proxy.server_options);
-        self.users = Arc::from(ctx.config.users.as_slice());
+        self.dir = Directory::new(&ctx.config, Some(&self.dir));
         self.ctx = ctx;
     }
 
@@ -264,13 +268,14 @@ impl Proxy {
                 }
                 (
                     Why::ProxySyn {
+                        rule,
                         action,
                         placeholder,
-                        ..
                     },
                     Some(opts),
                 ) => {
-                    if !self.open(key, action, msg.worker, msg.port, opts, None, now_ms, io) {
+                    let how = (rule, action);
+                    if !self.open(key, how, msg.worker, msg.port, opts, None, now_ms, io) {
                         return;
                     }
                     if !placeholder {
@@ -281,16 +286,15 @@ impl Proxy {
                         io.command(msg.worker, Command::Install(p));
                     }
                 }
-                (Why::ProxyAck { action, .. }, None) => {
+                (Why::ProxyAck { rule, action }, None) => {
                     let ip = &msg.pkt.data()[ip_off.clone()];
                     let Some((answered, opts)) = self.check_cookie(key, ip, now_ms) else {
                         self.counters.syn_cookies_invalid += 1;
                         return;
                     };
                     let answered = Some(answered);
-                    if !self.open(
-                        key, action, msg.worker, msg.port, opts, answered, now_ms, io,
-                    ) {
+                    let how = (rule, action);
+                    if !self.open(key, how, msg.worker, msg.port, opts, answered, now_ms, io) {
                         return;
                     }
                     self.counters.syn_cookies_accepted += 1;
@@ -330,7 +334,7 @@ impl Proxy {
     fn open<P>(
         &mut self,
         key: FlowKey,
-        action: Action,
+        (rule, action): (u16, Action),
         worker: u16,
         port: Side,
         syn: SynOptions,
@@ -355,8 +359,13 @@ impl Proxy {
             io.command(worker, Command::Remove(key));
             return false;
         }
-        let cached =
-            auth != AuthMethod::None && self.cache.use_login(key.src, auth, now_ms).is_some();
+        let Some(login) = self.login_setup(usize::from(rule), auth, key.src, now_ms) else {
+            // The worker's policy is older or newer than control's (a reload): the client's
+            // retransmitted SYN meets the same policy on both.
+            self.counters.unknown_dropped += 1;
+            io.command(worker, Command::Remove(key));
+            return false;
+        };
         let now = Instant::from_millis(now_ms as i64);
         let drain_ms = self.ctx.config.proxy.drain_timeout.as_millis() as u64;
         let client_mss = self.ctx.config.proxy.client_mss;
@@ -384,12 +393,51 @@ impl Proxy {
             server: self.servers.lookup((key.dst, key.dport), now_ms),
             client_mss,
         };
-        let c = ProxyConn::new(key, worker, port, auth, splice, peers, cached, client, now)
+        let c = ProxyConn::new(key, worker, port, auth, splice, peers, login, client, now)
             .with_drain_timeout(drain_ms);
         self.connections.proxied += 1;
         self.conns.insert(key, c);
         self.embryonic.insert(key, now_ms);
         true
+    }
+
+    /// How the connection of a SYN that matched rule `index` with `auth` logs in; `None` if
+    /// that rule is not the one the worker applied. A login the client has in the rule's
+    /// scope is used (and counted) here.
+    fn login_setup(
+        &mut self,
+        index: usize,
+        auth: AuthMethod,
+        client: common::wire::Ipv4Addr,
+        now_ms: u64,
+    ) -> Option<LoginSetup> {
+        if auth == AuthMethod::None {
+            return Some(LoginSetup::none());
+        }
+        let config = &self.ctx.config;
+        let rule = config
+            .policy
+            .get(index)
+            .filter(|r| matches!(r.action, Action::Proxy { auth: a, .. } if a == auth))?;
+        let label = rule.label(index);
+        let scope = Scope::of(rule);
+        let portal = match (&config.auth.virtual_http, auth, rule.login.http) {
+            (Some(v), AuthMethod::HttpBasic, HttpLogin::Virtual) => {
+                let mut url = format!("http://{}/login?rule=", v.authority());
+                crate::auth::percent_encode(label.as_bytes(), &mut url);
+                url.push('&');
+                Some(url)
+            }
+            _ => None,
+        };
+        Some(LoginSetup {
+            rule: label,
+            login: rule.login,
+            cached: self.cache.use_login(client, &scope, now_ms),
+            scope,
+            portal,
+            fingerprints: self.fingerprints.clone(),
+        })
     }
 
     fn feed<P: Packet>(
@@ -419,7 +467,9 @@ impl Proxy {
             return;
         };
         let mut env = Env {
-            users: &self.users,
+            dir: &self.dir,
+            fingerprints: &self.fingerprints,
+            policy: &self.ctx.config.policy,
             limiter: &mut self.limiter,
             cache: &mut self.cache,
             verifier: &mut self.verifier,
@@ -439,7 +489,7 @@ impl Proxy {
             c.counted = true;
             self.connections.full_proxy += 1;
         }
-        let (worker, client_side) = (c.worker, c.client_side);
+        let (worker, client_side, portal) = (c.worker, c.client_side, c.is_portal());
         let server_side = if client_side == Side::Inside {
             Side::Outside
         } else {
@@ -466,7 +516,18 @@ impl Proxy {
         if let Some(o) = ev.server_options {
             self.servers.learn((key.dst, key.dport), o, now_ms);
         }
-        if ev.client_established {
+        if ev.redirected {
+            self.connections.auth_redirected += 1;
+        }
+        if ev.portal_login {
+            self.connections.portal_logins += 1;
+        }
+        if ev.directory_down {
+            self.connections.auth_unavailable += 1;
+        }
+        if ev.client_established && portal {
+            self.embryonic.remove(&key);
+        } else if ev.client_established {
             self.embryonic.remove(&key);
             // Confirm the placeholder, so it outlives the SYN-SENT timeout.
             let mut p = Conn::new_pass(&key, 0, now_ms as u32);
@@ -524,7 +585,9 @@ impl Proxy {
             }
             Outcome::Closed => {
                 self.forget(key);
-                io.command(worker, Command::Remove(key));
+                if !portal {
+                    io.command(worker, Command::Remove(key));
+                }
             }
             Outcome::DrainTimeout => {
                 log::warn!("{key}: drain timed out, both legs reset");
@@ -594,6 +657,7 @@ impl Proxy {
         self.connections.auth_queue_full = v.queue_full;
         self.connections.auth_discarded = v.discarded;
         self.connections.auth_pending = self.verifier.pending() as u64;
+        self.connections.radius = self.dir.radius_stats();
     }
 
     /// The live logins (`cutthrough auth list`).

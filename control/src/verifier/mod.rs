@@ -28,27 +28,31 @@
 
 mod pool;
 
-pub use pool::{CheckFn, Full, VerifierPool};
+pub use pool::{Against, CheckFn, Full, VerifierPool};
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::config::User;
-
-use crate::auth::{check_credentials, Credentials, Verdict};
+use crate::auth::{Credentials, Directory, Verdict};
 
 /// Verifier threads `control::run` starts.
 pub const DEFAULT_THREADS: usize = 1;
+/// Threads for attempts that ask a directory, when one is configured: a RADIUS exchange
+/// mostly waits (up to servers × tries × timeout when the directory is down), so these
+/// attempts have threads of their own and a directory outage never delays the local
+/// users' logins behind it.
+pub const DIRECTORY_THREADS: usize = 4;
 /// Attempts pending at most (queued, being verified, or answered and not yet collected): at
 /// ~25 ms each on one thread, the last one waits under two seconds.
 pub const DEFAULT_CAPACITY: usize = 64;
 
-/// The real check: one argon2 verification against the users.
-pub fn argon2_check() -> CheckFn {
-    Arc::new(|users: &[User], name: &[u8], password: &[u8]| {
-        check_credentials(users, name, password)
+/// The real check: one argon2 verification against the users, or the RADIUS directory, as
+/// the rule's backend says.
+pub fn directory_check() -> CheckFn {
+    Arc::new(|dir: &Directory, backend, name: &[u8], password: &[u8]| {
+        dir.check(backend, name, password)
     })
 }
 
@@ -85,7 +89,11 @@ pub struct VerifierCounters {
 
 enum Mode<K> {
     Inline(CheckFn),
-    Pool(VerifierPool<(K, u64)>),
+    Pool {
+        local: VerifierPool<(K, u64)>,
+        /// For backends that ask a directory (none: they share `local`).
+        directory: Option<VerifierPool<(K, u64)>>,
+    },
 }
 
 /// Verifies login attempts for connections identified by `K`, inline or on threads.
@@ -103,10 +111,20 @@ impl<K: Copy + Eq + Hash + Send + 'static> Verifier<K> {
         Verifier::with_mode(Mode::Inline(check))
     }
 
-    /// Verifies on `threads` threads, at most `capacity` attempts pending.
-    pub fn pool(threads: usize, capacity: usize, check: CheckFn) -> std::io::Result<Self> {
-        let pool = VerifierPool::start(threads, capacity, check)?;
-        Ok(Verifier::with_mode(Mode::Pool(pool)))
+    /// Verifies on `threads` threads, at most `capacity` attempts pending, and attempts that
+    /// ask a directory on `directory_threads` threads of their own (0: on the same ones).
+    pub fn pool(
+        threads: usize,
+        directory_threads: usize,
+        capacity: usize,
+        check: CheckFn,
+    ) -> std::io::Result<Self> {
+        let local = VerifierPool::start(threads, capacity, Arc::clone(&check))?;
+        let directory = match directory_threads {
+            0 => None,
+            n => Some(VerifierPool::start(n, capacity, check)?),
+        };
+        Ok(Verifier::with_mode(Mode::Pool { local, directory }))
     }
 
     fn with_mode(mode: Mode<K>) -> Self {
@@ -122,22 +140,28 @@ impl<K: Copy + Eq + Hash + Send + 'static> Verifier<K> {
     pub fn threads(&self) -> usize {
         match &self.mode {
             Mode::Inline(_) => 0,
-            Mode::Pool(p) => p.threads(),
+            Mode::Pool { local, directory } => {
+                local.threads() + directory.as_ref().map_or(0, |d| d.threads())
+            }
         }
     }
 
-    /// An attempt of connection `key` against `users`. Never blocks on a verification in
-    /// pool mode; a connection has one attempt pending at most (a second replaces the first).
-    pub fn submit(&mut self, key: K, users: &Arc<[User]>, credentials: Credentials) -> Submitted {
+    /// An attempt of connection `key`. Never blocks on a verification in pool mode; a
+    /// connection has one attempt pending at most (a second replaces the first).
+    pub fn submit(&mut self, key: K, against: &Against, credentials: Credentials) -> Submitted {
         match &mut self.mode {
             Mode::Inline(check) => {
                 self.counters.verified += 1;
-                let user = check(users, &credentials.name, &credentials.password);
-                Submitted::Done(Verdict::from(user))
+                let (name, password) = (&credentials.name, &credentials.password);
+                Submitted::Done(check(&against.dir, against.backend, name, password))
             }
-            Mode::Pool(pool) => {
+            Mode::Pool { local, directory } => {
+                let pool = match directory {
+                    Some(d) if against.backend.uses_radius() => d,
+                    _ => local,
+                };
                 let ticket = self.next_ticket;
-                match pool.submit((key, ticket), Arc::clone(users), credentials) {
+                match pool.submit((key, ticket), against.clone(), credentials) {
                     Ok(()) => {
                         self.next_ticket += 1;
                         self.waiting.insert(key, ticket);
@@ -164,10 +188,12 @@ impl<K: Copy + Eq + Hash + Send + 'static> Verifier<K> {
 
     /// A finished verdict, if one is ready; never blocks.
     pub fn collect(&mut self) -> Option<Collected<K>> {
-        let Mode::Pool(pool) = &mut self.mode else {
+        let Mode::Pool { local, directory } = &mut self.mode else {
             return None;
         };
-        let ((key, ticket), verdict) = pool.try_collect()?;
+        let ((key, ticket), verdict) = local
+            .try_collect()
+            .or_else(|| directory.as_mut()?.try_collect())?;
         self.counters.verified += 1;
         let live = self.waiting.get(&key) == Some(&ticket);
         if live {
@@ -182,7 +208,9 @@ impl<K: Copy + Eq + Hash + Send + 'static> Verifier<K> {
     pub fn pending(&self) -> usize {
         match &self.mode {
             Mode::Inline(_) => 0,
-            Mode::Pool(p) => p.pending(),
+            Mode::Pool { local, directory } => {
+                local.pending() + directory.as_ref().map_or(0, |d| d.pending())
+            }
         }
     }
 
@@ -190,14 +218,20 @@ impl<K: Copy + Eq + Hash + Send + 'static> Verifier<K> {
     pub fn wait_ready(&self, timeout: Duration) -> bool {
         match &self.mode {
             Mode::Inline(_) => true,
-            Mode::Pool(p) => p.wait_ready(timeout),
+            Mode::Pool { local, directory } => {
+                local.wait_ready(timeout)
+                    && directory.as_ref().is_none_or(|d| d.wait_ready(timeout))
+            }
         }
     }
 
     /// Stops and joins the threads (pool mode); pending verdicts are lost.
     pub fn shutdown(&mut self) {
-        if let Mode::Pool(p) = &mut self.mode {
-            p.shutdown();
+        if let Mode::Pool { local, directory } = &mut self.mode {
+            local.shutdown();
+            if let Some(d) = directory {
+                d.shutdown();
+            }
         }
     }
 }
@@ -209,8 +243,11 @@ mod tests {
 
     use crossbeam::channel;
 
-    fn users() -> Arc<[User]> {
-        Arc::from(Vec::new())
+    fn users() -> Against {
+        Against {
+            dir: Directory::local(&[]),
+            backend: common::config::Backend::Local,
+        }
     }
 
     fn creds(name: &str, password: &str) -> Credentials {
@@ -219,8 +256,8 @@ mod tests {
 
     /// Accepts `alice` with `pw`.
     fn check() -> CheckFn {
-        Arc::new(|_: &[User], n: &[u8], p: &[u8]| {
-            (n == b"alice" && p == b"pw").then(|| "alice".to_string())
+        Arc::new(|_: &Directory, _, n: &[u8], p: &[u8]| {
+            Verdict::from((n == b"alice" && p == b"pw").then(|| "alice".to_string()))
         })
     }
 
@@ -229,9 +266,9 @@ mod tests {
         let (release, gate) = channel::unbounded::<()>();
         let gate = Mutex::new(gate);
         let inner = check();
-        let f: CheckFn = Arc::new(move |u: &[User], n: &[u8], p: &[u8]| {
+        let f: CheckFn = Arc::new(move |d: &Directory, b, n: &[u8], p: &[u8]| {
             let _ = gate.lock().unwrap().recv_timeout(Duration::from_secs(30));
-            inner(u, n, p)
+            inner(d, b, n, p)
         });
         (f, release)
     }
@@ -259,7 +296,7 @@ mod tests {
 
     #[test]
     fn pool_verdicts_reach_their_connections() {
-        let mut v = Verifier::<u16>::pool(1, 4, check()).unwrap();
+        let mut v = Verifier::<u16>::pool(1, 0, 4, check()).unwrap();
         assert_eq!(
             v.submit(7, &users(), creds("alice", "no")),
             Submitted::Queued
@@ -293,7 +330,7 @@ mod tests {
     #[test]
     fn a_cancelled_connection_gets_no_verdict() {
         let (check, release) = gated();
-        let mut v = Verifier::<u16>::pool(1, 4, check).unwrap();
+        let mut v = Verifier::<u16>::pool(1, 0, 4, check).unwrap();
         assert_eq!(
             v.submit(7, &users(), creds("alice", "no")),
             Submitted::Queued
@@ -313,7 +350,7 @@ mod tests {
     #[test]
     fn a_reused_key_does_not_take_its_predecessors_verdict() {
         let (check, release) = gated();
-        let mut v = Verifier::<u16>::pool(1, 4, check).unwrap();
+        let mut v = Verifier::<u16>::pool(1, 0, 4, check).unwrap();
         assert_eq!(
             v.submit(7, &users(), creds("alice", "pw")),
             Submitted::Queued
@@ -339,7 +376,7 @@ mod tests {
     #[test]
     fn a_full_pool_refuses_and_counts() {
         let (check, release) = gated();
-        let mut v = Verifier::<u16>::pool(1, 1, check).unwrap();
+        let mut v = Verifier::<u16>::pool(1, 0, 1, check).unwrap();
         assert_eq!(
             v.submit(1, &users(), creds("alice", "pw")),
             Submitted::Queued
@@ -351,5 +388,46 @@ mod tests {
         assert!(next(&mut v).live);
         v.shutdown();
         assert_eq!(v.threads(), 0);
+    }
+
+    /// While every directory thread waits on a silent directory, a local login is verified
+    /// at once: the two kinds never queue behind each other.
+    #[test]
+    fn a_directory_outage_does_not_hold_up_local_logins() {
+        use common::config::Backend;
+        let (release, gate) = channel::unbounded::<()>();
+        let gate = Mutex::new(gate);
+        let check: CheckFn = Arc::new(move |_: &Directory, backend, n: &[u8], _: &[u8]| {
+            if backend.uses_radius() {
+                let _ = gate.lock().unwrap().recv_timeout(Duration::from_secs(30));
+                return Verdict::NoDirectory;
+            }
+            Verdict::from((n == b"alice").then(|| "alice".to_string()))
+        });
+        let mut v = Verifier::<u16>::pool(1, 1, 8, check).unwrap();
+        assert_eq!(v.threads(), 2);
+        let radius = Against {
+            dir: Directory::local(&[]),
+            backend: Backend::Radius,
+        };
+        assert_eq!(v.submit(1, &radius, creds("carol", "x")), Submitted::Queued);
+        assert_eq!(v.submit(2, &radius, creds("dave", "x")), Submitted::Queued);
+        assert_eq!(v.submit(3, &users(), creds("alice", "pw")), Submitted::Queued);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let local = loop {
+            if let Some(c) = v.collect() {
+                break c;
+            }
+            assert!(std::time::Instant::now() < deadline, "the local login waited");
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        assert_eq!((local.key, local.verdict), (3, Verdict::Accepted("alice".into())));
+        assert_eq!(v.pending(), 2, "both directory attempts still wait");
+        release.send(()).unwrap();
+        release.send(()).unwrap();
+        let mut rest = [next(&mut v), next(&mut v)];
+        rest.sort_by_key(|c| c.key);
+        assert!(rest.iter().all(|c| c.verdict == Verdict::NoDirectory && c.live));
+        assert_eq!(v.pending(), 0);
     }
 }

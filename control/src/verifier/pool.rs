@@ -10,19 +10,28 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::{self, Receiver, Sender, TrySendError};
 
-use common::config::User;
+use common::config::Backend;
 
-use crate::auth::{Credentials, Verdict};
+use crate::auth::{Credentials, Directory, Verdict};
 
-/// A credential check: `(users, name, password)` → the authenticated user name.
-pub type Check = dyn Fn(&[User], &[u8], &[u8]) -> Option<String> + Send + Sync;
+/// A credential check: `(directory, backend, name, password)` → the verdict.
+pub type Check = dyn Fn(&Directory, Backend, &[u8], &[u8]) -> Verdict + Send + Sync;
 /// A [`Check`] the threads share.
 pub type CheckFn = Arc<Check>;
 
+/// Where one attempt is checked.
+#[derive(Clone)]
+pub struct Against {
+    /// The directory in force when the attempt was made (a reload does not change its
+    /// answer).
+    pub dir: Directory,
+    /// The rule's backend.
+    pub backend: Backend,
+}
+
 struct Job<T> {
     tag: T,
-    /// The users in force when the attempt was made (a reload does not change its answer).
-    users: Arc<[User]>,
+    against: Against,
     credentials: Credentials,
 }
 
@@ -72,7 +81,7 @@ impl<T: Send + 'static> VerifierPool<T> {
     pub fn submit(
         &mut self,
         tag: T,
-        users: Arc<[User]>,
+        against: Against,
         credentials: Credentials,
     ) -> Result<(), Full> {
         let Some(jobs) = &self.jobs else {
@@ -83,7 +92,7 @@ impl<T: Send + 'static> VerifierPool<T> {
         }
         let job = Job {
             tag,
-            users,
+            against,
             credentials,
         };
         match jobs.try_send(job) {
@@ -160,10 +169,15 @@ fn serve<T>(
         }
         let Job {
             tag,
-            users,
+            against,
             credentials,
         } = job;
-        let verdict = Verdict::from(check(&users, &credentials.name, &credentials.password));
+        let verdict = check(
+            &against.dir,
+            against.backend,
+            &credentials.name,
+            &credentials.password,
+        );
         drop(credentials);
         // Only fails once the pool is gone; the pending bound keeps it from ever blocking.
         if verdicts.send((tag, verdict)).is_err() {
@@ -178,8 +192,11 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
     use std::sync::Mutex;
 
-    fn users() -> Arc<[User]> {
-        Arc::from(Vec::new())
+    fn against() -> Against {
+        Against {
+            dir: Directory::local(&[]),
+            backend: Backend::Local,
+        }
     }
 
     fn creds(name: &str) -> Credentials {
@@ -193,12 +210,12 @@ mod tests {
         let gate = Mutex::new(gate);
         let calls = Arc::new(AtomicUsize::new(0));
         let c = Arc::clone(&calls);
-        let check: CheckFn = Arc::new(move |_, name, _| {
+        let check: CheckFn = Arc::new(move |_, _, name, _| {
             c.fetch_add(1, Ordering::SeqCst);
             if name.starts_with(b"slow") {
                 let _ = gate.lock().unwrap().recv_timeout(Duration::from_secs(30));
             }
-            Some(String::from_utf8(name.to_vec()).unwrap())
+            Verdict::Accepted(String::from_utf8(name.to_vec()).unwrap())
         });
         (check, release, calls)
     }
@@ -212,12 +229,12 @@ mod tests {
     fn verdicts_come_back_with_their_tags_in_any_order() {
         let (check, release, calls) = gated();
         let mut p = VerifierPool::start(2, 8, check).unwrap();
-        p.submit(1u32, users(), creds("slow-one")).unwrap();
+        p.submit(1u32, against(), creds("slow-one")).unwrap();
         // The slow job is taken before the fast one is queued.
         while calls.load(Ordering::SeqCst) == 0 {
             std::thread::sleep(Duration::from_millis(1));
         }
-        p.submit(2u32, users(), creds("fast")).unwrap();
+        p.submit(2u32, against(), creds("fast")).unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         let first = loop {
             if let Some(v) = p.try_collect() {
@@ -241,10 +258,10 @@ mod tests {
     fn a_full_queue_refuses_at_once_and_frees_up_when_collected() {
         let (check, release, calls) = gated();
         let mut p = VerifierPool::start(1, 2, check).unwrap();
-        p.submit(1u32, users(), creds("slow-1")).unwrap();
-        p.submit(2u32, users(), creds("slow-2")).unwrap();
+        p.submit(1u32, against(), creds("slow-1")).unwrap();
+        p.submit(2u32, against(), creds("slow-2")).unwrap();
         let t = Instant::now();
-        assert_eq!(p.submit(3u32, users(), creds("fast")), Err(Full));
+        assert_eq!(p.submit(3u32, against(), creds("fast")), Err(Full));
         assert!(t.elapsed() < Duration::from_secs(1), "submit blocked");
         assert_eq!(p.pending(), 2);
         release.send(()).unwrap();
@@ -254,7 +271,7 @@ mod tests {
         assert_eq!(tags, [1, 2]);
         // Verdicts collected: room again; the refused job was never verified.
         assert_eq!(calls.load(Ordering::SeqCst), 2);
-        p.submit(4u32, users(), creds("fast")).unwrap();
+        p.submit(4u32, against(), creds("fast")).unwrap();
         assert_eq!(collect_one(&mut p), (4, Verdict::Accepted("fast".into())));
     }
 
@@ -262,10 +279,10 @@ mod tests {
     fn uncollected_verdicts_count_against_the_capacity() {
         let (check, _release, _) = gated();
         let mut p = VerifierPool::start(1, 1, check).unwrap();
-        p.submit(1u32, users(), creds("fast")).unwrap();
+        p.submit(1u32, against(), creds("fast")).unwrap();
         assert!(p.wait_ready(Duration::from_secs(30)));
         // The job is done, but its verdict still waits: the bound holds.
-        assert_eq!(p.submit(2u32, users(), creds("fast")), Err(Full));
+        assert_eq!(p.submit(2u32, against(), creds("fast")), Err(Full));
         assert_eq!(collect_one(&mut p).0, 1);
     }
 
@@ -274,12 +291,12 @@ mod tests {
         let (check, release, calls) = gated();
         let witness = Arc::clone(&calls);
         let mut p = VerifierPool::start(1, 8, check).unwrap();
-        p.submit(1u32, users(), creds("slow")).unwrap();
+        p.submit(1u32, against(), creds("slow")).unwrap();
         while calls.load(Ordering::SeqCst) == 0 {
             std::thread::sleep(Duration::from_millis(1));
         }
         for i in 2..6 {
-            p.submit(i, users(), creds("fast")).unwrap();
+            p.submit(i, against(), creds("fast")).unwrap();
         }
         let releaser = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(50));

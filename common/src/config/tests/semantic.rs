@@ -250,7 +250,7 @@ fn proxy_auth_without_users() {
     let cut = text.find("users:").unwrap();
     assert_eq!(
         err(&text[..cut]),
-        "t.yaml:27: policy[2].auth: auth line needs users, but no users are configured"
+        "t.yaml:27: policy[2].auth: auth line with backend local needs users, but no users are configured"
     );
 }
 

@@ -16,7 +16,19 @@ fn alice_b64() -> String {
 }
 
 fn feed(h: &mut HttpBasic, c: &Counting, l: &mut RateLimiter, input: &[u8]) -> HttpStep {
-    h.feed_with(input, |n, p| c.check(n, p), l, 1000, CLIENT)
+    norm(h.feed_with(input, |n, p| c.check(n, p), l, 1000, CLIENT))
+}
+
+/// The step with its fingerprint zeroed (fingerprints are keyed per process).
+fn norm(step: HttpStep) -> HttpStep {
+    match step {
+        HttpStep::Accept { user, request, .. } => HttpStep::Accept {
+            user,
+            request,
+            fingerprint: 0,
+        },
+        s => s,
+    }
 }
 
 fn one_shot(input: &[u8]) -> (HttpStep, u32) {
@@ -34,6 +46,7 @@ fn accepted(request: &[u8]) -> HttpStep {
     HttpStep::Accept {
         user: "alice".into(),
         request: request.to_vec(),
+        fingerprint: 0,
     }
 }
 
@@ -60,7 +73,7 @@ fn real_verification_through_feed() {
         "GET / HTTP/1.1\r\nAuthorization: Basic {}\r\n\r\n",
         alice_b64()
     );
-    let step = HttpBasic::new().feed(req.as_bytes(), users(), &mut l, 0, CLIENT);
+    let step = norm(HttpBasic::new().feed(req.as_bytes(), users(), &mut l, 0, CLIENT));
     assert_eq!(step, accepted(b"GET / HTTP/1.1\r\n\r\n"));
 }
 
@@ -282,7 +295,7 @@ fn deferred_request_waits_and_takes_the_bytes_that_follow() {
         HttpStep::NeedMore
     );
     assert_eq!(
-        h.resume(Verdict::Accepted("alice".into()), &mut l, 1000, CLIENT),
+        norm(h.resume(Verdict::Accepted("alice".into()), &mut l, 1000, CLIENT)),
         accepted(b"GET / HTTP/1.1\r\nHost: h\r\n\r\nBODY")
     );
     assert!(h.buf.is_empty());
@@ -417,4 +430,157 @@ fn garbage_never_panics() {
             }
         }
     }
+}
+
+fn redirect_mode() -> HttpBasic {
+    HttpBasic::with_mode(
+        HttpMode::Redirect {
+            portal: "http://198.18.0.254:8888/login?rule=web&".into(),
+            server: "198.19.0.2:80".into(),
+        },
+        Fingerprints::default(),
+    )
+}
+
+#[test]
+fn a_redirect_carries_the_original_url_and_checks_nothing() {
+    let c = Counting::new();
+    let mut l = RateLimiter::default();
+    let req = format!(
+        "GET /a/b?x=1&y=%20 HTTP/1.1\r\nHost: www.example.test:8080\r\nAuthorization: Basic {}\r\n\r\n",
+        alice_b64()
+    );
+    let HttpStep::Answer { response } = feed(&mut redirect_mode(), &c, &mut l, req.as_bytes())
+    else {
+        panic!("not redirected")
+    };
+    let text = String::from_utf8(response).unwrap();
+    assert!(text.starts_with("HTTP/1.1 302 Found\r\n"), "{text}");
+    assert!(
+        text.contains(
+            "\r\nLocation: http://198.18.0.254:8888/login?rule=web&url=\
+             http%3A%2F%2Fwww.example.test%3A8080%2Fa%2Fb%3Fx%3D1%26y%3D%2520\r\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("\r\nConnection: close\r\n"), "{text}");
+    assert_eq!(
+        c.calls.get(),
+        0,
+        "credentials sent to the server are not checked"
+    );
+    // Without Host, the server's address stands in; absolute-form targets are kept.
+    let HttpStep::Answer { response } = feed(
+        &mut redirect_mode(),
+        &c,
+        &mut l,
+        b"HEAD /x HTTP/1.0\r\n\r\n",
+    ) else {
+        panic!("not redirected")
+    };
+    let text = String::from_utf8(response).unwrap();
+    assert!(
+        text.contains("url=http%3A%2F%2F198.19.0.2%3A80%2Fx\r\n"),
+        "{text}"
+    );
+    assert!(text.ends_with("\r\n\r\n"), "HEAD: no body: {text}");
+    let HttpStep::Answer { response } = feed(
+        &mut redirect_mode(),
+        &c,
+        &mut l,
+        b"GET http://h.test/p HTTP/1.1\r\nHost: h.test\r\n\r\n",
+    ) else {
+        panic!("not redirected")
+    };
+    assert!(String::from_utf8(response)
+        .unwrap()
+        .contains("url=http%3A%2F%2Fh.test%2Fp\r\n"));
+    // Still a request reader: garbage is a 400, not a redirect.
+    assert!(matches!(
+        feed(
+            &mut redirect_mode(),
+            &c,
+            &mut l,
+            b"\x16\x03\x01 hello\r\n\r\n"
+        ),
+        HttpStep::Bad { .. }
+    ));
+}
+
+#[test]
+fn a_known_client_loses_only_the_headers_with_its_credentials() {
+    let fps = Fingerprints::default();
+    let fp = fps.of(b"alice", ALICE_PASSWORD);
+    let known = || HttpBasic::with_mode(HttpMode::Known { fingerprint: fp }, fps.clone());
+    let c = Counting::new();
+    let mut l = RateLimiter::default();
+    let other = base64::encode(b"alice:the server's own password");
+    let req = format!(
+        "GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Basic {}\r\nProxy-Authorization: basic {}\r\n\r\nBODY",
+        alice_b64(),
+        alice_b64()
+    );
+    assert_eq!(
+        feed(&mut known(), &c, &mut l, req.as_bytes()),
+        HttpStep::Pass {
+            request: b"GET / HTTP/1.1\r\nHost: h\r\n\r\nBODY".to_vec()
+        }
+    );
+    // The server's own credentials (another password, another scheme) go through.
+    let req = format!(
+        "GET / HTTP/1.1\r\nAuthorization: Basic {other}\r\nProxy-Authorization: Bearer t\r\n\r\n"
+    );
+    assert_eq!(
+        feed(&mut known(), &c, &mut l, req.as_bytes()),
+        HttpStep::Pass {
+            request: req.clone().into_bytes()
+        }
+    );
+    assert_eq!(c.calls.get(), 0, "nothing is verified for a known client");
+}
+
+#[test]
+fn in_band_acceptance_removes_every_header_with_the_same_credentials() {
+    let req = format!(
+        "GET / HTTP/1.1\r\nProxy-Authorization: Basic {}\r\nAuthorization: Basic {}\r\n\r\n",
+        alice_b64(),
+        alice_b64()
+    );
+    let (step, calls) = one_shot(req.as_bytes());
+    assert_eq!(step, accepted(b"GET / HTTP/1.1\r\n\r\n"));
+    assert_eq!(calls, 1);
+}
+
+#[test]
+fn the_target_of_an_attempt_is_known_while_it_is_verified() {
+    let mut h = HttpBasic::new();
+    let mut l = RateLimiter::default();
+    assert_eq!(h.target(), None);
+    let req = format!(
+        "GET /login?rule=web&url=x HTTP/1.1\r\nAuthorization: Basic {}\r\n\r\n",
+        alice_b64()
+    );
+    assert!(matches!(
+        h.feed_deferred(req.as_bytes(), &mut l, 0, CLIENT),
+        HttpStep::Verify(_)
+    ));
+    assert_eq!(h.target().as_deref(), Some(&b"/login?rule=web&url=x"[..]));
+}
+
+#[test]
+fn percent_encoding_round_trips() {
+    let raw = b"http://h:8/a b?c=d&e=%f\xff";
+    let mut enc = String::new();
+    percent_encode(raw, &mut enc);
+    assert_eq!(enc, "http%3A%2F%2Fh%3A8%2Fa%20b%3Fc%3Dd%26e%3D%25f%FF");
+    assert_eq!(percent_decode(enc.as_bytes()).as_deref(), Some(&raw[..]));
+    assert_eq!(percent_decode(b"a+b%41").as_deref(), Some(&b"a bA"[..]));
+    assert_eq!(percent_decode(b"%4"), None);
+    assert_eq!(percent_decode(b"%zz"), None);
+}
+
+#[test]
+fn two_host_headers_are_refused() {
+    let (step, _) = one_shot(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n");
+    assert!(matches!(step, HttpStep::Bad { .. }), "{step:?}");
 }
