@@ -11,21 +11,25 @@
 use smoltcp::socket::tcp::State;
 use smoltcp::time::Instant;
 
-use common::config::{AuthMethod, Rule, RuleLogin, Side, SplicePoint};
+use common::config::{AuthMethod, Rule, Side, SplicePoint};
 use common::conn::Conn;
 use common::flow::FlowKey;
 use common::wire::ipv4::Ipv4Packet;
 use common::wire::tcp::{flags, SynOptions, TcpOption, TcpPacket};
 
 use crate::auth::{
-    AuthCache, Credentials, Directory, Fingerprints, HttpBasic, HttpMode, HttpStep, LineAuth,
-    LineOutcome, Made, RateLimiter, Scope, Used, Verdict,
+    AuthCache, Credentials, Directory, Fingerprints, HttpBasic, HttpMode, LineAuth, RateLimiter,
+    Verdict,
 };
-use crate::verifier::{Against, Submitted, Verifier};
+use crate::verifier::Verifier;
+
+mod login;
+
+pub(super) use login::verify;
+pub use login::LoginSetup;
 
 use super::announce;
 use super::leg::Leg;
-use super::portal::{portal_answer, portal_login};
 use super::splice::{self, Fallback, SpliceError};
 use super::strip::strip_payload;
 
@@ -47,36 +51,6 @@ enum App {
     Http(HttpBasic),
     /// The virtual HTTP origin: a login and a redirect back; never a server.
     Portal(HttpBasic),
-}
-
-/// How a connection's logins are checked and kept.
-#[derive(Debug, Clone)]
-pub struct LoginSetup {
-    /// The rule's label (its name, or `#N`), for the accounting line and the listings.
-    pub rule: String,
-    pub login: RuleLogin,
-    /// The key its logins are kept under.
-    pub scope: Scope,
-    /// The login the client has in that scope, if any (it skips the prompt).
-    pub cached: Option<Used>,
-    /// Virtual HTTP: the login URL up to its query (`http://host/login?rule=..&`).
-    pub portal: Option<String>,
-    /// The proxy's: the logins' fingerprints are of this key.
-    pub fingerprints: Fingerprints,
-}
-
-impl LoginSetup {
-    /// For a rule without authentication.
-    pub fn none() -> LoginSetup {
-        LoginSetup {
-            rule: String::new(),
-            login: RuleLogin::default(),
-            scope: Scope::Shared,
-            cached: None,
-            portal: None,
-            fingerprints: Fingerprints::default(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -310,14 +284,6 @@ impl ProxyConn {
         matches!(self.app, App::Portal(_))
     }
 
-    /// Where its login attempts are checked.
-    pub fn against(&self, dir: &Directory) -> Against {
-        Against {
-            dir: dir.clone(),
-            backend: self.login.login.backend,
-        }
-    }
-
     /// How long its drain may take (`proxy.drain_timeout`).
     pub fn with_drain_timeout(mut self, ms: u64) -> ProxyConn {
         self.drain_timeout_ms = ms;
@@ -342,25 +308,6 @@ impl ProxyConn {
             Phase::Draining { .. } => "draining",
             Phase::Relay if self.full_proxy => "full_proxy",
             Phase::Relay => "proxied",
-        }
-    }
-
-    /// Its deferred attempt, if it has one waiting.
-    pub fn has_deferred(&self) -> bool {
-        self.deferred.is_some()
-    }
-
-    /// Its deferred attempt, to be submitted now (the connection keeps waiting for the
-    /// verdict).
-    pub fn take_deferred(&mut self) -> Option<Credentials> {
-        self.deferred.take()
-    }
-
-    /// The verdict on the pending login attempt: the next turn answers the client.
-    pub fn deliver(&mut self, verdict: Verdict) {
-        if self.verifying {
-            self.verifying = false;
-            self.verdict = Some(verdict);
         }
     }
 
@@ -579,192 +526,6 @@ impl ProxyConn {
         self.splice_step(env)
     }
 
-    fn auth_step(&mut self, env: &mut Env<'_>, now: Instant) -> Outcome {
-        // CLOSE-WAIT too: a request or a password line may arrive with the client's FIN.
-        if !matches!(self.client.state(), State::Established | State::CloseWait) {
-            return Outcome::Continue;
-        }
-        // While an attempt is verified, what the client sends stays in its leg's buffer
-        // (bounded: the window closes), read once the verdict is in.
-        if self.verifying {
-            return Outcome::Continue;
-        }
-        let mut input = Vec::new();
-        let _ = self.client.socket().recv(|b| {
-            input.extend_from_slice(b);
-            (b.len(), ())
-        });
-        let verdict = self.verdict.take();
-        if verdict == Some(Verdict::NoDirectory) {
-            self.events.directory_down = true;
-        }
-        let (key, client) = (self.key, self.key.src);
-        match &mut self.app {
-            App::Open => self.phase = Phase::Relay,
-            App::Line(l) => {
-                if !l.started() {
-                    self.to_client.extend(l.start());
-                }
-                if input.is_empty() && verdict.is_none() {
-                    return Outcome::Continue;
-                }
-                let mut step = l.feed_deferred(&input, env.limiter, env.now_ms);
-                if let Some(v) = verdict {
-                    account(
-                        &key,
-                        AuthMethod::Line,
-                        &self.login,
-                        self.attempting.take(),
-                        &v,
-                    );
-                    step.append(l.resume(v, env.limiter, env.now_ms));
-                }
-                while let Some(c) = step.verify.take() {
-                    let name = String::from_utf8_lossy(&c.name).into_owned();
-                    self.attempt_fp = env.fingerprints.of(&c.name, &c.password);
-                    let against = Against {
-                        dir: env.dir.clone(),
-                        backend: self.login.login.backend,
-                    };
-                    let Some(v) = submit(
-                        env,
-                        key,
-                        &against,
-                        &mut self.verifying,
-                        &mut self.deferred,
-                        c,
-                    ) else {
-                        self.attempting = Some(name);
-                        break;
-                    };
-                    self.events.directory_down |= v == Verdict::NoDirectory;
-                    account(&key, AuthMethod::Line, &self.login, Some(name), &v);
-                    step.append(l.resume(v, env.limiter, env.now_ms));
-                }
-                self.to_client.extend(step.output);
-                match step.outcome {
-                    Some(LineOutcome::Success { user }) => {
-                        log::info!("{}: line auth accepted user {user}", self.key);
-                        remember(
-                            env,
-                            client,
-                            &self.login,
-                            AuthMethod::Line,
-                            user,
-                            self.attempt_fp,
-                        );
-                        // What the client typed after its password is its first request.
-                        self.await_request &= step.leftover.is_empty();
-                        self.to_server.extend(step.leftover);
-                        self.phase = Phase::Relay;
-                        self.connect_server(self.client_ts(), now);
-                    }
-                    Some(LineOutcome::Close) => {
-                        log::info!("{}: line auth refused, closing", self.key);
-                        self.events.auth_failed = true;
-                        self.closing = true;
-                    }
-                    None => {}
-                }
-            }
-            App::Http(_) | App::Portal(_) => {
-                if input.is_empty() && verdict.is_none() {
-                    return Outcome::Continue;
-                }
-                let portal = matches!(self.app, App::Portal(_));
-                let (App::Http(h) | App::Portal(h)) = &mut self.app else {
-                    unreachable!()
-                };
-                let mut step = h.feed_deferred(&input, env.limiter, env.now_ms, client);
-                if let Some(v) = verdict {
-                    let name = self.attempting.take();
-                    account(&key, AuthMethod::HttpBasic, &self.login, name, &v);
-                    step = h.resume(v, env.limiter, env.now_ms, client);
-                }
-                if let HttpStep::Verify(c) = step {
-                    if portal {
-                        // The login is for the rule the redirect named.
-                        let target = h.target().unwrap_or_default();
-                        self.login = portal_login(env.policy, &target, &self.login.fingerprints);
-                    }
-                    let name = String::from_utf8_lossy(&c.name).into_owned();
-                    self.attempt_fp = env.fingerprints.of(&c.name, &c.password);
-                    let against = Against {
-                        dir: env.dir.clone(),
-                        backend: self.login.login.backend,
-                    };
-                    let submitted = submit(
-                        env,
-                        key,
-                        &against,
-                        &mut self.verifying,
-                        &mut self.deferred,
-                        c,
-                    );
-                    step = match submitted {
-                        Some(v) => {
-                            self.events.directory_down |= v == Verdict::NoDirectory;
-                            account(&key, AuthMethod::HttpBasic, &self.login, Some(name), &v);
-                            h.resume(v, env.limiter, env.now_ms, client)
-                        }
-                        None => {
-                            self.attempting = Some(name);
-                            HttpStep::NeedMore
-                        }
-                    };
-                }
-                self.http_step(step, portal, env, now);
-            }
-        }
-        Outcome::Continue
-    }
-
-    /// Acts on what the HTTP reader decided.
-    fn http_step(&mut self, step: HttpStep, portal: bool, env: &mut Env<'_>, now: Instant) {
-        let client = self.key.src;
-        match step {
-            HttpStep::NeedMore | HttpStep::Verify(_) => {}
-            HttpStep::Accept { user, request, .. } => {
-                let method = AuthMethod::HttpBasic;
-                if portal {
-                    log::info!("{}: virtual HTTP login accepted user {user}", self.key);
-                    self.events.portal_login = true;
-                    let answer = portal_answer(&request, &user);
-                    remember(env, client, &self.login, method, user, self.attempt_fp);
-                    self.to_client.extend(answer);
-                    self.closing = true;
-                    return;
-                }
-                log::info!("{}: http-basic accepted user {user}", self.key);
-                remember(env, client, &self.login, method, user, self.attempt_fp);
-                self.to_server.extend(request);
-                self.phase = Phase::Relay;
-                self.connect_server(self.client_ts(), now);
-            }
-            HttpStep::Pass { request } => {
-                log::info!(
-                    "{}: http-basic logged in before, request passed on",
-                    self.key
-                );
-                self.to_server.extend(request);
-                self.phase = Phase::Relay;
-                self.connect_server(self.client_ts(), now);
-            }
-            HttpStep::Answer { response } => {
-                log::info!("{}: http-basic sent to the virtual HTTP origin", self.key);
-                self.events.redirected = true;
-                self.to_client.extend(response);
-                self.closing = true;
-            }
-            HttpStep::Reject { response } | HttpStep::Bad { response } => {
-                log::info!("{}: http-basic refused", self.key);
-                self.events.auth_failed = true;
-                self.to_client.extend(response);
-                self.closing = true;
-            }
-        }
-    }
-
     /// Timestamps are offered to the server only if the client leg has them.
     fn client_ts(&self) -> bool {
         self.client.tap.timestamps()
@@ -889,91 +650,6 @@ impl ProxyConn {
                 Outcome::Continue
             }
             Phase::Auth => Outcome::Continue,
-        }
-    }
-}
-
-/// The accounting line of one login attempt: who, from where, to what, at which rule, how,
-/// and the outcome.
-fn account(
-    key: &FlowKey,
-    method: AuthMethod,
-    login: &LoginSetup,
-    user: Option<String>,
-    v: &Verdict,
-) {
-    log::info!(
-        "login {}: user {:?} client {} server {}:{} rule {} method {method} backend {}",
-        v.outcome(),
-        user.unwrap_or_default(),
-        key.src,
-        key.dst,
-        key.dport,
-        login.rule,
-        login.login.backend,
-    );
-}
-
-/// Records a successful login in the cache.
-fn remember(
-    env: &mut Env<'_>,
-    client: common::wire::Ipv4Addr,
-    login: &LoginSetup,
-    method: AuthMethod,
-    user: String,
-    fingerprint: u64,
-) {
-    let made = Made {
-        user,
-        method,
-        rule: login.rule.clone(),
-        backend: login.login.backend,
-        fingerprint,
-    };
-    env.cache
-        .remember(client, login.scope.clone(), made, env.now_ms);
-}
-
-/// Hands an attempt to the verifier, or keeps it in `deferred` while its address has as many
-/// attempts being verified as its remaining failure budget (`verifying` is set either way
-/// while the verdict comes later, `None`).
-fn submit(
-    env: &mut Env<'_>,
-    key: FlowKey,
-    against: &Against,
-    verifying: &mut bool,
-    deferred: &mut Option<Credentials>,
-    credentials: Credentials,
-) -> Option<Verdict> {
-    if env.limiter.must_wait(key.src, env.now_ms) {
-        *deferred = Some(credentials);
-        *verifying = true;
-        return None;
-    }
-    let verdict = verify(env.verifier, against, env.limiter, key, credentials);
-    *verifying = verdict.is_none();
-    verdict
-}
-
-/// Hands an attempt to the verifier now: the verdict to answer at once (checked inline, or
-/// refused unchecked on a full queue), or `None` while it is queued (the limiter counts it
-/// until the proxy collects its verdict).
-pub(super) fn verify(
-    verifier: &mut Verifier<FlowKey>,
-    against: &Against,
-    limiter: &mut RateLimiter,
-    key: FlowKey,
-    credentials: Credentials,
-) -> Option<Verdict> {
-    match verifier.submit(key, against, credentials) {
-        Submitted::Done(v) => Some(v),
-        Submitted::Queued => {
-            limiter.begin_attempt(key.src);
-            None
-        }
-        Submitted::Full => {
-            log::debug!("{key}: verifier queue full, attempt not checked");
-            Some(Verdict::Unavailable)
         }
     }
 }
