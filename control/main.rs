@@ -1,6 +1,9 @@
 //! `cutthrough`, the appliance binary: checks configurations, hashes passwords for them, runs
 //! the box, and asks a running box for its statistics and flows (over DPDK telemetry).
 //!
+//! Built without the `dpdk` feature (`--no-default-features`), every subcommand but `run` works
+//! (the telemetry client needs no DPDK), and `run` says that the binary cannot run the box.
+//!
 //! Exit status: 0 on success, 1 when the box fails at run time, 2 for bad input (usage, an
 //! invalid configuration, an empty password). Errors go to stderr as one line naming what was
 //! wrong; nothing here panics on bad input.
@@ -34,7 +37,7 @@ enum Command {
     },
     /// Read a password (one line) from stdin and print its argon2id hash for `password_hash`.
     HashPassword,
-    /// Run the box.
+    /// Run the box (needs a build with the `dpdk` feature, the default).
     Run {
         /// The YAML configuration file.
         #[arg(long)]
@@ -384,6 +387,7 @@ fn hash_password() -> ExitCode {
     }
 }
 
+#[cfg(feature = "dpdk")]
 fn run(
     file: &Path,
     eal: Vec<String>,
@@ -421,4 +425,25 @@ fn run(
             ExitCode::FAILURE
         }
     }
+}
+
+/// `run` in a binary built without DPDK: reads the configuration as `run` does (a bad one
+/// gets the same error and exit status 2), then says that this binary cannot run the box.
+#[cfg(not(feature = "dpdk"))]
+fn run(
+    file: &Path,
+    _eal: Vec<String>,
+    _stats_json: Option<PathBuf>,
+    _stats_period: Option<u64>,
+    _mode: Mode,
+) -> ExitCode {
+    if let Err(code) = load(file) {
+        return code;
+    }
+    eprintln!(
+        "cutthrough {VERSION} was built without DPDK (cargo feature `dpdk`, on by default): \
+         it cannot run the box; check-config, hash-password, stats, flows and auth work. \
+         Build it with the default features on a machine with libdpdk (scripts/setup.sh)."
+    );
+    ExitCode::FAILURE
 }

@@ -20,12 +20,33 @@ down() {
   rm -f "$STATE"
 }
 
+# The offloads the testbed turns off, as `ethtool -k` names them.
+OFFLOADS=(rx-checksumming tx-checksumming tcp-segmentation-offload generic-segmentation-offload
+  generic-receive-offload)
+
 offloads_off() { # [netns] dev
-  local ns=() dev
-  if [ $# -eq 2 ]; then ns=(ip netns exec "$1"); dev=$2; else dev=$1; fi
+  local ns=() dev where said features feature state on=()
+  if [ $# -eq 2 ]; then ns=(ip netns exec "$1"); dev=$2; where="$dev (netns $1)"; else dev=$1; where=$dev; fi
   # Checksums must be real on the wire (the box fixes them incrementally, never computes them),
-  # and segments must be MTU-sized (no TSO/GSO super-frames reaching the PMD).
-  "${ns[@]}" ethtool -K "$dev" rx off tx off tso off gso off gro off >/dev/null 2>&1 || true
+  # and segments must be MTU-sized (no TSO/GSO super-frames reaching the PMD). Without that
+  # every end-to-end result is suspect, so a testbed whose offloads stay on is not brought up.
+  # What counts is the state afterwards, not ethtool's exit status: a feature the device does
+  # not have (absent, or "off [fixed]") is off; one that stays on fails.
+  if ! said=$("${ns[@]}" ethtool -K "$dev" rx off tx off tso off gso off gro off 2>&1); then
+    echo "testbed: WARNING: ethtool -K $where: ${said//$'\n'/; } (checking the result)" >&2
+  fi
+  if ! features=$("${ns[@]}" ethtool -k "$dev" 2>&1); then
+    echo "testbed: ethtool -k $where failed: $features" >&2
+    exit 1
+  fi
+  for feature in "${OFFLOADS[@]}"; do
+    state=$(awk -v f="$feature:" '$1 == f { $1 = ""; print substr($0, 2) }' <<<"$features")
+    if [ "${state%% *}" = on ]; then on+=("$feature: $state"); fi
+  done
+  if [ ${#on[@]} -gt 0 ]; then
+    echo "testbed: cannot turn offloads off on $where, still on: $(IFS=,; echo "${on[*]}")" >&2
+    exit 1
+  fi
 }
 
 host() { # ns dev peer addr gw
@@ -46,6 +67,7 @@ host() { # ns dev peer addr gw
 }
 
 up() {
+  command -v ethtool >/dev/null || { echo "testbed: ethtool not found (run scripts/setup.sh)" >&2; exit 1; }
   local ports=af_packet
   while [ $# -gt 0 ]; do
     case "$1" in

@@ -1,3 +1,4 @@
+#![cfg(feature = "dpdk")]
 //! The authentication cache ("uauth") through the real box on the namespace testbed, over
 //! `net_af_packet`: four tests, each with a box of its own on a copy of
 //! `config/testbed.yaml` whose `auth:` is `{cache_timeout: 5m, cache_idle: IDLE}`, an echo
@@ -11,15 +12,19 @@
 //!   `cutthrough auth list --json` shows the login (alice, 198.18.0.1, `line`, 1 connection)
 //!   and the text form lists it;
 //! - `auth_clear_af_packet`: `auth clear 198.18.0.1`, `auth clear --user alice` each end
-//!   the login (`1 login(s) ended`), and the next connection is prompted again; `auth clear
-//!   --all` ends a `line` and an `http-basic` login (`2 login(s) ended`), both methods ask
-//!   again; `auth clear not-an-address` fails with status 2 and a message naming it;
-//!   `--user nobody` ends none;
-//! - `http_basic_login_skips_credentials_af_packet`: a wrong password and no credentials
-//!   get the box's `401` (a `line` login does not count for `http-basic`); after a login
-//!   with `-u alice:wonderland`, curl WITHOUT credentials gets the page byte-exact through
-//!   the splice, and the server sees no `Authorization` header; then `auth list --json` has
-//!   both logins;
+//!   the login (`1 login(s) ended`), and the next connection is prompted again; one login
+//!   per client address serves every rule (`login: shared`, the default), so while the `line`
+//!   login lasts `http-basic` lets curl through without credentials, and `auth clear --all`
+//!   ends that one login (`1 login(s) ended`), after which both methods ask again; `auth
+//!   clear not-an-address` fails with status 2 and a message naming it; `--user nobody` ends
+//!   none;
+//! - `http_basic_login_skips_credentials_af_packet` (no `line` login first): a wrong
+//!   password and no credentials get the box's `401` (in-band, the rule `http-basic` has
+//!   `http_login: in-band`) and the server sees nothing; after a login with `-u
+//!   alice:wonderland`, curl WITHOUT credentials gets the page byte-exact through the
+//!   splice, and the server sees no `Authorization` header; the same login lets a `line`
+//!   connection through without a prompt (shared); `auth list --json` has the one login
+//!   (http-basic, rule `http-basic`, 2 connections);
 //! - `idle_timeout_af_packet` (`cache_idle: 4s`): a login no connection uses is forgotten
 //!   after 4 s (the next connection is prompted); connections within the idle time skip the
 //!   prompt and restart it (the second comes more than 4 s after the login); 4 s after the
@@ -27,8 +32,9 @@
 //!   login made before it alive past 4 s, and one back to `4s` ends a login idle for longer.
 //!
 //! Each test checks its box's accounting lines (`login accepted|refused|not checked (busy):
-//! user "U" client C server S:P method M`: one per attempt, none for a connection that
-//! skipped the prompt) and that the box stops cleanly.
+//! user "U" client C server S:P rule R method M backend local`, the rule `line-auth` for
+//! 2323 and `http-basic` for 8080: one per attempt, none for a connection that skipped the
+//! prompt) and that the box stops cleanly.
 //!
 //! Run as root: `cargo test --test e2e_auth -- --test-threads=1 --nocapture` (about 40 s,
 //! most of it the idle-timeout waits). Every wait is bounded; the timings an
@@ -60,207 +66,10 @@ const SMALL_ECHO_BYTES: u64 = 16 * 1024;
 /// The page served on 8080.
 const PAGE_BYTES: u64 = 48 * 1024;
 
-/// The clients and servers this test runs in the namespaces (`python3 HELPER CMD ARGS...`).
-/// Every socket operation has a timeout; every failure exits non-zero with a message.
-const HELPER: &str = r#####"
-import functools, json, os, socket, socketserver, sys, threading, time
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-
-T0 = time.monotonic()
-TIMEOUT = 10.0
-# The echo server's greeting: what a client whose login is cached must see first.
-BANNER = b"ECHO READY\r\n"
-
-
-def now():
-    """Seconds since this process started (CLOCK_MONOTONIC)."""
-    return round(time.monotonic() - T0, 4)
-
-
-def fail(msg):
-    print("FAIL: " + msg, file=sys.stderr, flush=True)
-    sys.exit(1)
-
-
-class Reader:
-    """Reads an exact dialogue from a socket."""
-
-    def __init__(self, sock):
-        self.sock = sock
-        self.buf = b""
-
-    def expect(self, token):
-        while len(self.buf) < len(token) and token.startswith(self.buf):
-            try:
-                chunk = self.sock.recv(65536)
-            except socket.timeout:
-                fail("no %r within %.0f s (got %r)" % (token, TIMEOUT, self.buf))
-            except OSError as e:
-                fail("%s while expecting %r (got %r)" % (e, token, self.buf))
-            if not chunk:
-                fail("EOF while expecting %r (got %r)" % (token, self.buf))
-            self.buf += chunk
-        if not self.buf.startswith(token):
-            fail("expected %r, got %r" % (token, self.buf))
-        self.buf = self.buf[len(token):]
-
-
-def echo_through(s, n):
-    """Sends n random bytes while reading them back; byte-exact, then a clean EOF."""
-    data = os.urandom(n)
-    errors = []
-    sent = [0]
-
-    def send():
-        try:
-            view = memoryview(data)
-            for off in range(0, n, 65536):
-                s.sendall(view[off:off + 65536])
-                sent[0] = min(off + 65536, n)
-            s.shutdown(socket.SHUT_WR)
-        except OSError as e:
-            errors.append("send after %d bytes: %s" % (sent[0], e))
-
-    sender = threading.Thread(target=send)
-    sender.start()
-    got = bytearray()
-    try:
-        while len(got) <= n:
-            chunk = s.recv(262144)
-            if not chunk:
-                break
-            got += chunk
-    except OSError as e:
-        errors.append("receive after %d bytes (%d sent): %s" % (len(got), sent[0], e))
-    sender.join(TIMEOUT)
-    if sender.is_alive():
-        errors.append("the sender is stuck after %d bytes" % sent[0])
-    if errors:
-        fail("; ".join(errors))
-    if len(got) != n:
-        fail("sent %d bytes, %d came back before EOF" % (n, len(got)))
-    if got != data:
-        first = next(i for i in range(n) if got[i] != data[i])
-        fail("the echo differs from byte %d on" % first)
-
-
-def session(host, port, n, step, index):
-    """One connection: `banner` (the server's banner must come first: no prompt) or
-    `prompt:PW1,PW2,...` (Username:/Password: as alice with each password in turn, all but
-    the last refused), then the banner and n bytes echoed."""
-    rec = {"session": index, "step": step.split(":")[0], "t_start": now()}
-    try:
-        s = socket.create_connection((host, int(port)), timeout=TIMEOUT)
-    except OSError as e:
-        fail("session %d: connect to %s:%s: %s" % (index, host, port, e))
-    rec["t_connected"] = now()
-    r = Reader(s)
-    if step.startswith("prompt:"):
-        passwords = step[len("prompt:"):].split(",")
-        r.expect(b"Username: ")
-        for i, pw in enumerate(passwords):
-            s.sendall(b"alice\r\n")
-            r.expect(b"Password: ")
-            s.sendall(pw.encode() + b"\r\n")
-            if i + 1 < len(passwords):
-                r.expect(b"Login incorrect.\r\n")
-                r.expect(b"Username: ")
-            else:
-                r.expect(b"Authenticated as alice.\r\n")
-        rec["t_login"] = now()
-    elif step != "banner":
-        fail("unknown step %r" % step)
-    r.expect(BANNER)
-    if r.buf:
-        fail("session %d: unexpected bytes after the banner: %r" % (index, r.buf[:200]))
-    echo_through(s, n)
-    s.close()
-    rec["t_end"] = now()
-    rec["echoed"] = n
-    print(json.dumps(rec), flush=True)
-
-
-def client(host, port, nbytes, *steps):
-    """Sessions one after the other; `sleep:SECS` pauses between them."""
-    index = 0
-    for step in steps:
-        if step.startswith("sleep:"):
-            time.sleep(float(step[len("sleep:"):]))
-            continue
-        session(host, port, int(nbytes), step, index)
-        index += 1
-
-
-def echo_server(addr, port, log):
-    """Greets every connection with BANNER, then echoes; logs each peer as it is accepted."""
-    srv = socket.create_server((addr, int(port)))
-    srv.listen(16)
-
-    def echo(c):
-        try:
-            c.sendall(BANNER)
-            while True:
-                d = c.recv(262144)
-                if not d:
-                    break
-                c.sendall(d)
-            c.shutdown(socket.SHUT_WR)
-        except OSError as e:
-            print("echo: %s" % e, file=sys.stderr, flush=True)
-        finally:
-            c.close()
-
-    while True:
-        c, peer = srv.accept()
-        with open(log, "a") as f:
-            f.write("%s:%d\n" % peer)
-        threading.Thread(target=echo, args=(c,), daemon=True).start()
-
-
-def http_server(addr, port, root, log):
-    """Serves `root`; appends one JSON line to `log` per connection and per request head."""
-    lock = threading.Lock()
-
-    def record(entry):
-        with lock, open(log, "a") as f:
-            f.write(json.dumps(entry) + "\n")
-
-    class Handler(SimpleHTTPRequestHandler):
-        def parse_request(self):
-            ok = super().parse_request()
-            headers = getattr(self, "headers", None)
-            record({
-                "request": self.requestline,
-                "headers": [[k, v] for k, v in headers.items()] if headers else [],
-            })
-            return ok
-
-        def log_message(self, *args):
-            pass
-
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
-
-        def server_bind(self):
-            # HTTPServer.server_bind looks the name up in the DNS, which times out in a
-            # namespace without a resolver.
-            socketserver.TCPServer.server_bind(self)
-            self.server_name = addr
-            self.server_port = int(port)
-
-        def process_request(self, request, client_address):
-            record({"connection": "%s:%d" % client_address})
-            super().process_request(request, client_address)
-
-    handler = functools.partial(Handler, directory=root)
-    Server((addr, int(port)), handler).serve_forever()
-
-
-COMMANDS = {"client": client, "echo-server": echo_server, "http-server": http_server}
-
-if __name__ == "__main__":
-    COMMANDS[sys.argv[1]](*sys.argv[2:])
-"#####;
+/// The clients and servers this test runs in the namespaces (`python3 HELPER CMD ARGS...`;
+/// the shared parts in `tests/net/dialogue.py`). Every socket operation has a timeout; every
+/// failure exits non-zero with a message.
+const HELPER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/net/auth_helper.py");
 
 /// One client connection as the helper reported it (seconds since the helper started).
 #[derive(Debug, Clone, Copy)]
@@ -291,7 +100,6 @@ struct Rig {
     _testbed: Testbed,
     tmp: TempDir,
     _lock: NetLock,
-    helper: std::path::PathBuf,
     config: std::path::PathBuf,
     testbed_yaml: String,
     echo_log: std::path::PathBuf,
@@ -309,8 +117,6 @@ impl Rig {
         net::require_tools(&["curl", python()]);
         let lock = net::lock();
         let tmp = TempDir::new(label);
-        let helper = tmp.join("helper.py");
-        std::fs::write(&helper, HELPER).expect("write the helper");
         let www = tmp.join("www");
         std::fs::create_dir_all(&www).expect("create the web root");
         let page_path = www.join("page.bin");
@@ -329,7 +135,7 @@ impl Rig {
             LINE_PORT,
             python(),
             &[
-                path_str(&helper),
+                HELPER,
                 "echo-server",
                 SERVER_ADDR,
                 &line_port,
@@ -341,7 +147,7 @@ impl Rig {
             HTTP_PORT,
             python(),
             &[
-                path_str(&helper),
+                HELPER,
                 "http-server",
                 SERVER_ADDR,
                 &http_port,
@@ -356,7 +162,6 @@ impl Rig {
             _testbed: testbed,
             tmp,
             _lock: lock,
-            helper,
             config,
             testbed_yaml,
             echo_log,
@@ -382,7 +187,7 @@ impl Rig {
     fn line(&self, bytes: u64, steps: &[&str]) -> ClientRun {
         let port = LINE_PORT.to_string();
         let n = bytes.to_string();
-        let mut args = vec![path_str(&self.helper), "client", SERVER_ADDR, &port, &n];
+        let mut args = vec![HELPER, "client", SERVER_ADDR, &port, &n];
         args.extend_from_slice(steps);
         let spawned = Instant::now();
         let out = ns(INSIDE, python(), &args, Duration::from_secs(40));
@@ -479,14 +284,15 @@ impl Rig {
         let stderr = self.the_box().stderr();
         let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("] login ")).collect();
         for &(outcome, port, n) in expected {
-            let method = if port == LINE_PORT {
-                "line"
+            // The rules of config/testbed.yaml on these ports.
+            let (rule, method) = if port == LINE_PORT {
+                ("line-auth", "line")
             } else {
-                "http-basic"
+                ("http-basic", "http-basic")
             };
             let want = format!(
                 "] login {outcome}: user \"alice\" client {CLIENT_ADDR} server \
-                 {SERVER_ADDR}:{port} method {method}"
+                 {SERVER_ADDR}:{port} rule {rule} method {method} backend local"
             );
             let got = lines
                 .iter()
@@ -663,6 +469,15 @@ fn line_login_skips_prompt_af_packet() {
         (Some("alice"), Some(CLIENT_ADDR), Some("line"), Some(1)),
         "auth list --json: {l}"
     );
+    assert_eq!(
+        (
+            l["rule"].as_str(),
+            l["scope"].as_str(),
+            l["backend"].as_str()
+        ),
+        (Some("line-auth"), Some("shared"), Some("local")),
+        "auth list --json: {l}"
+    );
     let (since, idle) = (l["since_ms"].as_u64(), l["idle_ms"].as_u64());
     assert!(
         matches!((since, idle), (Some(s), Some(i)) if i <= s && s < 60_000),
@@ -671,7 +486,13 @@ fn line_login_skips_prompt_af_packet() {
     assert!(text.success(), "{}", text.describe());
     let listed = text.stdout.lines().any(|r| {
         let w: Vec<&str> = r.split_whitespace().collect();
-        w.len() == 6 && w[0] == "alice" && w[1] == CLIENT_ADDR && w[2] == "line" && w[5] == "1"
+        w.len() == 8
+            && w[0] == "alice"
+            && w[1] == CLIENT_ADDR
+            && w[2] == "line"
+            && w[3] == "line-auth"
+            && w[4] == "local"
+            && w[7] == "1"
     });
     assert!(
         listed && text.stdout.contains("1 login(s)"),
@@ -713,20 +534,31 @@ fn auth_clear_af_packet() {
         none.describe()
     );
     rig.line(SMALL_ECHO_BYTES, &[NO_PROMPT]);
-    // --all: the line login and an http-basic one; both methods ask again.
-    assert_eq!(rig.curl(Some("alice:wonderland")), "200");
-    assert_eq!(rig.curl(None), "200", "http-basic, cached");
-    auth_clear(&["--all"], 2);
+    // One login per client address serves every rule: the line login lets http-basic
+    // through without credentials, and --all ends that one login; both methods ask again.
+    assert_eq!(
+        rig.curl(None),
+        "200",
+        "http-basic without credentials, with the shared line login\n{}",
+        rig.logs()
+    );
+    let list = logins();
+    assert!(
+        list.len() == 1 && list[0]["method"] == "line" && list[0]["connections"] == 2,
+        "`auth list --json` should list the one line login, used by a line and an http-basic \
+         connection: {list:?}"
+    );
+    auth_clear(&["--all"], 1);
     assert_eq!(rig.curl(None), "401", "http-basic after `auth clear --all`");
     rig.line(SMALL_ECHO_BYTES, &[LOGIN]);
     eprintln!(
-        "[clear] by address, by user, --all (2 logins): prompted again each time; `{}` -> \
-         {} ({:.1} s)",
+        "[clear] by address, by user, --all (the one shared login, which had let http-basic \
+         through): prompted again each time; `{}` -> {} ({:.1} s)",
         bad.cmdline,
         bad.stderr.trim(),
         t.elapsed().as_secs_f64()
     );
-    rig.check_login_lines(&[("accepted", LINE_PORT, 4), ("accepted", HTTP_PORT, 1)]);
+    rig.check_login_lines(&[("accepted", LINE_PORT, 4)]);
     rig.stop();
 }
 
@@ -734,8 +566,7 @@ fn auth_clear_af_packet() {
 fn http_basic_login_skips_credentials_af_packet() {
     let mut rig = Rig::up("e2e-auth-http", IDLE_LONG);
     let t = Instant::now();
-    // A line login does not count for http-basic.
-    rig.line(SMALL_ECHO_BYTES, &[LOGIN]);
+    // No login yet (and none by line first: it would serve http-basic too).
     assert_eq!(
         rig.curl(Some("alice:not-wonderland")),
         "401",
@@ -782,27 +613,27 @@ fn http_basic_login_skips_credentials_af_packet() {
         });
         assert!(!credentials, "the server got the credentials: {r}");
     }
+    // The same login serves the line rule: no prompt.
+    rig.line(SMALL_ECHO_BYTES, &[NO_PROMPT]);
     eprintln!(
-        "[http-basic] 401 for a wrong password and before the login (a line login does not \
-         count); without credentials after it: 200, {} KiB byte-exact, spliced, no \
-         Authorization at the server ({:.1} s)",
+        "[http-basic] 401 for a wrong password and before the login; without credentials \
+         after it: 200, {} KiB byte-exact, spliced, no Authorization at the server; a line \
+         connection without a prompt ({:.1} s)",
         PAGE_BYTES >> 10,
         t.elapsed().as_secs_f64()
     );
     let list = logins();
-    rig.check_login_lines(&[
-        ("accepted", LINE_PORT, 1),
-        ("accepted", HTTP_PORT, 1),
-        ("refused", HTTP_PORT, 1),
-    ]);
-    let http = list.iter().find(|l| l["method"] == "http-basic");
+    rig.check_login_lines(&[("accepted", HTTP_PORT, 1), ("refused", HTTP_PORT, 1)]);
     assert!(
-        list.len() == 2
-            && http.is_some_and(|l| {
-                l["user"] == "alice" && l["client"] == CLIENT_ADDR && l["connections"] == 1
-            }),
-        "`auth list --json` should list the line and the http-basic login (1 connection): \
-         {list:?}"
+        list.len() == 1
+            && list[0]["user"] == "alice"
+            && list[0]["client"] == CLIENT_ADDR
+            && list[0]["method"] == "http-basic"
+            && list[0]["rule"] == "http-basic"
+            && list[0]["scope"] == "shared"
+            && list[0]["connections"] == 2,
+        "`auth list --json` should list the one http-basic login, used by an http-basic and \
+         a line connection: {list:?}"
     );
     rig.stop();
 }

@@ -169,3 +169,56 @@ fn base64_of(s: &str) -> String {
     }
     out
 }
+
+/// Whether a client is logged in is decided when its request comes, not when its connection
+/// opened: a browser opens connections ahead of its requests, and a login may begin or end
+/// in between.
+#[test]
+fn a_request_is_judged_by_the_login_when_it_comes() {
+    let seed = 62;
+    let mut sim = Sim::new(seed, 1, Faults::NONE);
+    let server = sim.listen(WEB);
+    let request = "GET / HTTP/1.1\r\nHost: 198.19.0.2\r\n\r\n";
+    // Opened before the login, asked after it: passed on.
+    let early_port = sim.client_port();
+    let early = sim.connect(early_port, WEB);
+    sim.run_until("the early connection is up", MAX_STEPS, |s| {
+        s.state(early) == tcp::State::Established
+    });
+    let login = format!(
+        "GET /login?rule=web HTTP/1.1\r\nHost: 198.18.0.254:8888\r\nAuthorization: Basic {ALICE}\r\n\r\n"
+    );
+    let answer = exchange(&mut sim, BOX_INSIDE_IP, PORTAL, &login);
+    assert!(
+        answer.starts_with("HTTP/1.1 200 OK\r\n"),
+        "seed {seed}: {answer}"
+    );
+    sim.send(early, request.as_bytes());
+    sim.run_until("the early request reaches the server", MAX_STEPS, |s| {
+        s.received(server).len() >= request.len()
+    });
+    assert_eq!(text(&sim, server), request, "seed {seed}");
+    assert_eq!(logins_used(&sim), 1);
+
+    // Opened while logged in, asked after the login ended: sent to log in again.
+    let late_port = sim.client_port();
+    let late = sim.connect(late_port, WEB);
+    sim.run_until("the late connection is up", MAX_STEPS, |s| {
+        s.state(late) == tcp::State::Established
+    });
+    let now = sim.the_box.plane.clock();
+    let ended = sim
+        .the_box
+        .plane
+        .proxy
+        .clear_logins(&control::auth::Clear::All, now);
+    assert_eq!(ended, 1);
+    sim.send(late, request.as_bytes());
+    expect_from_box(
+        &mut sim,
+        late,
+        b"HTTP/1.1 302 Found\r\n",
+        "the redirect after the clear",
+    );
+    assert_eq!(sim.proxy_connections().auth_redirected, 1);
+}

@@ -16,8 +16,10 @@ pub mod split;
 use crate::checksum;
 use crate::conn::{SpliceParams, TsEdit};
 use crate::wire::ethernet::{EtherType, EthernetFrame};
+use crate::wire::icmp;
 use crate::wire::ipv4::{Ipv4Packet, Protocol};
-use crate::wire::tcp::{self, flags, MappedOption, OptionMap, TcpPacket};
+use crate::wire::tcp::option_field as opt;
+use crate::wire::tcp::{self, field, flags, MappedOption, OptionMap, TcpPacket};
 use crate::wire::{be32, put16, put32, MacAddr, WireError};
 
 /// The next hop of a routed packet: the port's own MAC and the neighbour's.
@@ -139,18 +141,18 @@ fn tcp_inner(
     let mut hc = crate::wire::be16(hdr, tcp::CHECKSUM_OFFSET);
 
     if p.seq_add != 0 {
-        patch32(hdr, 4, |s| s.wrapping_add(p.seq_add), &mut hc);
+        patch32(hdr, field::SEQ, |s| s.wrapping_add(p.seq_add), &mut hc);
     }
     if has_ack && p.ack_sub != 0 {
-        patch32(hdr, 8, |a| a.wrapping_sub(p.ack_sub), &mut hc);
+        patch32(hdr, field::ACK, |a| a.wrapping_sub(p.ack_sub), &mut hc);
     }
     // Window fields in SYN segments are never scaled (RFC 7323 §2.2).
     if fl & flags::SYN == 0 && p.wscale_in != p.wscale_out {
-        let old = crate::wire::be16(hdr, 14);
+        let old = crate::wire::be16(hdr, field::WINDOW);
         let new = rescale_window(old, p.wscale_in, p.wscale_out);
         if new != old {
             hc = checksum::update16(hc, old, new);
-            put16(hdr, 14, new);
+            put16(hdr, field::WINDOW, new);
         }
     }
 
@@ -176,7 +178,7 @@ fn tcp_inner(
             for opt in map.iter() {
                 match opt {
                     MappedOption::Sack { at, blocks } if p.sack_strip => {
-                        let end = at + 2 + 8 * blocks;
+                        let end = at + opt::DATA + opt::SACK_BLOCK_LEN * blocks;
                         let nops = [tcp::kind::NOP; tcp::MAX_OPTIONS_LEN];
                         hc = checksum::update_bytes(
                             hc,
@@ -188,9 +190,10 @@ fn tcp_inner(
                     }
                     MappedOption::Sack { at, blocks } if touch_sack => {
                         for i in 0..blocks {
-                            let edge = at + 2 + 8 * i;
+                            let edge = at + opt::DATA + opt::SACK_BLOCK_LEN * i;
+                            let right = edge + opt::SACK_RIGHT;
                             patch32(hdr, edge, |v| v.wrapping_sub(p.ack_sub), &mut hc);
-                            patch32(hdr, edge + 4, |v| v.wrapping_sub(p.ack_sub), &mut hc);
+                            patch32(hdr, right, |v| v.wrapping_sub(p.ack_sub), &mut hc);
                         }
                     }
                     MappedOption::Timestamps { at } if strip_ts => {
@@ -203,11 +206,13 @@ fn tcp_inner(
                     }
                     MappedOption::Timestamps { at } if touch_ts => {
                         if p.tsval_add != 0 {
-                            patch32(hdr, at + 2, |v| v.wrapping_add(p.tsval_add), &mut hc);
+                            let tsval = at + opt::TSVAL;
+                            patch32(hdr, tsval, |v| v.wrapping_add(p.tsval_add), &mut hc);
                         }
                         // TSecr means something only with ACK set (RFC 7323 §3.2).
                         if has_ack && p.tsecr_sub != 0 {
-                            patch32(hdr, at + 6, |v| v.wrapping_sub(p.tsecr_sub), &mut hc);
+                            let tsecr = at + opt::TSECR;
+                            patch32(hdr, tsecr, |v| v.wrapping_sub(p.tsecr_sub), &mut hc);
                         }
                     }
                     _ => {}
@@ -250,12 +255,14 @@ pub fn plan_ts_insert(frame: &[u8], tsval: u32, tsecr: u32) -> Option<TsInsert> 
     if map.malformed() {
         return None;
     }
+    // After two NOPs, so TSval and TSecr are 4-byte aligned.
+    const TS_AT: usize = 2;
     let mut options = [tcp::kind::NOP; tcp::MAX_OPTIONS_LEN];
-    options[2] = tcp::kind::TIMESTAMPS;
-    options[3] = tcp::TIMESTAMPS_LEN as u8;
-    put32(&mut options, 4, tsval);
-    put32(&mut options, 8, tsecr);
-    let mut len = 12;
+    options[TS_AT] = tcp::kind::TIMESTAMPS;
+    options[TS_AT + opt::LEN] = tcp::TIMESTAMPS_LEN as u8;
+    put32(&mut options, TS_AT + opt::TSVAL, tsval);
+    put32(&mut options, TS_AT + opt::TSECR, tsecr);
+    let mut len = TS_AT + tcp::TIMESTAMPS_LEN;
     // The other options as they are, SACK last with the blocks that still fit; NOPs and the
     // end-of-list padding are not copied (the list is padded again below).
     let mut sack: Option<&[u8]> = None;
@@ -265,7 +272,7 @@ pub fn plan_ts_insert(frame: &[u8], tsval: u32, tsecr: u32) -> Option<TsInsert> 
             tcp::kind::END => break,
             tcp::kind::NOP => pos += 1,
             kind => {
-                let l = usize::from(old[pos + 1]);
+                let l = usize::from(old[pos + opt::LEN]);
                 if kind == tcp::kind::SACK {
                     sack = Some(&old[pos..pos + l]);
                 } else if kind != tcp::kind::TIMESTAMPS {
@@ -279,15 +286,19 @@ pub fn plan_ts_insert(frame: &[u8], tsval: u32, tsecr: u32) -> Option<TsInsert> 
         }
     }
     if let Some(sack) = sack {
-        // Aligned on four bytes as senders put it (two NOPs before kind and length).
-        let at = len.next_multiple_of(4) + 2;
-        let room = tcp::MAX_OPTIONS_LEN.saturating_sub(at + 2) / 8;
-        let blocks = ((sack.len() - 2) / 8).min(room);
+        // Aligned on four bytes as senders put it: two NOPs before kind and length, so the
+        // blocks start on a 4-byte boundary.
+        let at = len.next_multiple_of(4) + opt::DATA;
+        let blocks_at = at + opt::DATA;
+        let room = tcp::MAX_OPTIONS_LEN.saturating_sub(blocks_at) / opt::SACK_BLOCK_LEN;
+        let blocks = ((sack.len() - opt::DATA) / opt::SACK_BLOCK_LEN).min(room);
         if blocks > 0 {
+            let blocks_len = opt::SACK_BLOCK_LEN * blocks;
             options[at] = tcp::kind::SACK;
-            options[at + 1] = (2 + 8 * blocks) as u8;
-            options[at + 2..at + 2 + 8 * blocks].copy_from_slice(&sack[2..2 + 8 * blocks]);
-            len = at + 2 + 8 * blocks;
+            options[at + opt::LEN] = (opt::DATA + blocks_len) as u8;
+            options[blocks_at..blocks_at + blocks_len]
+                .copy_from_slice(&sack[opt::DATA..opt::DATA + blocks_len]);
+            len = blocks_at + blocks_len;
         }
     }
     // Never shorter than the list it replaces (that one may have been padded generously):
@@ -337,10 +348,11 @@ pub fn apply_ts_insert(frame: &mut [u8], plan: &TsInsert) -> Result<(), RewriteE
     // so its words sum as before.
     let old_tcp_len = old_total - (ihl as u16);
     hc = checksum::update16(hc, old_tcp_len, old_tcp_len + g as u16);
-    let old_word = crate::wire::be16(hdr, 12);
+    // The data offset shares its 16-bit word with the flags.
+    let old_word = crate::wire::be16(hdr, field::DATA_OFF);
     let new_word = (old_word & 0x0fff) | ((((old_hl + g) / 4) as u16) << 12);
     hc = checksum::update16(hc, old_word, new_word);
-    put16(hdr, 12, new_word);
+    put16(hdr, field::DATA_OFF, new_word);
     hc = checksum::update_bytes(hc, &old_opts[..plan.len], &plan.options[..plan.len], false);
     put16(hdr, tcp::CHECKSUM_OFFSET, hc);
     Ok(())
@@ -353,26 +365,29 @@ pub fn apply_ts_insert(frame: &mut [u8], plan: &TsInsert) -> Result<(), RewriteE
 /// space: its sender would not recognise it, and path-MTU discovery and error reporting would
 /// silently break (OpenBSD pf does the same for `modulate state`). `icmp` is the whole ICMP
 /// message; `p` the rewrite of the direction the quoted packet travelled. The sequence number
-/// gets `p` undone, and the acknowledgement too when the quote is long enough to hold it; the
-/// ICMP checksum is updated incrementally. The quoted TCP checksum cannot be fixed (the quote
+/// gets `p` undone, and the acknowledgement too when the quote reaches the flags that say it
+/// is one; the ICMP checksum is updated incrementally. The quoted TCP checksum cannot be fixed (the quote
 /// is partial) and is left alone, as routers leave it.
 pub fn unrewrite_icmp_quote(icmp: &mut [u8], p: &SpliceParams) -> Result<(), RewriteError> {
-    const ICMP_HEADER: usize = 8;
-    let quoted = crate::wire::ipv4::Ipv4Packet::new_checked_quoted(&icmp[ICMP_HEADER..])?;
+    let quoted = crate::wire::ipv4::Ipv4Packet::new_checked_quoted(&icmp[icmp::HEADER_LEN..])?;
     if quoted.protocol() != Protocol::TCP {
         return Err(RewriteError::NotTcp);
     }
-    let tcp_at = ICMP_HEADER + quoted.header_len();
+    let tcp_at = icmp::HEADER_LEN + quoted.header_len();
     let quote_len = icmp.len().saturating_sub(tcp_at);
-    if quote_len < 8 {
+    // The sequence number ends the 8 bytes every error quotes.
+    if quote_len < field::SEQ + 4 {
         return Err(RewriteError::Wire(WireError::Truncated));
     }
-    let mut hc = crate::wire::be16(icmp, 2);
-    patch32(icmp, tcp_at + 4, |s| s.wrapping_sub(p.seq_add), &mut hc);
-    if quote_len >= 12 && icmp[tcp_at + 13] & flags::ACK != 0 {
-        patch32(icmp, tcp_at + 8, |a| a.wrapping_add(p.ack_sub), &mut hc);
+    let mut hc = crate::wire::be16(icmp, icmp::field::CHECKSUM);
+    let seq = tcp_at + field::SEQ;
+    patch32(icmp, seq, |s| s.wrapping_sub(p.seq_add), &mut hc);
+    // The acknowledgement only when the quote reaches the flags that say it is one.
+    if quote_len > field::FLAGS && icmp[tcp_at + field::FLAGS] & flags::ACK != 0 {
+        let ack = tcp_at + field::ACK;
+        patch32(icmp, ack, |a| a.wrapping_add(p.ack_sub), &mut hc);
     }
-    put16(icmp, 2, hc);
+    put16(icmp, icmp::field::CHECKSUM, hc);
     Ok(())
 }
 

@@ -121,7 +121,6 @@ impl<P: Packet> ControlPlane<P> {
     pub fn poll(&mut self, rings: &Rings<P>, now_ms: u32, io: &mut impl ControlIo<P>) -> usize {
         self.clock += u64::from(now_ms.wrapping_sub(self.last_now));
         self.last_now = now_ms;
-        crate::proxy::leg::set_ts_clock(self.clock);
         let mut n = 0;
         while n < CONTROL_BURST {
             let Some(msg) = rings.to_control.pop() else {

@@ -45,7 +45,9 @@ pub struct Report {
     /// `active`, `pass`, `proxied`, `spliced`, and one entry per TCP state.
     pub flows: BTreeMap<String, u64>,
     /// Totals (`proxied`, `spliced`, `full_proxy`, `fallback`, `drain_timeout`,
-    /// `auth_failed`), gauges (`in_proxy`, `draining`), and `splices_last_interval`.
+    /// `auth_failed`, ...), gauges (`in_proxy`, `draining`), `splices_last_interval`, and the
+    /// RADIUS client's counters as `radius_*` when it is configured (flat: DPDK's telemetry
+    /// drops a container nested two deep).
     pub connections: BTreeMap<String, u64>,
     /// Connections kept as full proxies, by cause (every cause, zero or not).
     #[serde(default)]
@@ -126,6 +128,13 @@ impl Report {
                 .saturating_sub(p.connections.spliced)
         });
         connections.insert("splices_last_interval".into(), splices);
+        if let Some(r) = &now.connections.radius {
+            connections.extend(
+                int_map(r)
+                    .into_iter()
+                    .map(|(k, v)| (format!("radius_{k}"), v)),
+            );
+        }
         Report {
             uptime_ms: now.uptime_ms,
             interval_ms: ms,
@@ -374,6 +383,30 @@ mod tests {
         // The first report has no rates.
         let r0 = Report::new(&a, None, [0, 1]);
         assert_eq!((r0.inside.rx_pps, r0.splices_per_sec()), (0, 0.0));
+    }
+
+    #[test]
+    fn radius_counters_are_flat_under_connections_and_read_back() {
+        let mut now = stats(3_000, 2_100, 1_010_000, 5);
+        let r = Report::new(&now, None, [0, 1]);
+        let v = serde_json::to_value(&r).unwrap();
+        assert!(
+            v["connections"].get("radius").is_none(),
+            "none configured: {v}"
+        );
+        now.connections.radius = Some(crate::auth::radius::RadiusStats {
+            accepts: 2,
+            unavailable: 1,
+            ..Default::default()
+        });
+        let r = Report::new(&now, None, [0, 1]);
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["connections"]["radius_accepts"], 2, "{v}");
+        assert_eq!(v["connections"]["radius_unavailable"], 1, "{v}");
+        assert_eq!(v["connections"]["radius_requests"], 0, "{v}");
+        assert_eq!(v["connections"]["in_proxy"], 2, "{v}");
+        let back: Report = serde_json::from_value(v).unwrap();
+        assert_eq!(back, r);
     }
 
     #[test]

@@ -121,19 +121,7 @@ fn register_telemetry(eal: &Eal, hub: &Arc<Hub>) -> Result<(), DpdkError> {
 
 /// Runs the box until a signal; returns after a clean shutdown.
 pub fn run(config: Config, opts: RunOptions) -> Result<Stats, RunError> {
-    let term = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // A second signal while the first is being handled exits at once (status 1).
-        signal_hook::flag::register_conditional_shutdown(sig, 1, Arc::clone(&term))
-            .map_err(|e| RunError::Setup(format!("signal handler: {e}")))?;
-        signal_hook::flag::register(sig, Arc::clone(&term))
-            .map_err(|e| RunError::Setup(format!("signal handler: {e}")))?;
-    }
-
-    let reload = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload))
-        .map_err(|e| RunError::Setup(format!("signal handler: {e}")))?;
-
+    let (term, reload) = signals()?;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let hugepages = eal_args::hugepages_free();
     let plan = eal_args::plan(&config, &opts.eal, cpus, hugepages);
@@ -142,98 +130,25 @@ pub fn run(config: Config, opts: RunOptions) -> Result<Stats, RunError> {
     }
     log::info!("EAL arguments: {}", plan.args.join(" "));
     let eal = Eal::init(&plan.args)?;
-    // dpdk-dumpcap attaches as a secondary process: only to a primary on hugepages.
-    let pdump = match Pdump::init(&eal) {
-        Ok(p) => Some(p),
-        Err(e) => {
-            log::warn!("packet capture (pdump) unavailable: {e}");
-            None
-        }
-    };
+    let pdump = pdump(&eal);
     let workers = usize::from(config.workers.count.max(1));
-    let lcores: Vec<u32> = eal.worker_lcores().collect();
-    if lcores.len() < workers {
-        return Err(RunError::Setup(format!(
-            "{workers} workers configured but EAL has {} worker lcores",
-            lcores.len()
-        )));
-    }
+    let lcores = worker_lcores(&eal, workers)?;
 
-    let ifaces = [&config.interfaces.inside, &config.interfaces.outside];
-    let per_port: u32 = ifaces
-        .iter()
-        .map(|i| (u32::from(i.rx_descriptors) + u32::from(i.tx_descriptors)) * workers as u32)
-        .sum();
-    let n_mbufs =
-        (per_port + TO_CONTROL_DEPTH as u32 + 4096 * workers as u32 + 8192).next_power_of_two() - 1;
-    let pool = Mempool::new(
-        &eal,
-        "ct_mbufs",
-        n_mbufs,
-        256,
-        Mempool::DEFAULT_DATA_ROOM,
-        Mempool::SOCKET_ANY,
-    )?;
-
-    let mut ports = Vec::new();
-    let mut macs = [common::wire::MacAddr::ZERO; 2];
-    for (i, name) in plan.ports.iter().enumerate() {
-        let iface = ifaces[i];
-        let mut port = Port::by_name(&eal, name)?;
-        let rxq = iface.rx_queues.max(workers as u16);
-        let txq = iface.tx_queues.max(workers as u16);
-        let c = port.configure(
-            rxq,
-            txq,
-            iface.rx_descriptors,
-            iface.tx_descriptors,
-            iface.mtu,
-            &pool,
-        )?;
-        if workers > 1 && !c.rss {
-            return Err(RunError::Setup(format!(
-                "port {name} cannot do RSS: {workers} workers would split connections; use one worker"
-            )));
-        }
-        if let Some(mac) = iface.mac {
-            port.set_mac_addr(mac)?;
-        }
-        port.promiscuous(true)?;
-        port.start()?;
-        macs[i] = port.mac_addr()?;
-        log::info!(
-            "port {} ({name}): mac {}, {rxq} rx / {txq} tx queues, rss {}, link {:?}",
-            if i == 0 { "inside" } else { "outside" },
-            macs[i],
-            c.rss,
-            port.link().ok()
-        );
-        ports.push(port);
-    }
-
+    let (pool, mut ports, macs) = start_ports(&eal, &config, &plan.ports, workers)?;
     let ctx = Arc::new(Context::new(config.clone(), macs, opts.mode));
     let rings: Rings<Mbuf> = Rings::new(workers, TO_CONTROL_DEPTH, COMMAND_DEPTH);
     let stop = Arc::new(AtomicBool::new(false));
-    let mut slots = Vec::with_capacity(workers);
     let start = Instant::now();
-    for (i, &lcore) in lcores.iter().take(workers).enumerate() {
-        let q = i as u16;
-        let pair = |p: &Port| -> Result<DpdkQueuePair, DpdkError> {
-            Ok(DpdkQueuePair::new(p.rx_queue(q)?, p.tx_queue(q)?).with_pool(pool.clone()))
-        };
-        let queues = [pair(&ports[0])?, pair(&ports[1])?];
-        let mut w = Worker::new(q, queues, Arc::clone(&ctx), rings.worker(i));
-        slots.push(w.stats_slot());
-        let stop = Arc::clone(&stop);
-        eal.launch_on_lcore(lcore, move || {
-            while !stop.load(Ordering::Relaxed) {
-                w.turn(|| now_ms(start));
-            }
-            // The last word: control reads the final counters from the slot.
-            w.publish(now_ms(start));
-            0
-        })?;
-    }
+    let slots = launch_workers(
+        &eal,
+        &lcores[..workers],
+        &ports,
+        &pool,
+        &ctx,
+        &rings,
+        &stop,
+        start,
+    )?;
     log::info!(
         "cutthrough running: {workers} worker(s) on lcores {:?}",
         &lcores[..workers]
@@ -265,21 +180,7 @@ pub fn run(config: Config, opts: RunOptions) -> Result<Stats, RunError> {
     };
 
     let mut plane: ControlPlane<Mbuf> = ControlPlane::new(Arc::clone(&ctx));
-    // The directory's threads start even without `auth.radius`: a reload may add it.
-    match Verifier::pool(
-        verifier::DEFAULT_THREADS,
-        verifier::DIRECTORY_THREADS,
-        verifier::DEFAULT_CAPACITY,
-        verifier::directory_check(),
-    ) {
-        Ok(v) => {
-            log::info!("{} login verifier thread(s)", v.threads());
-            plane.proxy.set_verifier(v);
-        }
-        Err(e) => log::warn!(
-            "cannot start the password verifier threads ({e}): verifying on the control lcore"
-        ),
-    }
+    start_verifier(&mut plane);
     let mut io = RingIo::new(&rings, |frame: &[u8]| Mbuf::from_slice(&pool, frame).ok());
     // Resolve the static routes' gateways ahead of traffic.
     for r in &config.routes {
@@ -334,6 +235,163 @@ pub fn run(config: Config, opts: RunOptions) -> Result<Stats, RunError> {
         })?;
     }
     Ok(stats)
+}
+
+/// dpdk-dumpcap's server: it attaches as a secondary process, only to a primary on
+/// hugepages, so it may be unavailable.
+fn pdump(eal: &Eal) -> Option<Pdump> {
+    match Pdump::init(eal) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            log::warn!("packet capture (pdump) unavailable: {e}");
+            None
+        }
+    }
+}
+
+/// The first `workers` worker lcores EAL has.
+fn worker_lcores(eal: &Eal, workers: usize) -> Result<Vec<u32>, RunError> {
+    let lcores: Vec<u32> = eal.worker_lcores().take(workers).collect();
+    if lcores.len() < workers {
+        return Err(RunError::Setup(format!(
+            "{workers} workers configured but EAL has {} worker lcores",
+            lcores.len()
+        )));
+    }
+    Ok(lcores)
+}
+
+/// SIGINT/SIGTERM (stop; a second one exits at once) and SIGHUP (reload) as flags.
+fn signals() -> Result<(Arc<AtomicBool>, Arc<AtomicBool>), RunError> {
+    let term = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal while the first is being handled exits at once (status 1).
+        signal_hook::flag::register_conditional_shutdown(sig, 1, Arc::clone(&term))
+            .map_err(|e| RunError::Setup(format!("signal handler: {e}")))?;
+        signal_hook::flag::register(sig, Arc::clone(&term))
+            .map_err(|e| RunError::Setup(format!("signal handler: {e}")))?;
+    }
+
+    let reload = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload))
+        .map_err(|e| RunError::Setup(format!("signal handler: {e}")))?;
+    Ok((term, reload))
+}
+
+/// The mbuf pool and both ports, configured and started; their MACs.
+#[allow(clippy::type_complexity)]
+fn start_ports(
+    eal: &Eal,
+    config: &Config,
+    names: &[String],
+    workers: usize,
+) -> Result<(Mempool, Vec<Port>, [common::wire::MacAddr; 2]), RunError> {
+    let ifaces = [&config.interfaces.inside, &config.interfaces.outside];
+    let per_port: u32 = ifaces
+        .iter()
+        .map(|i| (u32::from(i.rx_descriptors) + u32::from(i.tx_descriptors)) * workers as u32)
+        .sum();
+    let n_mbufs =
+        (per_port + TO_CONTROL_DEPTH as u32 + 4096 * workers as u32 + 8192).next_power_of_two() - 1;
+    let pool = Mempool::new(
+        eal,
+        "ct_mbufs",
+        n_mbufs,
+        256,
+        Mempool::DEFAULT_DATA_ROOM,
+        Mempool::SOCKET_ANY,
+    )?;
+
+    let mut ports = Vec::new();
+    let mut macs = [common::wire::MacAddr::ZERO; 2];
+    for (i, name) in names.iter().enumerate() {
+        let iface = ifaces[i];
+        let mut port = Port::by_name(eal, name)?;
+        let rxq = iface.rx_queues.max(workers as u16);
+        let txq = iface.tx_queues.max(workers as u16);
+        let c = port.configure(
+            rxq,
+            txq,
+            iface.rx_descriptors,
+            iface.tx_descriptors,
+            iface.mtu,
+            &pool,
+        )?;
+        if workers > 1 && !c.rss {
+            return Err(RunError::Setup(format!(
+                "port {name} cannot do RSS: {workers} workers would split connections; use one worker"
+            )));
+        }
+        if let Some(mac) = iface.mac {
+            port.set_mac_addr(mac)?;
+        }
+        port.promiscuous(true)?;
+        port.start()?;
+        macs[i] = port.mac_addr()?;
+        log::info!(
+            "port {} ({name}): mac {}, {rxq} rx / {txq} tx queues, rss {}, link {:?}",
+            if i == 0 { "inside" } else { "outside" },
+            macs[i],
+            c.rss,
+            port.link().ok()
+        );
+        ports.push(port);
+    }
+    Ok((pool, ports, macs))
+}
+
+/// One worker per lcore, each polling its queue pair of both ports until `stop`; their
+/// statistics slots.
+#[allow(clippy::too_many_arguments)]
+fn launch_workers(
+    eal: &Eal,
+    lcores: &[u32],
+    ports: &[Port],
+    pool: &Mempool,
+    ctx: &Arc<Context>,
+    rings: &Rings<Mbuf>,
+    stop: &Arc<AtomicBool>,
+    start: Instant,
+) -> Result<Vec<Arc<dataplane::live::StatsSlot>>, RunError> {
+    let mut slots = Vec::with_capacity(lcores.len());
+    for (i, &lcore) in lcores.iter().enumerate() {
+        let q = i as u16;
+        let pair = |p: &Port| -> Result<DpdkQueuePair, DpdkError> {
+            Ok(DpdkQueuePair::new(p.rx_queue(q)?, p.tx_queue(q)?).with_pool(pool.clone()))
+        };
+        let queues = [pair(&ports[0])?, pair(&ports[1])?];
+        let mut w = Worker::new(q, queues, Arc::clone(ctx), rings.worker(i));
+        slots.push(w.stats_slot());
+        let stop = Arc::clone(stop);
+        eal.launch_on_lcore(lcore, move || {
+            while !stop.load(Ordering::Relaxed) {
+                w.turn(|| now_ms(start));
+            }
+            // The last word: control reads the final counters from the slot.
+            w.publish(now_ms(start));
+            0
+        })?;
+    }
+    Ok(slots)
+}
+
+/// The login verifier threads (or, failing them, verification on the control lcore).
+fn start_verifier(plane: &mut ControlPlane<Mbuf>) {
+    // The directory's threads start even without `auth.radius`: a reload may add it.
+    match Verifier::pool(
+        verifier::DEFAULT_THREADS,
+        verifier::DIRECTORY_THREADS,
+        verifier::DEFAULT_CAPACITY,
+        verifier::directory_check(),
+    ) {
+        Ok(v) => {
+            log::info!("{} login verifier thread(s)", v.threads());
+            plane.proxy.set_verifier(v);
+        }
+        Err(e) => log::warn!(
+            "cannot start the password verifier threads ({e}): verifying on the control lcore"
+        ),
+    }
 }
 
 fn port_counters(s: &dataplane::dpdk::PortStats) -> PortCounters {

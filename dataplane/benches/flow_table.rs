@@ -20,8 +20,8 @@ use std::time::Instant;
 use common::conn::{Conn, ConnFlags, TcpState};
 use common::flow::FlowKey;
 use common::wire::Ipv4Addr;
-use dataplane::dpdk::prefetch;
 use dataplane::flow_table::FlowTable;
+use dataplane::hint::prefetch;
 use dataplane::packet::BURST;
 
 /// The `i`-th client→server key: 198.18.0.0/15 clients, 60 000 ports each, one server.

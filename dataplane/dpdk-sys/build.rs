@@ -5,14 +5,25 @@
 //! Poll-mode drivers are not linked at all: a shared-library DPDK build loads every driver in its
 //! driver directory (`RTE_EAL_PMD_PATH`) from `rte_eal_init`, so `--vdev=net_ring0` works in
 //! any binary that links `librte_eal.so`; `tests/dpdk_smoke.rs` in `dataplane` checks it.
-use std::env;
-use std::path::PathBuf;
-use std::process::Command;
+//!
+//! All of that is the `link` feature (on by default). Without it the script does nothing and
+//! the crate is empty, so neither libdpdk nor libclang is needed: `cargo test --workspace
+//! --no-default-features` builds this crate too (it is a member), on machines without DPDK.
+#[cfg(feature = "link")]
+use std::{env, path::PathBuf, process::Command};
 
+#[cfg(feature = "link")]
 const MIN_VERSION: &str = "22.11";
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    #[cfg(feature = "link")]
+    link();
+}
+
+/// Probes libdpdk, compiles the shim, writes the bindings and the link lines.
+#[cfg(feature = "link")]
+fn link() {
     println!("cargo:rerun-if-changed=src/shim.h");
     println!("cargo:rerun-if-changed=src/shim.c");
 
@@ -66,6 +77,7 @@ fn main() {
 
 /// `pkg-config --cflags libdpdk`, word by word. The `pkg-config` crate keeps only `-I` and
 /// `-D`; bindgen and the shim also need `-include rte_config.h` and `-march=...`.
+#[cfg(feature = "link")]
 fn raw_cflags() -> Vec<String> {
     let pkg_config = env::var("PKG_CONFIG").unwrap_or_else(|_| "pkg-config".to_string());
     let output = Command::new(&pkg_config)
@@ -84,6 +96,7 @@ fn raw_cflags() -> Vec<String> {
         .collect()
 }
 
+#[cfg(feature = "link")]
 fn generate_bindings(cflags: &[String]) -> bindgen::Bindings {
     let target = bindgen::RustTarget::stable(80, 0).expect("a Rust version bindgen knows");
     bindgen::Builder::default()

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use common::config::Config;
+use common::config::{Config, FlowTable};
 use common::conn::TcpState;
 use common::wire::MacAddr;
 
@@ -58,7 +58,8 @@ impl Context {
             tcp_timeouts_ms[state as usize] = ms(d);
         }
         let workers = usize::from(config.workers.count.max(1));
-        let flows_per_worker = (config.flow_table.capacity as usize / workers).max(1024);
+        let min_shard = FlowTable::MIN_CAPACITY as usize;
+        let flows_per_worker = (config.flow_table.capacity as usize / workers).max(min_shard);
         Context {
             router: Router::new(&config),
             config,

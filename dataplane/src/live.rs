@@ -33,7 +33,6 @@ use std::sync::atomic::{fence, AtomicU64, Ordering};
 use common::conn::{Conn, ConnFlags, TcpState};
 use common::wire::Ipv4Addr;
 
-use crate::verdict::{DropCounters, DropReason};
 use crate::worker::WorkerCounters;
 
 /// How often a worker publishes its counters (milliseconds of its clock).
@@ -108,39 +107,18 @@ pub struct WorkerSnapshot {
     pub published_ms: u64,
 }
 
-const COUNTER_WORDS: usize = 20 + DropReason::COUNT;
-const WORDS: usize = COUNTER_WORDS + 1 + TcpState::COUNT + 3 + 2;
+/// The words of a snapshot: the counters ([`WorkerCounters::to_words`]), the active flows,
+/// the census (every state, then pass, proxied, spliced), the generation and the clock.
+const WORDS: usize = WorkerCounters::WORDS + 1 + TcpState::COUNT + 3 + 2;
 
 impl WorkerSnapshot {
     fn to_words(self) -> [u64; WORDS] {
-        let c = &self.counters;
         let mut w = [0u64; WORDS];
-        let head = [
-            c.rx,
-            c.tx,
-            c.forwarded,
-            c.to_control,
-            c.from_control,
-            c.flows_created,
-            c.flows_expired,
-            c.flows_closed,
-            c.flows_installed,
-            c.options_malformed,
-            c.icmp_quotes_rewritten,
-            c.ignored,
-            c.drops_captured,
-            c.capture_ring_full,
-            c.ts_inserted,
-            c.ts_removed,
-            c.ts_insert_failed,
-            c.segments_split,
-            c.split_pieces,
-            c.split_failed,
-        ];
         let mut i = 0;
-        for v in head
+        for v in self
+            .counters
+            .to_words()
             .iter()
-            .chain(c.drops.0.iter())
             .chain(std::iter::once(&self.flows_active))
             .chain(self.census.by_state.iter())
             .chain(
@@ -162,34 +140,11 @@ impl WorkerSnapshot {
     }
 
     fn from_words(w: &[u64; WORDS]) -> WorkerSnapshot {
-        let mut it = w.iter().copied();
+        let (counters, rest) = w.split_at(WorkerCounters::WORDS);
+        let mut counter_words = [0u64; WorkerCounters::WORDS];
+        counter_words.copy_from_slice(counters);
+        let mut it = rest.iter().copied();
         let mut next = || it.next().unwrap_or(0);
-        let mut c = WorkerCounters {
-            rx: next(),
-            tx: next(),
-            forwarded: next(),
-            to_control: next(),
-            from_control: next(),
-            flows_created: next(),
-            flows_expired: next(),
-            flows_closed: next(),
-            flows_installed: next(),
-            options_malformed: next(),
-            icmp_quotes_rewritten: next(),
-            ignored: next(),
-            drops_captured: next(),
-            capture_ring_full: next(),
-            ts_inserted: next(),
-            ts_removed: next(),
-            ts_insert_failed: next(),
-            segments_split: next(),
-            split_pieces: next(),
-            split_failed: next(),
-            drops: DropCounters::default(),
-        };
-        for d in c.drops.0.iter_mut() {
-            *d = next();
-        }
         let flows_active = next();
         let mut census = FlowCensus::default();
         for s in census.by_state.iter_mut() {
@@ -199,7 +154,7 @@ impl WorkerSnapshot {
         census.proxied = next();
         census.spliced = next();
         WorkerSnapshot {
-            counters: c,
+            counters: WorkerCounters::from_words(&counter_words),
             flows_active,
             census,
             policy_generation: next(),
@@ -409,6 +364,7 @@ pub enum Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verdict::DropReason;
     use common::flow::FlowKey;
     use std::sync::Arc;
 
@@ -432,6 +388,13 @@ mod tests {
     fn words_round_trip() {
         let s = snap(100);
         assert_eq!(WorkerSnapshot::from_words(&s.to_words()), s);
+    }
+
+    /// Every word of a snapshot, each a distinct value, comes back where it was.
+    #[test]
+    fn every_word_round_trips() {
+        let w: [u64; WORDS] = std::array::from_fn(|i| 100 + i as u64);
+        assert_eq!(WorkerSnapshot::from_words(&w).to_words(), w);
     }
 
     #[test]

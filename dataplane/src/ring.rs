@@ -50,7 +50,8 @@ pub enum Why {
     /// Already rewritten for the next hop except its destination MAC: control resolves
     /// `next_hop` on `out`, fills the MAC in and sends it.
     Resolve { out: Side, next_hop: Ipv4Addr },
-    /// TTL expired in transit: control answers with ICMP time exceeded.
+    /// TTL expired in transit: control answers with ICMP time exceeded. The worker counts
+    /// the packet as the drop [`DropReason::TtlExceeded`] (it goes no further).
     TtlExceeded,
     /// Dropped for this reason (and counted): control writes it to the drop capture.
     Dropped(DropReason),

@@ -2,54 +2,79 @@
 
 use common::wire::WireError;
 
-/// Why the fast path dropped a packet. Each reason is a counter (see [`DropCounters`]) and a
-/// key of the `drops` object in the statistics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum DropReason {
+/// Declares [`DropReason`] from a list of documented `Variant => "name"` lines, with
+/// [`DropReason::ALL`] (in discriminant order), [`DropReason::COUNT`] and
+/// [`DropReason::name`] made from the same list.
+macro_rules! drop_reasons {
+    ($($(#[doc = $doc:literal])* $variant:ident => $name:literal,)*) => {
+        /// Why the fast path dropped a packet. Each reason is a counter (see
+        /// [`DropCounters`]) and a key of the `drops` object in the statistics.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum DropReason {
+            $($(#[doc = $doc])* $variant,)*
+        }
+
+        impl DropReason {
+            pub const ALL: [DropReason; [$($name),*].len()] = [$(DropReason::$variant),*];
+            pub const COUNT: usize = Self::ALL.len();
+
+            /// The counter's name in statistics.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(DropReason::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+drop_reasons! {
     /// Shorter than the header it claims to be.
-    Truncated,
+    Truncated => "truncated",
     /// IPv4 header length, version or total length invalid.
-    BadIpHeader,
+    BadIpHeader => "bad_ip_header",
     /// TCP data offset invalid.
-    BadTcpHeader,
+    BadTcpHeader => "bad_tcp_header",
     /// ARP that is not Ethernet/IPv4.
-    BadArp,
+    BadArp => "bad_arp",
     /// More VLAN tags than supported.
-    VlanTags,
+    VlanTags => "vlan_tags",
     /// An EtherType the box does not handle (IPv6, LLDP, ...).
-    UnsupportedEtherType,
+    UnsupportedEtherType => "unsupported_ethertype",
     /// A TCP or UDP fragment: no ports to classify it by.
-    Fragment,
+    Fragment => "fragment",
     /// The policy said deny.
-    PolicyDeny,
+    PolicyDeny => "policy_deny",
     /// A TCP segment other than a SYN for a connection the box does not know.
-    NoFlow,
+    NoFlow => "no_flow",
     /// A segment invalid in the connection's state.
-    OutOfState,
+    OutOfState => "out_of_state",
     /// Sequence number beyond the receiver's window.
-    OutOfWindow,
+    OutOfWindow => "out_of_window",
     /// Acknowledges data that was never sent.
-    AckBeyondData,
+    AckBeyondData => "ack_beyond_data",
     /// A RST outside the window.
-    RstOutOfWindow,
+    RstOutOfWindow => "rst_out_of_window",
     /// No room in the flow table for a new connection.
-    FlowTableFull,
+    FlowTableFull => "flow_table_full",
     /// The ring to the control plane was full.
-    ControlRingFull,
+    ControlRingFull => "control_ring_full",
     /// The port's TX queue stayed full through the retries.
-    TxFull,
+    TxFull => "tx_full",
     /// No route to the destination.
-    NoRoute,
-    /// TTL expired and the control plane could not be told.
-    TtlExceeded,
+    NoRoute => "no_route",
+    /// A transit packet whose TTL ran out (RFC 1812 §5.3.1: discarded). The worker hands it
+    /// to control, which answers with ICMP time exceeded when it may (`icmp_time_exceeded_sent`
+    /// and `icmp_rate_limited` among control's counters); the packet itself ends here.
+    TtlExceeded => "ttl_exceeded",
     /// A packet from one port addressed to a subnet of the same port (no hairpin).
-    Hairpin,
+    Hairpin => "hairpin",
     /// A frame for another host's MAC, or an IP broadcast/multicast: not routed.
-    NotForUs,
+    NotForUs => "not_for_us",
     /// A segment too large for its receiver, to be split, whose TCP checksum is wrong (the
     /// receiver would drop it too; split, it would arrive as valid pieces).
-    BadChecksum,
+    BadChecksum => "bad_checksum",
 }
 
 /// What the worker does with one packet.
@@ -60,60 +85,6 @@ pub enum Verdict {
     /// Hand it to the control plane.
     ToControl(crate::ring::Why),
     Drop(DropReason),
-}
-
-impl DropReason {
-    pub const ALL: [DropReason; 21] = [
-        DropReason::Truncated,
-        DropReason::BadIpHeader,
-        DropReason::BadTcpHeader,
-        DropReason::BadArp,
-        DropReason::VlanTags,
-        DropReason::UnsupportedEtherType,
-        DropReason::Fragment,
-        DropReason::PolicyDeny,
-        DropReason::NoFlow,
-        DropReason::OutOfState,
-        DropReason::OutOfWindow,
-        DropReason::AckBeyondData,
-        DropReason::RstOutOfWindow,
-        DropReason::FlowTableFull,
-        DropReason::ControlRingFull,
-        DropReason::TxFull,
-        DropReason::NoRoute,
-        DropReason::TtlExceeded,
-        DropReason::Hairpin,
-        DropReason::NotForUs,
-        DropReason::BadChecksum,
-    ];
-    pub const COUNT: usize = Self::ALL.len();
-
-    /// The counter's name in statistics.
-    pub fn name(self) -> &'static str {
-        match self {
-            DropReason::Truncated => "truncated",
-            DropReason::BadIpHeader => "bad_ip_header",
-            DropReason::BadTcpHeader => "bad_tcp_header",
-            DropReason::BadArp => "bad_arp",
-            DropReason::VlanTags => "vlan_tags",
-            DropReason::UnsupportedEtherType => "unsupported_ethertype",
-            DropReason::Fragment => "fragment",
-            DropReason::PolicyDeny => "policy_deny",
-            DropReason::NoFlow => "no_flow",
-            DropReason::OutOfState => "out_of_state",
-            DropReason::OutOfWindow => "out_of_window",
-            DropReason::AckBeyondData => "ack_beyond_data",
-            DropReason::RstOutOfWindow => "rst_out_of_window",
-            DropReason::FlowTableFull => "flow_table_full",
-            DropReason::ControlRingFull => "control_ring_full",
-            DropReason::TxFull => "tx_full",
-            DropReason::NoRoute => "no_route",
-            DropReason::TtlExceeded => "ttl_exceeded",
-            DropReason::Hairpin => "hairpin",
-            DropReason::NotForUs => "not_for_us",
-            DropReason::BadChecksum => "bad_checksum",
-        }
-    }
 }
 
 impl From<WireError> for DropReason {

@@ -41,7 +41,11 @@ use crate::rate::TokenBucket;
 use crate::ring::{Command, FromControl, ToControl, Why, WorkerRings};
 use crate::route::{port_index, side_of, Neighbours};
 use crate::track::{init_from_syn, track, Segment, TrackVerdict};
-use crate::verdict::{DropCounters, DropReason, Verdict};
+use crate::verdict::{DropReason, Verdict};
+
+mod counters;
+mod new_flow;
+pub use counters::WorkerCounters;
 
 /// A packet's flow key and its symmetric hash, computed once per burst (see
 /// [`Worker::prefetch_flows`]).
@@ -67,54 +71,6 @@ const CATCH_UP: usize = 8;
 const COMMAND_BUDGET: usize = 64;
 /// Next hops a worker caches.
 const NEIGHBOURS: usize = 256;
-
-/// What a worker counts. Plain integers: only the worker writes them.
-///
-/// Serialised as they are into each worker's object of the statistics JSON (`control`'s
-/// `WorkerStats` flattens them), so a new counter needs adding here only; the field order is
-/// the key order there.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct WorkerCounters {
-    pub rx: u64,
-    pub tx: u64,
-    pub forwarded: u64,
-    pub to_control: u64,
-    /// Packets the control plane sent through this worker.
-    pub from_control: u64,
-    pub flows_created: u64,
-    /// Flows removed by their idle or closing timeout (TIME-WAIT ending included).
-    pub flows_expired: u64,
-    /// Flows that reached TIME-WAIT (FIN both ways, acknowledged) or CLOSE (a valid RST).
-    pub flows_closed: u64,
-    pub flows_installed: u64,
-    /// Packets whose TCP options were malformed: forwarded with the options untouched.
-    pub options_malformed: u64,
-    /// Segments forwarded without a state update (old duplicates, SYN on a flow).
-    pub ignored: u64,
-    /// ICMP errors about spliced connections whose quote was put back into its sender's space.
-    pub icmp_quotes_rewritten: u64,
-    /// Dropped packets handed to control for the drop capture.
-    pub drops_captured: u64,
-    /// Dropped packets the capture's rate allowed but the ring to control had no room for.
-    pub capture_ring_full: u64,
-    /// Spliced segments that gained a timestamp option (their receiver negotiated
-    /// timestamps with the box, their sender did not).
-    pub ts_inserted: u64,
-    /// Spliced segments whose timestamp option was removed (their receiver did not
-    /// negotiate it).
-    pub ts_removed: u64,
-    /// Of the segments that should have gained one, those sent without it: no headroom in
-    /// the buffer, or a malformed option list.
-    pub ts_insert_failed: u64,
-    /// Spliced segments larger than their receiver accepts (a server accepting less than
-    /// the client was told), split into pieces that fit; and the pieces sent.
-    pub segments_split: u64,
-    pub split_pieces: u64,
-    /// Segments whose split stopped for want of a buffer (the pieces not sent are lost; the
-    /// sender retransmits them).
-    pub split_failed: u64,
-    pub drops: DropCounters,
-}
 
 pub struct Worker<Q: PortQueue> {
     pub id: u16,
@@ -265,13 +221,13 @@ impl<Q: PortQueue> Worker<Q> {
         for (h, pkt) in hashed.iter_mut().zip(rx.iter()) {
             *h = flow_key_of(pkt.data()).map(|k| {
                 let hash = k.symmetric_hash();
-                crate::dpdk::prefetch(self.table.tag_line(hash));
+                crate::hint::prefetch(self.table.tag_line(hash));
                 (k, hash)
             });
         }
         for (_, hash) in hashed.iter().flatten() {
             if let Some(c) = self.table.candidate(*hash) {
-                crate::dpdk::prefetch(c);
+                crate::hint::prefetch(c);
             }
         }
         hashed
@@ -343,6 +299,10 @@ impl<Q: PortQueue> Worker<Q> {
                             self.table.remove(&key);
                         }
                     }
+                } else if matches!(why, Why::TtlExceeded) {
+                    // Control only answers it (time exceeded); the packet itself ends here,
+                    // so it counts as a drop, not as one handed over.
+                    self.counters.drops.count(DropReason::TtlExceeded);
                 } else {
                     self.counters.to_control += 1;
                 }
@@ -710,7 +670,7 @@ impl<Q: PortQueue> Worker<Q> {
                 }
                 if conn.xlate != 0 {
                     // Only a segment the tracker accepted may move the TSval echoed later.
-                    p.ts_edit = conn.ts_edit(dir, now_ms, tsval_of(tcp, &opts));
+                    p.ts_edit = conn.ts_edit(dir, now_ms, opts.tsval(tcp.header()));
                 }
                 Ok((p, opts, conn.split_at(dir)))
             }
@@ -722,84 +682,6 @@ impl<Q: PortQueue> Worker<Q> {
                 Ok((p, opts, conn.split_at(dir)))
             }
             TrackVerdict::Drop(r) => Err(Verdict::Drop(r)),
-        }
-    }
-
-    /// A segment without a flow: dropped, unless it may be the ACK answering a SYN cookie
-    /// the control plane sent for a `proxy` rule (only control can tell).
-    #[cold]
-    fn no_flow(&self, zone: Zone, key: FlowKey, fl: u8) -> Verdict {
-        let cookies = self.ctx.config.proxy.syn_cookies != common::config::SynCookies::Never;
-        if cookies && fl & (flags::SYN | flags::ACK | flags::RST) == flags::ACK {
-            let rule = self.ctx.config.match_rule(
-                zone,
-                Protocol::TCP.0,
-                key.src,
-                key.dst,
-                Some(key.dport),
-            );
-            if let Some((idx, r)) = rule {
-                if matches!(r.action, Action::Proxy { .. }) {
-                    return Verdict::ToControl(Why::ProxyAck {
-                        rule: idx as u16,
-                        action: r.action,
-                    });
-                }
-            }
-        }
-        Verdict::Drop(DropReason::NoFlow)
-    }
-
-    fn new_syn(
-        &mut self,
-        zone: Zone,
-        key: FlowKey,
-        tcp: &TcpPacket<&[u8]>,
-        now_ms: u32,
-    ) -> Result<(common::conn::SpliceParams, OptionMap, Option<u16>), Verdict> {
-        let rule =
-            self.ctx
-                .config
-                .match_rule(zone, Protocol::TCP.0, key.src, key.dst, Some(key.dport));
-        match rule {
-            Some((_, r)) if r.action == Action::Pass => {
-                let mut conn = Conn::new_pass(&key, 0, now_ms);
-                let opts = tcp.option_map();
-                init_from_syn(&mut conn, &segment_of(tcp, &opts, 0));
-                match self.table.insert(conn) {
-                    Ok(_) => {
-                        self.counters.flows_created += 1;
-                        Ok((Default::default(), opts, None))
-                    }
-                    Err(InsertError::Full) => Err(Verdict::Drop(DropReason::FlowTableFull)),
-                    Err(InsertError::Exists(_)) => Err(Verdict::Drop(DropReason::OutOfState)),
-                }
-            }
-            Some((idx, r)) if matches!(r.action, Action::Proxy { .. }) => {
-                let (rule, action) = (idx as u16, r.action);
-                if self.rings.syn_cookies.load(Ordering::Relaxed) {
-                    // Control answers with a cookie and keeps nothing; nor does the worker.
-                    return Err(Verdict::ToControl(Why::ProxySyn {
-                        rule,
-                        action,
-                        placeholder: false,
-                    }));
-                }
-                // A placeholder, so the rest of the connection follows its SYN to control.
-                // It lives for the SYN-SENT timeout until control confirms it.
-                let mut conn = Conn::new_pass(&key, 0, now_ms);
-                conn.flags |= ConnFlags::PROXIED;
-                match self.table.insert(conn) {
-                    Ok(_) => Err(Verdict::ToControl(Why::ProxySyn {
-                        rule,
-                        action,
-                        placeholder: true,
-                    })),
-                    Err(InsertError::Full) => Err(Verdict::Drop(DropReason::FlowTableFull)),
-                    Err(InsertError::Exists(_)) => Err(Verdict::Drop(DropReason::OutOfState)),
-                }
-            }
-            _ => Err(Verdict::Drop(DropReason::PolicyDeny)),
         }
     }
 
@@ -822,13 +704,6 @@ struct Resize {
 /// TIME-WAIT and CLOSE: the connection is over, the object only absorbs stragglers.
 fn is_closed(s: TcpState) -> bool {
     matches!(s, TcpState::TimeWait | TcpState::Close)
-}
-
-/// The TSval of a segment whose options `opts` maps.
-fn tsval_of(tcp: &TcpPacket<&[u8]>, opts: &OptionMap) -> Option<u32> {
-    let at = opts.timestamps_at()?;
-    let b = tcp.header().get(at + 2..at + 6)?;
-    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 /// What the tracker needs of a segment whose options `opts` maps; `ack_sub` translates the

@@ -1,3 +1,4 @@
+#![cfg(feature = "dpdk")]
 //! Smoke test of the DPDK boundary (`dataplane::dpdk`) on virtual devices.
 //!
 //! DPDK allows one `rte_eal_init` per process, so everything runs in one `#[test]`, in steps.

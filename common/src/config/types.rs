@@ -64,6 +64,10 @@ pub struct Interface {
 }
 
 impl Interface {
+    /// The IP MTU of a port whose `mtu` is not given (Ethernet's); also the MTU the
+    /// participating stack's legs use.
+    pub const DEFAULT_MTU: u16 = 1500;
+
     /// Whether `addr` lies in one of this port's connected subnets.
     pub fn is_connected(&self, addr: Ipv4Addr) -> bool {
         self.addresses.iter().any(|c| c.contains(addr))
@@ -138,9 +142,18 @@ pub struct Workers {
 /// The fast path's flow table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowTable {
-    /// Entries for the whole box (split across the workers' shards), 1024 at least.
+    /// Entries for the whole box (split across the workers' shards),
+    /// [`FlowTable::MIN_CAPACITY`] at least.
     pub capacity: u32,
     pub timeouts: Timeouts,
+}
+
+impl FlowTable {
+    pub const DEFAULT_CAPACITY: u32 = 1 << 16;
+    /// The smallest table accepted, and the smallest shard a worker gets.
+    pub const MIN_CAPACITY: u32 = 1024;
+    /// The largest table accepted: 2^28 one-cache-line entries are already 16 GiB.
+    pub const MAX_CAPACITY: u32 = 1 << 28;
 }
 
 /// Idle timeouts by connection state, conntrack-like. Each is below 24 days because the fast
@@ -217,13 +230,17 @@ pub struct VirtualHttp {
 }
 
 impl VirtualHttp {
+    /// HTTP's port (RFC 9110 §4.2.1): the port when none is given, and the one a URL leaves
+    /// out.
+    pub const DEFAULT_PORT: u16 = 80;
+
     /// `host[:port]` as it appears in a URL.
     pub fn authority(&self) -> String {
         let host = self
             .host
             .clone()
             .unwrap_or_else(|| self.address.to_string());
-        if self.port == 80 {
+        if self.port == Self::DEFAULT_PORT {
             host
         } else {
             format!("{host}:{}", self.port)
@@ -302,7 +319,7 @@ pub struct ServerOptionsCache {
 }
 
 /// The smallest MSS `proxy.client_mss` may be (RFC 9293's default for IPv4).
-pub const MIN_CLIENT_MSS: u16 = 536;
+pub const MIN_CLIENT_MSS: u16 = crate::wire::tcp::DEFAULT_MSS;
 /// The most servers `proxy.server_options.entries` may remember.
 pub const MAX_SERVER_OPTIONS: u64 = 1_000_000;
 
@@ -324,11 +341,16 @@ pub enum SynCookies {
 /// The most connections `proxy.max_connections` may allow.
 pub const MAX_PROXIED: u64 = 1_000_000;
 
+impl Proxy {
+    /// How long a drain may take before both legs are reset.
+    pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+}
+
 impl Default for Proxy {
     fn default() -> Self {
         Proxy {
             max_connections: 16_384,
-            drain_timeout: Duration::from_secs(5),
+            drain_timeout: Proxy::DEFAULT_DRAIN_TIMEOUT,
             syn_cookies: SynCookies::Auto,
             client_mss: 1380,
             server_options: ServerOptionsCache {
@@ -476,9 +498,9 @@ impl fmt::Display for Protocol {
 pub enum AuthMethod {
     /// No authentication.
     None,
-    /// A `user password` line from the client, before any application data.
+    /// The box prompts `Username: ` and `Password: ` before any application data.
     Line,
-    /// The HTTP `Authorization: Basic` header of the first request.
+    /// HTTP Basic credentials: at the virtual HTTP origin, or in the first request (in-band).
     HttpBasic,
 }
 

@@ -37,9 +37,6 @@ fn at<T>(path: &str, r: Result<T, ParseError>) -> Res<T> {
 
 /// DPDK's RTE_MAX_QUEUES_PER_PORT.
 const MAX_QUEUES: u64 = 1024;
-/// The largest flow table accepted: 2^28 one-cache-line entries are already 16 GiB.
-const MAX_FLOWS: u64 = 1 << 28;
-const DEFAULT_FLOWS: u32 = 1 << 16;
 
 pub(crate) fn validate(raw: RawConfig) -> Res<Config> {
     let workers = workers(&raw.workers)?;
@@ -270,7 +267,7 @@ fn interface(p: &str, r: &RawInterface, w: &Workers) -> Res<Interface> {
         }
         addresses.push(c);
     }
-    let mtu = r.mtu.unwrap_or(1500);
+    let mtu = r.mtu.unwrap_or(u64::from(Interface::DEFAULT_MTU));
     if !(68..=9216).contains(&mtu) {
         return invalid(
             format!("{p}.mtu"),
@@ -426,13 +423,14 @@ fn duration_or(p: &str, v: Option<&Scalar>, default: Duration) -> Res<Duration> 
 
 fn flow_table(raw: &RawConfig) -> Res<FlowTable> {
     let ft = &raw.flow_table;
+    let (min, max) = (FlowTable::MIN_CAPACITY, FlowTable::MAX_CAPACITY);
     let capacity = match ft.capacity {
-        None => DEFAULT_FLOWS,
-        Some(c) if (1024..=MAX_FLOWS).contains(&c) => c as u32,
+        None => FlowTable::DEFAULT_CAPACITY,
+        Some(c) if (u64::from(min)..=u64::from(max)).contains(&c) => c as u32,
         Some(c) => {
             return invalid(
                 "flow_table.capacity",
-                format!("{c} flows: must be from 1024 to {MAX_FLOWS} (like 65536 or 1000000)"),
+                format!("{c} flows: must be from {min} to {max} (like 65536 or 1000000)"),
             )
         }
     };

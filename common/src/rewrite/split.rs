@@ -17,7 +17,7 @@
 
 use crate::checksum;
 use crate::wire::ethernet::{EtherType, EthernetFrame};
-use crate::wire::ipv4::{Ipv4Packet, Protocol};
+use crate::wire::ipv4::{self, Ipv4Packet, Protocol};
 use crate::wire::tcp::{self, flags, TcpPacket};
 use crate::wire::{be16, be32, put16, put32};
 
@@ -105,22 +105,27 @@ pub fn write_piece(frame: &[u8], plan: &SplitPlan, i: usize, out: &mut [u8]) {
     out[plan.headers..plan.headers + len]
         .copy_from_slice(&frame[plan.headers + start..plan.headers + start + len]);
 
+    use ipv4::field as ip_field;
+    use tcp::field as tcp_field;
     let ip = &mut out[plan.l3..plan.l4];
-    let mut hc = be16(ip, 10);
-    let (old_len, new_len) = (be16(ip, 2), (plan.headers - plan.l3 + len) as u16);
+    let mut hc = be16(ip, ip_field::CHECKSUM);
+    let old_len = be16(ip, ip_field::LENGTH);
+    let new_len = (plan.headers - plan.l3 + len) as u16;
     hc = checksum::update16(hc, old_len, new_len);
-    put16(ip, 2, new_len);
+    put16(ip, ip_field::LENGTH, new_len);
     // Each piece its own identification, as a NIC's segmentation gives them.
-    let (old_id, new_id) = (be16(ip, 4), be16(ip, 4).wrapping_add(i as u16));
+    let old_id = be16(ip, ip_field::IDENT);
+    let new_id = old_id.wrapping_add(i as u16);
     hc = checksum::update16(hc, old_id, new_id);
-    put16(ip, 4, new_id);
-    put16(ip, 10, hc);
-    let (src, dst) = (be32(ip, 12), be32(ip, 16));
+    put16(ip, ip_field::IDENT, new_id);
+    put16(ip, ip_field::CHECKSUM, hc);
+    let (src, dst) = (be32(ip, ip_field::SRC), be32(ip, ip_field::DST));
 
     let seg = &mut out[plan.l4..];
-    put32(seg, 4, be32(seg, 4).wrapping_add(start as u32));
+    let seq = be32(seg, tcp_field::SEQ).wrapping_add(start as u32);
+    put32(seg, tcp_field::SEQ, seq);
     if !last {
-        seg[13] &= !(flags::FIN | flags::PSH);
+        seg[tcp_field::FLAGS] &= !(flags::FIN | flags::PSH);
     }
     let mut t = TcpPacket::new_unchecked(seg);
     t.fill_checksum(src, dst);

@@ -50,7 +50,8 @@ pub mod code {
     pub const REASSEMBLY_EXCEEDED: u8 = 1;
 }
 
-mod field {
+/// Field offsets from the start of the message (the rewrite patches some in place).
+pub(crate) mod field {
     pub const TYPE: usize = 0;
     pub const CODE: usize = 1;
     pub const CHECKSUM: usize = 2;

@@ -24,7 +24,8 @@ impl Protocol {
     pub const UDP: Protocol = Protocol(17);
 }
 
-mod field {
+/// Field offsets from the start of the header (the rewrite patches some in place).
+pub(crate) mod field {
     pub const VER_IHL: usize = 0;
     pub const DSCP_ECN: usize = 1;
     pub const LENGTH: usize = 2;

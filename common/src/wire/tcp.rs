@@ -16,7 +16,8 @@
 use super::{be16, be32, put16, put32, WireError};
 use crate::seq::SeqNumber;
 
-mod field {
+/// Field offsets from the start of the header (the rewrite patches some in place).
+pub(crate) mod field {
     pub const SRC_PORT: usize = 0;
     pub const DST_PORT: usize = 2;
     pub const SEQ: usize = 4;
@@ -37,6 +38,24 @@ pub const CHECKSUM_OFFSET: usize = field::CHECKSUM;
 pub const MAX_OPTIONS_LEN: usize = 40;
 /// The timestamps option's length (kind, length, TSval, TSecr).
 pub const TIMESTAMPS_LEN: usize = 10;
+/// The MSS a peer accepts that sent no MSS option, over IPv4 (RFC 9293 §3.7.1: the 576-byte
+/// datagram every host takes, less 40 bytes of headers).
+pub const DEFAULT_MSS: u16 = 536;
+
+/// Offsets inside one option, from its kind byte (RFC 9293 §3.1; timestamps RFC 7323 §3;
+/// SACK RFC 2018 §3).
+pub(crate) mod option_field {
+    /// The length byte, after the kind.
+    pub const LEN: usize = 1;
+    /// Where the value starts, after kind and length (a SACK option's first block).
+    pub const DATA: usize = 2;
+    /// The timestamps option's TSval and TSecr.
+    pub const TSVAL: usize = 2;
+    pub const TSECR: usize = 6;
+    /// A SACK block: its left edge, then its right edge [`SACK_RIGHT`] bytes on.
+    pub const SACK_BLOCK_LEN: usize = 8;
+    pub const SACK_RIGHT: usize = 4;
+}
 
 /// TCP flag bits as they sit in byte 13.
 pub mod flags {
@@ -300,26 +319,29 @@ impl<'a> TcpOptions<'a> {
             }
             _ => {}
         }
-        let len = match b.get(self.pos + 1) {
+        let len = match b.get(self.pos + option_field::LEN) {
             Some(&l) => usize::from(l),
             None => return Err(WireError::BadOption),
         };
-        if len < 2 || self.pos + len > b.len() {
+        if len < option_field::DATA || self.pos + len > b.len() {
             return Err(WireError::BadOption);
         }
-        let data = &b[self.pos + 2..self.pos + len];
+        let data = &b[self.pos + option_field::DATA..self.pos + len];
         let opt = match (kind, len) {
             (kind::MSS, 4) => TcpOption::Mss(be16(data, 0)),
             (kind::WINDOW_SCALE, 3) => TcpOption::WindowScale(data[0]),
             (kind::SACK_PERMITTED, 2) => TcpOption::SackPermitted,
-            (kind::TIMESTAMPS, 10) => TcpOption::Timestamps {
-                tsval: be32(data, 0),
-                tsecr: be32(data, 4),
+            (kind::TIMESTAMPS, TIMESTAMPS_LEN) => TcpOption::Timestamps {
+                tsval: be32(b, self.pos + option_field::TSVAL),
+                tsecr: be32(b, self.pos + option_field::TSECR),
             },
             (kind::SACK, l) if (10..=34).contains(&l) && (l - 2) % 8 == 0 => {
                 let mut s = SackBlocks::default();
-                for (i, chunk) in data.chunks_exact(8).enumerate() {
-                    s.blocks[i] = (SeqNumber(be32(chunk, 0)), SeqNumber(be32(chunk, 4)));
+                for (i, chunk) in data.chunks_exact(option_field::SACK_BLOCK_LEN).enumerate() {
+                    s.blocks[i] = (
+                        SeqNumber(be32(chunk, 0)),
+                        SeqNumber(be32(chunk, option_field::SACK_RIGHT)),
+                    );
                     s.count += 1;
                 }
                 TcpOption::Sack(s)
@@ -406,24 +428,26 @@ impl OptionMap {
                 pos += 1;
                 continue;
             }
-            let len = match options.get(pos + 1) {
+            let len = match options.get(pos + option_field::LEN) {
                 Some(&l) => usize::from(l),
                 None => {
                     m.malformed = true;
                     break;
                 }
             };
-            if len < 2 || pos + len > options.len() {
+            if len < option_field::DATA || pos + len > options.len() {
                 m.malformed = true;
                 break;
             }
             match (k, len) {
-                (kind::TIMESTAMPS, 10) => m.push(pos, 0),
+                (kind::TIMESTAMPS, TIMESTAMPS_LEN) => m.push(pos, 0),
                 (kind::SACK, l) if (10..=34).contains(&l) && (l - 2) % 8 == 0 => {
                     m.push(pos, ((l - 2) / 8) as u8)
                 }
                 // RFC 7323 §2.3: a shift above 14 is used as 14.
-                (kind::WINDOW_SCALE, 3) => m.window_scale = Some(options[pos + 2].min(14)),
+                (kind::WINDOW_SCALE, 3) => {
+                    m.window_scale = Some(options[pos + option_field::DATA].min(14))
+                }
                 (kind::MSS, 4) | (kind::SACK_PERMITTED, 2) => {}
                 (
                     kind::MSS
@@ -516,10 +540,22 @@ impl OptionMap {
             })
             .flat_map(move |(at, blocks)| {
                 (0..blocks).map(move |i| {
-                    let e = at + 2 + 8 * i;
-                    (SeqNumber(be32(header, e)), SeqNumber(be32(header, e + 4)))
+                    let e = at + option_field::DATA + option_field::SACK_BLOCK_LEN * i;
+                    (
+                        SeqNumber(be32(header, e)),
+                        SeqNumber(be32(header, e + option_field::SACK_RIGHT)),
+                    )
                 })
             })
+    }
+
+    /// The TSval of the timestamps option, read from `header` (the header this map was made
+    /// of); `None` without one.
+    #[inline]
+    pub fn tsval(&self, header: &[u8]) -> Option<u32> {
+        let at = self.timestamps_at()? + option_field::TSVAL;
+        let b = header.get(at..at + 4)?;
+        Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
 }
 

@@ -177,6 +177,15 @@ impl AuthCache {
         self.live(e, now_ms).then_some(e.made.user.as_str())
     }
 
+    /// The login `client` has in `scope` now, without counting it as used.
+    pub fn peek(&self, client: Ipv4Addr, scope: &Scope, now_ms: u64) -> Option<Used> {
+        let e = self.entries.get(&(client, scope.clone()))?;
+        self.live(e, now_ms).then(|| Used {
+            user: e.made.user.clone(),
+            fingerprint: e.made.fingerprint,
+        })
+    }
+
     /// [`AuthCache::lookup`] for a connection that skips the prompt because of the login:
     /// counted, and the login's idle time starts again.
     pub fn use_login(&mut self, client: Ipv4Addr, scope: &Scope, now_ms: u64) -> Option<Used> {

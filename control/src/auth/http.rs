@@ -171,6 +171,13 @@ impl HttpBasic {
         )
     }
 
+    /// What a head completed from now on is read as: the caller decides when the request
+    /// arrives, not when the connection opened (a browser opens connections ahead of its
+    /// requests, and a login may begin or end in between).
+    pub fn set_mode(&mut self, mode: HttpMode) {
+        self.mode = mode;
+    }
+
     /// [`feed`](Self::feed) with another credential check: `check(name, password)` returns the
     /// authenticated user name. Called once per request with credentials, never while the
     /// client is limited.

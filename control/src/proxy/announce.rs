@@ -16,7 +16,9 @@
 //! `min(client's MSS, proxy.client_mss)`; a server that turns out to accept less gets the
 //! client's segments split by the fast path.
 
+use common::config::Interface;
 use common::wire::tcp::SynOptions;
+use common::wire::{ipv4, tcp};
 
 use super::leg::SynAnnounce;
 
@@ -24,11 +26,13 @@ use super::leg::SynAnnounce;
 /// TSval, TSecr).
 pub const TS_ROOM: u16 = 12;
 
-/// The MSS a peer accepts that sent no MSS option (RFC 9293 §3.7.1).
-pub const DEFAULT_MSS: u16 = 536;
+pub use common::wire::tcp::DEFAULT_MSS;
 
-/// The most MSS the box announces (a 1500-byte IPv4 MTU): what its legs' interfaces use.
-pub const MAX_MSS: u16 = 1460;
+/// An IPv4 and a TCP header without options: what an MTU holds beside an MSS.
+pub const IP_TCP_HEADERS: u16 = (ipv4::HEADER_LEN + tcp::HEADER_LEN) as u16;
+
+/// The most MSS the box announces: what the MTU of its legs' interfaces holds.
+pub const MAX_MSS: u16 = Interface::DEFAULT_MTU - IP_TCP_HEADERS;
 
 fn mss_of(o: &SynOptions) -> u16 {
     o.mss.filter(|&m| m != 0).unwrap_or(DEFAULT_MSS)

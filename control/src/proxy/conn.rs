@@ -18,8 +18,7 @@ use common::wire::ipv4::Ipv4Packet;
 use common::wire::tcp::{flags, SynOptions, TcpOption, TcpPacket};
 
 use crate::auth::{
-    AuthCache, Credentials, Directory, Fingerprints, HttpBasic, HttpMode, LineAuth, RateLimiter,
-    Verdict,
+    AuthCache, Credentials, Directory, Fingerprints, HttpBasic, LineAuth, RateLimiter, Verdict,
 };
 use crate::verifier::Verifier;
 
@@ -34,13 +33,13 @@ use super::splice::{self, Fallback, SpliceError};
 use super::strip::strip_payload;
 
 /// How long a drain may take before both legs are reset, unless `proxy.drain_timeout` says
-/// otherwise.
-pub const DRAIN_TIMEOUT_MS: u64 = 5_000;
+/// otherwise: the configuration's default.
+pub const DRAIN_TIMEOUT_MS: u64 = common::config::Proxy::DEFAULT_DRAIN_TIMEOUT.as_millis() as u64;
 /// Segments with data kept per connection during its drain (see [`ProxyConn::hold`]); later
 /// ones are only stripped, and their senders retransmit them.
 pub const MAX_HELD: usize = 64;
 /// The IP MTU the box announces where it knows nothing better.
-pub const DEFAULT_MTU: usize = 1500;
+pub const DEFAULT_MTU: usize = common::config::Interface::DEFAULT_MTU as usize;
 
 enum App {
     /// Nothing to ask: connect to the server at once.
@@ -185,24 +184,14 @@ impl ProxyConn {
         // is not asked, but its request is read all the same: the box's credentials are
         // taken out of it.
         let fingerprints = login.fingerprints.clone();
-        let app = match (method, &login.cached, &login.portal) {
-            (AuthMethod::None, ..) => App::Open,
-            (AuthMethod::Line, Some(_), _) => App::Open,
-            (AuthMethod::Line, None, _) => App::Line(LineAuth::new(key.src)),
-            (AuthMethod::HttpBasic, Some(used), _) => App::Http(HttpBasic::with_mode(
-                HttpMode::Known {
-                    fingerprint: used.fingerprint,
-                },
+        let app = match (method, &login.cached) {
+            (AuthMethod::None, _) | (AuthMethod::Line, Some(_)) => App::Open,
+            (AuthMethod::Line, None) => App::Line(LineAuth::new(key.src)),
+            // The mode is settled when the request comes (see `http_input`).
+            (AuthMethod::HttpBasic, _) => App::Http(HttpBasic::with_mode(
+                login::http_mode(&login, None, &key),
                 fingerprints,
             )),
-            (AuthMethod::HttpBasic, None, Some(portal)) => App::Http(HttpBasic::with_mode(
-                HttpMode::Redirect {
-                    portal: portal.clone(),
-                    server: format!("{}:{}", key.dst, key.dport),
-                },
-                fingerprints,
-            )),
-            (AuthMethod::HttpBasic, None, None) => App::Http(HttpBasic::new()),
         };
         let open = matches!(app, App::Open);
         // `after-request`: an HTTP login reads the request head itself (and relays it);
@@ -313,7 +302,8 @@ impl ProxyConn {
 
     fn connect_server(&mut self, timestamps: bool, now: Instant) {
         // The leg never sends the server more than the client accepts either.
-        let mtu = usize::from(self.peers.client.mss.unwrap_or(536)) + 40;
+        let mss = self.peers.client.mss.unwrap_or(announce::DEFAULT_MSS);
+        let mtu = usize::from(mss) + usize::from(announce::IP_TCP_HEADERS);
         let seed = u64::from(self.key.symmetric_hash()).rotate_left(17) ^ now.total_millis() as u64;
         let mut leg = Leg::server_leg(
             self.key.src,

@@ -85,18 +85,25 @@ impl Device for LegDevice {
     }
 }
 
-/// A process-wide millisecond clock for TCP timestamps. smoltcp takes a plain `fn() -> u32`
-/// as its TSval generator, so the control plane stores its time here each turn; it never goes
-/// backwards (several simulated boxes in one process only make it run faster).
-static TS_CLOCK: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
-
-pub fn set_ts_clock(now_ms: u64) {
-    TS_CLOCK.fetch_max(now_ms as u32, std::sync::atomic::Ordering::Relaxed);
+/// The TSval a leg sends at `now_ms` of its control plane's clock: the clock's milliseconds
+/// (RFC 7323 §5.4: one tick per millisecond is within the recommended range).
+pub fn tsval_at(now_ms: u64) -> u32 {
+    now_ms as u32
 }
 
-/// The TSval a leg would send now.
-pub fn tsval() -> u32 {
-    TS_CLOCK.load(std::sync::atomic::Ordering::Relaxed)
+std::thread_local! {
+    /// The TSval of the leg being polled on this thread, set by [`Leg::poll`] for exactly the
+    /// duration of the stack's run. smoltcp takes a plain `fn() -> u32` as its TSval
+    /// generator, so the time cannot be captured in it; this hands it the `now` its leg was
+    /// polled with, which comes down from the leg's own control plane. Nothing outlives the
+    /// poll, so control planes that share a thread or a process (the simulations) never see
+    /// each other's clocks.
+    static POLL_TSVAL: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// The legs' TSval generator (smoltcp calls it only from within `Interface::poll`).
+fn poll_tsval() -> u32 {
+    POLL_TSVAL.with(|t| t.get())
 }
 
 fn v4(a: Ipv4Addr) -> Ipv4Address {
@@ -204,7 +211,7 @@ impl Leg {
         sock.set_ack_delay(None);
         sock.set_timeout(Some(Duration::from_secs(LEG_TIMEOUT_SECS)));
         if timestamps {
-            sock.set_tsval_generator(Some(tsval));
+            sock.set_tsval_generator(Some(poll_tsval));
         }
         let mut sockets = SocketSet::new(Vec::with_capacity(1));
         let handle = sockets.add(sock);
@@ -315,7 +322,10 @@ impl Leg {
 
     /// Runs the stack; returns the IP packets it sends to the peer.
     pub fn poll(&mut self, now: Instant) -> impl Iterator<Item = Vec<u8>> + '_ {
+        let tsval = tsval_at(now.total_millis() as u64);
+        let outer = POLL_TSVAL.with(|t| t.replace(tsval));
         self.iface.poll(now, &mut self.dev, &mut self.sockets);
+        POLL_TSVAL.with(|t| t.set(outer));
         let (tap, announce) = (&mut self.tap, self.announce);
         let limit = self.window_limit.map(|l| (l, tap.shifts().1));
         self.dev.tx.drain(..).map(move |mut p| {

@@ -433,7 +433,11 @@ impl Proxy {
         Some(LoginSetup {
             rule: label,
             login: rule.login,
-            cached: self.cache.use_login(client, &scope, now_ms),
+            // An HTTP request is judged when it comes (a browser opens connections early).
+            cached: match auth {
+                AuthMethod::Line => self.cache.use_login(client, &scope, now_ms),
+                _ => None,
+            },
             scope,
             portal,
             fingerprints: self.fingerprints.clone(),
@@ -505,26 +509,7 @@ impl Proxy {
             };
             local.send_ip(side, &ip, now_ms as u32, io);
         }
-        if ev.auth_failed {
-            self.connections.auth_failed += 1;
-        }
-        self.sync_auth_counters();
-        if let Some(cause) = ev.fallback {
-            self.connections.fallback += 1;
-            self.connections.fallback_causes.count(cause);
-        }
-        if let Some(o) = ev.server_options {
-            self.servers.learn((key.dst, key.dport), o, now_ms);
-        }
-        if ev.redirected {
-            self.connections.auth_redirected += 1;
-        }
-        if ev.portal_login {
-            self.connections.portal_logins += 1;
-        }
-        if ev.directory_down {
-            self.connections.auth_unavailable += 1;
-        }
+        self.count_events(key, &ev, now_ms);
         if ev.client_established && portal {
             self.embryonic.remove(&key);
         } else if ev.client_established {
@@ -540,49 +525,7 @@ impl Proxy {
                 Some(t) => self.due.set(key, t),
                 None => self.due.clear(&key),
             },
-            Outcome::Spliced(conn) => {
-                log::info!(
-                    "{key}: spliced, delta1 {} delta2 {} timestamps {} window shifts in {:?} out {:?}",
-                    conn.delta1,
-                    conn.delta2,
-                    conn.flags & ConnFlags::TIMESTAMPS != 0,
-                    conn.wscale_in,
-                    conn.wscale_out
-                );
-                if io.command(worker, Command::Install(*conn)) {
-                    self.connections.spliced += 1;
-                    self.afterlife.insert(
-                        key,
-                        Afterlife {
-                            worker,
-                            until_ms: now_ms + AFTERLIFE_MS,
-                        },
-                    );
-                    self.afterlife_order.push_back((now_ms + AFTERLIFE_MS, key));
-                    // Behind the object on the worker's rings: the data the drain stripped
-                    // goes on now, rewritten (one that overtakes the object comes back as a
-                    // straggler of the afterlife and is handed back again).
-                    let held = self
-                        .conns
-                        .get_mut(&key)
-                        .map(|c| std::mem::take(&mut c.held))
-                        .unwrap_or_default();
-                    for (side, frame) in held {
-                        let sent = io
-                            .alloc(&frame)
-                            .is_some_and(|p| io.reinject(worker, side, p));
-                        if sent {
-                            self.counters.drain_resent += 1;
-                        } else {
-                            self.counters.drain_resend_failed += 1;
-                        }
-                    }
-                } else {
-                    self.counters.install_failed += 1;
-                    io.command(worker, Command::Remove(key));
-                }
-                self.forget(key);
-            }
+            Outcome::Spliced(conn) => self.install(key, worker, *conn, now_ms, io),
             Outcome::Closed => {
                 self.forget(key);
                 if !portal {
@@ -596,6 +539,71 @@ impl Proxy {
                 io.command(worker, Command::Remove(key));
             }
         }
+    }
+
+    /// What a turn of connection `key` reported, into the counters and the servers' options.
+    fn count_events(&mut self, key: FlowKey, ev: &conn::Events, now_ms: u64) {
+        let c = &mut self.connections;
+        c.auth_failed += u64::from(ev.auth_failed);
+        c.auth_redirected += u64::from(ev.redirected);
+        c.portal_logins += u64::from(ev.portal_login);
+        c.auth_unavailable += u64::from(ev.directory_down);
+        if let Some(cause) = ev.fallback {
+            c.fallback += 1;
+            c.fallback_causes.count(cause);
+        }
+        if let Some(o) = ev.server_options {
+            self.servers.learn((key.dst, key.dport), o, now_ms);
+        }
+        self.sync_auth_counters();
+    }
+
+    /// Hands a spliced connection's object to its worker, then the segments its drain held
+    /// back; the connection's legs go.
+    fn install<P: Packet>(
+        &mut self,
+        key: FlowKey,
+        worker: u16,
+        conn: Conn,
+        now_ms: u64,
+        io: &mut impl ControlIo<P>,
+    ) {
+        log::info!(
+            "{key}: spliced, delta1 {} delta2 {} timestamps {} window shifts in {:?} out {:?}",
+            conn.delta1,
+            conn.delta2,
+            conn.flags & ConnFlags::TIMESTAMPS != 0,
+            conn.wscale_in,
+            conn.wscale_out
+        );
+        if io.command(worker, Command::Install(conn)) {
+            self.connections.spliced += 1;
+            let until_ms = now_ms + AFTERLIFE_MS;
+            self.afterlife.insert(key, Afterlife { worker, until_ms });
+            self.afterlife_order.push_back((until_ms, key));
+            // Behind the object on the worker's rings: the data the drain stripped goes on
+            // now, rewritten (one that overtakes the object comes back as a straggler of the
+            // afterlife and is handed back again).
+            let held = self
+                .conns
+                .get_mut(&key)
+                .map(|c| std::mem::take(&mut c.held))
+                .unwrap_or_default();
+            for (side, frame) in held {
+                let sent = io
+                    .alloc(&frame)
+                    .is_some_and(|p| io.reinject(worker, side, p));
+                if sent {
+                    self.counters.drain_resent += 1;
+                } else {
+                    self.counters.drain_resend_failed += 1;
+                }
+            }
+        } else {
+            self.counters.install_failed += 1;
+            io.command(worker, Command::Remove(key));
+        }
+        self.forget(key);
     }
 
     fn forget(&mut self, key: FlowKey) -> Option<ProxyConn> {

@@ -10,6 +10,8 @@
 
 use common::conn::{Conn, ConnFlags, TcpState, Track, Xlate, MAX_SPLIT_MSS};
 use common::flow::FlowKey;
+use common::seq::SeqNumber;
+use common::wire::tcp::SynOptions;
 
 use super::announce::{DEFAULT_MSS, TS_ROOM};
 use super::tap::LegTap;
@@ -132,104 +134,15 @@ pub fn compute(
     }
     let (client_ts, server_ts) = (c.timestamps(), s.timestamps());
     let ts = client_ts && server_ts;
-    // The box's MSS to the client bounds what the client sends the server, and vice versa;
-    // a timestamp option the fast path inserts adds to it.
-    let mss = |o: Option<common::wire::tcp::SynOptions>| {
-        o.and_then(|o| o.mss)
-            .filter(|&m| m != 0)
-            .unwrap_or(DEFAULT_MSS)
-    };
-    let room = |inserted: bool| if inserted { TS_ROOM } else { 0 };
-    // A peer told more than the other accepts gets its larger segments split by the fast
-    // path: a client answered before the box knew the server, or a server that turned out
-    // to send no timestamps after the box had left no room for inserting them (it was
-    // remembered with them). The object has room for one direction.
-    let to_server = mss(Some(c_box)) + room(server_ts && !client_ts) > mss(Some(s_peer));
-    let to_client = mss(Some(s_box)) + room(client_ts && !server_ts) > mss(Some(c_peer));
-    let (mut split_mss, mut split_to_client) = (0, false);
-    if to_server || to_client {
-        let accepts = mss(Some(if to_client { c_peer } else { s_peer }));
-        if (to_server && to_client) || !(MIN_SPLIT_MSS..=MAX_SPLIT_MSS).contains(&accepts) {
-            return Err(SpliceError::Fallback(Fallback::Mss));
-        }
-        split_mss = (accepts / 8) as u8;
-        split_to_client = to_client;
-    }
+    let syns = [c_box, c_peer, s_box, s_peer];
+    let (split_mss, split_to_client) = split(syns, client_ts, server_ts)?;
 
-    let delta1 = seq1.0.wrapping_sub(ack1.0);
-    let delta2 = seq2.0.wrapping_sub(ack2.0);
-    let mut ts_offset = [0u32; 2];
-    let mut xlate = 0;
-    let now = now_ms;
-    // The inserted TSval is the fast path's clock plus this: it continues the values the
-    // box's leg sent that peer (one more, so a worker whose clock lags control's by a
-    // moment still sends none below them; PAWS never fires).
-    let clock_offset = |leg: &LegTap| {
-        leg.box_tsval
-            .unwrap_or(now)
-            .wrapping_sub(now)
-            .wrapping_add(1)
-    };
-    match (client_ts, server_ts) {
-        (true, true) => {
-            // The client's clock moved into the clock the server has seen from the box, and
-            // back.
-            let client = oldest(c.peer_tsval, held_tsval[0]).unwrap_or(0);
-            let server = oldest(s.peer_tsval, held_tsval[1]).unwrap_or(0);
-            ts_offset[0] = s.box_tsval.unwrap_or(client).wrapping_sub(client);
-            ts_offset[1] = c.box_tsval.unwrap_or(server).wrapping_sub(server);
-        }
-        (true, false) => {
-            // Removed on the way to the server; inserted toward the client, echoing the
-            // client's latest TSval (kept in the client's direction).
-            xlate = Xlate::TS_CLIENT_ONLY;
-            ts_offset[0] = c.peer_tsval.unwrap_or(0);
-            ts_offset[1] = clock_offset(c);
-        }
-        (false, true) => {
-            xlate = Xlate::TS_SERVER_ONLY;
-            ts_offset[0] = clock_offset(s);
-            ts_offset[1] = s.peer_tsval.unwrap_or(0);
-        }
-        (false, false) => {}
-    }
-    // SACK the client may use that the server never agreed to.
-    let sack = |l: &LegTap| {
-        l.box_syn.is_some_and(|o| o.sack_permitted) && l.peer_syn.is_some_and(|o| o.sack_permitted)
-    };
-    if sack(c) && !sack(s) {
-        xlate |= Xlate::SACK_CLIENT_ONLY;
-    }
-    if split_to_client {
-        xlate |= Xlate::SPLIT_TO_CLIENT;
-    }
+    let (delta1, delta2) = deltas(seq1, ack1, seq2, ack2);
+    let (ts_offset, ts_xlate) = timestamp_offsets(c, s, now_ms, held_tsval);
+    let xlate = ts_xlate | option_xlate(c, s, split_to_client);
     let (client_shift, box_to_client) = c.shifts();
     let (server_shift, box_to_server) = s.shifts();
-
-    // Window tracking starts from what both legs announced, in each sender's space, and
-    // never below an unscaled full window (a leg may have seen no window after its SYN); the
-    // tracker widens it as traffic flows. Each peer was talking to the box: it may have as
-    // much in flight as the largest window the box ever gave it, which can be more than the
-    // other peer's window. The tracker must accept that data as new and the other peer's
-    // acknowledgements lagging behind it (otherwise the data passes untracked and the
-    // acknowledgements of it look like acknowledgements of data never sent).
-    const FLOOR: u32 = 65_535;
-    let client_win = (u32::from(c.peer_window) << client_shift).max(FLOOR);
-    let server_win = (u32::from(s.peer_window) << server_shift).max(FLOOR);
-    let box_win_c = (u32::from(c.box_window.max(c.box_window_max)) << box_to_client).max(FLOOR);
-    let box_win_s = (u32::from(s.box_window.max(s.box_window_max)) << box_to_server).max(FLOOR);
-    let track = [
-        Track {
-            end: ack1,
-            maxend: ack1.wrapping_add(server_win.max(box_win_c)),
-            maxwin: client_win.max(box_win_s),
-        },
-        Track {
-            end: ack2,
-            maxend: ack2.wrapping_add(client_win.max(box_win_s)),
-            maxwin: server_win.max(box_win_c),
-        },
-    ];
+    let track = track(c, s, ack1, ack2);
     let mut flags = ConnFlags::SPLICED;
     if ts {
         flags |= ConnFlags::TIMESTAMPS;
@@ -253,6 +166,141 @@ pub fn compute(
         xlate,
         split_mss,
     })
+}
+
+/// Where the fast path splits segments, from the four SYNs (the box's and the peer's on the
+/// client leg, then on the server leg): `split_mss` (the MSS in units of 8 bytes, 0 for no
+/// split) and whether it splits toward the client; a fallback when it cannot.
+fn split(
+    [c_box, c_peer, s_box, s_peer]: [SynOptions; 4],
+    client_ts: bool,
+    server_ts: bool,
+) -> Result<(u8, bool), SpliceError> {
+    // The box's MSS to the client bounds what the client sends the server, and vice versa;
+    // a timestamp option the fast path inserts adds to it.
+    let mss = |o: Option<SynOptions>| {
+        o.and_then(|o| o.mss)
+            .filter(|&m| m != 0)
+            .unwrap_or(DEFAULT_MSS)
+    };
+    let room = |inserted: bool| if inserted { TS_ROOM } else { 0 };
+    // A peer told more than the other accepts gets its larger segments split by the fast
+    // path: a client answered before the box knew the server, or a server that turned out
+    // to send no timestamps after the box had left no room for inserting them (it was
+    // remembered with them). The object has room for one direction.
+    let to_server = mss(Some(c_box)) + room(server_ts && !client_ts) > mss(Some(s_peer));
+    let to_client = mss(Some(s_box)) + room(client_ts && !server_ts) > mss(Some(c_peer));
+    let (mut split_mss, mut split_to_client) = (0, false);
+    if to_server || to_client {
+        let accepts = mss(Some(if to_client { c_peer } else { s_peer }));
+        if (to_server && to_client) || !(MIN_SPLIT_MSS..=MAX_SPLIT_MSS).contains(&accepts) {
+            return Err(SpliceError::Fallback(Fallback::Mss));
+        }
+        split_mss = (accepts / 8) as u8;
+        split_to_client = to_client;
+    }
+    Ok((split_mss, split_to_client))
+}
+
+/// Δ1 = seq1 − ack1 and Δ2 = seq2 − ack2 (see the module docs), modulo 2^32.
+fn deltas(seq1: SeqNumber, ack1: SeqNumber, seq2: SeqNumber, ack2: SeqNumber) -> (u32, u32) {
+    let delta1 = seq1.0.wrapping_sub(ack1.0);
+    let delta2 = seq2.0.wrapping_sub(ack2.0);
+    (delta1, delta2)
+}
+
+/// The timestamp offsets of both directions, and the `xlate` bit when only one leg
+/// negotiated timestamps.
+fn timestamp_offsets(
+    c: &LegTap,
+    s: &LegTap,
+    now_ms: u32,
+    held_tsval: [Option<u32>; 2],
+) -> ([u32; 2], u8) {
+    let mut ts_offset = [0u32; 2];
+    let mut xlate = 0;
+    let now = now_ms;
+    // The inserted TSval is the fast path's clock plus this: it continues the values the
+    // box's leg sent that peer (one more, so a worker whose clock lags control's by a
+    // moment still sends none below them; PAWS never fires).
+    let clock_offset = |leg: &LegTap| {
+        leg.box_tsval
+            .unwrap_or(now)
+            .wrapping_sub(now)
+            .wrapping_add(1)
+    };
+    match (c.timestamps(), s.timestamps()) {
+        (true, true) => {
+            // The client's clock moved into the clock the server has seen from the box, and
+            // back.
+            let client = oldest(c.peer_tsval, held_tsval[0]).unwrap_or(0);
+            let server = oldest(s.peer_tsval, held_tsval[1]).unwrap_or(0);
+            ts_offset[0] = s.box_tsval.unwrap_or(client).wrapping_sub(client);
+            ts_offset[1] = c.box_tsval.unwrap_or(server).wrapping_sub(server);
+        }
+        (true, false) => {
+            // Removed on the way to the server; inserted toward the client, echoing the
+            // client's latest TSval (kept in the client's direction).
+            xlate = Xlate::TS_CLIENT_ONLY;
+            ts_offset[0] = c.peer_tsval.unwrap_or(0);
+            ts_offset[1] = clock_offset(c);
+        }
+        (false, true) => {
+            xlate = Xlate::TS_SERVER_ONLY;
+            ts_offset[0] = clock_offset(s);
+            ts_offset[1] = s.peer_tsval.unwrap_or(0);
+        }
+        (false, false) => {}
+    }
+    (ts_offset, xlate)
+}
+
+/// The `xlate` bits of the other options the legs did not agree on, and of the split's
+/// direction.
+fn option_xlate(c: &LegTap, s: &LegTap, split_to_client: bool) -> u8 {
+    let mut xlate = 0;
+    // SACK the client may use that the server never agreed to.
+    let sack = |l: &LegTap| {
+        l.box_syn.is_some_and(|o| o.sack_permitted) && l.peer_syn.is_some_and(|o| o.sack_permitted)
+    };
+    if sack(c) && !sack(s) {
+        xlate |= Xlate::SACK_CLIENT_ONLY;
+    }
+    if split_to_client {
+        xlate |= Xlate::SPLIT_TO_CLIENT;
+    }
+    xlate
+}
+
+/// Where the window tracking of each direction starts, from ack1 and ack2.
+fn track(c: &LegTap, s: &LegTap, ack1: SeqNumber, ack2: SeqNumber) -> [Track; 2] {
+    let (client_shift, box_to_client) = c.shifts();
+    let (server_shift, box_to_server) = s.shifts();
+
+    // Window tracking starts from what both legs announced, in each sender's space, and
+    // never below an unscaled full window (a leg may have seen no window after its SYN); the
+    // tracker widens it as traffic flows. Each peer was talking to the box: it may have as
+    // much in flight as the largest window the box ever gave it, which can be more than the
+    // other peer's window. The tracker must accept that data as new and the other peer's
+    // acknowledgements lagging behind it (otherwise the data passes untracked and the
+    // acknowledgements of it look like acknowledgements of data never sent).
+    const FLOOR: u32 = 65_535;
+    let client_win = (u32::from(c.peer_window) << client_shift).max(FLOOR);
+    let server_win = (u32::from(s.peer_window) << server_shift).max(FLOOR);
+    let box_win_c = (u32::from(c.box_window.max(c.box_window_max)) << box_to_client).max(FLOOR);
+    let box_win_s = (u32::from(s.box_window.max(s.box_window_max)) << box_to_server).max(FLOOR);
+    [
+        Track {
+            end: ack1,
+            maxend: ack1.wrapping_add(server_win.max(box_win_c)),
+            maxwin: client_win.max(box_win_s),
+        },
+        Track {
+            end: ack2,
+            maxend: ack2.wrapping_add(client_win.max(box_win_s)),
+            maxwin: server_win.max(box_win_c),
+        },
+    ]
 }
 
 /// The older of two TSvals (modulo 2^32, RFC 7323 §5.2), or the one there is.

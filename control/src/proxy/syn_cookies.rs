@@ -60,7 +60,7 @@ impl Proxy {
                 .mss
                 .unwrap_or(announce::MAX_MSS),
             window_shift: leg::WINDOW_SHIFT,
-            tsval: Some(leg::tsval()),
+            tsval: Some(leg::tsval_at(now_ms)),
         };
         let ip = cookie::syn_ack(&key, isn, opts, &answer);
         local.send_ip(msg.port, &ip, now_ms as u32, io);

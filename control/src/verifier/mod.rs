@@ -9,10 +9,11 @@
 //! - **inline** (the default of `Proxy::new`, so of the simulation and the unit tests):
 //!   [`Verifier::submit`] checks at once and returns the verdict. The connection goes through
 //!   the same deferred path (credentials out, verdict in) within the same turn, so a
-//!   simulation stays deterministic and its packets are the same as before the pool existed.
+//!   simulation stays deterministic: its packets do not depend on when a thread runs.
 //!   Making the simulation wait for a pool instead would tie it to thread scheduling (or to a
 //!   wait in every step), for no coverage the pool's own tests and the pool-mode simulation
-//!   test (`tests/sim_splice.rs`, which waits explicitly with [`Verifier::wait_ready`]) lack.
+//!   tests (`tests/sim_splice/verifier.rs`, which wait explicitly with
+//!   [`Verifier::wait_ready`]) lack.
 //!
 //! Each queued attempt carries a ticket; a connection that goes away is [`cancel`]led, and a
 //! verdict whose ticket no longer matches (the connection gone, or its quad reused) comes
@@ -412,22 +413,33 @@ mod tests {
         };
         assert_eq!(v.submit(1, &radius, creds("carol", "x")), Submitted::Queued);
         assert_eq!(v.submit(2, &radius, creds("dave", "x")), Submitted::Queued);
-        assert_eq!(v.submit(3, &users(), creds("alice", "pw")), Submitted::Queued);
+        assert_eq!(
+            v.submit(3, &users(), creds("alice", "pw")),
+            Submitted::Queued
+        );
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         let local = loop {
             if let Some(c) = v.collect() {
                 break c;
             }
-            assert!(std::time::Instant::now() < deadline, "the local login waited");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the local login waited"
+            );
             std::thread::sleep(Duration::from_millis(1));
         };
-        assert_eq!((local.key, local.verdict), (3, Verdict::Accepted("alice".into())));
+        assert_eq!(
+            (local.key, local.verdict),
+            (3, Verdict::Accepted("alice".into()))
+        );
         assert_eq!(v.pending(), 2, "both directory attempts still wait");
         release.send(()).unwrap();
         release.send(()).unwrap();
         let mut rest = [next(&mut v), next(&mut v)];
         rest.sort_by_key(|c| c.key);
-        assert!(rest.iter().all(|c| c.verdict == Verdict::NoDirectory && c.live));
+        assert!(rest
+            .iter()
+            .all(|c| c.verdict == Verdict::NoDirectory && c.live));
         assert_eq!(v.pending(), 0);
     }
 }

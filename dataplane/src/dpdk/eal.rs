@@ -172,13 +172,12 @@ impl Drop for EalInner {
             log::warn!("last EAL handle dropped off the main lcore: rte_eal_cleanup skipped");
             return;
         }
+        // SAFETY: we are the main lcore (checked above), the only one that may wait.
+        unsafe { dpdk_sys::rte_eal_mp_wait_lcore() };
         // SAFETY: we are the main lcore; no Mempool or Port is left (each holds a handle), so
-        // nothing of ours refers to EAL memory once the workers have returned.
-        unsafe {
-            dpdk_sys::rte_eal_mp_wait_lcore();
-            if dpdk_sys::rte_eal_cleanup() != 0 {
-                log::warn!("rte_eal_cleanup failed: {}", super::strerror(rte_errno()));
-            }
+        // nothing of ours refers to EAL memory once the workers have returned (waited above).
+        if unsafe { dpdk_sys::rte_eal_cleanup() } != 0 {
+            log::warn!("rte_eal_cleanup failed: {}", super::strerror(rte_errno()));
         }
     }
 }

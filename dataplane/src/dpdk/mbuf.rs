@@ -82,14 +82,11 @@ impl Mbuf {
     #[inline]
     pub fn data(&self) -> &[u8] {
         let m = self.raw();
-        // SAFETY: DPDK keeps data_off + data_len within the first segment's buffer at
-        // buf_addr; the bytes are ours (sole owner) and borrowed for as long as &self.
-        unsafe {
-            slice::from_raw_parts(
-                m.buf_addr.cast::<u8>().add(usize::from(m.data_off)),
-                usize::from(m.data_len),
-            )
-        }
+        // SAFETY: DPDK keeps data_off within the first segment's buffer at buf_addr.
+        let start = unsafe { m.buf_addr.cast::<u8>().add(usize::from(m.data_off)) };
+        // SAFETY: DPDK keeps data_off + data_len within that buffer; the bytes are ours (sole
+        // owner) and borrowed for as long as &self.
+        unsafe { slice::from_raw_parts(start, usize::from(m.data_len)) }
     }
 
     /// The packet bytes of the first segment, writable.
@@ -99,9 +96,11 @@ impl Mbuf {
             let m = self.raw();
             (m.buf_addr.cast::<u8>(), m.data_off, m.data_len)
         };
+        // SAFETY: as in data(): data_off is within the buffer.
+        let start = unsafe { addr.add(usize::from(off)) };
         // SAFETY: as in data(); &mut self makes the borrow exclusive, and the buffer is not
         // shared (refcount 1).
-        unsafe { slice::from_raw_parts_mut(addr.add(usize::from(off)), usize::from(len)) }
+        unsafe { slice::from_raw_parts_mut(start, usize::from(len)) }
     }
 
     /// Length of the first segment (the whole packet: see the module docs).

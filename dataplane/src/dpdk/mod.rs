@@ -1,6 +1,7 @@
 //! The project's one unsafe boundary: safe types over the DPDK C API (`dpdk-sys`).
 //!
-//! Nothing outside this module may contain `unsafe`; everything here is a thin, checked
+//! Nothing outside this module may contain `unsafe` (but the CPU's prefetch, `crate::hint`,
+//! which is not DPDK and exists in builds without it); everything here is a thin, checked
 //! wrapper whose every `unsafe` block says, in a `// SAFETY:` line, why it is sound.
 //!
 //! # Ownership and lifetimes
@@ -37,10 +38,20 @@
 //!
 //! # What may panic
 //! Only programmer errors: [`Port::rx_burst`] / [`Port::tx_burst`] on a queue that is not
-//! configured or is held by a handle. A panic inside a closure launched on a worker lcore is
-//! caught at the FFI boundary and turned into the return value -1.
+//! configured or is held by a handle. A panic must never unwind into C: where panics unwind
+//! (the test and dev profiles), one inside a closure launched on a worker lcore or inside a
+//! telemetry callback is caught at the FFI boundary and turned into the return value -1; the
+//! release profile aborts on panic (`panic = "abort"`), so there a panic ends the process
+//! before it can reach C.
+//!
+//! # Lints
+//! The workspace denies `unsafe_code`; this module allows it for itself (as `crate::hint` does
+//! for the prefetch, and `dpdk-sys` for its generated bindings) and denies, here as well as in
+//! the workspace, an `unsafe` block without a `// SAFETY:` line or with more than one unsafe
+//! operation, so each justification covers exactly one call.
 #![allow(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
+#![deny(clippy::multiple_unsafe_ops_per_block)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod capture;
@@ -150,20 +161,4 @@ pub fn strerror(errno: i32) -> String {
     unsafe { CStr::from_ptr(text) }
         .to_string_lossy()
         .into_owned()
-}
-
-/// Asks the CPU to bring the cache line holding `r` in ahead of use (DPDK's `rte_prefetch0`):
-/// the worker calls it for the flow-table slots of a whole burst before touching any of them.
-#[inline(always)]
-pub fn prefetch<T>(r: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is only a hint: it never faults, reads nothing into the program and
-    // writes nothing; the address comes from a live reference in any case.
-    unsafe {
-        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
-            (r as *const T).cast(),
-        )
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = r;
 }

@@ -274,53 +274,8 @@ impl Port {
             return Err(invalid("stop the port before configuring it".into()));
         }
         let info = self.dev_info()?;
-        if rx_queues == 0 || rx_queues > info.max_rx_queues {
-            let max = info.max_rx_queues;
-            return Err(invalid(format!(
-                "{rx_queues} RX queues asked, 1..={max} possible"
-            )));
-        }
-        if tx_queues == 0 || tx_queues > info.max_tx_queues {
-            let max = info.max_tx_queues;
-            return Err(invalid(format!(
-                "{tx_queues} TX queues asked, 1..={max} possible"
-            )));
-        }
-        let overhead = if info.max_mtu != u16::MAX && info.max_rx_pktlen > u32::from(info.max_mtu) {
-            info.max_rx_pktlen - u32::from(info.max_mtu)
-        } else {
-            DEFAULT_OVERHEAD
-        };
-        let frame = u32::from(mtu) + overhead;
-        if frame > u32::from(pool.max_packet_len()) {
-            return Err(invalid(format!(
-                "MTU {mtu} makes {frame}-byte frames; mempool {:?} holds {} bytes per mbuf \
-                 and scatter is not used",
-                pool.name(),
-                pool.max_packet_len()
-            )));
-        }
-
-        let rss_hf = wanted_rss_hf() & info.flow_type_rss_offloads;
-        let rss = rx_queues > 1 && rss_hf != 0;
-        let mut conf = dpdk_sys::rte_eth_conf::default();
-        if rss {
-            let key_len = match info.hash_key_size {
-                0 => SYMMETRIC_RSS_KEY.len() as u8,
-                n => n,
-            };
-            // The same pattern, long enough for any key size (`hash_key_size` is a u8). DPDK
-            // keeps the pointer in the port's configuration and PMDs read it at start, so it
-            // must live for ever: one small leak per configure call, in writable memory since
-            // the C API takes a `*mut`.
-            let key: &'static mut [u8; 256] = Box::leak(Box::new(symmetric_key()));
-            conf.rxmode.mq_mode = dpdk_sys::RTE_ETH_MQ_RX_RSS;
-            conf.rx_adv_conf.rss_conf = dpdk_sys::rte_eth_rss_conf {
-                rss_key: key.as_mut_ptr(),
-                rss_key_len: key_len,
-                rss_hf,
-            };
-        }
+        check_request(&info, rx_queues, tx_queues, mtu, pool).map_err(invalid)?;
+        let (conf, rss, rss_hf) = eth_conf(&info, rx_queues);
         let (id, name) = (self.inner.id, self.inner.name.clone());
         let state = self.exclusive()?;
         state.configured = false;
@@ -430,14 +385,14 @@ impl Port {
     /// Turns promiscuous mode on or off. Virtual devices may answer ENOTSUP.
     pub fn promiscuous(&self, on: bool) -> Result<(), DpdkError> {
         let id = self.inner.id;
-        // SAFETY: plain control calls on a valid port; Port is not Sync, so no other control
-        // call on it runs at the same time.
-        let rc = unsafe {
-            if on {
-                dpdk_sys::rte_eth_promiscuous_enable(id)
-            } else {
-                dpdk_sys::rte_eth_promiscuous_disable(id)
-            }
+        // SAFETY (both): plain control calls on a valid port; Port is not Sync, so no other
+        // control call on it runs at the same time.
+        let rc = if on {
+            // SAFETY: see above.
+            unsafe { dpdk_sys::rte_eth_promiscuous_enable(id) }
+        } else {
+            // SAFETY: see above.
+            unsafe { dpdk_sys::rte_eth_promiscuous_disable(id) }
         };
         self.check("rte_eth_promiscuous_enable/disable", rc)
     }
@@ -604,13 +559,12 @@ impl Drop for PortInner {
     fn drop(&mut self) {
         if self.pool.is_some() {
             // SAFETY: this is the last reference (no handle, no Port): nobody bursts on it.
-            unsafe {
-                if self.started && dpdk_sys::rte_eth_dev_stop(self.id) < 0 {
-                    log::warn!("port {}: rte_eth_dev_stop failed", self.name);
-                }
-                if dpdk_sys::rte_eth_dev_close(self.id) < 0 {
-                    log::warn!("port {}: rte_eth_dev_close failed", self.name);
-                }
+            if self.started && unsafe { dpdk_sys::rte_eth_dev_stop(self.id) } < 0 {
+                log::warn!("port {}: rte_eth_dev_stop failed", self.name);
+            }
+            // SAFETY: as above; the port is stopped (or was never started).
+            if unsafe { dpdk_sys::rte_eth_dev_close(self.id) } < 0 {
+                log::warn!("port {}: rte_eth_dev_close failed", self.name);
             }
         }
         let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
@@ -618,11 +572,75 @@ impl Drop for PortInner {
     }
 }
 
-fn wanted_rss_hf() -> u64 {
-    // SAFETY: the three functions only return constants.
-    unsafe {
-        dpdk_sys::ct_eth_rss_ipv4()
-            | dpdk_sys::ct_eth_rss_nonfrag_ipv4_tcp()
-            | dpdk_sys::ct_eth_rss_nonfrag_ipv4_udp()
+/// Whether `info`'s device can take the queues asked and frames of `mtu` in one mbuf of
+/// `pool` (no scatter); the reason when it cannot.
+fn check_request(
+    info: &dpdk_sys::rte_eth_dev_info,
+    rx_queues: u16,
+    tx_queues: u16,
+    mtu: u16,
+    pool: &Mempool,
+) -> Result<(), String> {
+    if rx_queues == 0 || rx_queues > info.max_rx_queues {
+        let max = info.max_rx_queues;
+        return Err(format!("{rx_queues} RX queues asked, 1..={max} possible"));
     }
+    if tx_queues == 0 || tx_queues > info.max_tx_queues {
+        let max = info.max_tx_queues;
+        return Err(format!("{tx_queues} TX queues asked, 1..={max} possible"));
+    }
+    let overhead = if info.max_mtu != u16::MAX && info.max_rx_pktlen > u32::from(info.max_mtu) {
+        info.max_rx_pktlen - u32::from(info.max_mtu)
+    } else {
+        DEFAULT_OVERHEAD
+    };
+    let frame = u32::from(mtu) + overhead;
+    if frame > u32::from(pool.max_packet_len()) {
+        return Err(format!(
+            "MTU {mtu} makes {frame}-byte frames; mempool {:?} holds {} bytes per mbuf \
+                 and scatter is not used",
+            pool.name(),
+            pool.max_packet_len()
+        ));
+    }
+    Ok(())
+}
+
+/// The port configuration: symmetric RSS over the flow types the device hashes, when there
+/// is more than one RX queue to spread over; returns it, whether RSS is on, and its types.
+fn eth_conf(
+    info: &dpdk_sys::rte_eth_dev_info,
+    rx_queues: u16,
+) -> (dpdk_sys::rte_eth_conf, bool, u64) {
+    let rss_hf = wanted_rss_hf() & info.flow_type_rss_offloads;
+    let rss = rx_queues > 1 && rss_hf != 0;
+    let mut conf = dpdk_sys::rte_eth_conf::default();
+    if rss {
+        let key_len = match info.hash_key_size {
+            0 => SYMMETRIC_RSS_KEY.len() as u8,
+            n => n,
+        };
+        // The same pattern, long enough for any key size (`hash_key_size` is a u8). DPDK
+        // keeps the pointer in the port's configuration and PMDs read it at start, so it
+        // must live for ever: one small leak per configure call, in writable memory since
+        // the C API takes a `*mut`.
+        let key: &'static mut [u8; 256] = Box::leak(Box::new(symmetric_key()));
+        conf.rxmode.mq_mode = dpdk_sys::RTE_ETH_MQ_RX_RSS;
+        conf.rx_adv_conf.rss_conf = dpdk_sys::rte_eth_rss_conf {
+            rss_key: key.as_mut_ptr(),
+            rss_key_len: key_len,
+            rss_hf,
+        };
+    }
+    (conf, rss, rss_hf)
+}
+
+fn wanted_rss_hf() -> u64 {
+    // SAFETY: returns a constant.
+    let ipv4 = unsafe { dpdk_sys::ct_eth_rss_ipv4() };
+    // SAFETY: returns a constant.
+    let tcp = unsafe { dpdk_sys::ct_eth_rss_nonfrag_ipv4_tcp() };
+    // SAFETY: returns a constant.
+    let udp = unsafe { dpdk_sys::ct_eth_rss_nonfrag_ipv4_udp() };
+    ipv4 | tcp | udp
 }

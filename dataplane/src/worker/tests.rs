@@ -307,6 +307,10 @@ mod control_paths {
         b.inside.inject(icmp_echo_frame(&e, 1, 1, b"ping"));
         b.poll();
         assert_eq!(b.rings.to_control.pop().unwrap().why, Why::TtlExceeded);
+        // Control only answers it: for the box the packet is a drop, counted once.
+        assert_eq!(b.drops(DropReason::TtlExceeded), 1);
+        assert_eq!(b.total(|c| c.to_control), 0);
+        assert_eq!(b.total(|c| c.forwarded), 0);
     }
 
     #[test]

@@ -49,7 +49,7 @@ fn virtual_http(raw: &RawVirtualHttp, interfaces: &Interfaces) -> Res<VirtualHtt
         );
     }
     let port = match raw.port {
-        None => 80,
+        None => VirtualHttp::DEFAULT_PORT,
         Some(n @ 1..=65535) => n as u16,
         Some(n) => return invalid(format!("{p}.port"), format!("{n} is not a port (1-65535)")),
     };

@@ -9,8 +9,8 @@ use common::config::{AuthMethod, RuleLogin};
 use common::flow::FlowKey;
 
 use crate::auth::{
-    Credentials, Directory, Fingerprints, HttpStep, LineOutcome, Made, RateLimiter, Scope, Used,
-    Verdict,
+    Credentials, Directory, Fingerprints, HttpMode, HttpStep, LineOutcome, Made, RateLimiter,
+    Scope, Used, Verdict,
 };
 use crate::verifier::{Against, Submitted, Verifier};
 
@@ -197,6 +197,11 @@ impl ProxyConn {
         if input.is_empty() && verdict.is_none() {
             return;
         }
+        if !portal {
+            // Logged in or not is a question for the moment the request comes.
+            let login = env.cache.peek(client, &self.login.scope, env.now_ms);
+            h.set_mode(http_mode(&self.login, login.as_ref(), &key));
+        }
         let mut step = h.feed_deferred(input, env.limiter, env.now_ms, client);
         if let Some(v) = verdict {
             let name = self.attempting.take();
@@ -265,6 +270,8 @@ impl ProxyConn {
                     "{}: http-basic logged in before, request passed on",
                     self.key
                 );
+                // The login served this connection: counted, its idle time starts again.
+                let _ = env.cache.use_login(client, &self.login.scope, env.now_ms);
                 self.to_server.extend(request);
                 self.phase = Phase::Relay;
                 self.connect_server(self.client_ts(), now);
@@ -282,6 +289,21 @@ impl ProxyConn {
                 self.closing = true;
             }
         }
+    }
+}
+
+/// How an `http-basic` rule reads a request: passed on for a client logged in (without its
+/// credentials), else sent to the virtual HTTP origin, or asked in-band.
+pub(super) fn http_mode(login: &LoginSetup, used: Option<&Used>, key: &FlowKey) -> HttpMode {
+    match (used, &login.portal) {
+        (Some(u), _) => HttpMode::Known {
+            fingerprint: u.fingerprint,
+        },
+        (None, Some(portal)) => HttpMode::Redirect {
+            portal: portal.clone(),
+            server: format!("{}:{}", key.dst, key.dport),
+        },
+        (None, None) => HttpMode::Challenge,
     }
 }
 

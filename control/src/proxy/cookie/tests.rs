@@ -152,7 +152,6 @@ fn tcp_of(ip: &[u8]) -> (TcpRepr<'_>, Ipv4Address, Ipv4Address) {
 #[test]
 fn the_cookie_syn_ack_is_the_one_the_client_leg_sends() {
     let now = Instant::from_millis(1_000);
-    leg::set_ts_clock(1_000);
     let mut x = 99u64;
     let shapes = [
         opts(Some(1460), Some(7), true),
@@ -185,7 +184,7 @@ fn the_cookie_syn_ack_is_the_one_the_client_leg_sends() {
                 isn,
                 mss: announce.mss.unwrap(),
                 window_shift: leg::WINDOW_SHIFT,
-                tsval: Some(leg::tsval()),
+                tsval: Some(leg::tsval_at(1_000)),
             },
         );
         let rebuilt = rebuilt_syn(&k, client_isn, 64_240, &syn, syn.timestamps.map(|t| t.0));

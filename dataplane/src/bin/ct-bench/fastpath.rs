@@ -237,19 +237,48 @@ pub fn box_run(args: &Args) -> Result<(), String> {
         Mempool::SOCKET_ANY,
     )
     .map_err(|e| e.to_string())?;
+    let mut ports = start_ports(&eal, &setup, &pool)?;
+
+    let rings: Rings<Mbuf> = Rings::new(1, 4096, 1 << 16);
+    let mut w = box_worker(&ports, mode, n, &rings)?;
+    let start = Instant::now();
+    let now_ms = move || start.elapsed().as_millis() as u32;
+    let install_s = install_objects(&mut w, &rings, kind != "io", n, spliced, now_ms)?;
+    let s = measure(&eal, lcore, w, warmup, secs, hz, now_ms)?;
+    print_box_result(&kind, &setup, mem, install_s, hz, &s, &ports);
+    std::io::stdout().flush().ok();
+    for p in &mut ports {
+        let _ = p.stop();
+    }
+    drop(ports);
+    remove_runtime_dir(&prefix);
+    Ok(())
+}
+
+/// The two `net_pcap` ports, configured with one queue each on `pool` and started.
+fn start_ports(eal: &Eal, setup: &Setup, pool: &Mempool) -> Result<Vec<Port>, String> {
     let mut ports = Vec::new();
     for name in ["net_pcap0", "net_pcap1"] {
-        let mut p = Port::by_name(&eal, name).map_err(|e| e.to_string())?;
-        p.configure(1, 1, 1024, 1024, setup.mtu(), &pool)
+        let mut p = Port::by_name(eal, name).map_err(|e| e.to_string())?;
+        p.configure(1, 1, 1024, 1024, setup.mtu(), pool)
             .map_err(|e| e.to_string())?;
         p.start().map_err(|e| e.to_string())?;
         ports.push(p);
     }
+    Ok(ports)
+}
 
+/// The worker on the testbed configuration, with room for `n` flows, on the ports' queues,
+/// the neighbours (the server and every client) already on its command ring.
+fn box_worker(
+    ports: &[Port],
+    mode: ForwardMode,
+    n: u32,
+    rings: &Rings<Mbuf>,
+) -> Result<Worker<DpdkQueuePair>, String> {
     let mut ctx = Context::new(testbed_config()?, BOX_MACS, mode);
     ctx.flows_per_worker = n as usize;
     let ctx = Arc::new(ctx);
-    let rings: Rings<Mbuf> = Rings::new(1, 4096, 1 << 16);
     let neighbour = |port, ip, mac| Command::Neighbour {
         port,
         ip,
@@ -269,20 +298,28 @@ pub fn box_run(args: &Args) -> Result<(), String> {
             p.tx_queue(0).map_err(|e| e.to_string())?,
         ))
     };
-    let mut w = Worker::new(
+    Ok(Worker::new(
         0,
         [pair(&ports[0])?, pair(&ports[1])?],
         ctx,
         rings.worker(0),
-    );
-    let start = Instant::now();
-    let now_ms = move || start.elapsed().as_millis() as u32;
+    ))
+}
 
+/// Installs the `n` objects (none with `install` false) and lets the worker apply every
+/// command; returns the seconds it took.
+fn install_objects(
+    w: &mut Worker<DpdkQueuePair>,
+    rings: &Rings<Mbuf>,
+    install: bool,
+    n: u32,
+    spliced: bool,
+    now_ms: impl Fn() -> u32,
+) -> Result<f64, String> {
     // The objects go in the way the control plane puts them: as commands on the worker's
     // ring, applied by its own poll (which also forwards what the ports bring meanwhile:
     // those packets fall outside the measurement).
     let t_install = Instant::now();
-    let install = kind != "io";
     let mut next = 0u32;
     while (install && next < n) || !rings.commands[0].is_empty() {
         while install && next < n {
@@ -310,7 +347,20 @@ pub fn box_run(args: &Args) -> Result<(), String> {
                 .collect::<Vec<_>>()
         ));
     }
+    Ok(install_s)
+}
 
+/// Runs the worker on `lcore`: `warmup` seconds, then `secs` seconds counted; returns what
+/// it counted.
+fn measure(
+    eal: &Eal,
+    lcore: u32,
+    mut w: Worker<DpdkQueuePair>,
+    warmup: f64,
+    secs: f64,
+    hz: u64,
+    now_ms: impl Fn() -> u32 + Copy + Send + 'static,
+) -> Result<Sample, String> {
     let out: Arc<Mutex<Option<Sample>>> = Arc::new(Mutex::new(None));
     let out2 = Arc::clone(&out);
     let (warm_cycles, run_cycles) = ((warmup * hz as f64) as u64, (secs * hz as f64) as u64);
@@ -350,7 +400,21 @@ pub fn box_run(args: &Args) -> Result<(), String> {
         .ok()
         .and_then(|o| *o)
         .ok_or(format!("the worker lcore returned {rc} without a sample"))?;
+    Ok(s)
+}
 
+/// The `RESULT impl=box` line of a run: rates, drops by reason, the worker's and the ports'
+/// counters.
+fn print_box_result(
+    kind: &str,
+    setup: &Setup,
+    mem: Mem,
+    install_s: f64,
+    hz: u64,
+    s: &Sample,
+    ports: &[Port],
+) {
+    let n = setup.flows;
     let (b, a) = (&s.before, &s.after);
     let secs = s.cycles as f64 / hz as f64;
     let rx = a.rx - b.rx;
@@ -396,13 +460,6 @@ pub fn box_run(args: &Args) -> Result<(), String> {
         stats[0].opackets + stats[1].opackets,
         stats[0].rx_nombuf + stats[1].rx_nombuf,
     );
-    std::io::stdout().flush().ok();
-    for p in &mut ports {
-        let _ = p.stop();
-    }
-    drop(ports);
-    remove_runtime_dir(&prefix);
-    Ok(())
 }
 
 /// The EAL's runtime directory of a `--no-shconf` / `--in-memory` run (empty by then).
@@ -458,6 +515,21 @@ pub fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
         .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
 }
 
+/// What every run of the `fastpath` subcommand shares.
+struct Bench {
+    setup: Setup,
+    secs: f64,
+    warmup: f64,
+    mem: Mem,
+    /// Where the captures and the runs' logs go.
+    dir: PathBuf,
+    /// This binary, run as `box` for each of the box's kinds.
+    exe: PathBuf,
+    /// The captures (inside, outside) of spliced flows, and of pass flows if a kind needs them.
+    spliced: (PathBuf, PathBuf),
+    pass: Option<(PathBuf, PathBuf)>,
+}
+
 /// The `fastpath` subcommand: everything for one (flows, size), several runs, one summary.
 pub fn orchestrate(args: &Args) -> Result<(), String> {
     let setup = Setup::new(args.count("flows")?, args.num("size", MIN_FRAME)?)?;
@@ -503,14 +575,57 @@ pub fn orchestrate(args: &Args) -> Result<(), String> {
         t.elapsed().as_secs_f64()
     );
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    // The exact command lines, once (the file prefix carries the pid of each run).
-    for kind in &kinds {
+    let bench = Bench {
+        setup,
+        secs,
+        warmup,
+        mem,
+        dir,
+        exe,
+        spliced,
+        pass,
+    };
+    print_commands(&bench, &kinds);
+    let limit = Duration::from_secs_f64(warmup + secs + 600.0);
+    let mut lines: Vec<String> = Vec::new();
+    for run in 0..runs {
+        for kind in &kinds {
+            let line = run_kind(&bench, kind, run, limit)?;
+            let line = format!("{line} run={run}");
+            println!("{line}");
+            if let Some(f) = results.as_mut() {
+                writeln!(f, "{line}").map_err(|e| e.to_string())?;
+            }
+            lines.push(line);
+        }
+    }
+    print!("{}", crate::report::fastpath_table(&lines));
+    if args.str("keep").is_none() {
+        let _ = std::fs::remove_dir_all(&bench.dir);
+    }
+    Ok(())
+}
+
+/// The exact command line of each kind, once (the file prefix carries the pid of each run).
+fn print_commands(bench: &Bench, kinds: &[String]) {
+    let Bench {
+        setup,
+        secs,
+        warmup,
+        mem,
+        exe,
+        spliced,
+        pass,
+        ..
+    } = bench;
+    let mem = *mem;
+    for kind in kinds {
         if let Some(mode) = kind.strip_prefix("testpmd-") {
             let eal = eal_args(&spliced.0, &spliced.1, mem, "ct-bench-tp-PID");
             println!(
                 "COMMAND {} {}",
                 testpmd_bin(),
-                testpmd_args(mode, &setup, eal).join(" ")
+                testpmd_args(mode, setup, eal).join(" ")
             );
         } else {
             let (i, o) = if kind == "pass" {
@@ -532,71 +647,70 @@ pub fn orchestrate(args: &Args) -> Result<(), String> {
             );
         }
     }
-    let limit = Duration::from_secs_f64(warmup + secs + 600.0);
-    let mut lines: Vec<String> = Vec::new();
-    for run in 0..runs {
-        for kind in &kinds {
-            let line = match kind.as_str() {
-                "spliced" | "pass" | "io" => {
-                    let (i, o) = if kind == "pass" {
-                        pass.as_ref().ok_or("no pass captures")?
-                    } else {
-                        &spliced
-                    };
-                    let a: Vec<String> = [
-                        "box",
-                        "--kind",
-                        kind,
-                        "--flows",
-                        &setup.flows.to_string(),
-                        "--size",
-                        &setup.size.to_string(),
-                        "--inside",
-                        &i.display().to_string(),
-                        "--outside",
-                        &o.display().to_string(),
-                        "--seconds",
-                        &secs.to_string(),
-                        "--warmup",
-                        &warmup.to_string(),
-                        "--mem",
-                        &mem.arg(),
-                    ]
-                    .map(String::from)
-                    .to_vec();
-                    let out = run_logged(&exe, &a, &dir, &format!("box-{kind}-{run}"), limit)?;
-                    out.lines()
-                        .find(|l| l.starts_with("RESULT "))
-                        .ok_or(format!("box {kind}: no RESULT line in {out:?}"))?
-                        .to_string()
-                }
-                k => {
-                    let mode = k
-                        .strip_prefix("testpmd-")
-                        .ok_or(format!("unknown kind {k:?}"))?;
-                    let log = dir.join(format!("testpmd-{mode}-{run}.err"));
-                    let r = testpmd_run(
-                        mode,
-                        &setup,
-                        (&spliced.0, &spliced.1, mem),
-                        warmup,
-                        secs,
-                        &log,
-                    )?;
-                    testpmd_result_line(mode, &setup, mem, &r)
-                }
+}
+
+/// One run of `kind` (the box's worker in a child process, or testpmd): its RESULT line.
+fn run_kind(bench: &Bench, kind: &str, run: usize, limit: Duration) -> Result<String, String> {
+    let Bench {
+        setup,
+        secs,
+        warmup,
+        mem,
+        dir,
+        exe,
+        spliced,
+        pass,
+    } = bench;
+    let (secs, warmup, mem) = (*secs, *warmup, *mem);
+    let line = match kind {
+        "spliced" | "pass" | "io" => {
+            let (i, o) = if kind == "pass" {
+                pass.as_ref().ok_or("no pass captures")?
+            } else {
+                spliced
             };
-            let line = format!("{line} run={run}");
-            println!("{line}");
-            if let Some(f) = results.as_mut() {
-                writeln!(f, "{line}").map_err(|e| e.to_string())?;
-            }
-            lines.push(line);
+            let a: Vec<String> = [
+                "box",
+                "--kind",
+                kind,
+                "--flows",
+                &setup.flows.to_string(),
+                "--size",
+                &setup.size.to_string(),
+                "--inside",
+                &i.display().to_string(),
+                "--outside",
+                &o.display().to_string(),
+                "--seconds",
+                &secs.to_string(),
+                "--warmup",
+                &warmup.to_string(),
+                "--mem",
+                &mem.arg(),
+            ]
+            .map(String::from)
+            .to_vec();
+            let out = run_logged(exe, &a, dir, &format!("box-{kind}-{run}"), limit)?;
+            out.lines()
+                .find(|l| l.starts_with("RESULT "))
+                .ok_or(format!("box {kind}: no RESULT line in {out:?}"))?
+                .to_string()
         }
-    }
-    print!("{}", crate::report::fastpath_table(&lines));
-    if args.str("keep").is_none() {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    Ok(())
+        k => {
+            let mode = k
+                .strip_prefix("testpmd-")
+                .ok_or(format!("unknown kind {k:?}"))?;
+            let log = dir.join(format!("testpmd-{mode}-{run}.err"));
+            let r = testpmd_run(
+                mode,
+                setup,
+                (&spliced.0, &spliced.1, mem),
+                warmup,
+                secs,
+                &log,
+            )?;
+            testpmd_result_line(mode, setup, mem, &r)
+        }
+    };
+    Ok(line)
 }

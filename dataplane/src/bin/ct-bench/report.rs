@@ -409,10 +409,58 @@ pub fn summary(r: &Results) -> String {
     )
 }
 
+/// Where the plot sits in the picture, and its axes: flows on a log2 scale, Mpps on a log10
+/// one.
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    w: f64,
+    h: f64,
+    /// The plotting area: its top left corner, width and height.
+    left: f64,
+    top: f64,
+    pw: f64,
+    ph: f64,
+    /// log2 of the flows at the left and right edges.
+    x0: f64,
+    x1: f64,
+    ymin: f64,
+    ymax: f64,
+}
+
+impl Frame {
+    /// The x of `f` flows.
+    fn px(&self, f: u64) -> f64 {
+        let lx = |f: u64| (f as f64).log2();
+        self.left + (lx(f) - self.x0) / (self.x1 - self.x0) * self.pw
+    }
+
+    /// The y of `v` Mpps.
+    fn py(&self, v: f64) -> f64 {
+        let Frame {
+            top,
+            ph,
+            ymin,
+            ymax,
+            ..
+        } = *self;
+        top + ph - (v.max(ymin).log10() - ymin.log10()) / (ymax.log10() - ymin.log10()) * ph
+    }
+}
+
 /// The plot: fast-path Mpps against the number of flows (log scale), one line per
 /// implementation, solid for minimum-size frames and dashed for full-size ones, with min–max
 /// bars.
 pub fn svg(r: &Results) -> String {
+    let (flows, sizes, frame) = svg_frame(r);
+    let mut s = String::new();
+    svg_axes(&mut s, &frame, &flows);
+    svg_series(&mut s, r, &frame, &flows, &sizes);
+    s.push_str("</svg>\n");
+    s
+}
+
+/// The flows and the frame sizes measured (sorted), and the frame that holds every rate.
+fn svg_frame(r: &Results) -> (Vec<u64>, Vec<u64>, Frame) {
     let (w, h) = (760.0, 440.0);
     let (left, right, top, bottom) = (70.0, 220.0, 30.0, 60.0);
     let pw = w - left - right;
@@ -446,12 +494,37 @@ pub fn svg(r: &Results) -> String {
         (Some(&a), _) => (lx(a) - 1.0, lx(a) + 1.0),
         _ => (0.0, 1.0),
     };
-    let px = |f: u64| left + (lx(f) - x0) / (x1 - x0) * pw;
-    let py = |v: f64| {
-        top + ph - (v.max(ymin).log10() - ymin.log10()) / (ymax.log10() - ymin.log10()) * ph
+    let frame = Frame {
+        w,
+        h,
+        left,
+        top,
+        pw,
+        ph,
+        x0,
+        x1,
+        ymin,
+        ymax,
     };
-    let colours = ["#d62728", "#ff7f0e", "#2ca02c", "#1f77b4", "#9467bd"];
-    let mut s = String::new();
+    (flows, sizes, frame)
+}
+
+/// The header, the title, the grid with its labels (1, 2, 5 per decade of Mpps; one line per
+/// number of flows), the plot's border and the axes' titles.
+fn svg_axes(s: &mut String, frame: &Frame, flows: &[u64]) {
+    let Frame {
+        w,
+        h,
+        left,
+        top,
+        pw,
+        ph,
+        ymin,
+        ymax,
+        ..
+    } = *frame;
+    let px = |f: u64| frame.px(f);
+    let py = |v: f64| frame.py(v);
     let _ = writeln!(
         s,
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
@@ -481,7 +554,7 @@ pub fn svg(r: &Results) -> String {
         }
         decade *= 10.0;
     }
-    for &f in &flows {
+    for &f in flows {
         let x = px(f);
         let _ = writeln!(
             s,
@@ -507,6 +580,15 @@ pub fn svg(r: &Results) -> String {
         top + ph / 2.0,
         top + ph / 2.0
     );
+}
+
+/// One line per implementation and frame size (solid for the first size, dashed for the
+/// others) with min–max bars, and the legend.
+fn svg_series(s: &mut String, r: &Results, frame: &Frame, flows: &[u64], sizes: &[u64]) {
+    let Frame { left, top, pw, .. } = *frame;
+    let px = |f: u64| frame.px(f);
+    let py = |v: f64| frame.py(v);
+    let colours = ["#d62728", "#ff7f0e", "#2ca02c", "#1f77b4", "#9467bd"];
     // Series.
     let mut legend = 0;
     for (si, &size) in sizes.iter().enumerate() {
@@ -555,8 +637,6 @@ pub fn svg(r: &Results) -> String {
             legend += 1;
         }
     }
-    s.push_str("</svg>\n");
-    s
 }
 
 /// The `report` subcommand: markdown sections on stdout, the plot into `--svg`, and the
