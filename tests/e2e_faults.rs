@@ -1,3 +1,4 @@
+#![cfg(feature = "dpdk")]
 //! The splice on a faulty wire, and the drain's two hard cases, through the real box on the
 //! namespace testbed (DESIGN.md §4, §7.3, §8, §9), over `net_af_packet`:
 //!

@@ -1,3 +1,4 @@
+#![cfg(feature = "dpdk")]
 //! Plain stateful forwarding through the real box on the namespace testbed (DESIGN.md §7.3,
 //! §9), once over `net_af_packet` and once over `net_af_xdp`:
 //!
@@ -15,6 +16,7 @@
 
 mod net;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use net::{counter, has, ns, worker_sum, Background, BoxProcess, TempDir, Testbed};
@@ -47,7 +49,15 @@ fn forward(ports: &str, extra_eal: &[&str]) {
     let _testbed = Testbed::up(ports);
     let the_box = BoxProcess::start_with(ports, extra_eal);
 
-    // 1. ICMP passes, both ways through the box.
+    ping_through();
+    short_connection();
+    upload(ports, &src, &dst, &src_sha);
+    denied_port(&marker);
+    check_counters(ports, the_box.stop());
+}
+
+/// 1. ICMP passes, both ways through the box.
+fn ping_through() {
     ns(
         INSIDE,
         "ping",
@@ -55,8 +65,10 @@ fn forward(ports: &str, extra_eal: &[&str]) {
         Duration::from_secs(15),
     )
     .expect_success("ping client -> server through the box");
+}
 
-    // 2a. A short TCP connection on a `pass` port: connect, close both ways.
+/// 2a. A short TCP connection on a `pass` port: connect, close both ways.
+fn short_connection() {
     let short_port = SHORT_PORT.to_string();
     let listen = format!("TCP-LISTEN:{SHORT_PORT},reuseaddr");
     let mut short = Background::ns(OUTSIDE, "socat", &["-u", &listen, "OPEN:/dev/null"]);
@@ -78,8 +90,10 @@ fn forward(ports: &str, extra_eal: &[&str]) {
         "the short-connection server did not see its connection end: {}",
         short.describe()
     );
+}
 
-    // 2b. 100 MiB upload on a `pass` port, byte-exact.
+/// 2b. 100 MiB upload on a `pass` port, byte-exact.
+fn upload(ports: &str, src: &Path, dst: &Path, src_sha: &str) {
     let listen = format!("TCP-LISTEN:{TRANSFER_PORT},reuseaddr");
     let sink = format!("OPEN:{},creat,trunc", dst.display());
     let mut server = Background::ns(OUTSIDE, "socat", &["-u", &listen, &sink]);
@@ -116,11 +130,13 @@ fn forward(ports: &str, extra_eal: &[&str]) {
         "[{ports}] 100 MiB client -> server in {secs:.2} s: {:.0} Mbit/s",
         TRANSFER_BYTES as f64 * 8.0 / secs / 1e6
     );
-    let got = std::fs::metadata(&dst).map(|m| m.len()).unwrap_or(0);
+    let got = std::fs::metadata(dst).map(|m| m.len()).unwrap_or(0);
     assert_eq!(got, TRANSFER_BYTES, "the server received {got} bytes");
-    assert_eq!(net::sha256(&dst), src_sha, "the 100 MiB arrived corrupted");
+    assert_eq!(net::sha256(dst), src_sha, "the 100 MiB arrived corrupted");
+}
 
-    // 3. A SYN to a denied port gets nothing through.
+/// 3. A SYN to a denied port gets nothing through.
+fn denied_port(marker: &Path) {
     let listen = format!("TCP-LISTEN:{DENIED_PORT},reuseaddr");
     let touch = format!("OPEN:{},creat", marker.display());
     let mut denied = Background::ns(OUTSIDE, "socat", &["-u", &listen, &touch]);
@@ -161,9 +177,10 @@ fn forward(ports: &str, extra_eal: &[&str]) {
         "the denied-port listener did not record a local connection: {}",
         denied.describe()
     );
+}
 
-    // 4. The counters.
-    let stats = the_box.stop();
+/// 4. The counters.
+fn check_counters(ports: &str, stats: serde_json::Value) {
     let pretty = serde_json::to_string_pretty(&stats).unwrap_or_default();
     eprintln!("[{ports}] stats: {pretty}");
     for key in ["ports", "workers", "connections", "drops"] {

@@ -1,3 +1,4 @@
+#![cfg(feature = "dpdk")]
 //! Hostile input through the real box on the namespace testbed (DESIGN.md §2, §4 "Lessons",
 //! §7.3, §9), over `net_af_packet`. Frames are crafted by the
 //! project's own generator (`tests/net/frames.py`: Python's `AF_PACKET` sockets, no extra
@@ -43,6 +44,7 @@
 
 mod net;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use net::{counter, ns, worker_sum, Background, BoxProcess, Streams, TempDir, Testbed};
@@ -345,22 +347,7 @@ fn syn_flood_toward_a_proxy_rule() {
     let _line = net::traffic_server(LINE_PORT, &line_log, true);
     let _none = net::traffic_server(SPLICE_PORT, &none_log, false);
 
-    // The flood's source ports are the client host's own, so the box's SYN-ACKs reach it:
-    // make it ignore them like a spoofed source would (no RST), so every SYN leaves a
-    // half-open connection behind.
-    let (lo, hi) = (FLOOD_PORTS.0.to_string(), FLOOD_PORTS.1.to_string());
-    let ports = format!("{lo}:{hi}");
-    let dport = SPLICE_PORT.to_string();
-    ns(
-        INSIDE,
-        "iptables",
-        &[
-            "-A", "OUTPUT", "-p", "tcp", "--sport", &ports, "--dport", &dport, "-j", "DROP",
-        ],
-        Duration::from_secs(10),
-    )
-    .expect_success("iptables in ct-inside");
-
+    ignore_flood_syn_acks();
     // One legitimate connection first (auth `none`, so that the first login during the flood
     // is a real one): the baseline memory includes a used connection path.
     let mut warm = Streams::new(SPLICE_PORT, "none", 1, 1 << 20, 1 << 20);
@@ -369,61 +356,16 @@ fn syn_flood_toward_a_proxy_rule() {
     let pid = the_box.pid();
     let rss0 = net::rss_kib(pid);
 
-    let secs = FLOOD_SECONDS.to_string();
     let t0 = Instant::now();
-    let mut flood = Background::ns(
-        INSIDE,
-        net::python(),
-        &[
-            FRAMES,
-            "flood",
-            "ct-in1",
-            &mac_in,
-            CLIENT_ADDR,
-            SERVER_ADDR,
-            &dport,
-            &lo,
-            &hi,
-            &secs,
-        ],
-    );
-    // Legitimate clients while it lasts, one after the other, and the watchdog.
-    let (mut tried, mut served, mut prompted, mut peak) = (0u32, 0u32, 0u32, rss0);
-    let mut seed = 100;
-    let mut killed = false;
-    let mut failures = Vec::new();
-    while flood.try_status().is_none() && t0.elapsed() < Duration::from_secs(FLOOD_SECONDS + 30) {
-        let mut s = Streams::new(LINE_PORT, "line", 1, 1 << 20, 1 << 20);
-        s.seed0 = seed;
-        s.timeout = Duration::from_secs(4);
-        seed += 1;
-        let mut c = s.start();
-        // Bounded: until the client ends (its own timeouts) or 60 s.
-        let started = Instant::now();
-        while c.try_status().is_none() && started.elapsed() < Duration::from_secs(60) {
-            let rss = net::rss_kib(pid);
-            peak = peak.max(rss);
-            if rss > RSS_HARD_LIMIT_MIB << 10 && !killed {
-                let _ = net::run(
-                    "kill",
-                    &["-KILL", &flood.pid().to_string()],
-                    Duration::from_secs(5),
-                );
-                killed = true;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let r = s.finish(&mut c);
-        tried += 1;
-        if r.ok && r.conns.iter().all(|c| c["error"].is_null()) {
-            served += 1;
-            if r.conns.iter().any(|c| c["auth"] == "prompted") {
-                prompted += 1;
-            }
-        } else if failures.len() < 5 {
-            failures.push(r.conns.first().map(|c| c.to_string()).unwrap_or_default());
-        }
-    }
+    let mut flood = start_flood(&mac_in);
+    let DuringFlood {
+        tried,
+        served,
+        prompted,
+        peak,
+        killed,
+        failures,
+    } = clients_during_flood(&mut flood, t0, pid, rss0);
     let status = flood.wait(Duration::from_secs(30));
     let flood_out: serde_json::Value =
         serde_json::from_str(flood.stdout().trim()).unwrap_or_default();
@@ -467,14 +409,7 @@ fn syn_flood_toward_a_proxy_rule() {
         the_box.logs()
     );
 
-    // After the flood the box serves normally.
-    let mut after = Streams::new(LINE_PORT, "line", 1, 16 << 20, 16 << 20);
-    after.seed0 = 10_000;
-    after.timeout = Duration::from_secs(30);
-    let r = after.run();
-    eprintln!("{} (after the flood)", r.line());
-    r.verify(&line_log, &the_box.logs());
-    let rss2 = net::rss_kib(pid);
+    let rss2 = serves_after_flood(&the_box, &line_log);
 
     let (stats, pretty) = stop(the_box);
     eprintln!(
@@ -510,6 +445,118 @@ fn syn_flood_toward_a_proxy_rule() {
     );
 }
 
+/// The flood's source ports are the client host's own, so the box's SYN-ACKs reach it:
+/// make it ignore them like a spoofed source would (no RST), so every SYN leaves a
+/// half-open connection behind.
+fn ignore_flood_syn_acks() {
+    let (lo, hi) = (FLOOD_PORTS.0.to_string(), FLOOD_PORTS.1.to_string());
+    let ports = format!("{lo}:{hi}");
+    let dport = SPLICE_PORT.to_string();
+    ns(
+        INSIDE,
+        "iptables",
+        &[
+            "-A", "OUTPUT", "-p", "tcp", "--sport", &ports, "--dport", &dport, "-j", "DROP",
+        ],
+        Duration::from_secs(10),
+    )
+    .expect_success("iptables in ct-inside");
+}
+
+/// Starts `frames.py flood` toward the `none` rule's port from [`FLOOD_PORTS`].
+fn start_flood(mac_in: &str) -> Background {
+    let (lo, hi) = (FLOOD_PORTS.0.to_string(), FLOOD_PORTS.1.to_string());
+    let dport = SPLICE_PORT.to_string();
+    let secs = FLOOD_SECONDS.to_string();
+    Background::ns(
+        INSIDE,
+        net::python(),
+        &[
+            FRAMES,
+            "flood",
+            "ct-in1",
+            mac_in,
+            CLIENT_ADDR,
+            SERVER_ADDR,
+            &dport,
+            &lo,
+            &hi,
+            &secs,
+        ],
+    )
+}
+
+/// What the legitimate clients during the flood got, and the box's memory meanwhile.
+struct DuringFlood {
+    tried: u32,
+    served: u32,
+    prompted: u32,
+    /// The box's peak resident set (KiB).
+    peak: u64,
+    /// Whether the watchdog killed the flood (the box passed [`RSS_HARD_LIMIT_MIB`]).
+    killed: bool,
+    failures: Vec<String>,
+}
+
+/// Legitimate clients while the flood lasts, one after the other, and the watchdog.
+fn clients_during_flood(flood: &mut Background, t0: Instant, pid: u32, rss0: u64) -> DuringFlood {
+    let mut d = DuringFlood {
+        tried: 0,
+        served: 0,
+        prompted: 0,
+        peak: rss0,
+        killed: false,
+        failures: Vec::new(),
+    };
+    let mut seed = 100;
+    while flood.try_status().is_none() && t0.elapsed() < Duration::from_secs(FLOOD_SECONDS + 30) {
+        let mut s = Streams::new(LINE_PORT, "line", 1, 1 << 20, 1 << 20);
+        s.seed0 = seed;
+        s.timeout = Duration::from_secs(4);
+        seed += 1;
+        let mut c = s.start();
+        // Bounded: until the client ends (its own timeouts) or 60 s.
+        let started = Instant::now();
+        while c.try_status().is_none() && started.elapsed() < Duration::from_secs(60) {
+            let rss = net::rss_kib(pid);
+            d.peak = d.peak.max(rss);
+            if rss > RSS_HARD_LIMIT_MIB << 10 && !d.killed {
+                let _ = net::run(
+                    "kill",
+                    &["-KILL", &flood.pid().to_string()],
+                    Duration::from_secs(5),
+                );
+                d.killed = true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let r = s.finish(&mut c);
+        d.tried += 1;
+        if r.ok && r.conns.iter().all(|c| c["error"].is_null()) {
+            d.served += 1;
+            if r.conns.iter().any(|c| c["auth"] == "d.prompted") {
+                d.prompted += 1;
+            }
+        } else if d.failures.len() < 5 {
+            d.failures
+                .push(r.conns.first().map(|c| c.to_string()).unwrap_or_default());
+        }
+    }
+    d
+}
+
+/// After the flood the box serves normally; returns its resident set (KiB) then.
+fn serves_after_flood(the_box: &BoxProcess, line_log: &Path) -> u64 {
+    let mut after = Streams::new(LINE_PORT, "line", 1, 16 << 20, 16 << 20);
+    after.seed0 = 10_000;
+    after.timeout = Duration::from_secs(30);
+    let r = after.run();
+    eprintln!("{} (after the flood)", r.line());
+    r.verify(line_log, &the_box.logs());
+
+    net::rss_kib(the_box.pid())
+}
+
 #[test]
 fn flow_table_full() {
     // `flow_table.capacity` of tests/configs/small-flow-table.yaml: the table holds exactly
@@ -523,25 +570,8 @@ fn flow_table_full() {
     let mut the_box = BoxProcess::start_config("af_packet", &config, &[]);
     let mac_in = net::box_mac(INSIDE);
 
-    // An established `pass` connection that echoes 16 KiB every 100 ms throughout.
-    let _echo = net::start_server(
-        OUTSIDE,
-        5202,
-        net::python(),
-        &[net::TRAFFIC, "echo-server", SERVER_ADDR, "5202"],
-    );
     let probe_secs = 12;
-    let mut probe = Background::ns(
-        INSIDE,
-        net::python(),
-        &[
-            net::TRAFFIC,
-            "echo-probe",
-            SERVER_ADDR,
-            "5202",
-            &probe_secs.to_string(),
-        ],
-    );
+    let (_echo, mut probe) = start_echo_probe(probe_secs);
     // A listener for the new connections, and a port whose SYNs the server host ignores.
     let _listener = net::start_server(
         OUTSIDE,
@@ -556,55 +586,10 @@ fn flow_table_full() {
         Duration::from_secs(10),
     )
     .expect_success("iptables in ct-outside");
-    let connect = || {
-        ns(
-            INSIDE,
-            "nc",
-            &["-z", "-w", "2", SERVER_ADDR, "5203"],
-            Duration::from_secs(10),
-        )
-        .success()
-    };
-    assert!(connect(), "a connection before the table is full");
+    assert!(connect_5203(), "a connection before the table is full");
     std::thread::sleep(Duration::from_secs(1));
 
-    // Fill: 2500 half-open flows asked for, 1024 fit (less the echoing connection).
-    let t_fill = Instant::now();
-    let v = frames(
-        INSIDE,
-        &[
-            "fill",
-            "ct-in1",
-            &mac_in,
-            CLIENT_ADDR,
-            SERVER_ADDR,
-            "5209",
-            "20000",
-            "2500",
-            "10000",
-        ],
-        Duration::from_secs(30),
-    );
-    eprintln!("filled the table: {v}");
-    let refused = !connect();
-    eprintln!(
-        "a new connection while the table is full: {} ({:.1} s after the fill began)",
-        if refused { "refused" } else { "CONNECTED" },
-        t_fill.elapsed().as_secs_f64()
-    );
-    // The half-open flows expire after 5 s; new connections work again.
-    let mut back_after = None;
-    for _ in 0..30 {
-        if connect() {
-            back_after = Some(t_fill.elapsed());
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    eprintln!(
-        "new connections succeed again {:.1} s after the fill",
-        back_after.map_or(f64::NAN, |d| d.as_secs_f64())
-    );
+    let (refused, back_after) = fill_and_recover(&mac_in);
     let status = probe.wait(Duration::from_secs(probe_secs + 30));
     eprintln!("the established connection: {}", probe.stdout().trim());
     assert!(
@@ -642,4 +627,82 @@ fn flow_table_full() {
         worker_sum(&stats, "flows_expired") >= TABLE - 16,
         "the half-open flows did not expire\n{pretty}"
     );
+}
+
+/// An established `pass` connection that echoes 16 KiB every 100 ms for `probe_secs`: the
+/// echo server and the probe.
+fn start_echo_probe(probe_secs: u64) -> (Background, Background) {
+    let echo = net::start_server(
+        OUTSIDE,
+        5202,
+        net::python(),
+        &[net::TRAFFIC, "echo-server", SERVER_ADDR, "5202"],
+    );
+    let probe = Background::ns(
+        INSIDE,
+        net::python(),
+        &[
+            net::TRAFFIC,
+            "echo-probe",
+            SERVER_ADDR,
+            "5202",
+            &probe_secs.to_string(),
+        ],
+    );
+    (echo, probe)
+}
+
+/// Whether a new connection to the listener on 5203 opens.
+fn connect_5203() -> bool {
+    ns(
+        INSIDE,
+        "nc",
+        &["-z", "-w", "2", SERVER_ADDR, "5203"],
+        Duration::from_secs(10),
+    )
+    .success()
+}
+
+/// Fills the flow table (2500 half-open flows asked for, 1024 fit, less the echoing
+/// connection), then waits for new connections to work again. Returns whether a new connection
+/// was refused while the table was full, and when they worked again.
+fn fill_and_recover(mac_in: &str) -> (bool, Option<Duration>) {
+    let connect = connect_5203;
+    let t_fill = Instant::now();
+    let v = frames(
+        INSIDE,
+        &[
+            "fill",
+            "ct-in1",
+            mac_in,
+            CLIENT_ADDR,
+            SERVER_ADDR,
+            "5209",
+            "20000",
+            "2500",
+            "10000",
+        ],
+        Duration::from_secs(30),
+    );
+    eprintln!("filled the table: {v}");
+    let refused = !connect();
+    eprintln!(
+        "a new connection while the table is full: {} ({:.1} s after the fill began)",
+        if refused { "refused" } else { "CONNECTED" },
+        t_fill.elapsed().as_secs_f64()
+    );
+    // The half-open flows expire after 5 s; new connections work again.
+    let mut back_after = None;
+    for _ in 0..30 {
+        if connect() {
+            back_after = Some(t_fill.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    eprintln!(
+        "new connections succeed again {:.1} s after the fill",
+        back_after.map_or(f64::NAN, |d| d.as_secs_f64())
+    );
+    (refused, back_after)
 }

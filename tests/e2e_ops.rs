@@ -1,3 +1,4 @@
+#![cfg(feature = "dpdk")]
 //! Operating the box on the namespace testbed, over `net_af_packet`, in one box run
 //! on a copy of `config/testbed.yaml` with `--stats-period 1`:
 //!
@@ -39,39 +40,9 @@ const RELOAD_PORT: u16 = 7000;
 /// The upload: paced at about 2 MiB/s until the test says go, so it runs through every check.
 const UPLOAD_BYTES: u64 = 48 * 1024 * 1024;
 
-/// A paced sender: `python3 HELPER send HOST PORT FILE GO_FILE`. Sends 64 KiB every 30 ms until
+/// A paced sender (`tests/net/ops_helper.py`): `python3 HELPER send HOST PORT FILE GO_FILE`. Sends 64 KiB every 30 ms until
 /// `GO_FILE` exists, then the rest at full speed; shuts its side down and waits for EOF.
-const HELPER: &str = r#####"
-import os, socket, sys, time
-
-def send(host, port, path, go):
-    s = socket.create_connection((host, int(port)), timeout=30)
-    sent = 0
-    with open(path, "rb") as f:
-        while True:
-            chunk = f.read(65536)
-            if not chunk:
-                break
-            s.sendall(chunk)
-            sent += len(chunk)
-            if not os.path.exists(go):
-                time.sleep(0.03)
-    s.shutdown(socket.SHUT_WR)
-    while s.recv(65536):
-        pass
-    print("sent %d bytes" % sent, flush=True)
-
-def probe(host, port):
-    """Exit 0 if a TCP connection to host:port opens within 3 s."""
-    try:
-        socket.create_connection((host, int(port)), timeout=3).close()
-    except OSError as e:
-        print("connect: %s" % e, flush=True)
-        sys.exit(1)
-
-if __name__ == "__main__":
-    {"send": send, "probe": probe}[sys.argv[1]](*sys.argv[2:])
-"#####;
+const HELPER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/net/ops_helper.py");
 
 fn python() -> &'static str {
     if Path::new("/usr/bin/python3").exists() {
@@ -139,8 +110,7 @@ fn ops_af_packet() {
     );
     let _lock = net::lock();
     let tmp = TempDir::new("e2e-ops");
-    let helper = tmp.join("helper.py");
-    std::fs::write(&helper, HELPER).expect("write the helper");
+    let helper = Path::new(HELPER);
     let src = tmp.join("upload.bin");
     net::random_file(&src, UPLOAD_BYTES);
     let src_sha = net::sha256(&src);
@@ -154,8 +124,36 @@ fn ops_af_packet() {
     let the_box = BoxProcess::start_run("af_packet", s(&config), &["--stats-period", "1"], &[]);
     let t0 = Instant::now();
 
-    // The upload through the splice, paced so that it runs through the checks below.
     let dst = tmp.join("received.bin");
+    let (mut server, mut client) = start_upload(helper, &src, &go, &dst);
+    stats_json(&the_box, &mut client);
+    flows_json();
+    telemetry(&mut client);
+    dumpcap(&tmp, &the_box, &mut client);
+    let _listener = reload_refused(&the_box, &config, helper);
+    reload_7000_passed(&the_box, &config, &testbed_yaml, helper);
+    still_running(&mut client, "the reloads");
+    eprintln!(
+        "checks done while the upload ran ({:.1} s)",
+        t0.elapsed().as_secs_f64()
+    );
+
+    upload_finishes(&mut client, &mut server, &go, &dst, &src_sha);
+    live_statistics(the_box);
+}
+
+/// Panics unless the paced upload still runs (it must outlast the check `what`).
+fn still_running(client: &mut Background, what: &str) {
+    assert!(
+        client.try_status().is_none(),
+        "the upload ended before {what}: {}",
+        client.describe()
+    );
+}
+
+/// The upload through the splice, paced so that it runs through the checks below. Returns the
+/// server and the client.
+fn start_upload(helper: &Path, src: &Path, go: &Path, dst: &Path) -> (Background, Background) {
     let listen = format!("TCP-LISTEN:{SPLICE_PORT},reuseaddr");
     let sink = format!("OPEN:{},creat,trunc", dst.display());
     let mut server = Background::ns(OUTSIDE, "socat", &["-u", &listen, &sink]);
@@ -164,27 +162,23 @@ fn ops_af_packet() {
         "the upload server does not listen: {}",
         server.describe()
     );
-    let mut client = Background::ns(
+    let client = Background::ns(
         INSIDE,
         python(),
         &[
-            s(&helper),
+            s(helper),
             "send",
             SERVER_ADDR,
             &SPLICE_PORT.to_string(),
-            s(&src),
-            s(&go),
+            s(src),
+            s(go),
         ],
     );
-    let still_running = |client: &mut Background, what: &str| {
-        assert!(
-            client.try_status().is_none(),
-            "the upload ended before {what}: {}",
-            client.describe()
-        );
-    };
+    (server, client)
+}
 
-    // 1a. stats --json: the splice is counted, traffic crosses the ports.
+/// 1a. stats --json: the splice is counted, traffic crosses the ports.
+fn stats_json(the_box: &BoxProcess, client: &mut Background) {
     let mut stats = serde_json::Value::Null;
     let spliced = net::poll(Duration::from_secs(15), Duration::from_millis(300), || {
         stats = cutthrough_json(&["stats", "--json"]);
@@ -209,9 +203,11 @@ fn ops_af_packet() {
         "{stats:#}"
     );
     eprintln!("stats --json: {stats}");
-    still_running(&mut client, "stats --json");
+    still_running(client, "stats --json");
+}
 
-    // 1b. flows --json: the connection, spliced.
+/// 1b. flows --json: the connection, spliced. The text forms work too.
+fn flows_json() {
     let flows = cutthrough_json(&["flows", "--json", "--filter", ":9000"]);
     let list = flows["flows"].as_array().cloned().unwrap_or_default();
     let spliced_flow = list.iter().find(|f| {
@@ -230,7 +226,6 @@ fn ops_af_packet() {
         "{f}"
     );
     eprintln!("flows --json: {flows}");
-    // The text forms work too.
     let text = run(
         net::BIN,
         &["flows", "--limit", "5"],
@@ -247,8 +242,10 @@ fn ops_af_packet() {
         "{}",
         text.describe()
     );
+}
 
-    // 1c. DPDK's own client reads the command.
+/// 1c. DPDK's own client reads the command.
+fn telemetry(client: &mut Background) {
     let tel = run(
         "sh",
         &["-c", "echo /cutthrough/stats | dpdk-telemetry.py"],
@@ -260,9 +257,11 @@ fn ops_af_packet() {
         "dpdk-telemetry.py did not get /cutthrough/stats: {}",
         tel.describe()
     );
-    still_running(&mut client, "dpdk-telemetry.py");
+    still_running(client, "dpdk-telemetry.py");
+}
 
-    // 1d. dpdk-dumpcap captures the transfer on port 0 (inside).
+/// 1d. dpdk-dumpcap captures the transfer on port 0 (inside).
+fn dumpcap(tmp: &TempDir, the_box: &BoxProcess, client: &mut Background) {
     let pcap = tmp.join("inside.pcapng");
     let cap = run(
         "dpdk-dumpcap",
@@ -282,18 +281,21 @@ fn ops_af_packet() {
         cap.describe()
     );
     eprintln!("dpdk-dumpcap: {packets} packets, {on_9000} of port {SPLICE_PORT}");
-    still_running(&mut client, "dpdk-dumpcap");
+    still_running(client, "dpdk-dumpcap");
+}
 
-    // 1e. SIGHUP with a broken file: refused with check-config's words; 7000 stays denied.
+/// 1e. SIGHUP with a broken file: refused with check-config's words; 7000 stays denied. Returns the
+/// listener on 7000, which the next step needs.
+fn reload_refused(the_box: &BoxProcess, config: &Path, helper: &Path) -> Background {
     assert!(
-        !connects(&helper, RELOAD_PORT),
+        !connects(helper, RELOAD_PORT),
         "7000 is open before any reload"
     );
     let pid = the_box.pid().to_string();
-    std::fs::write(&config, "policy:\n  - action: maybe\n").expect("break the config");
+    std::fs::write(config, "policy:\n  - action: maybe\n").expect("break the config");
     let check = run(
         net::BIN,
-        &["check-config", s(&config)],
+        &["check-config", s(config)],
         Duration::from_secs(10),
     );
     assert_eq!(
@@ -313,7 +315,7 @@ fn ops_af_packet() {
         "the box did not log `{words}` after SIGHUP\n{}",
         the_box.logs()
     );
-    let _listener = Background::ns(
+    let listener = Background::ns(
         OUTSIDE,
         "socat",
         &[
@@ -327,17 +329,22 @@ fn ops_af_packet() {
         Duration::from_secs(20)
     ));
     assert!(
-        !connects(&helper, RELOAD_PORT),
+        !connects(helper, RELOAD_PORT),
         "7000 opened after a refused reload"
     );
     let stats = cutthrough_json(&["stats", "--json"]);
     assert_eq!(net::counter(&stats, &["policy_generation"]), 0, "{stats:#}");
 
-    // 1f. SIGHUP with 7000 passed: new connections to 7000 go through.
-    std::fs::write(&config, with_7000_passed(&testbed_yaml)).expect("write the new config");
+    listener
+}
+
+/// 1f. SIGHUP with 7000 passed: new connections to 7000 go through.
+fn reload_7000_passed(the_box: &BoxProcess, config: &Path, testbed_yaml: &str, helper: &Path) {
+    let pid = the_box.pid().to_string();
+    std::fs::write(config, with_7000_passed(testbed_yaml)).expect("write the new config");
     let check = run(
         net::BIN,
-        &["check-config", s(&config)],
+        &["check-config", s(config)],
         Duration::from_secs(10),
     );
     assert!(check.success(), "{}", check.describe());
@@ -353,7 +360,7 @@ fn ops_af_packet() {
         the_box.logs()
     );
     assert!(
-        connects(&helper, RELOAD_PORT),
+        connects(helper, RELOAD_PORT),
         "7000 still closed after the reload\n{}",
         the_box.logs()
     );
@@ -367,14 +374,17 @@ fn ops_af_packet() {
         "/cutthrough/config does not show the new rule: {}",
         config_tel.describe()
     );
-    still_running(&mut client, "the reloads");
-    eprintln!(
-        "checks done while the upload ran ({:.1} s)",
-        t0.elapsed().as_secs_f64()
-    );
+}
 
-    // 2. The upload finishes byte-exact across both reloads.
-    std::fs::write(&go, b"go").expect("write the go file");
+/// 2. The upload finishes byte-exact across both reloads.
+fn upload_finishes(
+    client: &mut Background,
+    server: &mut Background,
+    go: &Path,
+    dst: &Path,
+    src_sha: &str,
+) {
+    std::fs::write(go, b"go").expect("write the go file");
     let status = client.wait(Duration::from_secs(120));
     assert!(
         status.is_some_and(|s| s.success()),
@@ -384,13 +394,15 @@ fn ops_af_packet() {
     let status = server.wait(Duration::from_secs(30));
     assert!(status.is_some_and(|s| s.success()), "{}", server.describe());
     assert_eq!(
-        std::fs::metadata(&dst).map(|m| m.len()).unwrap_or(0),
+        std::fs::metadata(dst).map(|m| m.len()).unwrap_or(0),
         UPLOAD_BYTES,
         "the server got a different length"
     );
-    assert_eq!(net::sha256(&dst), src_sha, "the upload arrived corrupted");
+    assert_eq!(net::sha256(dst), src_sha, "the upload arrived corrupted");
+}
 
-    // 3. Statistics while running: printed every second, and the JSON rewritten.
+/// 3. Statistics while running: printed every second, and the JSON rewritten.
+fn live_statistics(the_box: BoxProcess) {
     let live: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(the_box.stats_path()).expect("--stats-json while running"),
     )
@@ -447,6 +459,26 @@ fn drop_capture_af_packet() {
     let _testbed = Testbed::up("af_packet");
     let t0 = wall_clock_us();
     let the_box = BoxProcess::start_config("af_packet", s(&config), &[]);
+    send_malformed(&the_box);
+    let end = the_box.stop();
+    let t1 = wall_clock_us();
+    let cap = |k: &str| net::counter(&end, &["capture", k]);
+    assert_eq!(end["capture"]["enabled"], true, "{:#}", end["capture"]);
+    assert_eq!((cap("errors"), cap("lost")), (0, 0), "{:#}", end["capture"]);
+    assert_eq!(
+        cap("captured"),
+        cap("handed_over"),
+        "control wrote every drop handed over: {:#}",
+        end["capture"]
+    );
+    assert!(cap("files_rotated") >= 2, "{:#}", end["capture"]);
+
+    check_ring(&ring, &end, t0..=t1);
+}
+
+/// Sends the malformed frames from the inside and waits until the workers have handed over
+/// (or found the ring full for) every frame that is certainly dropped.
+fn send_malformed(the_box: &BoxProcess) {
     let mac = net::box_mac(INSIDE);
     let args = [
         net::FRAMES,
@@ -483,21 +515,13 @@ fn drop_capture_af_packet() {
         "the workers did not hand over {certain} drops: {stats:#}\n{}",
         the_box.logs()
     );
-    let end = the_box.stop();
-    let t1 = wall_clock_us();
-    let cap = |k: &str| net::counter(&end, &["capture", k]);
-    assert_eq!(end["capture"]["enabled"], true, "{:#}", end["capture"]);
-    assert_eq!((cap("errors"), cap("lost")), (0, 0), "{:#}", end["capture"]);
-    assert_eq!(
-        cap("captured"),
-        cap("handed_over"),
-        "control wrote every drop handed over: {:#}",
-        end["capture"]
-    );
-    assert!(cap("files_rotated") >= 2, "{:#}", end["capture"]);
+}
 
-    // The ring: two files, each a capture of its own within the size.
-    let mut names: Vec<String> = std::fs::read_dir(&ring)
+/// The ring: two files, each a capture of its own within the size, every packet of it a drop
+/// of `end`'s capture between the times `during`.
+fn check_ring(ring: &Path, end: &serde_json::Value, during: std::ops::RangeInclusive<u64>) {
+    let cap = |k: &str| net::counter(end, &["capture", k]);
+    let mut names: Vec<String> = std::fs::read_dir(ring)
         .expect("the ring's directory")
         .map(|e| {
             e.expect("dir entry")
@@ -532,11 +556,7 @@ fn drop_capture_af_packet() {
             assert!(known.contains(&reason), "{name}: comment {comment:?}");
             *reasons.entry(reason.to_string()).or_default() += 1;
             assert_eq!((c.interface, c.flags), (0, Some(1)), "inside, inbound");
-            assert!(
-                (t0..=t1).contains(&c.ts_us),
-                "{name}: timestamp {}",
-                c.ts_us
-            );
+            assert!(during.contains(&c.ts_us), "{name}: timestamp {}", c.ts_us);
             let f = &c.data;
             assert_eq!(f.len(), (c.orig_len as usize).min(64), "snaplen 64");
             cut += u64::from(c.orig_len > 64);

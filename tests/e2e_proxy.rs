@@ -1,3 +1,4 @@
+#![cfg(feature = "dpdk")]
 //! The participating stack through the real box on the namespace testbed (DESIGN.md §1, §4,
 //! §9), over `net_af_packet`, in one box run:
 //!
@@ -52,210 +53,10 @@ const FULL_PROXY_BYTES: u64 = 20 * 1024 * 1024;
 /// processes in the namespaces start slowly).
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The clients and servers this test runs in the namespaces, in Python (`python3 HELPER CMD
-/// ARGS...`). Every socket operation has a timeout; every failure exits non-zero with a message
-/// on stderr.
-const HELPER: &str = r#####"
-import functools, json, os, socket, socketserver, sys, threading, time
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-
-TIMEOUT = 20.0
-
-
-def fail(msg):
-    print("FAIL: " + msg, file=sys.stderr, flush=True)
-    sys.exit(1)
-
-
-class Reader:
-    """Reads an exact dialogue from a socket."""
-
-    def __init__(self, sock):
-        self.sock = sock
-        self.buf = b""
-
-    def expect(self, token):
-        while len(self.buf) < len(token) and token.startswith(self.buf):
-            try:
-                chunk = self.sock.recv(65536)
-            except socket.timeout:
-                fail("no %r within %.0f s (got %r)" % (token, TIMEOUT, self.buf))
-            except OSError as e:
-                fail("%s while expecting %r (got %r)" % (e, token, self.buf))
-            if not chunk:
-                fail("EOF while expecting %r (got %r)" % (token, self.buf))
-            self.buf += chunk
-        if not self.buf.startswith(token):
-            fail("expected %r, got %r" % (token, self.buf))
-        self.buf = self.buf[len(token):]
-
-    def to_eof(self):
-        """Everything until a clean EOF (a reset fails)."""
-        rest = self.buf
-        self.buf = b""
-        while True:
-            try:
-                chunk = self.sock.recv(65536)
-            except socket.timeout:
-                fail("no EOF within %.0f s (got %r)" % (TIMEOUT, rest))
-            except OSError as e:
-                fail("%s instead of a clean EOF (got %r)" % (e, rest))
-            if not chunk:
-                return rest
-            rest += chunk
-
-
-def connect(host, port):
-    try:
-        return socket.create_connection((host, int(port)), timeout=TIMEOUT)
-    except OSError as e:
-        fail("connect to %s:%s: %s" % (host, port, e))
-
-
-def line_fail(host, port):
-    """Three wrong passwords: each `Login incorrect.`, then `Too many failures.` and a close."""
-    s = connect(host, port)
-    r = Reader(s)
-    r.expect(b"Username: ")
-    for attempt in (1, 2, 3):
-        s.sendall(b"alice\r\n")
-        r.expect(b"Password: ")
-        s.sendall(b"not-wonderland\r\n")
-        r.expect(b"Login incorrect.\r\n")
-        print("attempt %d: Login incorrect." % attempt, flush=True)
-        if attempt < 3:
-            r.expect(b"Username: ")
-    r.expect(b"Too many failures.\r\n")
-    rest = r.to_eof()
-    if rest:
-        fail("after Too many failures.: %r before EOF" % rest)
-    print("Too many failures., then EOF", flush=True)
-
-
-def line_echo(host, port, nbytes):
-    """The right password, then `nbytes` sent and echoed back concurrently, byte-exact."""
-    n = int(nbytes)
-    s = connect(host, port)
-    r = Reader(s)
-    r.expect(b"Username: ")
-    s.sendall(b"alice\r\n")
-    r.expect(b"Password: ")
-    s.sendall(b"wonderland\r\n")
-    r.expect(b"Authenticated as alice.\r\n")
-    if r.buf:
-        fail("unexpected bytes after Authenticated as alice.: %r" % r.buf[:200])
-    print("Authenticated as alice.", flush=True)
-    data = os.urandom(n)
-    errors = []
-    sent = [0]
-
-    def send():
-        try:
-            view = memoryview(data)
-            for off in range(0, n, 65536):
-                s.sendall(view[off:off + 65536])
-                sent[0] = min(off + 65536, n)
-            s.shutdown(socket.SHUT_WR)
-        except OSError as e:
-            errors.append("send after %d bytes: %s" % (sent[0], e))
-
-    t0 = time.monotonic()
-    sender = threading.Thread(target=send)
-    sender.start()
-    got = bytearray()
-    try:
-        while len(got) <= n:
-            chunk = s.recv(262144)
-            if not chunk:
-                break
-            got += chunk
-    except OSError as e:
-        errors.append("receive after %d bytes (%d sent): %s" % (len(got), sent[0], e))
-    sender.join(TIMEOUT)
-    elapsed = time.monotonic() - t0
-    if sender.is_alive():
-        errors.append("the sender is stuck after %d bytes" % sent[0])
-    if errors:
-        fail("; ".join(errors))
-    if len(got) != n:
-        fail("sent %d bytes, %d came back before EOF" % (n, len(got)))
-    if got != data:
-        first = next(i for i in range(n) if got[i] != data[i])
-        fail("the echo differs from byte %d on" % first)
-    print("%d bytes echoed byte-exact in %.2f s" % (n, elapsed), flush=True)
-
-
-def echo_server(addr, port, log):
-    """Echoes every connection; appends `peer` to `log` as each one is accepted."""
-    srv = socket.create_server((addr, int(port)))
-    srv.listen(16)
-
-    def echo(c):
-        try:
-            while True:
-                d = c.recv(262144)
-                if not d:
-                    break
-                c.sendall(d)
-            c.shutdown(socket.SHUT_WR)
-        except OSError as e:
-            print("echo: %s" % e, file=sys.stderr, flush=True)
-        finally:
-            c.close()
-
-    while True:
-        c, peer = srv.accept()
-        with open(log, "a") as f:
-            f.write("%s:%d\n" % peer)
-        threading.Thread(target=echo, args=(c,), daemon=True).start()
-
-
-def http_server(addr, port, root, log):
-    """Serves `root`; appends one JSON line to `log` per connection and per request head."""
-    lock = threading.Lock()
-
-    def record(entry):
-        with lock, open(log, "a") as f:
-            f.write(json.dumps(entry) + "\n")
-
-    class Handler(SimpleHTTPRequestHandler):
-        def parse_request(self):
-            ok = super().parse_request()
-            headers = getattr(self, "headers", None)
-            record({
-                "request": self.requestline,
-                "headers": [[k, v] for k, v in headers.items()] if headers else [],
-            })
-            return ok
-
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
-
-        def server_bind(self):
-            # HTTPServer.server_bind looks the address up in the DNS (socket.getfqdn), which
-            # times out in a namespace without a resolver.
-            socketserver.TCPServer.server_bind(self)
-            self.server_name = addr
-            self.server_port = int(port)
-
-        def process_request(self, request, client_address):
-            record({"connection": "%s:%d" % client_address})
-            super().process_request(request, client_address)
-
-    handler = functools.partial(Handler, directory=root)
-    Server((addr, int(port)), handler).serve_forever()
-
-
-COMMANDS = {
-    "line-fail": line_fail,
-    "line-echo": line_echo,
-    "echo-server": echo_server,
-    "http-server": http_server,
-}
-
-if __name__ == "__main__":
-    COMMANDS[sys.argv[1]](*sys.argv[2:])
-"#####;
+/// The clients and servers this test runs in the namespaces, in Python
+/// (`tests/net/proxy_helper.py`, run as `python3 HELPER CMD ARGS...`). Every socket operation
+/// has a timeout; every failure exits non-zero with a message on stderr.
+const HELPER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/net/proxy_helper.py");
 
 /// `python3`: the system one if there is one (a pyenv shim costs a shell and a lookup per
 /// start, slow while the box busy-polls a CPU).
@@ -323,8 +124,7 @@ fn proxy_af_packet() {
     net::require_tools(&["curl", python()]);
     let _lock = net::lock();
     let tmp = TempDir::new("e2e-proxy");
-    let helper = tmp.join("helper.py");
-    std::fs::write(&helper, HELPER).expect("write the Python helper");
+    let helper = Path::new(HELPER);
     let www = tmp.join("www");
     std::fs::create_dir_all(&www).expect("create the web root");
     let big = www.join("big.bin");
@@ -338,8 +138,21 @@ fn proxy_af_packet() {
     let the_box = BoxProcess::start("af_packet");
     let t_all = Instant::now();
 
-    line_auth(&tmp, &helper);
-    http_basic(&tmp, &helper, &www, &big_sha);
+    line_auth(&tmp, helper);
+    // One login per client address serves every rule: ended, so 8080 asks again.
+    let cleared = net::run(
+        net::BIN,
+        &["auth", "clear", "--all"],
+        Duration::from_secs(20),
+    )
+    .expect_success("cutthrough auth clear --all");
+    assert_eq!(
+        cleared.stdout.trim(),
+        "1 login(s) ended",
+        "{}",
+        cleared.describe()
+    );
+    http_basic(&tmp, helper, &www, &big_sha);
     upload(
         "auth none, spliced after-auth",
         SPLICE_PORT,
@@ -549,11 +362,25 @@ fn http_basic(tmp: &TempDir, helper: &Path, www: &Path, big_sha: &str) {
     );
     let url = format!("http://{SERVER_ADDR}:{HTTP_PORT}/big.bin");
 
+    refused_without_credentials(&url, &mut server, &log);
+    let secs = authenticated_download(tmp, &url, &mut server, big_sha);
+    let names = request_at_the_server(&log);
+    eprintln!(
+        "[8080 http-basic] 401 without and with wrong credentials; 100 MiB download in \
+         {secs:.2} s: {:.0} Mbit/s; request headers at the server: {names:?} ({:.1} s)",
+        BIG_BYTES as f64 * 8.0 / secs / 1e6,
+        t0.elapsed().as_secs_f64()
+    );
+}
+
+/// Without credentials and with wrong ones, the box answers 401 with a Basic challenge, and
+/// nothing reaches the server.
+fn refused_without_credentials(url: &str, server: &mut Background, log: &Path) {
     for (what, user) in [
         ("no credentials", None),
         ("wrong credentials", Some("alice:not-wonderland")),
     ] {
-        let out = curl(&url, user, None, Duration::from_secs(20));
+        let out = curl(url, user, None, Duration::from_secs(20));
         eprintln!(
             "[8080 http-basic] {what}: {} in {:.2} s",
             status_code(&out),
@@ -582,16 +409,19 @@ fn http_basic(tmp: &TempDir, helper: &Path, www: &Path, big_sha: &str) {
         );
     }
     std::thread::sleep(Duration::from_millis(300));
-    let seen = log_lines(&log);
+    let seen = log_lines(log);
     assert!(
         seen.is_empty(),
         "the HTTP server saw {seen:?} although the client never authenticated"
     );
+}
 
+/// The authenticated 100 MiB download, byte-exact; returns how many seconds it took.
+fn authenticated_download(tmp: &TempDir, url: &str, server: &mut Background, big_sha: &str) -> f64 {
     let dst = tmp.join("download.bin");
     let t1 = Instant::now();
     let out = curl(
-        &url,
+        url,
         Some("alice:wonderland"),
         Some(&dst),
         Duration::from_secs(90),
@@ -611,9 +441,13 @@ fn http_basic(tmp: &TempDir, helper: &Path, www: &Path, big_sha: &str) {
         "the 100 MiB download is corrupted"
     );
 
-    // What reached the server: one connection, from the client's address, one request for the
-    // file, with the usual headers but not the credentials.
-    let seen = log_lines(&log);
+    secs
+}
+
+/// What reached the server: one connection, from the client's address, one request for the
+/// file, with the usual headers but not the credentials. Returns the request's header names.
+fn request_at_the_server(log: &Path) -> Vec<String> {
+    let seen = log_lines(log);
     let entries: Vec<serde_json::Value> = seen
         .iter()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("log line {l:?}: {e}")))
@@ -654,12 +488,7 @@ fn http_basic(tmp: &TempDir, helper: &Path, www: &Path, big_sha: &str) {
         !names.iter().any(|n| n == "authorization"),
         "the box forwarded the credentials (`Authorization`) to the server: {request}"
     );
-    eprintln!(
-        "[8080 http-basic] 401 without and with wrong credentials; 100 MiB download in \
-         {secs:.2} s: {:.0} Mbit/s; request headers at the server: {names:?} ({:.1} s)",
-        BIG_BYTES as f64 * 8.0 / secs / 1e6,
-        t0.elapsed().as_secs_f64()
-    );
+    names
 }
 
 /// 3./4. An upload of `src` (`bytes`, `sha`) to `port` with socat, byte-exact at the server.
