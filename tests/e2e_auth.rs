@@ -46,6 +46,7 @@ mod net;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use net::{auth_clear, cli, cli_json, connections, expect_spliced, logins};
 use net::{ns, path_str, python, run, Background, BoxProcess, NetLock, TempDir, Testbed};
 use net::{CLIENT_ADDR, INSIDE, OUTSIDE, SERVER_ADDR};
 
@@ -344,74 +345,6 @@ fn write_config(path: &Path, testbed: &str, idle: &str) {
     .expect_success("check-config");
 }
 
-/// `cutthrough ARGS...` against the running box (the default `--file-prefix`, as the
-/// harness runs `stats` and `flows`).
-fn cli(args: &[&str]) -> net::Output {
-    run(net::BIN, args, Duration::from_secs(20))
-}
-
-/// `cutthrough ARGS...`, which must succeed and print JSON.
-#[track_caller]
-fn cli_json(args: &[&str]) -> serde_json::Value {
-    let out = cli(args);
-    assert!(out.success(), "{}", out.describe());
-    serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", out.describe()))
-}
-
-/// `cutthrough auth list --json`: the logins.
-#[track_caller]
-fn logins() -> Vec<serde_json::Value> {
-    let v = cli_json(&["auth", "list", "--json"]);
-    v["logins"]
-        .as_array()
-        .cloned()
-        .unwrap_or_else(|| panic!("`auth list --json` has no `logins` array: {v:#}"))
-}
-
-/// `cutthrough auth clear ARGS...`, which must succeed saying it ended `n` logins, after
-/// which `auth list` lists none.
-#[track_caller]
-fn auth_clear(args: &[&str], n: usize) {
-    let mut full = vec!["auth", "clear"];
-    full.extend_from_slice(args);
-    let out = cli(&full);
-    assert!(out.success(), "{}", out.describe());
-    assert_eq!(
-        out.stdout.trim(),
-        format!("{n} login(s) ended"),
-        "{}",
-        out.describe()
-    );
-    let left = logins();
-    assert!(
-        left.is_empty(),
-        "logins left after `auth clear {args:?}`: {left:?}"
-    );
-    let text = cli(&["auth", "list"]);
-    assert!(
-        text.success() && text.stdout.contains("0 login(s)"),
-        "`auth list` after `auth clear {args:?}`: {}",
-        text.describe()
-    );
-}
-
-/// `connections.spliced` of `cutthrough stats --json`.
-fn spliced() -> u64 {
-    net::counter(&cli_json(&["stats", "--json"]), &["connections", "spliced"])
-}
-
-/// Waits (≤ 10 s) until `connections.spliced` reaches `n`.
-#[track_caller]
-fn expect_spliced(n: u64, what: &str) {
-    let mut now = 0;
-    let ok = net::poll(Duration::from_secs(10), Duration::from_millis(100), || {
-        now = spliced();
-        now >= n
-    });
-    assert!(ok, "{what}: connections.spliced is {now}, expected {n}");
-}
-
 /// The lines of a log file the servers append to.
 fn log_lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
@@ -431,7 +364,7 @@ fn line_login_skips_prompt_af_packet() {
     let mut rig = Rig::up("e2e-auth-line", IDLE_LONG);
     let t = Instant::now();
     rig.line(SMALL_ECHO_BYTES, &["prompt:not-wonderland,wonderland"]);
-    let spliced0 = spliced();
+    let spliced0 = connections("spliced");
     rig.line(ECHO_BYTES, &[NO_PROMPT]);
     expect_spliced(spliced0 + 1, "the connection that skipped the prompt");
     let seen = log_lines(&rig.echo_log);
@@ -579,7 +512,7 @@ fn http_basic_login_skips_credentials_af_packet() {
         "the HTTP server saw {seen:?} before the login"
     );
     assert_eq!(rig.curl(Some("alice:wonderland")), "200", "the login");
-    let spliced0 = spliced();
+    let spliced0 = connections("spliced");
     assert_eq!(
         rig.curl(None),
         "200",

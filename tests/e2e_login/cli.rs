@@ -3,6 +3,8 @@
 
 use super::*;
 
+pub(crate) use net::{auth_clear, cli, expect_spliced, logins, stats};
+
 /// An accounting line, as the box logs it.
 pub(crate) fn account(
     outcome: &str,
@@ -72,51 +74,6 @@ pub(crate) fn basic(credentials: &str) -> String {
     s
 }
 
-/// `cutthrough ARGS...` against the running box.
-pub(crate) fn cli(args: &[&str]) -> net::Output {
-    run(net::BIN, args, Duration::from_secs(20))
-}
-
-/// `cutthrough ARGS...`, which must succeed and print JSON.
-#[track_caller]
-pub(crate) fn cli_json(args: &[&str]) -> serde_json::Value {
-    let out = cli(args);
-    assert!(out.success(), "{}", out.describe());
-    serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", out.describe()))
-}
-
-/// `cutthrough stats --json`.
-pub(crate) fn stats() -> serde_json::Value {
-    cli_json(&["stats", "--json"])
-}
-
-/// `connections.NAME` of `cutthrough stats --json`.
-pub(crate) fn connections(name: &str) -> u64 {
-    net::counter(&stats(), &["connections", name])
-}
-
-/// Waits (≤ 10 s) until `connections.spliced` reaches `n`.
-#[track_caller]
-pub(crate) fn expect_spliced(n: u64, what: &str) {
-    let mut now = 0;
-    let ok = net::poll(Duration::from_secs(10), Duration::from_millis(100), || {
-        now = connections("spliced");
-        now >= n
-    });
-    assert!(ok, "{what}: connections.spliced is {now}, expected {n}");
-}
-
-/// `cutthrough auth list --json`: the logins.
-#[track_caller]
-pub(crate) fn logins() -> Vec<serde_json::Value> {
-    let v = cli_json(&["auth", "list", "--json"]);
-    v["logins"]
-        .as_array()
-        .cloned()
-        .unwrap_or_else(|| panic!("`auth list --json` has no `logins` array: {v:#}"))
-}
-
 /// Checks one login of `auth list --json`.
 #[track_caller]
 pub(crate) fn check_login(
@@ -152,27 +109,6 @@ pub(crate) fn check_login(
         matches!((since, idle), (Some(s), Some(i)) if i <= s && s < 600_000)
             && l["connections"].is_u64(),
         "auth list --json: since_ms, idle_ms, connections in {l}"
-    );
-}
-
-/// `cutthrough auth clear ARGS...`, which must succeed saying it ended `n` logins, after
-/// which `auth list` lists none.
-#[track_caller]
-pub(crate) fn auth_clear(args: &[&str], n: usize) {
-    let mut full = vec!["auth", "clear"];
-    full.extend_from_slice(args);
-    let out = cli(&full);
-    assert!(out.success(), "{}", out.describe());
-    assert_eq!(
-        out.stdout.trim(),
-        format!("{n} login(s) ended"),
-        "{}",
-        out.describe()
-    );
-    let left = logins();
-    assert!(
-        left.is_empty(),
-        "logins left after `auth clear {args:?}`: {left:?}"
     );
 }
 

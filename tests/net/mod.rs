@@ -25,6 +25,7 @@
 
 use std::time::Duration;
 
+mod box_cli;
 mod faults;
 mod helpers;
 mod process;
@@ -32,6 +33,8 @@ mod streams;
 mod testbed;
 
 // Each test binary uses only some of the parts.
+#[allow(unused_imports)]
+pub use box_cli::*;
 #[allow(unused_imports)]
 pub use faults::*;
 #[allow(unused_imports)]

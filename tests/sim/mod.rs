@@ -697,3 +697,27 @@ impl Sim {
         }
     }
 }
+
+/// The `http-basic` step of a splice test: the client's request with its credentials, which
+/// the server must get without them, then the server's response head. Returns what each
+/// stream has carried so far (client→server, server→client).
+pub fn http_first_request(
+    sim: &mut Sim,
+    seed: u64,
+    client: EpId,
+    server: EpId,
+) -> (Vec<u8>, Vec<u8>) {
+    use script::{REQUEST, RESPONSE_HEAD, STRIPPED};
+    sim.send(client, REQUEST);
+    sim.run_until("the server has the request", MAX_STEPS, |s| {
+        s.received(server).len() >= STRIPPED.len()
+    });
+    assert_stream(
+        seed,
+        "the request as the server got it (without Authorization)",
+        STRIPPED,
+        sim.received(server),
+    );
+    sim.send(server, RESPONSE_HEAD);
+    (STRIPPED.to_vec(), RESPONSE_HEAD.to_vec())
+}

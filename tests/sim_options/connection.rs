@@ -3,7 +3,7 @@
 
 use common::conn::{Conn, ConnFlags, Xlate};
 
-use super::sim::{assert_stream, expect_from_box, payload, stream_id, Dir, EpId, Outcome};
+use super::sim::{expect_from_box, payload, stream_id, Dir, EpId, Outcome};
 
 use super::checks::{edit_counters, EditCounters};
 use super::*;
@@ -158,20 +158,7 @@ pub(crate) fn open(run: &mut Run) {
             }
             (LEFTOVER.to_vec(), [LINE_OUTPUT, BANNER].concat())
         }
-        AuthMethod::HttpBasic => {
-            sim.send(client, REQUEST);
-            sim.run_until("the server has the request", MAX_STEPS, |s| {
-                s.received(server).len() >= STRIPPED.len()
-            });
-            assert_stream(
-                seed,
-                "the request as the server got it (without Authorization)",
-                STRIPPED,
-                sim.received(server),
-            );
-            sim.send(server, RESPONSE_HEAD);
-            (STRIPPED.to_vec(), RESPONSE_HEAD.to_vec())
-        }
+        AuthMethod::HttpBasic => sim::http_first_request(sim, seed, client, server),
     };
     assert_eq!(
         sim.proxy_connections().auth_failed,

@@ -297,20 +297,7 @@ fn start_on(
             expect_from_box(&mut sim, client, LINE_OUTPUT, "the welcome");
             (LEFTOVER.to_vec(), [LINE_OUTPUT, BANNER].concat())
         }
-        Kind::Http => {
-            sim.send(client, REQUEST);
-            sim.run_until("the server has the request", MAX_STEPS, |s| {
-                s.received(server).len() >= STRIPPED.len()
-            });
-            assert_stream(
-                seed,
-                "the request as the server got it (without Authorization)",
-                STRIPPED,
-                sim.received(server),
-            );
-            sim.send(server, RESPONSE_HEAD);
-            (STRIPPED.to_vec(), RESPONSE_HEAD.to_vec())
-        }
+        Kind::Http => sim::http_first_request(&mut sim, seed, client, server),
     };
     assert_eq!(
         sim.proxy_connections().auth_failed,
