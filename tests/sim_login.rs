@@ -5,8 +5,9 @@
 //! 1. a request from a client without a login is answered `302` to the login URL carrying the
 //!    original URL; the server is never contacted, even though the request carried valid
 //!    credentials (a browser sends them to the server only if it was challenged in-band);
-//! 2. at the virtual origin a wrong password gets `401`, the right one a login (listed, for
-//!    rule `web`, method `http-basic`) and a `302` back to the original URL;
+//! 2. at the virtual origin a request without credentials gets the `401` challenge (not
+//!    counted as a failed login), a wrong password `401` (counted), the right one a login
+//!    (listed, for rule `web`, method `http-basic`) and a `302` back to the original URL;
 //! 3. the next request goes to the server without the header carrying the box's credentials
 //!    (a header with other credentials stays), and the connection is spliced.
 
@@ -77,6 +78,17 @@ fn a_login_at_the_virtual_origin_then_a_spliced_request_without_the_password() {
     // 2. The virtual origin: a wrong password, then the right one.
     let login = "GET /login?rule=web&url=http%3A%2F%2F198.19.0.2%2Fpage%3Fa%3D1 HTTP/1.1\r\n\
                  Host: 198.18.0.254:8888\r\n";
+    // A browser asks without credentials first: challenged, not a failed login.
+    let answer = exchange(&mut sim, BOX_INSIDE_IP, PORTAL, &format!("{login}\r\n"));
+    assert!(
+        answer.starts_with("HTTP/1.1 401 Unauthorized\r\n"),
+        "seed {seed}: {answer}"
+    );
+    assert_eq!(
+        sim.proxy_connections().auth_failed,
+        0,
+        "a challenge is no failure"
+    );
     let wrong = base64_of("alice:not-it");
     let answer = exchange(
         &mut sim,

@@ -96,6 +96,9 @@ pub enum HttpStep {
     },
     /// [`HttpMode::Known`]: send `request` to the server (as with `Accept`).
     Pass { request: Vec<u8> },
+    /// No credentials yet: send `response` (the `401` challenge) and close. The browser's
+    /// normal first step, not a failed login.
+    Challenge { response: Vec<u8> },
     /// [`HttpMode::Redirect`]: send `response` (the redirect) and close; not a failure.
     Answer { response: Vec<u8> },
     /// Not a usable HTTP/1.x request (`400`, `431`): send `response` and close.
@@ -324,7 +327,7 @@ impl HttpBasic {
             }
         }
         let Some(cred) = head.credentials.as_ref() else {
-            return HttpStep::Reject {
+            return HttpStep::Challenge {
                 response: unauthorized(head.is_head),
             };
         };

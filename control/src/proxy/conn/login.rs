@@ -282,6 +282,10 @@ impl ProxyConn {
                 self.to_client.extend(response);
                 self.closing = true;
             }
+            HttpStep::Challenge { response } => {
+                self.to_client.extend(response);
+                self.closing = true;
+            }
             HttpStep::Reject { response } | HttpStep::Bad { response } => {
                 log::info!("{}: http-basic refused", self.key);
                 self.events.auth_failed = true;
