@@ -12,16 +12,13 @@ a message. Times are seconds since the helper process started (CLOCK_MONOTONIC).
       Serves ROOT; appends one JSON line to LOG per connection and per request head.
 """
 
-import functools
 import json
 import socket
-import socketserver
 import sys
 import threading
 import time
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
-from dialogue import BANNER, TIMEOUT, Reader, echo_server, echo_through, fail
+from dialogue import BANNER, TIMEOUT, Reader, echo_server, echo_through, fail, http_server
 
 T0 = time.monotonic()
 
@@ -81,45 +78,6 @@ def client(host, port, nbytes, *steps):
 def echo_server_cmd(addr, port, log):
     """Greets every connection with BANNER, then echoes; logs each peer as it is accepted."""
     echo_server(addr, [port], log)
-
-
-def http_server(addr, port, root, log):
-    """Serves `root`; appends one JSON line to `log` per connection and per request head."""
-    lock = threading.Lock()
-
-    def record(entry):
-        with lock, open(log, "a") as f:
-            f.write(json.dumps(entry) + "\n")
-
-    class Handler(SimpleHTTPRequestHandler):
-        def parse_request(self):
-            ok = super().parse_request()
-            headers = getattr(self, "headers", None)
-            record({
-                "request": self.requestline,
-                "headers": [[k, v] for k, v in headers.items()] if headers else [],
-            })
-            return ok
-
-        def log_message(self, *args):
-            pass
-
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
-
-        def server_bind(self):
-            # HTTPServer.server_bind looks the name up in the DNS, which times out in a
-            # namespace without a resolver.
-            socketserver.TCPServer.server_bind(self)
-            self.server_name = addr
-            self.server_port = int(port)
-
-        def process_request(self, request, client_address):
-            record({"connection": "%s:%d" % client_address})
-            super().process_request(request, client_address)
-
-    handler = functools.partial(Handler, directory=root)
-    Server((addr, int(port)), handler).serve_forever()
 
 
 COMMANDS = {"client": client, "echo-server": echo_server_cmd, "http-server": http_server}

@@ -1,7 +1,8 @@
 """What the login helpers share (tests/net/login_helper.py for tests/e2e_login,
 tests/net/auth_helper.py for tests/e2e_auth): exiting on the first failure, reading an exact
-dialogue, echoing bytes through a connection, and the echo server with a banner that a client
-whose login is cached must see first. Imported by those scripts (they run from this
+dialogue, echoing bytes through a connection, the echo server with a banner that a client
+whose login is cached must see first, and an HTTP server that logs every request's headers
+(also used by tests/net/proxy_helper.py). Imported by those scripts (they run from this
 directory, so it is on their path); not run by itself.
 
 Every socket operation has a timeout; every failure exits non-zero with a message.
@@ -9,10 +10,14 @@ Every socket operation has a timeout; every failure exits non-zero with a messag
 truncates what it got; these helpers exit at once, naming the step.)
 """
 
+import functools
+import json
 import os
 import socket
+import socketserver
 import sys
 import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 TIMEOUT = 10.0
 # The echo server's greeting: what a client whose login is cached must see first.
@@ -139,3 +144,42 @@ def echo_server(addr, ports, log=None):
     for srv in servers[1:]:
         threading.Thread(target=serve, args=(srv,), daemon=True).start()
     serve(servers[0])
+
+
+def http_server(addr, port, root, log):
+    """Serves `root`; appends one JSON line to `log` per connection and per request head."""
+    lock = threading.Lock()
+
+    def record(entry):
+        with lock, open(log, "a") as f:
+            f.write(json.dumps(entry) + "\n")
+
+    class Handler(SimpleHTTPRequestHandler):
+        def parse_request(self):
+            ok = super().parse_request()
+            headers = getattr(self, "headers", None)
+            record({
+                "request": self.requestline,
+                "headers": [[k, v] for k, v in headers.items()] if headers else [],
+            })
+            return ok
+
+        def log_message(self, *args):
+            pass
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+
+        def server_bind(self):
+            # HTTPServer.server_bind looks the name up in the DNS, which times out in a
+            # namespace without a resolver.
+            socketserver.TCPServer.server_bind(self)
+            self.server_name = addr
+            self.server_port = int(port)
+
+        def process_request(self, request, client_address):
+            record({"connection": "%s:%d" % client_address})
+            super().process_request(request, client_address)
+
+    handler = functools.partial(Handler, directory=root)
+    Server((addr, int(port)), handler).serve_forever()

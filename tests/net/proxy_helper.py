@@ -1,11 +1,10 @@
 """The clients and servers of tests/e2e_proxy.rs (`python3 proxy_helper.py CMD ARGS...`).
 Shares the exact-dialogue reader with the login helpers (dialogue.py, beside it)."""
 
-import functools, json, os, socket, socketserver, sys, threading, time
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+import os, socket, sys, threading, time
 
 import dialogue
-from dialogue import fail
+from dialogue import fail, http_server
 
 TIMEOUT = 20.0
 # dialogue's failure messages name the timeout: this helper's sockets use TIMEOUT.
@@ -134,42 +133,6 @@ def echo_server(addr, port, log):
         with open(log, "a") as f:
             f.write("%s:%d\n" % peer)
         threading.Thread(target=echo, args=(c,), daemon=True).start()
-
-
-def http_server(addr, port, root, log):
-    """Serves `root`; appends one JSON line to `log` per connection and per request head."""
-    lock = threading.Lock()
-
-    def record(entry):
-        with lock, open(log, "a") as f:
-            f.write(json.dumps(entry) + "\n")
-
-    class Handler(SimpleHTTPRequestHandler):
-        def parse_request(self):
-            ok = super().parse_request()
-            headers = getattr(self, "headers", None)
-            record({
-                "request": self.requestline,
-                "headers": [[k, v] for k, v in headers.items()] if headers else [],
-            })
-            return ok
-
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
-
-        def server_bind(self):
-            # HTTPServer.server_bind looks the address up in the DNS (socket.getfqdn), which
-            # times out in a namespace without a resolver.
-            socketserver.TCPServer.server_bind(self)
-            self.server_name = addr
-            self.server_port = int(port)
-
-        def process_request(self, request, client_address):
-            record({"connection": "%s:%d" % client_address})
-            super().process_request(request, client_address)
-
-    handler = functools.partial(Handler, directory=root)
-    Server((addr, int(port)), handler).serve_forever()
 
 
 COMMANDS = {
