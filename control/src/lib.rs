@@ -15,5 +15,6 @@ pub mod proxy;
 pub mod report;
 #[cfg(feature = "dpdk")]
 pub mod run;
+pub mod settings;
 pub mod stats;
 pub mod verifier;

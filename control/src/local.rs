@@ -3,7 +3,7 @@
 //! addresses, and ICMP time exceeded for transit packets whose TTL ran out.
 //!
 //! No I/O inside: packets and the time come in, frames and worker commands go out through
-//! [`ControlIo`], so the same code runs on DPDK ports and in the simulation.
+//! [`ControlIo`] (the workers' contract), so the same code runs on DPDK ports and in the simulation.
 //!
 //! Neighbour cache: an entry is resolved by ARP (a request per second, three tries); packets
 //! waiting for it are held (at most [`PENDING_PER_NEIGHBOUR`] each) and dropped, counted, if
@@ -19,9 +19,9 @@ use common::wire::ethernet::{build_frame as ethernet, EtherType, EthernetFrame};
 use common::wire::icmp::{IcmpEchoRepr, IcmpErrorRepr, IcmpPacket};
 use common::wire::ipv4::{Ipv4Packet, Ipv4Repr, Protocol};
 use common::wire::{Ipv4Addr, MacAddr};
+use dataplane::contract::{Command, ControlIo, ToControl, Why};
 use dataplane::packet::Packet;
 use dataplane::rate::TokenBucket;
-use dataplane::ring::{Command, ToControl, Why};
 use dataplane::route::{port_index, Router};
 
 /// Packets held per unresolved neighbour.
@@ -32,24 +32,6 @@ pub const ARP_TRIES: u32 = 3;
 pub const ARP_RETRY_MS: u32 = 1000;
 /// How long a resolved neighbour is trusted before it is refreshed.
 pub const REACHABLE_MS: u32 = 300_000;
-
-/// Where the control plane's packets go.
-pub trait ControlIo<P> {
-    /// Sends a frame the control plane built.
-    fn send_frame(&mut self, side: Side, frame: &[u8]);
-    /// Sends a packet a worker handed over (already rewritten).
-    fn send_packet(&mut self, side: Side, pkt: P);
-    /// Tells every worker.
-    fn broadcast(&mut self, cmd: Command);
-    /// Tells one worker; false if its ring was full.
-    fn command(&mut self, worker: u16, cmd: Command) -> bool;
-    /// Hands a packet back to `worker` as if it had arrived on `side`.
-    fn reinject(&mut self, worker: u16, side: Side, pkt: P) -> bool;
-    /// A packet holding a copy of `frame` (an mbuf from the pool, a `Vec` in tests).
-    fn alloc(&mut self, frame: &[u8]) -> Option<P>;
-    /// Tells the workers whether SYNs to `proxy` rules now get cookies.
-    fn syn_cookies(&mut self, _on: bool) {}
-}
 
 /// What the local stack counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]

@@ -14,11 +14,12 @@
 //!   participating stack holds, and hands the listing to the waiting request.
 //! - **Reload**: on SIGHUP the configuration file is read again. A bad file is refused with
 //!   the error `check-config` prints, and the running policy stays. A good one becomes a new
-//!   [`Context`] (policy, users, authentication; the rest needs a restart and is kept, with a
-//!   warning): the participating stack takes it at once, each worker takes it over its command
-//!   ring between two bursts (a full ring is retried on the next turn). Flows in the tables,
-//!   spliced ones included, are not touched. Control keeps the old context alive until no
-//!   worker holds it, so a worker never frees memory when it lets go of it.
+//!   [`Settings`] (policy, users, authentication; the rest needs a restart and is kept, with a
+//!   warning): the participating stack takes it at once, each worker takes its [`Context`]
+//!   over its command ring between two bursts (a full ring is retried on the next turn).
+//!   Flows in the tables, spliced ones included, are not touched. Control keeps the old
+//!   context alive until no worker holds it, so a worker never frees memory when it lets go
+//!   of it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -28,11 +29,12 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::settings::Settings;
 use common::config::Config;
 use dataplane::context::Context;
+use dataplane::contract::{Command, NewContext, Rings};
 use dataplane::live::{phase_of, FlowDump, FlowFilter, Reply, StatsSlot, WorkerSnapshot};
 use dataplane::packet::Packet;
-use dataplane::ring::{Command, NewContext, Rings};
 use dataplane::tel_value::TelValue;
 
 mod hub;
@@ -361,7 +363,7 @@ impl Ops {
                 control_tx_failed: io.tx_failed,
             },
             capture: plane.dropcap.as_ref().map(|c| (c.is_writing(), c.counters)),
-            policy_generation: plane.proxy.context().generation,
+            policy_generation: plane.proxy.settings().generation(),
             uptime_ms: self.start.elapsed().as_millis() as u64,
         };
         Stats::collect(&workers, live)
@@ -419,9 +421,9 @@ impl Ops {
     }
 
     /// Publishes the configuration snapshot (at start and after each reload).
-    pub fn publish_config(&self, ctx: &Context) {
+    pub fn publish_config(&self, settings: &Settings) {
         self.hub
-            .publish_config(self.cfg.config_file.as_ref(), ctx, &self.last_reload);
+            .publish_config(self.cfg.config_file.as_ref(), settings, &self.last_reload);
     }
 
     /// Reads the configuration file again and, if it is valid, makes it the running policy
@@ -443,28 +445,28 @@ impl Ops {
                 self.last_reload = format!("refused: {e}");
             }
         }
-        self.publish_config(plane.proxy.context());
+        self.publish_config(plane.proxy.settings());
         result
     }
 
     /// Makes `cfg` the running policy; returns its generation.
     pub fn apply<P: Packet>(&mut self, plane: &mut ControlPlane<P>, cfg: Config) -> u64 {
-        let old = Arc::clone(plane.proxy.context());
-        let (ctx, kept) = old.reloaded(cfg);
+        let old = Arc::clone(&plane.proxy.settings().workers);
+        let (settings, kept) = plane.proxy.settings().reloaded(cfg);
         if !kept.is_empty() {
             log::warn!(
                 "reload: changes to {} take effect only after a restart",
                 kept.join(", ")
             );
         }
-        let ctx = Arc::new(ctx);
         log::info!(
             "reload: policy generation {} in force for new connections ({} rules, {} users)",
-            ctx.generation,
-            ctx.config.policy.len(),
-            ctx.config.users.len()
+            settings.generation(),
+            settings.config.policy.len(),
+            settings.config.users.len()
         );
-        plane.proxy.set_context(Arc::clone(&ctx));
+        let ctx = Arc::clone(&settings.workers);
+        plane.proxy.set_settings(Arc::new(settings));
         self.retired.push(old);
         self.newest = Some(Arc::clone(&ctx));
         self.reload_pending.iter_mut().for_each(|p| *p = true);

@@ -4,16 +4,17 @@
 
 use std::sync::Arc;
 
-use dataplane::context::Context;
+use crate::settings::Settings;
+use dataplane::contract::{Command, Rings, ToControl, Why};
 use dataplane::packet::Packet;
-use dataplane::ring::{Command, Rings, ToControl, Why};
 
 use crate::dropcap::DropCapture;
 use crate::proxy::Proxy;
 
 use common::config::Side;
 
-use crate::local::{ControlIo, LocalStack};
+use crate::local::LocalStack;
+use dataplane::contract::ControlIo;
 
 /// Packets the control loop takes from its ring per turn.
 pub const CONTROL_BURST: usize = 64;
@@ -90,11 +91,16 @@ pub struct ControlPlane<P> {
 }
 
 impl<P: Packet> ControlPlane<P> {
-    pub fn new(ctx: Arc<Context>) -> Self {
+    pub fn new(settings: Arc<Settings>) -> Self {
         ControlPlane {
-            local: LocalStack::new(ctx.router.clone(), ctx.macs),
-            dropcap: ctx.config.capture.drops.as_ref().map(DropCapture::open),
-            proxy: Proxy::new(ctx),
+            local: LocalStack::new(settings.workers.router.clone(), settings.workers.macs),
+            dropcap: settings
+                .config
+                .capture
+                .drops
+                .as_ref()
+                .map(DropCapture::open),
+            proxy: Proxy::new(settings),
             last_tick: 0,
             clock: 0,
             last_now: 0,

@@ -18,12 +18,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::settings::Settings;
 use common::config::Config;
 use dataplane::context::{Context, ForwardMode};
+use dataplane::contract::Rings;
 use dataplane::dpdk::telemetry::{self, TelValue};
 use dataplane::dpdk::{DpdkError, Eal, Mbuf, Mempool, Pdump, Port};
 use dataplane::dpdk_port::DpdkQueuePair;
-use dataplane::ring::Rings;
 use dataplane::worker::Worker;
 
 use crate::eal_args;
@@ -135,7 +136,7 @@ pub fn run(config: Config, opts: RunOptions) -> Result<Stats, RunError> {
     let lcores = worker_lcores(&eal, workers)?;
 
     let (pool, mut ports, macs) = start_ports(&eal, &config, &plan.ports, workers)?;
-    let ctx = Arc::new(Context::new(config.clone(), macs, opts.mode));
+    let settings = Arc::new(Settings::new(config.clone(), macs, opts.mode));
     let rings: Rings<Mbuf> = Rings::new(workers, TO_CONTROL_DEPTH, COMMAND_DEPTH);
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
@@ -144,7 +145,7 @@ pub fn run(config: Config, opts: RunOptions) -> Result<Stats, RunError> {
         &lcores[..workers],
         &ports,
         &pool,
-        &ctx,
+        &settings.workers,
         &rings,
         &stop,
         start,
@@ -165,7 +166,7 @@ pub fn run(config: Config, opts: RunOptions) -> Result<Stats, RunError> {
         slots,
     );
     ops.reload_requested = reload;
-    ops.publish_config(&ctx);
+    ops.publish_config(&settings);
     if let Err(e) = register_telemetry(&eal, &ops.hub) {
         log::warn!("telemetry commands unavailable: {e}");
     }
@@ -179,7 +180,7 @@ pub fn run(config: Config, opts: RunOptions) -> Result<Stats, RunError> {
         out
     };
 
-    let mut plane: ControlPlane<Mbuf> = ControlPlane::new(Arc::clone(&ctx));
+    let mut plane: ControlPlane<Mbuf> = ControlPlane::new(settings);
     start_verifier(&mut plane);
     let mut io = RingIo::new(&rings, |frame: &[u8]| Mbuf::from_slice(&pool, frame).ok());
     // Resolve the static routes' gateways ahead of traffic.

@@ -1,10 +1,12 @@
 //! What every worker reads and nobody writes while the box runs: the policy, the routes, the
-//! ports' MAC addresses and the timeouts. Built once from the configuration and shared by
-//! `Arc`, so reading it takes no lock.
+//! ports' MAC addresses and the timeouts. Built by the control plane from its configuration
+//! (which workers never see: users, password hashes and directory secrets stay with control)
+//! and shared by `Arc`, so reading it takes no lock. A reload replaces it whole
+//! ([`crate::contract::Command::Reload`]).
 
 use std::time::Duration;
 
-use common::config::{Config, FlowTable};
+use common::config::{Config, FlowTable, Rule, SynCookies};
 use common::conn::TcpState;
 use common::wire::MacAddr;
 
@@ -23,7 +25,8 @@ pub enum ForwardMode {
 
 #[derive(Debug)]
 pub struct Context {
-    pub config: Config,
+    /// The rules, first match wins.
+    pub policy: Vec<Rule>,
     pub router: Router,
     /// The MAC of the inside (0) and outside (1) port.
     pub macs: [MacAddr; 2],
@@ -33,6 +36,12 @@ pub struct Context {
     pub mode: ForwardMode,
     /// Flow-table slots per worker.
     pub flows_per_worker: usize,
+    /// Whether control may answer SYNs to `proxy` rules with cookies (`proxy.syn_cookies` is
+    /// not `never`); whether it does right now is [`crate::contract::Rings::syn_cookies`].
+    pub syn_cookies: bool,
+    /// The drop capture's box-wide rate, packets per second; 0 when drops are not captured.
+    pub drop_capture_rate: u32,
+    pub workers: u16,
     /// 0 for the configuration the box started with, +1 for each reload (SIGHUP).
     pub generation: u64,
 }
@@ -42,7 +51,7 @@ fn ms(d: Duration) -> u32 {
 }
 
 impl Context {
-    pub fn new(config: Config, macs: [MacAddr; 2], mode: ForwardMode) -> Context {
+    pub fn new(config: &Config, macs: [MacAddr; 2], mode: ForwardMode) -> Context {
         let t = &config.flow_table.timeouts;
         let mut tcp_timeouts_ms = [0u32; TcpState::COUNT];
         for (state, d) in [
@@ -57,65 +66,29 @@ impl Context {
         ] {
             tcp_timeouts_ms[state as usize] = ms(d);
         }
-        let workers = usize::from(config.workers.count.max(1));
+        let workers = config.workers.count.max(1);
         let min_shard = FlowTable::MIN_CAPACITY as usize;
-        let flows_per_worker = (config.flow_table.capacity as usize / workers).max(min_shard);
+        let flows_per_worker =
+            (config.flow_table.capacity as usize / usize::from(workers)).max(min_shard);
         Context {
-            router: Router::new(&config),
-            config,
+            policy: config.policy.clone(),
+            router: Router::new(config),
             macs,
             tcp_timeouts_ms,
             track: TrackConfig::default(),
             mode,
             flows_per_worker,
+            syn_cookies: config.proxy.syn_cookies != SynCookies::Never,
+            drop_capture_rate: config.capture.drops.as_ref().map_or(0, |d| d.rate),
+            workers,
             generation: 0,
         }
     }
 
     /// Worker `worker`'s share of the drop capture's rate, packets per second: the box-wide
     /// rate split evenly, the remainder to the first workers. 0: drops are not captured.
-    pub fn drop_capture_rate(&self, worker: u16) -> u32 {
-        let Some(d) = &self.config.capture.drops else {
-            return 0;
-        };
-        let n = u32::from(self.config.workers.count.max(1));
-        d.rate / n + u32::from(u32::from(worker) < d.rate % n)
-    }
-
-    /// The context of a reload: `config`'s policy, users and authentication settings, with
-    /// everything that cannot change while the box runs (ports, routes, workers, flow-table
-    /// size and timeouts, EAL, captures) kept from this one. Returns it and the names of the
-    /// sections that differed in `config` but were kept (a restart applies them).
-    pub fn reloaded(&self, config: Config) -> (Context, Vec<&'static str>) {
-        let old = &self.config;
-        let mut kept = Vec::new();
-        if config.eal != old.eal {
-            kept.push("eal");
-        }
-        if config.interfaces != old.interfaces {
-            kept.push("interfaces");
-        }
-        if config.routes != old.routes {
-            kept.push("routes");
-        }
-        if config.workers != old.workers {
-            kept.push("workers");
-        }
-        if config.flow_table != old.flow_table {
-            kept.push("flow_table");
-        }
-        // The capture's files are open and the workers' rate shares set: both are made once.
-        if config.capture != old.capture {
-            kept.push("capture");
-        }
-        let merged = Config {
-            policy: config.policy,
-            users: config.users,
-            auth: config.auth,
-            ..old.clone()
-        };
-        let mut ctx = Context::new(merged, self.macs, self.mode);
-        ctx.generation = self.generation + 1;
-        (ctx, kept)
+    pub fn drop_capture_share(&self, worker: u16) -> u32 {
+        let (rate, n) = (self.drop_capture_rate, u32::from(self.workers));
+        rate / n + u32::from(u32::from(worker) < rate % n)
     }
 }

@@ -1,7 +1,7 @@
 //! DPDK queues as the worker loop sees them: [`DpdkQueuePair`] is a worker's [`PortQueue`] on
-//! one port (RX queue *i* and TX queue *i*, DESIGN.md §3), [`DpdkTx`] is the control plane's
-//! own TX queue on a port. Safe code over [`crate::dpdk`]; the packets are [`Mbuf`]s and the
-//! bursts the worker's own [`Burst`], which DPDK fills and empties in place.
+//! one port (RX queue *i* and TX queue *i*, DESIGN.md §3); the control plane sends through
+//! the workers (`contract`). Safe code over [`crate::dpdk`]; the packets are [`Mbuf`]s and
+//! the bursts the worker's own [`Burst`], which DPDK fills and empties in place.
 
 use crate::dpdk::{Mbuf, Mempool, RxQueue, TxQueue};
 use crate::packet::Burst;
@@ -77,58 +77,5 @@ impl PortQueue for DpdkQueuePair {
         let mut m = Mbuf::alloc(self.pool.as_ref()?)?;
         m.append(len)?;
         Some(m)
-    }
-}
-
-/// The control plane's TX queue on one port, with the pool it builds frames from.
-pub struct DpdkTx {
-    tx: TxQueue,
-    pool: Mempool,
-}
-
-impl DpdkTx {
-    pub fn new(tx: TxQueue, pool: Mempool) -> DpdkTx {
-        DpdkTx { tx, pool }
-    }
-
-    /// The DPDK port id.
-    pub fn port_id(&self) -> u16 {
-        self.tx.port_id()
-    }
-
-    /// The TX queue index.
-    pub fn queue(&self) -> u16 {
-        self.tx.queue()
-    }
-
-    /// The pool frames are copied into.
-    pub fn pool(&self) -> &Mempool {
-        &self.pool
-    }
-
-    /// Copies `frame` into a new mbuf and sends it. False if it was not sent: the pool is
-    /// exhausted, the frame does not fit one mbuf, or the TX queue is full (the mbuf is freed).
-    pub fn send_frame(&mut self, frame: &[u8]) -> bool {
-        match Mbuf::from_slice(&self.pool, frame) {
-            Ok(m) => self.send(m),
-            Err(_) => false,
-        }
-    }
-
-    /// Sends `m`. False if the TX queue is full: `m` is freed.
-    pub fn send(&mut self, m: Mbuf) -> bool {
-        let mut burst: Burst<Mbuf, 1> = Burst::new();
-        // An empty burst has room for one; what is not sent is freed with the burst.
-        let _ = burst.push(m);
-        self.tx.tx_burst(&mut burst) == 1
-    }
-}
-
-impl std::fmt::Debug for DpdkTx {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DpdkTx")
-            .field("port", &self.port_id())
-            .field("queue", &self.queue())
-            .finish()
     }
 }

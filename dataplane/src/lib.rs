@@ -11,6 +11,7 @@
 //! nothing needs libdpdk.
 
 pub mod context;
+pub mod contract;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 #[cfg(feature = "dpdk")]
@@ -21,7 +22,6 @@ pub mod live;
 pub mod packet;
 pub mod port;
 pub mod rate;
-pub mod ring;
 pub mod route;
 pub mod tel_value;
 pub mod testing;

@@ -83,7 +83,7 @@ pub enum Verdict {
     /// Send it out of this port (index), already rewritten.
     Forward(usize),
     /// Hand it to the control plane.
-    ToControl(crate::ring::Why),
+    ToControl(crate::contract::Why),
     Drop(DropReason),
 }
 

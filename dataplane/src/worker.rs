@@ -12,6 +12,7 @@
 //! lock-free and a full ring or TX queue is a counted drop. Time is passed in (`now_ms`,
 //! wrapping milliseconds), so the same code runs under DPDK and in the simulation.
 
+use common::config::first_match;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -31,6 +32,7 @@ use common::wire::tcp::{flags, OptionMap, TcpPacket};
 use common::wire::MacAddr;
 
 use crate::context::{Context, ForwardMode};
+use crate::contract::{Command, FromControl, ToControl, Why, WorkerRings};
 use crate::flow_table::{FlowTable, InsertError};
 use crate::live::{
     FlowCensus, FlowDump, Reply, StatsSlot, WorkerSnapshot, DUMP_SCAN_BUDGET, PUBLISH_MS,
@@ -38,7 +40,6 @@ use crate::live::{
 use crate::packet::{Burst, Packet, BURST};
 use crate::port::{flow_key_of, PortQueue};
 use crate::rate::TokenBucket;
-use crate::ring::{Command, FromControl, ToControl, Why, WorkerRings};
 use crate::route::{port_index, side_of, Neighbours};
 use crate::track::{init_from_syn, track, Segment, TrackVerdict};
 use crate::verdict::{DropReason, Verdict};
@@ -106,7 +107,7 @@ impl<Q: PortQueue> Worker<Q> {
         Worker {
             id,
             ports,
-            capture: TokenBucket::new(ctx.drop_capture_rate(id)),
+            capture: TokenBucket::new(ctx.drop_capture_share(id)),
             table: FlowTable::new(ctx.flows_per_worker),
             ctx,
             neighbours: Neighbours::new(NEIGHBOURS),
@@ -541,7 +542,7 @@ impl<Q: PortQueue> Worker<Q> {
             // it passes whatever the policy says, its quote put back into the sender's space.
             let related = proto == Protocol::ICMP && self.icmp_related(&mut frame[l3..]);
             if !related {
-                match self.ctx.config.match_rule(zone, proto.0, src, dst, dport) {
+                match first_match(&self.ctx.policy, zone, proto.0, src, dst, dport) {
                     Some((_, r)) if r.action == Action::Pass => {}
                     _ => return Verdict::Drop(DropReason::PolicyDeny),
                 }

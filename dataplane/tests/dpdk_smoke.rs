@@ -26,12 +26,12 @@ use common::checksum::checksum;
 use common::config::Side;
 use common::wire::{Ipv4Addr, MacAddr};
 use dataplane::context::{Context, ForwardMode};
+use dataplane::contract::{Command as WorkerCommand, Rings, Why};
 use dataplane::dpdk::{
     lcore_id, tsc, tsc_hz, DpdkError, Eal, Mbuf, Mempool, Port, SYMMETRIC_RSS_KEY,
 };
-use dataplane::dpdk_port::{DpdkQueuePair, DpdkTx};
+use dataplane::dpdk_port::DpdkQueuePair;
 use dataplane::packet::{Burst, Packet};
-use dataplane::ring::{Command as WorkerCommand, Rings, Why};
 use dataplane::testing::{arp_request, icmp_echo_frame, Envelope};
 use dataplane::verdict::DropReason;
 use dataplane::worker::Worker;
@@ -352,7 +352,7 @@ fn worker_on_mbufs(eal: &Eal, pool: &Mempool) {
     let macs = [ports[0].mac_addr().unwrap(), ports[1].mac_addr().unwrap()];
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/testbed.yaml");
     let config = common::config::load(std::path::Path::new(path)).expect("config/testbed.yaml");
-    let ctx = Arc::new(Context::new(config, macs, ForwardMode::Full));
+    let ctx = Arc::new(Context::new(&config, macs, ForwardMode::Full));
     let rings: Rings<Mbuf> = Rings::new(1, 64, 64);
     let full = rings.broadcast(&WorkerCommand::Neighbour {
         port: Side::Outside,
@@ -403,13 +403,18 @@ fn worker_on_mbufs(eal: &Eal, pool: &Mempool) {
     assert_eq!(worker.pending_tx(), 0);
     drop(worker); // gives the queues back
 
-    // The control plane's sender: on net_ring only TX queue 0 loops back to the one RX
-    // queue, so with the worker gone it takes queue 0 here (queue 1 is its place in the box).
-    let mut ctl = DpdkTx::new(ports[0].tx_queue(0).unwrap(), pool.clone());
-    assert!(ctl.send(msg.pkt), "the ARP mbuf goes out again");
-    assert!(ctl.send_frame(&ping));
+    // The handed-over mbuf and a frame copied into a new one go out again. On net_ring only
+    // TX queue 0 loops back to the one RX queue: with the worker gone it is free.
+    let mut tx = ports[0].tx_queue(0).unwrap();
+    let mut out = Burst::<Mbuf, 2>::new();
+    assert!(out.push(msg.pkt).is_ok());
+    assert!(out.push(Mbuf::from_slice(&pool, &ping).unwrap()).is_ok());
+    assert_eq!(tx.tx_burst(&mut out), 2, "both sent");
     let too_big = vec![0u8; usize::from(pool.max_packet_len()) + 1];
-    assert!(!ctl.send_frame(&too_big));
+    assert!(
+        Mbuf::from_slice(&pool, &too_big).is_err(),
+        "one mbuf or none"
+    );
     let mut back = Burst::<Mbuf, 4>::new();
     for _ in 0..100 {
         ports[0].rx_burst(0, &mut back);
@@ -420,7 +425,7 @@ fn worker_on_mbufs(eal: &Eal, pool: &Mempool) {
     let got: Vec<&[u8]> = back.iter().map(|m| m.data()).collect();
     assert_eq!(got, [&arp[..], &ping[..]]);
     back.drain().for_each(drop);
-    drop(ctl);
+    drop(tx);
     for port in &mut ports {
         port.stop().unwrap();
     }

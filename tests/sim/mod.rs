@@ -61,10 +61,11 @@ use common::conn::Conn;
 use common::flow::FlowKey;
 use common::wire::MacAddr;
 use control::plane::{ControlPlane, RingIo};
+use control::settings::Settings;
 use control::stats::Connections;
-use dataplane::context::{Context, ForwardMode};
+use dataplane::context::ForwardMode;
+use dataplane::contract::Rings;
 use dataplane::port::{MemNic, MemQueue};
-use dataplane::ring::Rings;
 use dataplane::verdict::{DropCounters, DropReason};
 use dataplane::worker::{Worker, WorkerCounters};
 

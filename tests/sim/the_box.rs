@@ -4,7 +4,6 @@ use super::*;
 
 /// The appliance: real workers and control plane on in-memory NICs.
 pub struct TheBox {
-    pub ctx: Arc<Context>,
     pub inside: Arc<MemNic>,
     pub outside: Arc<MemNic>,
     pub rings: Rings<Vec<u8>>,
@@ -21,7 +20,7 @@ pub fn testbed_config() -> common::config::Config {
 impl TheBox {
     pub fn new(workers: usize, config: common::config::Config) -> TheBox {
         let macs = [MacAddr(BOX_INSIDE_MAC), MacAddr(BOX_OUTSIDE_MAC)];
-        let ctx = Arc::new(Context::new(config, macs, ForwardMode::Full));
+        let settings = Arc::new(Settings::new(config, macs, ForwardMode::Full));
         let inside = MemNic::new(workers, NIC_DEPTH);
         let outside = MemNic::new(workers, NIC_DEPTH);
         let rings = Rings::new(workers, 4096, 1024);
@@ -30,14 +29,13 @@ impl TheBox {
                 Worker::new(
                     i as u16,
                     [inside.queue(i), outside.queue(i)],
-                    Arc::clone(&ctx),
+                    Arc::clone(&settings.workers),
                     rings.worker(i),
                 )
             })
             .collect();
-        let plane = ControlPlane::new(Arc::clone(&ctx));
+        let plane = ControlPlane::new(settings);
         TheBox {
-            ctx,
             inside,
             outside,
             rings,

@@ -27,10 +27,10 @@ use std::path::Path;
 pub use duration::MAX as MAX_DURATION;
 pub use locate::locate;
 pub use types::{
-    hash_password, Action, Auth, AuthMethod, Backend, Capture, Config, Device, DropCapture,
-    FlowTable, HttpLogin, Interface, Interfaces, LoginScope, Protocol, Proxy, Radius, RadiusServer,
-    Route, Rule, RuleLogin, ServerOptionsCache, Side, SplicePoint, SynCookies, Timeouts, User,
-    VirtualHttp, Workers, Zone,
+    first_match, hash_password, Action, Auth, AuthMethod, Backend, Capture, Config, Device,
+    DropCapture, FlowTable, HttpLogin, Interface, Interfaces, LoginScope, Protocol, Proxy, Radius,
+    RadiusServer, Route, Rule, RuleLogin, ServerOptionsCache, Side, SplicePoint, SynCookies,
+    Timeouts, User, VirtualHttp, Workers, Zone,
 };
 pub use values::{parse_ipv4, parse_mac, parse_size, Cidr, ParseError, PortRange};
 

@@ -152,9 +152,15 @@ fn minimal_file() {
         Device::Pci("0000:03:00.1".into())
     );
     // No rules: everything is denied.
-    assert!(c
-        .match_rule(Zone::Inside, 1, ip("198.18.0.1"), ip("198.19.0.2"), None)
-        .is_none());
+    assert!(first_match(
+        &c.policy,
+        Zone::Inside,
+        1,
+        ip("198.18.0.1"),
+        ip("198.19.0.2"),
+        None
+    )
+    .is_none());
 }
 
 #[test]
@@ -394,8 +400,7 @@ fn match_rule_first_match_wins() {
   - name: icmp\n",
     ));
     let m = |zone, proto, src: &str, dst: &str, port| {
-        c.match_rule(zone, proto, ip(src), ip(dst), port)
-            .map(|(i, _)| i)
+        first_match(&c.policy, zone, proto, ip(src), ip(dst), port).map(|(i, _)| i)
     };
     let (inside, outside) = (Zone::Inside, Zone::Outside);
     assert_eq!(m(inside, 1, "198.18.0.1", "198.19.0.2", None), Some(1));
@@ -436,9 +441,15 @@ fn match_rule_first_match_wins() {
     // A port rule never matches a packet without ports.
     assert_eq!(m(inside, 6, "198.18.0.1", "198.19.0.2", None), Some(4));
     assert_eq!(m(inside, 17, "198.18.0.1", "198.19.0.2", Some(53)), Some(4));
-    let (_, r) = c
-        .match_rule(inside, 6, ip("198.18.0.1"), ip("198.19.0.2"), Some(2323))
-        .unwrap();
+    let (_, r) = first_match(
+        &c.policy,
+        inside,
+        6,
+        ip("198.18.0.1"),
+        ip("198.19.0.2"),
+        Some(2323),
+    )
+    .unwrap();
     assert!(matches!(r.action, Action::Proxy { .. }));
 }
 

@@ -664,24 +664,24 @@ impl Rule {
     }
 }
 
-impl Config {
-    /// The first rule matching the packet, with its index; `None` means the packet is denied.
-    /// `zone` is the interface the packet arrived on (`Inside` or `Outside`), `protocol` the IP
-    /// protocol number.
-    pub fn match_rule(
-        &self,
-        zone: Zone,
-        protocol: u8,
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
-        dst_port: Option<u16>,
-    ) -> Option<(usize, &Rule)> {
-        self.policy
-            .iter()
-            .enumerate()
-            .find(|(_, r)| r.matches(zone, protocol, src, dst, dst_port))
-    }
+/// The first rule of `policy` matching a packet (for TCP: a SYN), with its index; `None` means
+/// the packet is denied. `zone` is the interface the packet arrived on, `protocol` the IP
+/// protocol number.
+pub fn first_match(
+    policy: &[Rule],
+    zone: Zone,
+    protocol: u8,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    dst_port: Option<u16>,
+) -> Option<(usize, &Rule)> {
+    policy
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.matches(zone, protocol, src, dst, dst_port))
+}
 
+impl Config {
     /// The user called `name`, if configured.
     pub fn user(&self, name: &str) -> Option<&User> {
         self.users.iter().find(|u| u.name == name)

@@ -315,10 +315,11 @@ fn an_io_error_stops_the_capture_and_is_counted() {
 /// control writes them with their reasons; the statistics count both sides.
 #[test]
 fn from_a_workers_drop_to_the_file() {
+    use crate::settings::Settings;
     use common::wire::{Ipv4Addr, MacAddr};
-    use dataplane::context::{Context, ForwardMode};
+    use dataplane::context::ForwardMode;
+    use dataplane::contract::Rings;
     use dataplane::port::MemNic;
-    use dataplane::ring::Rings;
     use dataplane::testing::{tcp_frame, Envelope, Tcp};
     use dataplane::worker::Worker;
 
@@ -331,7 +332,7 @@ fn from_a_workers_drop_to_the_file() {
     config.capture.drops = Some(cfg(path.clone(), 1 << 20, 2, 64));
     config.capture.drops.as_mut().unwrap().rate = 4;
     let box_in = MacAddr([2, 0, 0, 0, 0, 1]);
-    let ctx = Arc::new(Context::new(
+    let settings = Arc::new(Settings::new(
         config,
         [box_in, MacAddr([2, 0, 0, 0, 0, 2])],
         ForwardMode::Full,
@@ -342,10 +343,10 @@ fn from_a_workers_drop_to_the_file() {
     let mut w = Worker::new(
         0,
         [inside.queue(0), outside.queue(0)],
-        Arc::clone(&ctx),
+        Arc::clone(&settings.workers),
         rings.worker(0),
     );
-    let mut plane: ControlPlane<Vec<u8>> = ControlPlane::new(Arc::clone(&ctx));
+    let mut plane: ControlPlane<Vec<u8>> = ControlPlane::new(settings);
     let env = Envelope {
         src_mac: MacAddr([2, 0xc1, 0, 0, 0, 1]),
         dst_mac: box_in,

@@ -224,8 +224,8 @@ impl Hub {
             .collect();
     }
 
-    pub fn publish_config(&self, file: Option<&PathBuf>, ctx: &Context, last_reload: &str) {
-        let c = &ctx.config;
+    pub fn publish_config(&self, file: Option<&PathBuf>, settings: &Settings, last_reload: &str) {
+        let c = &settings.config;
         let rules: Vec<TelValue> = c
             .policy
             .iter()
@@ -236,7 +236,10 @@ impl Hub {
                 "file".to_string(),
                 TelValue::Str(file.map(|f| f.display().to_string()).unwrap_or_default()),
             ),
-            ("policy_generation".into(), TelValue::U64(ctx.generation)),
+            (
+                "policy_generation".into(),
+                TelValue::U64(settings.generation()),
+            ),
             ("last_reload".into(), TelValue::Str(last_reload.to_string())),
             ("rules".into(), TelValue::U64(c.policy.len() as u64)),
             ("users".into(), TelValue::U64(c.users.len() as u64)),

@@ -27,7 +27,7 @@ struct Bed {
 impl Bed {
     fn new(workers: usize) -> Bed {
         let cfg = common::config::load(&testbed()).unwrap();
-        let ctx = Arc::new(Context::new(cfg, [BOX_IN, BOX_OUT], ForwardMode::Full));
+        let settings = Arc::new(Settings::new(cfg, [BOX_IN, BOX_OUT], ForwardMode::Full));
         let inside = MemNic::new(workers, 4096);
         let outside = MemNic::new(workers, 4096);
         let rings = Rings::new(workers, 1024, 64);
@@ -36,7 +36,7 @@ impl Bed {
                 Worker::new(
                     i as u16,
                     [inside.queue(i), outside.queue(i)],
-                    Arc::clone(&ctx),
+                    Arc::clone(&settings.workers),
                     rings.worker(i),
                 )
             })
@@ -62,7 +62,7 @@ impl Bed {
             inside,
             rings,
             workers: ws,
-            plane: ControlPlane::new(ctx),
+            plane: ControlPlane::new(settings),
             ops,
             dir,
         }
@@ -242,7 +242,7 @@ fn sighup_reload_good_and_bad() {
     std::fs::write(&file, "policy: [").unwrap();
     let expected = common::config::load(&file).unwrap_err().to_string();
     assert_eq!(b.ops.reload(&mut b.plane), Err(expected));
-    assert_eq!(b.plane.proxy.context().generation, 0);
+    assert_eq!(b.plane.proxy.settings().generation(), 0);
     assert!(b.rings.commands.iter().all(|r| r.is_empty()));
 
     // A good one: 5201 denied from now on, and the workers take it between bursts.
@@ -251,7 +251,7 @@ fn sighup_reload_good_and_bad() {
     b.syn(40000, 5201);
     b.turn(1_000);
     assert_eq!(b.ops.reload(&mut b.plane), Ok(1));
-    assert_eq!(b.plane.proxy.context().generation, 1);
+    assert_eq!(b.plane.proxy.settings().generation(), 1);
     b.turn(1_001); // control queues the new context
     b.turn(1_002); // the workers apply it between bursts
     assert!(b.workers.iter().all(|w| w.policy_generation() == 1));
@@ -274,7 +274,7 @@ fn sighup_reload_good_and_bad() {
     std::fs::write(&file, "nonsense: 1").unwrap();
     b.ops.reload_requested.store(true, Ordering::Relaxed);
     b.turn(1_201);
-    assert_eq!(b.plane.proxy.context().generation, 1);
+    assert_eq!(b.plane.proxy.settings().generation(), 1);
     assert!(matches!(b.ops.hub.config(), TelValue::Dict(d)
         if d.iter().any(|(k, v)| k == "last_reload"
             && matches!(v, TelValue::Str(s) if s.starts_with("refused: ")))));

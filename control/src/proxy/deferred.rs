@@ -6,7 +6,8 @@ use dataplane::packet::Packet;
 use super::conn::verify;
 use super::Proxy;
 use crate::auth::Verdict;
-use crate::local::{ControlIo, LocalStack};
+use crate::local::LocalStack;
+use dataplane::contract::ControlIo;
 
 impl Proxy {
     /// Submits the deferred attempts whose address has room again, in the order they came;

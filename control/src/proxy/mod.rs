@@ -29,20 +29,21 @@ use std::time::Duration;
 
 use smoltcp::time::Instant;
 
+use crate::settings::Settings;
 use common::config::{Action, AuthMethod, HttpLogin, Side};
 use common::conn::{Conn, ConnFlags, TcpState};
 use common::flow::FlowKey;
 use common::wire::ethernet::{EtherType, EthernetFrame};
 use common::wire::ipv4::{Ipv4Packet, Protocol};
 use common::wire::tcp::{SynOptions, TcpPacket};
-use dataplane::context::Context;
+use dataplane::contract::{Command, ToControl, Why};
 use dataplane::packet::Packet;
-use dataplane::ring::{Command, ToControl, Why};
 
 use crate::auth::{AuthCache, Directory, Fingerprints, RateLimiter, Scope, Verdict};
-use crate::local::{ControlIo, LocalStack};
+use crate::local::LocalStack;
 use crate::stats::Connections;
 use crate::verifier::{self, Verifier};
+use dataplane::contract::ControlIo;
 
 use conn::{Env, LoginSetup, Outcome, Peers, ProxyConn};
 use syn_cookies::Answered;
@@ -102,7 +103,7 @@ pub const MAX_EMBRYONIC: usize = 256;
 pub const EMBRYONIC_MS: u64 = 10_000;
 
 pub struct Proxy {
-    ctx: Arc<Context>,
+    settings: Arc<Settings>,
     conns: HashMap<FlowKey, ProxyConn>,
     /// When each connection's legs next want a turn (ms).
     due: timers::Timers,
@@ -133,8 +134,8 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    pub fn new(ctx: Arc<Context>) -> Proxy {
-        let dir = Directory::new(&ctx.config, None);
+    pub fn new(settings: Arc<Settings>) -> Proxy {
+        let dir = Directory::new(&settings.config, None);
         Proxy {
             conns: HashMap::new(),
             due: timers::Timers::default(),
@@ -142,10 +143,10 @@ impl Proxy {
             afterlife_order: std::collections::VecDeque::new(),
             embryonic: HashMap::new(),
             cookies: cookie::CookieJar::default(),
-            servers: server_options::ServerOptions::new(&ctx.config.proxy.server_options),
+            servers: server_options::ServerOptions::new(&settings.config.proxy.server_options),
             cookies_signalled: false,
             limiter: RateLimiter::default(),
-            cache: AuthCache::from_config(&ctx.config.auth),
+            cache: AuthCache::from_config(&settings.config.auth),
             dir,
             fingerprints: Fingerprints::default(),
             verifier: Verifier::inline(verifier::directory_check()),
@@ -153,7 +154,7 @@ impl Proxy {
             connections: Connections::default(),
             counters: ProxyCounters::default(),
             out: Vec::new(),
-            ctx,
+            settings,
         }
     }
 
@@ -184,18 +185,19 @@ impl Proxy {
     }
 
     /// The policy and users in force.
-    pub fn context(&self) -> &Arc<Context> {
-        &self.ctx
+    pub fn settings(&self) -> &Arc<Settings> {
+        &self.settings
     }
 
-    /// A reload: new connections use `ctx`'s policy and users; connections already here
+    /// A reload: new connections use `settings`' policy and users; connections already here
     /// keep their method and splice point. Cached logins of users no longer configured go.
-    pub fn set_context(&mut self, ctx: Arc<Context>) {
-        self.cache.retain_users(&ctx.config.users);
-        self.cache.set_timeouts(&ctx.config.auth);
-        self.servers.reconfigure(&ctx.config.proxy.server_options);
-        self.dir = Directory::new(&ctx.config, Some(&self.dir));
-        self.ctx = ctx;
+    pub fn set_settings(&mut self, settings: Arc<Settings>) {
+        self.cache.retain_users(&settings.config.users);
+        self.cache.set_timeouts(&settings.config.auth);
+        self.servers
+            .reconfigure(&settings.config.proxy.server_options);
+        self.dir = Directory::new(&settings.config, Some(&self.dir));
+        self.settings = settings;
     }
 
     /// Where login attempts are verified from now on (the previous verifier is shut down).
@@ -349,7 +351,7 @@ impl Proxy {
             io.command(worker, Command::Remove(key));
             return false;
         };
-        if self.conns.len() >= self.ctx.config.proxy.max_connections as usize {
+        if self.conns.len() >= self.settings.config.proxy.max_connections as usize {
             self.counters.max_connections_refused += 1;
             io.command(worker, Command::Remove(key));
             return false;
@@ -367,8 +369,8 @@ impl Proxy {
             return false;
         };
         let now = Instant::from_millis(now_ms as i64);
-        let drain_ms = self.ctx.config.proxy.drain_timeout.as_millis() as u64;
-        let client_mss = self.ctx.config.proxy.client_mss;
+        let drain_ms = self.settings.config.proxy.drain_timeout.as_millis() as u64;
+        let client_mss = self.settings.config.proxy.client_mss;
         let client = match answered {
             None => None,
             Some(a) => {
@@ -414,7 +416,7 @@ impl Proxy {
         if auth == AuthMethod::None {
             return Some(LoginSetup::none());
         }
-        let config = &self.ctx.config;
+        let config = &self.settings.config;
         let rule = config
             .policy
             .get(index)
@@ -473,7 +475,7 @@ impl Proxy {
         let mut env = Env {
             dir: &self.dir,
             fingerprints: &self.fingerprints,
-            policy: &self.ctx.config.policy,
+            policy: &self.settings.config.policy,
             limiter: &mut self.limiter,
             cache: &mut self.cache,
             verifier: &mut self.verifier,

@@ -7,20 +7,21 @@
 
 use smoltcp::time::Instant;
 
+use dataplane::contract::ToControl;
 use dataplane::packet::Packet;
-use dataplane::ring::ToControl;
 
 use common::config::{Action, AuthMethod, HttpLogin, Rule};
 
 use super::conn::{LoginSetup, Peers, ProxyConn};
 use super::{parse, Proxy, MAX_EMBRYONIC};
 use crate::auth::{self, Fingerprints, Scope};
-use crate::local::{ControlIo, LocalStack};
+use crate::local::LocalStack;
+use dataplane::contract::ControlIo;
 
 impl Proxy {
     /// Whether a frame addressed to the box is for its virtual HTTP origin.
     pub fn for_portal(&self, frame: &[u8]) -> bool {
-        let Some(v) = &self.ctx.config.auth.virtual_http else {
+        let Some(v) = &self.settings.config.auth.virtual_http else {
             return false;
         };
         parse(frame).is_some_and(|(key, ..)| key.dst == v.address && key.dport == v.port)
@@ -43,7 +44,7 @@ impl Proxy {
             if self.forget(key).is_some() {
                 self.counters.superseded += 1;
             }
-            if self.conns.len() >= self.ctx.config.proxy.max_connections as usize {
+            if self.conns.len() >= self.settings.config.proxy.max_connections as usize {
                 self.counters.max_connections_refused += 1;
                 return;
             }
@@ -54,7 +55,7 @@ impl Proxy {
             let peers = Peers {
                 client: opts,
                 server: None,
-                client_mss: self.ctx.config.proxy.client_mss,
+                client_mss: self.settings.config.proxy.client_mss,
             };
             let now = Instant::from_millis(now_ms as i64);
             let c = ProxyConn::portal(

@@ -5,11 +5,12 @@ use common::config::SynCookies;
 use common::flow::FlowKey;
 use common::wire::ipv4::Ipv4Packet;
 use common::wire::tcp::{SynOptions, TcpOption, TcpOptions, TcpPacket};
+use dataplane::contract::ToControl;
 use dataplane::packet::Packet;
-use dataplane::ring::ToControl;
 
 use super::{announce, cookie, leg, Proxy, MAX_EMBRYONIC};
-use crate::local::{ControlIo, LocalStack};
+use crate::local::LocalStack;
+use dataplane::contract::ControlIo;
 
 impl Proxy {
     /// Tells the workers whether SYNs now get cookies (so they keep no placeholder for them).
@@ -23,7 +24,7 @@ impl Proxy {
 
     /// Whether a SYN to a `proxy` rule gets a cookie instead of a connection now.
     pub(super) fn cookie_time(&self) -> bool {
-        match self.ctx.config.proxy.syn_cookies {
+        match self.settings.config.proxy.syn_cookies {
             SynCookies::Always => true,
             SynCookies::Auto => self.embryonic.len() >= MAX_EMBRYONIC,
             SynCookies::Never => false,
@@ -56,7 +57,7 @@ impl Proxy {
         let answer = cookie::SynAck {
             isn: self.cookies.make(&key, isn, opts, now_ms),
             // The server is not asked (nothing is kept for a cookie): the configured clamp.
-            mss: announce::to_client(opts, None, self.ctx.config.proxy.client_mss)
+            mss: announce::to_client(opts, None, self.settings.config.proxy.client_mss)
                 .mss
                 .unwrap_or(announce::MAX_MSS),
             window_shift: leg::WINDOW_SHIFT,

@@ -2,21 +2,29 @@
 //! cookie), and the objects a `pass` rule's SYN creates.
 
 use super::*;
+use common::config::first_match;
 
 impl<Q: PortQueue> Worker<Q> {
+    /// The rule for a new TCP connection `key` arriving from `zone`.
+    fn tcp_rule(&self, zone: Zone, key: &FlowKey) -> Option<(usize, &common::config::Rule)> {
+        let tcp = Protocol::TCP.0;
+        first_match(
+            &self.ctx.policy,
+            zone,
+            tcp,
+            key.src,
+            key.dst,
+            Some(key.dport),
+        )
+    }
+
     /// A segment without a flow: dropped, unless it may be the ACK answering a SYN cookie
     /// the control plane sent for a `proxy` rule (only control can tell).
     #[cold]
     pub(super) fn no_flow(&self, zone: Zone, key: FlowKey, fl: u8) -> Verdict {
-        let cookies = self.ctx.config.proxy.syn_cookies != common::config::SynCookies::Never;
+        let cookies = self.ctx.syn_cookies;
         if cookies && fl & (flags::SYN | flags::ACK | flags::RST) == flags::ACK {
-            let rule = self.ctx.config.match_rule(
-                zone,
-                Protocol::TCP.0,
-                key.src,
-                key.dst,
-                Some(key.dport),
-            );
+            let rule = self.tcp_rule(zone, &key);
             if let Some((idx, r)) = rule {
                 if matches!(r.action, Action::Proxy { .. }) {
                     return Verdict::ToControl(Why::ProxyAck {
@@ -36,10 +44,7 @@ impl<Q: PortQueue> Worker<Q> {
         tcp: &TcpPacket<&[u8]>,
         now_ms: u32,
     ) -> Result<(common::conn::SpliceParams, OptionMap, Option<u16>), Verdict> {
-        let rule =
-            self.ctx
-                .config
-                .match_rule(zone, Protocol::TCP.0, key.src, key.dst, Some(key.dport));
+        let rule = self.tcp_rule(zone, &key);
         match rule {
             Some((_, r)) if r.action == Action::Pass => {
                 let mut conn = Conn::new_pass(&key, 0, now_ms);

@@ -1,8 +1,8 @@
 //! The worker loop on in-memory ports: paths, policy, inspection, drops, rings, sharding.
 
 use super::*;
+use crate::contract::Rings;
 use crate::port::{MemNic, MemQueue};
-use crate::ring::Rings;
 use crate::testing::{arp_request, icmp_echo_frame, tcp_frame, udp_frame, Envelope, Tcp};
 use common::config::{Config, Side};
 use common::wire::ethernet::EthernetFrame;
@@ -38,7 +38,7 @@ impl Bed {
     fn with(workers: usize, cfg: Config, mode: ForwardMode, ring: usize) -> Bed {
         let inside = MemNic::new(workers, 4096);
         let outside = MemNic::new(workers, 4096);
-        let ctx = Arc::new(Context::new(cfg, [BOX_IN, BOX_OUT], mode));
+        let ctx = Arc::new(Context::new(&cfg, [BOX_IN, BOX_OUT], mode));
         let rings = Rings::new(workers, ring, 64);
         let ws = (0..workers)
             .map(|i| {
@@ -365,7 +365,7 @@ mod drops {
         let inside = MemNic::new(1, 4096);
         let outside = MemNic::new(1, 8);
         let ctx = Arc::new(Context::new(
-            testbed_config(),
+            &testbed_config(),
             [BOX_IN, BOX_OUT],
             ForwardMode::Full,
         ));

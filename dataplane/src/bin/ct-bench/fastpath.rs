@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use common::config::Side;
 use dataplane::context::{Context, ForwardMode};
+use dataplane::contract::{Command, Rings};
 use dataplane::dpdk::{tsc, tsc_hz, Eal, Mbuf, Mempool, Port};
 use dataplane::dpdk_port::DpdkQueuePair;
-use dataplane::ring::{Command, Rings};
 use dataplane::verdict::DropCounters;
 use dataplane::worker::{Worker, WorkerCounters};
 
@@ -276,7 +276,7 @@ fn box_worker(
     n: u32,
     rings: &Rings<Mbuf>,
 ) -> Result<Worker<DpdkQueuePair>, String> {
-    let mut ctx = Context::new(testbed_config()?, BOX_MACS, mode);
+    let mut ctx = Context::new(&testbed_config()?, BOX_MACS, mode);
     ctx.flows_per_worker = n as usize;
     let ctx = Arc::new(ctx);
     let neighbour = |port, ip, mac| Command::Neighbour {

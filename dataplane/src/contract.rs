@@ -1,15 +1,31 @@
-//! The bounded lock-free rings between workers and the control plane (DESIGN.md §3).
+//! The contract between the workers and the control plane: everything one says to the other.
+//! Read this module first (DESIGN.md §3 draws the same picture).
 //!
-//! Worker → control carries packets: ARP, anything addressed to the box, SYNs for `proxy`
-//! rules, segments of connections the participating stack owns, routed packets whose next
-//! hop has no resolved MAC yet, and dropped packets for the drop capture (rate-limited, and
-//! never into the ring's second half, which stays for the others). Control → worker carries [`Command`]s, and the packets the
-//! control plane sends: a worker transmits them on its own TX queues. (DESIGN.md gave control
-//! a TX queue of its own on each port; virtual devices such as `net_af_packet` and
-//! `net_af_xdp` on a veth have a single queue pair, so sending through the workers is the
-//! one way that works on every device.) Every ring is a
-//! `crossbeam` `ArrayQueue` (fixed capacity, lock-free); a push onto a full ring fails at once
-//! and the pusher counts the drop — nobody ever blocks.
+//! A worker owns its RX/TX queue pair on every port and its shard of the flow table; control
+//! owns the participating stack, ARP, the box's own ICMP and the configuration. They share
+//! nothing mutable but the bounded lock-free rings below, one published flag, and
+//! [`Context`], which a worker only reads:
+//!
+//! | what | direction | carries |
+//! |---|---|---|
+//! | [`Rings::to_control`] (shared) | workers → control | [`ToControl`]: a packet and [`Why`] it is handed over |
+//! | [`Rings::commands`] (one per worker) | control → worker | [`Command`]: neighbours, installs and removals, reloads, flow listings |
+//! | [`Rings::from_control`] (one per worker) | control → worker | [`FromControl`]: frames to send on the worker's TX queue, packets to process as if received |
+//! | [`Rings::replies`] (shared) | workers → control | answers to commands (flow listings) |
+//! | [`Rings::syn_cookies`] | control → workers | whether SYNs to `proxy` rules get cookies now (no placeholder then) |
+//! | [`Context`] (by `Arc`, replaced by [`Command::Reload`]) | control → workers | policy, routes, MACs, timeouts |
+//!
+//! Worker → control carries ARP, anything addressed to the box, SYNs for `proxy` rules,
+//! segments of connections the participating stack owns, routed packets whose next hop has no
+//! resolved MAC yet, and dropped packets for the drop capture (rate-limited, and never into
+//! the ring's second half, which stays for the others). Control sends its own packets through
+//! the workers' TX queues: virtual devices such as `net_af_packet` and `net_af_xdp` on a veth
+//! have a single queue pair, so sending through the workers is the one way that works on
+//! every device. Every ring is a `crossbeam` `ArrayQueue` (fixed capacity, lock-free); a push
+//! onto a full ring fails at once and the pusher counts the drop: nobody ever blocks.
+//!
+//! Control's side of the rings is [`ControlIo`]: the local stack and the participating stack
+//! write to it, the DPDK control loop and the simulation implement it.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -197,4 +213,22 @@ impl<P> Rings<P> {
             .filter(|r| r.push(cmd.clone()).is_err())
             .count()
     }
+}
+
+/// Where the control plane's packets go.
+pub trait ControlIo<P> {
+    /// Sends a frame the control plane built.
+    fn send_frame(&mut self, side: Side, frame: &[u8]);
+    /// Sends a packet a worker handed over (already rewritten).
+    fn send_packet(&mut self, side: Side, pkt: P);
+    /// Tells every worker.
+    fn broadcast(&mut self, cmd: Command);
+    /// Tells one worker; false if its ring was full.
+    fn command(&mut self, worker: u16, cmd: Command) -> bool;
+    /// Hands a packet back to `worker` as if it had arrived on `side`.
+    fn reinject(&mut self, worker: u16, side: Side, pkt: P) -> bool;
+    /// A packet holding a copy of `frame` (an mbuf from the pool, a `Vec` in tests).
+    fn alloc(&mut self, frame: &[u8]) -> Option<P>;
+    /// Tells the workers whether SYNs to `proxy` rules now get cookies.
+    fn syn_cookies(&mut self, _on: bool) {}
 }
