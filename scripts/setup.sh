@@ -18,6 +18,8 @@ PACKAGES=(
   # logins: a real web server whose request log shows every Authorization header, a real
   # browser, and a real RADIUS directory with its client tools
   nginx-light chromium freeradius freeradius-utils
+  # UDP through the box: a real DNS server and client
+  dnsmasq-base bind9-dnsutils
 )
 
 need=()

@@ -319,6 +319,8 @@ fn testbed_matches_the_contract() {
         (Protocol::Tcp, Some(5211), Action::Deny),
         (Protocol::Tcp, Some(81), Action::Deny),
         (Protocol::Udp, Some(5201), Action::Deny),
+        (Protocol::Udp, Some(53), Action::Pass),
+        (Protocol::Udp, Some(123), Action::Pass),
     ];
     let (client, server) = (ip("198.18.0.1"), ip("198.19.0.2"));
     for (proto, port, action) in expect {
@@ -357,6 +359,7 @@ fn testbed_matches_the_contract() {
             proxy(AuthMethod::Line, SplicePoint::AfterAuth),
             proxy(AuthMethod::None, SplicePoint::AfterAuth),
             proxy(AuthMethod::None, SplicePoint::Never),
+            Action::Pass,
             Action::Deny,
         ]
     );

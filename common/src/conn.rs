@@ -294,14 +294,7 @@ impl Conn {
     /// Which way `key` (a packet's own key) travels on this connection, if it belongs to it.
     #[inline]
     pub fn direction_of(&self, key: &FlowKey) -> Option<Direction> {
-        let own = self.key();
-        if *key == own {
-            Some(Direction::ClientToServer)
-        } else if *key == own.reversed() {
-            Some(Direction::ServerToClient)
-        } else {
-            None
-        }
+        self.key().direction_of(key)
     }
 
     /// The rewrite for packets travelling in `dir` (DESIGN.md §4 table).

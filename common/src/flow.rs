@@ -61,6 +61,19 @@ impl FlowKey {
         }
     }
 
+    /// Which way a packet with `key` travels on the connection keyed (client→server) by
+    /// `self`, if it belongs to it.
+    #[inline]
+    pub fn direction_of(&self, key: &FlowKey) -> Option<Direction> {
+        if key == self {
+            Some(Direction::ClientToServer)
+        } else if *key == self.reversed() {
+            Some(Direction::ServerToClient)
+        } else {
+            None
+        }
+    }
+
     /// The same connection seen from the other end.
     #[inline]
     pub fn reversed(&self) -> FlowKey {

@@ -116,6 +116,8 @@ impl Report {
             ("pass", f.pass),
             ("proxied", f.proxied),
             ("spliced", f.spliced),
+            ("udp", f.udp),
+            ("icmp", f.icmp),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -217,6 +219,11 @@ impl Report {
             g(f, "spliced")
         );
         s += &format!("  By state: {}\n", list(states));
+        s += &format!(
+            "  UDP flows: {:<6} ICMP echo: {}\n",
+            g(f, "udp"),
+            g(f, "icmp")
+        );
         s += &format!(
             "  Proxied now: {:<6} draining: {:<6} spliced: {:<10} splices/s: {:.2}\n",
             g(c, "in_proxy"),

@@ -82,7 +82,11 @@ pub struct Connections {
 /// worker's housekeeping sweep and lag by at most one sweep.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Flows {
+    /// TCP connections in the tables.
     pub active: u64,
+    /// UDP flows and ICMP echo exchanges in the tables.
+    pub udp: u64,
+    pub icmp: u64,
     pub pass: u64,
     pub proxied: u64,
     pub spliced: u64,
@@ -93,6 +97,8 @@ impl Flows {
     pub fn new(active: u64, c: &FlowCensus) -> Flows {
         Flows {
             active,
+            udp: 0,
+            icmp: 0,
             pass: c.pass,
             proxied: c.proxied,
             spliced: c.spliced,
@@ -190,7 +196,7 @@ impl Stats {
     pub fn collect(workers: &[(u16, u32, WorkerSnapshot)], live: LiveInputs) -> Stats {
         let mut all_drops = DropCounters::default();
         let mut census = FlowCensus::default();
-        let mut active = 0;
+        let (mut active, mut udp, mut icmp) = (0, 0, 0);
         let mut capture = CaptureStats::default();
         let mut wstats = Vec::with_capacity(workers.len());
         for (id, lcore, w) in workers {
@@ -199,6 +205,8 @@ impl Stats {
             capture.ring_full += w.counters.capture_ring_full;
             census.add(&w.census);
             active += w.flows_active;
+            udp += w.udp_flows_active;
+            icmp += w.icmp_flows_active;
             wstats.push(WorkerStats::new(
                 *id,
                 *lcore,
@@ -214,7 +222,11 @@ impl Stats {
             live.control,
         );
         stats.proxy = live.proxy;
-        stats.flows = Flows::new(active, &census);
+        stats.flows = Flows {
+            udp,
+            icmp,
+            ..Flows::new(active, &census)
+        };
         stats.rings = RingStats {
             to_control_full: all_drops.get(DropReason::ControlRingFull),
             ..live.rings

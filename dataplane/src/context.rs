@@ -36,6 +36,11 @@ pub struct Context {
     pub mode: ForwardMode,
     /// Flow-table slots per worker.
     pub flows_per_worker: usize,
+    /// UDP flows, and ICMP echo exchanges, per worker ([`crate::datagram`]).
+    pub datagrams_per_worker: usize,
+    /// Idle timeouts of UDP flows and ICMP echo exchanges, in milliseconds.
+    pub udp_timeout_ms: u32,
+    pub icmp_timeout_ms: u32,
     /// Whether control may answer SYNs to `proxy` rules with cookies (`proxy.syn_cookies` is
     /// not `never`); whether it does right now is [`crate::contract::Rings::syn_cookies`].
     pub syn_cookies: bool,
@@ -78,6 +83,12 @@ impl Context {
             track: TrackConfig::default(),
             mode,
             flows_per_worker,
+            // Datagram flows are short and cheap (20 bytes): a quarter of the TCP capacity
+            // serves a site's DNS and NTP many times over, and a flood of them fills its own
+            // tables, never the one TCP connections need.
+            datagrams_per_worker: (flows_per_worker / 4).max(min_shard),
+            udp_timeout_ms: ms(t.udp),
+            icmp_timeout_ms: ms(t.icmp),
             syn_cookies: config.proxy.syn_cookies != SynCookies::Never,
             drop_capture_rate: config.capture.drops.as_ref().map_or(0, |d| d.rate),
             workers,

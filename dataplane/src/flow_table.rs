@@ -26,10 +26,36 @@
 use common::conn::Conn;
 use common::flow::{Direction, FlowKey};
 
+/// What a table slot holds: an entry keyed by a [`FlowKey`] in its first packet's orientation,
+/// or nothing (`Default` is a free slot).
+pub trait Slot: Copy + Default {
+    /// The key in the orientation it was inserted under.
+    fn key(&self) -> FlowKey;
+    fn is_free(&self) -> bool;
+    /// Which way a packet with `key` travels on this entry, if it belongs to it.
+    #[inline]
+    fn direction_of(&self, key: &FlowKey) -> Option<Direction> {
+        self.key().direction_of(key)
+    }
+}
+
+impl Slot for Conn {
+    #[inline]
+    fn key(&self) -> FlowKey {
+        Conn::key(self)
+    }
+    #[inline]
+    fn is_free(&self) -> bool {
+        Conn::is_free(self)
+    }
+}
+
+/// A worker's table of `S` entries: TCP connections by default ([`Conn`]); the stateful
+/// datagram flows use the same table with their own, smaller entry.
 #[derive(Debug)]
-pub struct FlowTable {
+pub struct FlowTable<S: Slot = Conn> {
     /// Any number of slots: indices wrap by compare-and-reset, never by a mask.
-    slots: Box<[Conn]>,
+    slots: Box<[S]>,
     /// One per slot: 0 if it is free, else [`tag_of`] its key's hash.
     tags: Box<[u8]>,
     len: usize,
@@ -61,10 +87,10 @@ pub enum InsertError {
     Exists(usize),
 }
 
-impl FlowTable {
+impl<S: Slot> FlowTable<S> {
     /// A table with room for at least `capacity` connections: capacity + capacity/7 slots,
     /// so that with `capacity` entries 1/8 of the slots are free and probes stay short.
-    pub fn new(capacity: usize) -> FlowTable {
+    pub fn new(capacity: usize) -> FlowTable<S> {
         let slots = slots_for(capacity);
         // The multiply-shift index maps a 32-bit hash onto at most 2^32 slots.
         assert!(
@@ -72,7 +98,7 @@ impl FlowTable {
             "a flow-table shard of {capacity} connections"
         );
         FlowTable {
-            slots: vec![Conn::default(); slots].into_boxed_slice(),
+            slots: vec![S::default(); slots].into_boxed_slice(),
             tags: vec![0; slots].into_boxed_slice(),
             len: 0,
             max_load: slots - slots / 8,
@@ -98,7 +124,7 @@ impl FlowTable {
 
     /// Bytes of table memory per slot: the connection object and its tag.
     pub fn bytes_per_slot(&self) -> usize {
-        core::mem::size_of::<Conn>() + 1
+        core::mem::size_of::<S>() + 1
     }
 
     /// The number of slots (free or not).
@@ -195,22 +221,22 @@ impl FlowTable {
     /// The first slot of the probe run of a key with `hash` whose tag matches: most likely
     /// its connection, the slot to prefetch once the tags are in. Reads only tags.
     #[inline]
-    pub fn candidate(&self, hash: u32) -> Option<&Conn> {
+    pub fn candidate(&self, hash: u32) -> Option<&S> {
         self.matching(hash).next().map(|i| &self.slots[i])
     }
 
     #[inline]
-    pub fn get(&self, idx: usize) -> &Conn {
+    pub fn get(&self, idx: usize) -> &S {
         &self.slots[idx]
     }
 
     #[inline]
-    pub fn get_mut(&mut self, idx: usize) -> &mut Conn {
+    pub fn get_mut(&mut self, idx: usize) -> &mut S {
         &mut self.slots[idx]
     }
 
     /// Inserts `conn` (keyed client→server). Returns its slot.
-    pub fn insert(&mut self, conn: Conn) -> Result<usize, InsertError> {
+    pub fn insert(&mut self, conn: S) -> Result<usize, InsertError> {
         debug_assert!(!conn.is_free());
         let key = conn.key();
         let hash = key.symmetric_hash();
@@ -232,7 +258,7 @@ impl FlowTable {
 
     /// Removes the connection at `idx`, shifting later members of its probe run back so no
     /// tombstone is left.
-    pub fn remove_at(&mut self, idx: usize) -> Conn {
+    pub fn remove_at(&mut self, idx: usize) -> S {
         let removed = self.slots[idx];
         debug_assert!(!removed.is_free());
         let mut hole = idx;
@@ -248,7 +274,7 @@ impl FlowTable {
             }
             j = self.next(j);
         }
-        self.slots[hole] = Conn::default();
+        self.slots[hole] = S::default();
         self.tags[hole] = 0;
         self.len -= 1;
         // Wrap-around cursor: a shifted entry may be visited twice or skipped once by the
@@ -257,7 +283,7 @@ impl FlowTable {
     }
 
     /// Removes the connection `key` belongs to, if any.
-    pub fn remove(&mut self, key: &FlowKey) -> Option<Conn> {
+    pub fn remove(&mut self, key: &FlowKey) -> Option<S> {
         self.lookup(key).map(|(i, _)| self.remove_at(i))
     }
 
@@ -266,8 +292,8 @@ impl FlowTable {
     pub fn expire(
         &mut self,
         budget: usize,
-        mut expired: impl FnMut(&Conn) -> bool,
-        mut on_expire: impl FnMut(&Conn),
+        mut expired: impl FnMut(&S) -> bool,
+        mut on_expire: impl FnMut(&S),
     ) -> usize {
         let mut n = 0;
         for _ in 0..budget.min(self.slots.len()) {
@@ -294,7 +320,7 @@ impl FlowTable {
     }
 
     /// Every slot, free or not, in table order (bounded scans for flow listings).
-    pub fn slots(&self) -> &[Conn] {
+    pub fn slots(&self) -> &[S] {
         &self.slots
     }
 
@@ -312,7 +338,7 @@ impl FlowTable {
     }
 
     /// Iterates the live connections (management, not the hot path).
-    pub fn iter(&self) -> impl Iterator<Item = (usize, &Conn)> {
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &S)> {
         self.slots.iter().enumerate().filter(|(_, c)| !c.is_free())
     }
 }
@@ -426,7 +452,7 @@ mod tests {
                 assert!(per_flow < 73.2, "capacity {cap}: {per_flow} B per flow");
             }
         }
-        let t = FlowTable::new(1_000_000);
+        let t: FlowTable = FlowTable::new(1_000_000);
         assert_eq!(t.memory_bytes() / t.bytes_per_slot(), 1_142_857);
         assert!(t.max_load() >= 1_000_000);
     }

@@ -12,6 +12,7 @@
 
 pub mod context;
 pub mod contract;
+pub mod datagram;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 #[cfg(feature = "dpdk")]

@@ -99,6 +99,9 @@ pub struct WorkerSnapshot {
     pub counters: WorkerCounters,
     /// Flows in the worker's table (exact at publication).
     pub flows_active: u64,
+    /// UDP flows and ICMP echo exchanges (exact at publication).
+    pub udp_flows_active: u64,
+    pub icmp_flows_active: u64,
     /// Flows by state and phase, as of the last complete housekeeping sweep.
     pub census: FlowCensus,
     /// The generation of the policy the worker applies (0 at start, +1 per reload).
@@ -107,9 +110,10 @@ pub struct WorkerSnapshot {
     pub published_ms: u64,
 }
 
-/// The words of a snapshot: the counters ([`WorkerCounters::to_words`]), the active flows,
-/// the census (every state, then pass, proxied, spliced), the generation and the clock.
-const WORDS: usize = WorkerCounters::WORDS + 1 + TcpState::COUNT + 3 + 2;
+/// The words of a snapshot: the counters ([`WorkerCounters::to_words`]), the active flows
+/// (TCP, UDP, ICMP), the census (every state, then pass, proxied, spliced), the generation
+/// and the clock.
+const WORDS: usize = WorkerCounters::WORDS + 3 + TcpState::COUNT + 3 + 2;
 
 impl WorkerSnapshot {
     fn to_words(self) -> [u64; WORDS] {
@@ -119,7 +123,14 @@ impl WorkerSnapshot {
             .counters
             .to_words()
             .iter()
-            .chain(std::iter::once(&self.flows_active))
+            .chain(
+                [
+                    self.flows_active,
+                    self.udp_flows_active,
+                    self.icmp_flows_active,
+                ]
+                .iter(),
+            )
             .chain(self.census.by_state.iter())
             .chain(
                 [
@@ -146,6 +157,8 @@ impl WorkerSnapshot {
         let mut it = rest.iter().copied();
         let mut next = || it.next().unwrap_or(0);
         let flows_active = next();
+        let udp_flows_active = next();
+        let icmp_flows_active = next();
         let mut census = FlowCensus::default();
         for s in census.by_state.iter_mut() {
             *s = next();
@@ -156,6 +169,8 @@ impl WorkerSnapshot {
         WorkerSnapshot {
             counters: WorkerCounters::from_words(&counter_words),
             flows_active,
+            udp_flows_active,
+            icmp_flows_active,
             census,
             policy_generation: next(),
             published_ms: next(),
@@ -377,6 +392,8 @@ mod tests {
         s.counters.capture_ring_full = k + 10;
         s.counters.drops.0[DropReason::COUNT - 1] = k + 3;
         s.flows_active = k + 4;
+        s.udp_flows_active = k + 11;
+        s.icmp_flows_active = k + 12;
         s.census.by_state[TcpState::Established as usize] = k + 5;
         s.census.spliced = k + 6;
         s.policy_generation = k + 7;

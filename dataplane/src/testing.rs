@@ -3,7 +3,7 @@
 
 use common::wire::arp::{ArpRepr, Operation};
 use common::wire::ethernet::{build_frame as ethernet, EtherType};
-use common::wire::icmp::IcmpEchoRepr;
+use common::wire::icmp::{IcmpEchoRepr, IcmpErrorRepr, Message};
 use common::wire::ipv4::{Ipv4Repr, Protocol};
 use common::wire::tcp::TcpPacket;
 use common::wire::{Ipv4Addr, MacAddr};
@@ -75,12 +75,28 @@ pub fn udp_frame(e: &Envelope, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8
 }
 
 pub fn icmp_echo_frame(e: &Envelope, ident: u16, seq_no: u16, data: &[u8]) -> Vec<u8> {
+    icmp_echo(e, false, ident, seq_no, data)
+}
+
+pub fn icmp_echo_reply_frame(e: &Envelope, ident: u16, seq_no: u16, data: &[u8]) -> Vec<u8> {
+    icmp_echo(e, true, ident, seq_no, data)
+}
+
+fn icmp_echo(e: &Envelope, is_reply: bool, ident: u16, seq_no: u16, data: &[u8]) -> Vec<u8> {
     let repr = IcmpEchoRepr {
-        is_reply: false,
+        is_reply,
         ident,
         seq_no,
         data,
     };
+    let mut b = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut b);
+    ipv4(e, Protocol::ICMP, &b)
+}
+
+/// An ICMP error about `offending` (an Ethernet frame: its IPv4 datagram is quoted).
+pub fn icmp_error_frame(e: &Envelope, msg: Message, code: u8, offending: &[u8]) -> Vec<u8> {
+    let repr = IcmpErrorRepr::new(msg, code, &offending[14..]);
     let mut b = vec![0u8; repr.buffer_len()];
     repr.emit(&mut b);
     ipv4(e, Protocol::ICMP, &b)

@@ -42,7 +42,8 @@ drop_reasons! {
     VlanTags => "vlan_tags",
     /// An EtherType the box does not handle (IPv6, LLDP, ...).
     UnsupportedEtherType => "unsupported_ethertype",
-    /// A TCP or UDP fragment: no ports to classify it by.
+    /// A TCP fragment: no ports to find its connection by. (A later UDP fragment has none
+    /// either: the policy judges it by its addresses.)
     Fragment => "fragment",
     /// The policy said deny.
     PolicyDeny => "policy_deny",

@@ -12,11 +12,10 @@
 //! lock-free and a full ring or TX queue is a counted drop. Time is passed in (`now_ms`,
 //! wrapping milliseconds), so the same code runs under DPDK and in the simulation.
 
-use common::config::first_match;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use common::config::{Action, Zone};
+use common::config::{first_match, Action, Zone};
 use common::conn::TsEdit;
 use common::conn::{Conn, ConnFlags, TcpState};
 use common::flow::{Direction, FlowKey};
@@ -33,6 +32,7 @@ use common::wire::MacAddr;
 
 use crate::context::{Context, ForwardMode};
 use crate::contract::{Command, FromControl, ToControl, Why, WorkerRings};
+use crate::datagram::{Datagrams, Kind};
 use crate::flow_table::{FlowTable, InsertError};
 use crate::live::{
     FlowCensus, FlowDump, Reply, StatsSlot, WorkerSnapshot, DUMP_SCAN_BUDGET, PUBLISH_MS,
@@ -45,6 +45,7 @@ use crate::track::{init_from_syn, track, Segment, TrackVerdict};
 use crate::verdict::{DropReason, Verdict};
 
 mod counters;
+mod datagram;
 mod new_flow;
 pub use counters::WorkerCounters;
 
@@ -78,6 +79,7 @@ pub struct Worker<Q: PortQueue> {
     ports: [Q; 2],
     ctx: Arc<Context>,
     table: FlowTable,
+    datagrams: Datagrams,
     neighbours: Neighbours,
     rings: WorkerRings<Q::Pkt>,
     tx: [Burst<Q::Pkt, TX_BUFFER>; 2],
@@ -109,6 +111,11 @@ impl<Q: PortQueue> Worker<Q> {
             ports,
             capture: TokenBucket::new(ctx.drop_capture_share(id)),
             table: FlowTable::new(ctx.flows_per_worker),
+            datagrams: Datagrams::new(
+                ctx.datagrams_per_worker,
+                ctx.udp_timeout_ms,
+                ctx.icmp_timeout_ms,
+            ),
             ctx,
             neighbours: Neighbours::new(NEIGHBOURS),
             rings,
@@ -136,6 +143,8 @@ impl<Q: PortQueue> Worker<Q> {
         WorkerSnapshot {
             counters: self.counters,
             flows_active: self.table.len() as u64,
+            udp_flows_active: self.datagrams.len(Kind::Udp) as u64,
+            icmp_flows_active: self.datagrams.len(Kind::IcmpEcho) as u64,
             census: self.last_census,
             policy_generation: self.ctx.generation,
             published_ms: u64::from(now_ms),
@@ -183,6 +192,7 @@ impl<Q: PortQueue> Worker<Q> {
         self.take_from_control(now_ms, BURST * catch_up);
         let got = self.forward(now_ms);
         self.expire(now_ms, EXPIRE_BUDGET * catch_up);
+        self.expire_datagrams(now_ms, EXPIRE_BUDGET * catch_up);
         self.housekeeping(now_ms);
         got
     }
@@ -531,22 +541,8 @@ impl<Q: PortQueue> Worker<Q> {
                 Ok((p, o, s)) => (params, opts, split_at) = (p, o, s),
                 Err(v) => return v,
             }
-        } else {
-            let dport = match proto {
-                Protocol::UDP if !ip.is_fragment() && ip.payload().len() >= 4 => {
-                    Some(u16::from_be_bytes([ip.payload()[2], ip.payload()[3]]))
-                }
-                _ => None,
-            };
-            // An ICMP error about a tracked connection is part of it (conntrack's RELATED):
-            // it passes whatever the policy says, its quote put back into the sender's space.
-            let related = proto == Protocol::ICMP && self.icmp_related(&mut frame[l3..]);
-            if !related {
-                match first_match(&self.ctx.policy, zone, proto.0, src, dst, dport) {
-                    Some((_, r)) if r.action == Action::Pass => {}
-                    _ => return Verdict::Drop(DropReason::PolicyDeny),
-                }
-            }
+        } else if let Err(v) = self.inspect_datagram(zone, &mut frame[l3..], now_ms) {
+            return v;
         }
 
         let mac = self.neighbours.get(hop.out, hop.ip);
@@ -581,44 +577,6 @@ impl<Q: PortQueue> Worker<Q> {
                 next_hop: hop.ip,
             }),
         }
-    }
-
-    /// Whether `ip` (an IPv4 datagram) is an ICMP error quoting a segment of a tracked
-    /// connection; if the connection is spliced, its quote is rewritten back.
-    fn icmp_related(&mut self, ip: &mut [u8]) -> bool {
-        let Ok(p) = Ipv4Packet::new_checked(&mut *ip) else {
-            return false;
-        };
-        let hl = p.header_len();
-        let end = usize::from(p.total_len()).min(ip.len());
-        let icmp = &mut ip[hl..end];
-        let Ok(msg) = IcmpPacket::new_checked(&*icmp) else {
-            return false;
-        };
-        if !msg.is_error() {
-            return false;
-        }
-        let Ok(q) = Ipv4Packet::new_checked_quoted(msg.quoted()) else {
-            return false;
-        };
-        let l4 = q.payload();
-        if q.protocol() != Protocol::TCP || l4.len() < 8 {
-            return false;
-        }
-        let key = FlowKey::new(
-            q.src(),
-            u16::from_be_bytes([l4[0], l4[1]]),
-            q.dst(),
-            u16::from_be_bytes([l4[2], l4[3]]),
-        );
-        let Some((i, dir)) = self.table.lookup(&key) else {
-            return false;
-        };
-        let params = self.table.get(i).params(dir);
-        if !params.is_identity() && unrewrite_icmp_quote(icmp, &params).is_ok() {
-            self.counters.icmp_quotes_rewritten += 1;
-        }
-        true
     }
 
     /// The TCP half of `process`: flow lookup, policy for new SYNs, stateful inspection.

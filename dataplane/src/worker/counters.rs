@@ -62,6 +62,14 @@ worker_counters! {
     ignored,
     /// ICMP errors about spliced connections whose quote was put back into its sender's space.
     icmp_quotes_rewritten,
+    /// ICMP errors passed because they quote a packet of a tracked flow (TCP, UDP, echo).
+    icmp_related,
+    /// UDP flows made by a first datagram the policy passed.
+    udp_flows_created,
+    /// ICMP echo exchanges made by a request the policy passed.
+    icmp_flows_created,
+    /// UDP flows and echo exchanges removed by their idle timeout.
+    datagram_flows_expired,
     /// Dropped packets handed to control for the drop capture.
     drops_captured,
     /// Dropped packets the capture's rate allowed but the ring to control had no room for.

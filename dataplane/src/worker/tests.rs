@@ -331,6 +331,9 @@ mod control_paths {
 
 mod capture;
 
+/// Stateful UDP and ICMP.
+mod datagram;
+
 mod drops {
     use super::*;
 

@@ -110,12 +110,13 @@ fn proxied_connections_follow_their_syn_to_control() {
 }
 
 #[test]
-fn icmp_passes_udp_is_denied() {
+fn icmp_and_dns_pass_other_udp_is_denied() {
     let mut b = Bed::new(1);
     b.inside
         .inject(icmp_echo_frame(&client_env(), 1, 1, b"ping"));
     b.inside.inject(udp_frame(&client_env(), 5000, 53, b"q"));
+    b.inside.inject(udp_frame(&client_env(), 5000, 5353, b"q"));
     b.poll();
-    assert_eq!(b.outside.drain_sent().len(), 1);
+    assert_eq!(b.outside.drain_sent().len(), 2);
     assert_eq!(b.drops(DropReason::PolicyDeny), 1);
 }
