@@ -5,7 +5,10 @@
 #   ct-outside: server 198.19.0.2/24 on ct-out1, default via 198.19.0.254
 #   root namespace: ct-in0 and ct-out0, the box's two ports (no addresses, no routes)
 #
-#   scripts/testbed.sh up [--ports af_xdp|af_packet]   (idempotent: rebuilds from scratch)
+#   scripts/testbed.sh up [--ports af_xdp|af_packet] [--queues N]
+#                        (idempotent: rebuilds from scratch; N queue pairs per veth, 1..4,
+#                        which the kernel spreads flows over by a hash of each direction, so
+#                        the two directions of a connection mostly reach different queues)
 #   scripts/testbed.sh down                            (idempotent)
 #   scripts/testbed.sh eal-args                        EAL arguments for the chosen ports
 set -euo pipefail
@@ -49,10 +52,11 @@ offloads_off() { # [netns] dev
   fi
 }
 
-host() { # ns dev peer addr gw
-  local ns=$1 dev=$2 peer=$3 addr=$4 gw=$5
+host() { # ns dev peer addr gw queues
+  local ns=$1 dev=$2 peer=$3 addr=$4 gw=$5 q=$6
   ip netns add "$ns"
-  ip link add "$peer" type veth peer name "$dev"
+  ip link add "$peer" numtxqueues "$q" numrxqueues "$q" type veth \
+    peer name "$dev" numtxqueues "$q" numrxqueues "$q"
   ip link set "$dev" netns "$ns"
   ip -n "$ns" link set lo up
   ip -n "$ns" addr add "$addr" dev "$dev"
@@ -68,28 +72,36 @@ host() { # ns dev peer addr gw
 
 up() {
   command -v ethtool >/dev/null || { echo "testbed: ethtool not found (run scripts/setup.sh)" >&2; exit 1; }
-  local ports=af_packet
+  local ports=af_packet queues=1
   while [ $# -gt 0 ]; do
     case "$1" in
       --ports) ports=${2:-}; shift 2 ;;
       --ports=*) ports=${1#--ports=}; shift ;;
+      --queues) queues=${2:-}; shift 2 ;;
+      --queues=*) queues=${1#--queues=}; shift ;;
       *) echo "testbed: unknown argument $1" >&2; exit 2 ;;
     esac
   done
   case "$ports" in af_xdp|af_packet) ;; *) echo "testbed: --ports af_xdp|af_packet" >&2; exit 2 ;; esac
+  case "$queues" in 1|2|3|4) ;; *) echo "testbed: --queues 1..4" >&2; exit 2 ;; esac
   down
-  host ct-inside ct-in1 ct-in0 198.18.0.1/24 198.18.0.254
-  host ct-outside ct-out1 ct-out0 198.19.0.2/24 198.19.0.254
-  echo "$ports" > "$STATE"
-  echo "testbed: up (ports $ports)"
+  host ct-inside ct-in1 ct-in0 198.18.0.1/24 198.18.0.254 "$queues"
+  host ct-outside ct-out1 ct-out0 198.19.0.2/24 198.19.0.254 "$queues"
+  echo "$ports $queues" > "$STATE"
+  echo "testbed: up (ports $ports, $queues queue(s))"
 }
 
 eal_args() {
-  local ports
-  ports=$(cat "$STATE" 2>/dev/null || echo af_packet)
+  local ports queues extra=""
+  read -r ports queues < "$STATE" 2>/dev/null || true
+  ports=${ports:-af_packet} queues=${queues:-1}
   case "$ports" in
-    af_xdp) echo "--vdev=net_af_xdp0,iface=ct-in0 --vdev=net_af_xdp1,iface=ct-out0" ;;
-    *) echo "--vdev=net_af_packet0,iface=ct-in0 --vdev=net_af_packet1,iface=ct-out0" ;;
+    af_xdp)
+      [ "$queues" -gt 1 ] && extra=",queue_count=$queues"
+      echo "--vdev=net_af_xdp0,iface=ct-in0$extra --vdev=net_af_xdp1,iface=ct-out0$extra" ;;
+    *)
+      [ "$queues" -gt 1 ] && extra=",qpairs=$queues"
+      echo "--vdev=net_af_packet0,iface=ct-in0$extra --vdev=net_af_packet1,iface=ct-out0$extra" ;;
   esac
 }
 
@@ -97,5 +109,5 @@ case "${1:-}" in
   up) shift; up "$@" ;;
   down) down; echo "testbed: down" ;;
   eal-args) eal_args ;;
-  *) echo "usage: $0 up [--ports af_xdp|af_packet] | down | eal-args" >&2; exit 2 ;;
+  *) echo "usage: $0 up [--ports af_xdp|af_packet] [--queues N] | down | eal-args" >&2; exit 2 ;;
 esac

@@ -80,6 +80,10 @@ const BAD: &[(&str, &str)] = &[
         "tests/bad-configs/too-few-queues.yaml:6: interfaces.inside.rx_queues: 2 is too few for 4 workers: each worker needs its own RX queue (at least 4)",
     ),
     (
+        "rx-queues-unpolled.yaml",
+        "tests/bad-configs/rx-queues-unpolled.yaml:9: interfaces.outside.rx_queues: 4 RX queues for 2 workers: worker i polls queue i, so a queue beyond 2 would never be read (the packets the NIC spreads to it lost); give as many as workers, or leave it out",
+    ),
+    (
         "capture-file-too-small.yaml",
         "tests/bad-configs/capture-file-too-small.yaml:12: capture.drops.file_size: 65536 bytes cannot hold a packet of snaplen 65535 and the file's headers: at least 69631",
     ),

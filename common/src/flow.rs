@@ -92,14 +92,28 @@ impl FlowKey {
     /// table, a few cycles).
     #[inline]
     pub fn symmetric_hash(&self) -> u32 {
+        let x = self.symmetric_mix();
+        (x ^ (x >> 32)) as u32
+    }
+
+    /// Another 32 bits of the same mix, as symmetric: the high half alone. Spread over
+    /// workers by this, the keys one worker gets still cover every value of
+    /// [`FlowKey::symmetric_hash`] (which folds in the low half too), so each worker's
+    /// table is indexed as evenly as one table would be.
+    #[inline]
+    pub fn symmetric_hash_high(&self) -> u32 {
+        (self.symmetric_mix() >> 32) as u32
+    }
+
+    #[inline]
+    fn symmetric_mix(&self) -> u64 {
         let a = (u64::from(self.src.0) << 16) | u64::from(self.sport);
         let b = (u64::from(self.dst.0) << 16) | u64::from(self.dport);
         let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
         let mut x = lo ^ hi.rotate_left(29) ^ (hi >> 48).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        x ^= x >> 31;
-        (x ^ (x >> 32)) as u32
+        x ^ (x >> 31)
     }
 }
 
@@ -157,6 +171,7 @@ mod tests {
         fn both_directions_hash_alike(s: u32, d: u32, sp: u16, dp: u16) {
             let k = FlowKey::new(Ipv4Addr(s), sp, Ipv4Addr(d), dp);
             prop_assert_eq!(k.symmetric_hash(), k.reversed().symmetric_hash());
+            prop_assert_eq!(k.symmetric_hash_high(), k.reversed().symmetric_hash_high());
         }
     }
 

@@ -18,18 +18,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::settings::Settings;
 use common::config::Config;
 use dataplane::context::{Context, ForwardMode};
-use dataplane::contract::Rings;
+use dataplane::contract::{Rings, HANDOFF_DEPTH};
 use dataplane::dpdk::telemetry::{self, TelValue};
 use dataplane::dpdk::{DpdkError, Eal, Mbuf, Mempool, Pdump, Port};
 use dataplane::dpdk_port::DpdkQueuePair;
+use dataplane::steer::Steering;
 use dataplane::worker::Worker;
 
 use crate::eal_args;
 use crate::ops::{json_to_tel, AuthOp, FlowQuery, Hub, IoCounters, Ops, OpsConfig, FLOW_TIMEOUT};
 use crate::plane::{ControlPlane, RingIo};
+use crate::settings::Settings;
 use crate::stats::{PortCounters, Stats};
 use crate::verifier::{self, Verifier};
 
@@ -135,8 +136,8 @@ pub fn run(config: Config, opts: RunOptions) -> Result<Stats, RunError> {
     let workers = usize::from(config.workers.count.max(1));
     let lcores = worker_lcores(&eal, workers)?;
 
-    let (pool, mut ports, macs) = start_ports(&eal, &config, &plan.ports, workers)?;
-    let settings = Arc::new(Settings::new(config.clone(), macs, opts.mode));
+    let (pool, mut ports, macs, steering) = start_ports(&eal, &config, &plan.ports, workers)?;
+    let settings = Arc::new(Settings::new(config.clone(), macs, opts.mode).steered(steering));
     let rings: Rings<Mbuf> = Rings::new(workers, TO_CONTROL_DEPTH, COMMAND_DEPTH);
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
@@ -215,6 +216,9 @@ pub fn run(config: Config, opts: RunOptions) -> Result<Stats, RunError> {
     for r in &rings.from_control {
         while r.pop().is_some() {}
     }
+    for r in &rings.handoff {
+        while r.pop().is_some() {}
+    }
     while rings.replies.pop().is_some() {}
 
     let mut port_counters = [PortCounters::default(); 2];
@@ -279,21 +283,23 @@ fn signals() -> Result<(Arc<AtomicBool>, Arc<AtomicBool>), RunError> {
     Ok((term, reload))
 }
 
-/// The mbuf pool and both ports, configured and started; their MACs.
+/// The mbuf pool and both ports, configured and started; their MACs, and how packets reach
+/// the worker that owns their flow: the NICs' symmetric RSS if every port does it, else the
+/// workers' handoff rings for every packet.
 #[allow(clippy::type_complexity)]
 fn start_ports(
     eal: &Eal,
     config: &Config,
     names: &[String],
     workers: usize,
-) -> Result<(Mempool, Vec<Port>, [common::wire::MacAddr; 2]), RunError> {
+) -> Result<(Mempool, Vec<Port>, [common::wire::MacAddr; 2], Steering), RunError> {
     let ifaces = [&config.interfaces.inside, &config.interfaces.outside];
     let per_port: u32 = ifaces
         .iter()
         .map(|i| (u32::from(i.rx_descriptors) + u32::from(i.tx_descriptors)) * workers as u32)
         .sum();
-    let n_mbufs =
-        (per_port + TO_CONTROL_DEPTH as u32 + 4096 * workers as u32 + 8192).next_power_of_two() - 1;
+    let in_rings = TO_CONTROL_DEPTH + (4096 + HANDOFF_DEPTH) * workers;
+    let n_mbufs = (per_port + in_rings as u32 + 8192).next_power_of_two() - 1;
     let pool = Mempool::new(
         eal,
         "ct_mbufs",
@@ -305,6 +311,7 @@ fn start_ports(
 
     let mut ports = Vec::new();
     let mut macs = [common::wire::MacAddr::ZERO; 2];
+    let mut reta = Some(u16::MAX);
     for (i, name) in names.iter().enumerate() {
         let iface = ifaces[i];
         let mut port = Port::by_name(eal, name)?;
@@ -318,11 +325,10 @@ fn start_ports(
             iface.mtu,
             &pool,
         )?;
-        if workers > 1 && !c.rss {
-            return Err(RunError::Setup(format!(
-                "port {name} cannot do RSS: {workers} workers would split connections; use one worker"
-            )));
-        }
+        reta = match (c.rss, reta) {
+            (true, Some(r)) => Some(r.min(c.reta_size)),
+            _ => None,
+        };
         if let Some(mac) = iface.mac {
             port.set_mac_addr(mac)?;
         }
@@ -338,7 +344,18 @@ fn start_ports(
         );
         ports.push(port);
     }
-    Ok((pool, ports, macs))
+    let steering = match reta {
+        _ if workers == 1 => Steering::One,
+        Some(reta_size) if reta_size > 0 => Steering::Rss { reta_size },
+        _ => Steering::Software,
+    };
+    if steering == Steering::Software {
+        log::info!(
+            "the ports do not spread flows by symmetric RSS: each of the {workers} workers hands \
+             the packets of flows it does not own to their owner"
+        );
+    }
+    Ok((pool, ports, macs, steering))
 }
 
 /// One worker per lcore, each polling its queue pair of both ports until `stop`; their

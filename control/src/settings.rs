@@ -8,6 +8,7 @@ use std::sync::Arc;
 use common::config::Config;
 use common::wire::MacAddr;
 use dataplane::context::{Context, ForwardMode};
+use dataplane::steer::Steering;
 
 #[derive(Debug)]
 pub struct Settings {
@@ -20,6 +21,14 @@ impl Settings {
     pub fn new(config: Config, macs: [MacAddr; 2], mode: ForwardMode) -> Settings {
         let workers = Arc::new(Context::new(&config, macs, mode));
         Settings { config, workers }
+    }
+
+    /// These settings for workers that reach their flows by `steering` (the ports decide).
+    pub fn steered(mut self, steering: Steering) -> Settings {
+        if let Some(ctx) = Arc::get_mut(&mut self.workers) {
+            ctx.steering = steering;
+        }
+        self
     }
 
     /// 0 for the configuration the box started with, +1 for each reload.
@@ -53,6 +62,7 @@ impl Settings {
         };
         let mut workers = Context::new(&merged, self.workers.macs, self.workers.mode);
         workers.generation = self.workers.generation + 1;
+        workers.steering = self.workers.steering;
         let settings = Settings {
             config: merged,
             workers: Arc::new(workers),

@@ -11,6 +11,7 @@ use common::conn::TcpState;
 use common::wire::MacAddr;
 
 use crate::route::Router;
+use crate::steer::Steering;
 use crate::track::TrackConfig;
 
 /// How the workers treat traffic.
@@ -47,6 +48,8 @@ pub struct Context {
     /// The drop capture's box-wide rate, packets per second; 0 when drops are not captured.
     pub drop_capture_rate: u32,
     pub workers: u16,
+    /// How packets reach the worker that owns their flow.
+    pub steering: Steering,
     /// 0 for the configuration the box started with, +1 for each reload (SIGHUP).
     pub generation: u64,
 }
@@ -92,6 +95,7 @@ impl Context {
             syn_cookies: config.proxy.syn_cookies != SynCookies::Never,
             drop_capture_rate: config.capture.drops.as_ref().map_or(0, |d| d.rate),
             workers,
+            steering: Steering::One,
             generation: 0,
         }
     }

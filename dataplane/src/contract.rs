@@ -12,6 +12,7 @@
 //! | [`Rings::commands`] (one per worker) | control → worker | [`Command`]: neighbours, installs and removals, reloads, flow listings |
 //! | [`Rings::from_control`] (one per worker) | control → worker | [`FromControl`]: frames to send on the worker's TX queue, packets to process as if received |
 //! | [`Rings::replies`] (shared) | workers → control | answers to commands (flow listings) |
+//! | [`Rings::handoff`] (one per worker) | worker → worker | [`Handoff`]: a packet for the worker that owns its flow (`crate::steer`) |
 //! | [`Rings::syn_cookies`] | control → workers | whether SYNs to `proxy` rules get cookies now (no placeholder then) |
 //! | [`Context`] (by `Arc`, replaced by [`Command::Reload`]) | control → workers | policy, routes, MACs, timeouts |
 //!
@@ -126,6 +127,17 @@ impl PartialEq for NewContext {
 
 impl Eq for NewContext {}
 
+/// A packet a worker received for a flow another worker owns (`crate::steer`): the owner
+/// processes it as if it had arrived on `port` itself.
+#[derive(Debug)]
+pub struct Handoff<P> {
+    pub port: usize,
+    pub pkt: P,
+}
+
+/// Packets a worker's handoff ring holds: two bursts from each of a few busy workers.
+pub const HANDOFF_DEPTH: usize = 1024;
+
 /// The rings of one worker: its own command ring and the shared ring to control.
 #[derive(Debug)]
 pub struct WorkerRings<P> {
@@ -136,6 +148,8 @@ pub struct WorkerRings<P> {
     /// Answers to commands (flow listings), shared by all workers.
     pub replies: Arc<ArrayQueue<Reply>>,
     pub syn_cookies: Arc<AtomicBool>,
+    /// Every worker's handoff ring, by worker (this worker's own among them).
+    pub handoff: Vec<Arc<ArrayQueue<Handoff<P>>>>,
 }
 
 impl<P> Clone for WorkerRings<P> {
@@ -146,6 +160,7 @@ impl<P> Clone for WorkerRings<P> {
             from_control: Arc::clone(&self.from_control),
             replies: Arc::clone(&self.replies),
             syn_cookies: Arc::clone(&self.syn_cookies),
+            handoff: self.handoff.clone(),
         }
     }
 }
@@ -161,6 +176,8 @@ pub struct Rings<P> {
     /// make no placeholder for such a SYN (a flood leaves nothing in the flow table, and
     /// control need not remove anything).
     pub syn_cookies: Arc<AtomicBool>,
+    /// One per worker: packets other workers received for flows it owns.
+    pub handoff: Vec<Arc<ArrayQueue<Handoff<P>>>>,
 }
 
 impl<P> Rings<P> {
@@ -176,6 +193,9 @@ impl<P> Rings<P> {
             // One outstanding listing per worker, with room to spare.
             replies: Arc::new(ArrayQueue::new(4 * workers.max(1))),
             syn_cookies: Arc::new(AtomicBool::new(false)),
+            handoff: (0..workers)
+                .map(|_| Arc::new(ArrayQueue::new(HANDOFF_DEPTH)))
+                .collect(),
         }
     }
 
@@ -186,6 +206,7 @@ impl<P> Rings<P> {
             from_control: Arc::clone(&self.from_control[i]),
             replies: Arc::clone(&self.replies),
             syn_cookies: Arc::clone(&self.syn_cookies),
+            handoff: self.handoff.clone(),
         }
     }
 

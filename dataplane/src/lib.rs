@@ -24,6 +24,7 @@ pub mod packet;
 pub mod port;
 pub mod rate;
 pub mod route;
+pub mod steer;
 pub mod tel_value;
 pub mod testing;
 pub mod track;

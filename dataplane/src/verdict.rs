@@ -61,6 +61,8 @@ drop_reasons! {
     FlowTableFull => "flow_table_full",
     /// The ring to the control plane was full.
     ControlRingFull => "control_ring_full",
+    /// The handoff ring of the worker that owns the packet's flow was full.
+    HandoffFull => "handoff_full",
     /// The port's TX queue stayed full through the retries.
     TxFull => "tx_full",
     /// No route to the destination.

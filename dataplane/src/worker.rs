@@ -41,11 +41,13 @@ use crate::packet::{Burst, Packet, BURST};
 use crate::port::{flow_key_of, PortQueue};
 use crate::rate::TokenBucket;
 use crate::route::{port_index, side_of, Neighbours};
+use crate::steer::Steering;
 use crate::track::{init_from_syn, track, Segment, TrackVerdict};
 use crate::verdict::{DropReason, Verdict};
 
 mod counters;
 mod datagram;
+mod handoff;
 mod new_flow;
 pub use counters::WorkerCounters;
 
@@ -208,6 +210,9 @@ impl<Q: PortQueue> Worker<Q> {
             got += n;
             backlog |= n == BURST;
             self.counters.rx += n as u64;
+            if self.steers() {
+                self.hand_off(port, &mut rx);
+            }
             let hashed = match self.ctx.mode {
                 ForwardMode::Full => self.prefetch_flows(&rx),
                 ForwardMode::Io => [None; BURST],
@@ -215,6 +220,9 @@ impl<Q: PortQueue> Worker<Q> {
             for (pkt, h) in rx.drain().zip(hashed) {
                 self.handle(port, pkt, now_ms, h);
             }
+        }
+        if self.steers() {
+            backlog |= self.take_handoffs(now_ms);
         }
         self.flush(0);
         self.flush(1);

@@ -18,13 +18,21 @@ pub struct Testbed {
 impl Testbed {
     #[track_caller]
     pub fn up(ports: &str) -> Testbed {
+        Self::up_with_queues(ports, 1)
+    }
+
+    /// As [`Testbed::up`], with `queues` queue pairs on every veth (`--queues`).
+    #[track_caller]
+    pub fn up_with_queues(ports: &str, queues: u8) -> Testbed {
         require_tools(TOOLS);
         testbed(&["down"]).expect_success("scripts/testbed.sh down");
         // From here on, Drop tears down whatever `up` managed to build.
         let tb = Testbed {
             ports: ports.to_string(),
         };
-        testbed(&["up", "--ports", ports]).expect_success("scripts/testbed.sh up");
+        let queues = queues.to_string();
+        testbed(&["up", "--ports", ports, "--queues", &queues])
+            .expect_success("scripts/testbed.sh up");
         tb
     }
 

@@ -178,7 +178,7 @@ fn everything_explicit() {
         "    device: net_af_packet0,iface=ct-in0
     mac: 02:00:00:00:00:01
     mtu: 9000
-    rx_queues: 2
+    rx_queues: 1
     tx_queues: 3
     rx_descriptors: 4096
     tx_descriptors: 512
@@ -192,7 +192,7 @@ auth:
 "));
     let i = &c.interfaces.inside;
     assert_eq!(i.mac, Some(MacAddr([2, 0, 0, 0, 0, 1])));
-    assert_eq!((i.mtu, i.rx_queues, i.tx_queues), (9000, 2, 3));
+    assert_eq!((i.mtu, i.rx_queues, i.tx_queues), (9000, 1, 3));
     assert_eq!((i.rx_descriptors, i.tx_descriptors), (4096, 512));
     let t = c.flow_table.timeouts;
     assert_eq!(c.flow_table.capacity, 1 << 20);

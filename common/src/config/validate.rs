@@ -282,6 +282,16 @@ fn interface(p: &str, r: &RawInterface, w: &Workers) -> Res<Interface> {
         0,
         "each worker needs its own RX queue",
     )?;
+    if u64::from(rx_queues) > n {
+        return invalid(
+            format!("{p}.rx_queues"),
+            format!(
+                "{rx_queues} RX queues for {n} workers: worker i polls queue i, so a queue beyond \
+                 {n} would never be read (the packets the NIC spreads to it lost); give as many \
+                 as workers, or leave it out"
+            ),
+        );
+    }
     let tx_queues = queues(
         &format!("{p}.tx_queues"),
         r.tx_queues,

@@ -82,6 +82,9 @@ pub struct Configured {
     pub rss: bool,
     /// The RSS hash functions enabled (0 when `rss` is false).
     pub rss_hf: u64,
+    /// Entries of the RSS redirection table (0 when `rss` is false). The drivers fill it
+    /// round-robin over the RX queues at configuration, which `crate::steer` relies on.
+    pub reta_size: u16,
     /// Descriptors per RX / TX queue after the device's limits were applied.
     pub rx_desc: u16,
     pub tx_desc: u16,
@@ -341,6 +344,7 @@ impl Port {
         Ok(Configured {
             rss,
             rss_hf: if rss { rss_hf } else { 0 },
+            reta_size: if rss { info.reta_size } else { 0 },
             rx_desc: nb_rx,
             tx_desc: nb_tx,
             mtu: mtu_set,

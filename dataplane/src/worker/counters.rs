@@ -70,6 +70,10 @@ worker_counters! {
     icmp_flows_created,
     /// UDP flows and echo exchanges removed by their idle timeout.
     datagram_flows_expired,
+    /// Packets handed to the worker that owns their flow (`crate::steer`).
+    handed_off,
+    /// Packets another worker handed to this one.
+    handoff_received,
     /// Dropped packets handed to control for the drop capture.
     drops_captured,
     /// Dropped packets the capture's rate allowed but the ring to control had no room for.
