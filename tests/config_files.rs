@@ -291,37 +291,21 @@ fn testbed_matches_the_contract() {
     assert!(c.interfaces.inside.is_own_address(ip("198.18.0.254")));
     assert!(c.interfaces.outside.is_own_address(ip("198.19.0.254")));
     let proxy = |auth, splice| Action::Proxy { auth, splice };
+    let tcp = |port, action| (Protocol::Tcp, Some(port), action);
     let expect = [
         (Protocol::Icmp, None, Action::Pass),
-        (Protocol::Tcp, Some(5201), Action::Pass),
-        (Protocol::Tcp, Some(5210), Action::Pass),
-        (
-            Protocol::Tcp,
-            Some(8080),
+        tcp(5201, Action::Pass),
+        tcp(5210, Action::Pass),
+        tcp(
+            8080,
             proxy(AuthMethod::HttpBasic, SplicePoint::AfterRequest),
         ),
-        (
-            Protocol::Tcp,
-            Some(2323),
-            proxy(AuthMethod::Line, SplicePoint::AfterAuth),
-        ),
-        (
-            Protocol::Tcp,
-            Some(9000),
-            proxy(AuthMethod::None, SplicePoint::AfterAuth),
-        ),
-        (
-            Protocol::Tcp,
-            Some(9001),
-            proxy(AuthMethod::None, SplicePoint::Never),
-        ),
-        (
-            Protocol::Tcp,
-            Some(80),
-            proxy(AuthMethod::HttpBasic, SplicePoint::AfterRequest),
-        ),
-        (Protocol::Tcp, Some(5211), Action::Deny),
-        (Protocol::Tcp, Some(81), Action::Deny),
+        tcp(2323, proxy(AuthMethod::Line, SplicePoint::AfterAuth)),
+        tcp(9000, proxy(AuthMethod::None, SplicePoint::AfterAuth)),
+        tcp(9001, proxy(AuthMethod::None, SplicePoint::Never)),
+        tcp(80, proxy(AuthMethod::HttpBasic, SplicePoint::AfterRequest)),
+        tcp(5211, Action::Deny),
+        tcp(81, Action::Deny),
         (Protocol::Udp, Some(5201), Action::Deny),
         (Protocol::Udp, Some(53), Action::Pass),
         (Protocol::Udp, Some(123), Action::Pass),

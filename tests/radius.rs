@@ -173,14 +173,31 @@ fn silent_server() -> (UdpSocket, RadiusServer) {
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Asks `c` whether `user` logs in with `password`, checks the answer, and returns how long
+/// the answer took.
+fn ask(c: &RadiusClient, user: &str, password: &str, want: RadiusAnswer) -> Duration {
+    let started = Instant::now();
+    let got = c.authenticate(user.as_bytes(), password.as_bytes());
+    assert_eq!(got, want, "{user} with {password:?}");
+    started.elapsed()
+}
+
+/// The counters after one login that none of `servers` answered, each asked `tries` times.
+fn unanswered(servers: u64, tries: u64) -> RadiusStats {
+    RadiusStats {
+        requests: servers,
+        retransmissions: servers * (tries - 1),
+        timeouts: servers * tries,
+        unavailable: 1,
+        ..RadiusStats::default()
+    }
+}
+
 #[test]
 fn right_password_is_accepted() {
     let fr = FreeRadius::start();
     let c = client(vec![fr.server()], TIMEOUT, 1);
-    assert_eq!(
-        c.authenticate(b"alice", b"wonderland"),
-        RadiusAnswer::Accept
-    );
+    ask(&c, "alice", "wonderland", RadiusAnswer::Accept);
     assert_eq!(
         c.counters().snapshot(),
         RadiusStats {
@@ -196,12 +213,7 @@ fn passwords_of_one_and_of_eight_blocks_are_accepted() {
     let fr = FreeRadius::start();
     let c = client(vec![fr.server()], TIMEOUT, 1);
     for (name, password) in users() {
-        assert_eq!(
-            c.authenticate(name.as_bytes(), password.as_bytes()),
-            RadiusAnswer::Accept,
-            "{name} with a password of {} bytes",
-            password.len()
-        );
+        ask(&c, &name, &password, RadiusAnswer::Accept);
     }
     assert_eq!(users()[2].1.len(), 128);
 }
@@ -210,12 +222,9 @@ fn passwords_of_one_and_of_eight_blocks_are_accepted() {
 fn wrong_password_is_rejected() {
     let fr = FreeRadius::start();
     let c = client(vec![fr.server()], TIMEOUT, 1);
-    assert_eq!(
-        c.authenticate(b"alice", b"wonderlanD"),
-        RadiusAnswer::Reject
-    );
+    ask(&c, "alice", "wonderlanD", RadiusAnswer::Reject);
     // A prefix of the right password, and one that differs only in its second block.
-    assert_eq!(c.authenticate(b"alice", b"wonder"), RadiusAnswer::Reject);
+    ask(&c, "alice", "wonder", RadiusAnswer::Reject);
     let mut long = users()[2].1.clone().into_bytes();
     long[20] ^= 1;
     assert_eq!(c.authenticate(b"long", &long), RadiusAnswer::Reject);
@@ -230,10 +239,7 @@ fn wrong_password_is_rejected() {
 fn unknown_user_is_rejected() {
     let fr = FreeRadius::start();
     let c = client(vec![fr.server()], TIMEOUT, 1);
-    assert_eq!(
-        c.authenticate(b"mallory", b"wonderland"),
-        RadiusAnswer::Reject
-    );
+    ask(&c, "mallory", "wonderland", RadiusAnswer::Reject);
     assert_eq!(c.counters().snapshot().rejects, 1);
 }
 
@@ -246,22 +252,9 @@ fn wrong_shared_secret_gets_no_answer() {
         Duration::from_millis(300),
         1,
     );
-    let started = Instant::now();
-    assert_eq!(
-        c.authenticate(b"alice", b"wonderland"),
-        RadiusAnswer::NoAnswer
-    );
-    assert!(started.elapsed() < Duration::from_secs(2));
-    assert_eq!(
-        c.counters().snapshot(),
-        RadiusStats {
-            requests: 1,
-            retransmissions: 1,
-            timeouts: 2,
-            unavailable: 1,
-            ..RadiusStats::default()
-        }
-    );
+    let took = ask(&c, "alice", "wonderland", RadiusAnswer::NoAnswer);
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert_eq!(c.counters().snapshot(), unanswered(1, 2));
 }
 
 #[test]
@@ -269,12 +262,7 @@ fn a_silent_first_server_fails_over_to_the_second() {
     let fr = FreeRadius::start();
     let (silent, first) = silent_server();
     let c = client(vec![first, fr.server()], Duration::from_millis(200), 1);
-    let started = Instant::now();
-    assert_eq!(
-        c.authenticate(b"alice", b"wonderland"),
-        RadiusAnswer::Accept
-    );
-    let took = started.elapsed();
+    let took = ask(&c, "alice", "wonderland", RadiusAnswer::Accept);
     assert!(
         took >= Duration::from_millis(400) && took < Duration::from_secs(2),
         "{took:?}"
@@ -305,9 +293,7 @@ fn a_closed_first_port_moves_on_at_once() {
     let fr = FreeRadius::start();
     let closed = server(free_udp_port(), SECRET);
     let c = client(vec![closed, fr.server()], TIMEOUT, 2);
-    let started = Instant::now();
-    assert_eq!(c.authenticate(b"bob", b"builder"), RadiusAnswer::Accept);
-    let took = started.elapsed();
+    let took = ask(&c, "bob", "builder", RadiusAnswer::Accept);
     assert!(took < Duration::from_secs(1), "{took:?}");
     let s = c.counters().snapshot();
     assert_eq!((s.requests, s.timeouts, s.accepts), (2, 0, 1));
@@ -318,27 +304,13 @@ fn both_silent_is_no_answer_within_the_bound() {
     let (_a, first) = silent_server();
     let (_b, second) = silent_server();
     let c = client(vec![first, second], Duration::from_millis(200), 1);
-    let started = Instant::now();
-    assert_eq!(
-        c.authenticate(b"alice", b"wonderland"),
-        RadiusAnswer::NoAnswer
-    );
-    let took = started.elapsed();
+    let took = ask(&c, "alice", "wonderland", RadiusAnswer::NoAnswer);
     // servers × tries × timeout = 2 × 2 × 200 ms.
     assert!(
         took >= Duration::from_millis(800) && took < Duration::from_millis(1500),
         "{took:?}"
     );
-    assert_eq!(
-        c.counters().snapshot(),
-        RadiusStats {
-            requests: 2,
-            retransmissions: 2,
-            timeouts: 4,
-            unavailable: 1,
-            ..RadiusStats::default()
-        }
-    );
+    assert_eq!(c.counters().snapshot(), unanswered(2, 2));
 }
 
 #[test]

@@ -116,11 +116,7 @@ pub fn hugepages_free() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn cfg() -> Config {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/testbed.yaml");
-        common::config::load(std::path::Path::new(path)).unwrap()
-    }
+    use crate::testing::testbed_config as cfg;
 
     #[test]
     fn vdevs_from_the_config_and_lcores_mapped_round_robin() {

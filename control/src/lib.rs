@@ -17,4 +17,6 @@ pub mod report;
 pub mod run;
 pub mod settings;
 pub mod stats;
+#[cfg(test)]
+mod testing;
 pub mod verifier;

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::stats::{PortCounters, Stats};
+use crate::stats::{nonzero_list, PortCounters, Stats};
 
 /// One port, as testpmd's `show port stats` shows it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -191,25 +191,10 @@ impl Report {
         let f = &self.flows;
         let c = &self.connections;
         let r = &self.rings;
-        let states: Vec<String> = common::conn::TcpState::ALL[1..]
+        let states = common::conn::TcpState::ALL[1..]
             .iter()
-            .map(|st| st.name())
-            .filter(|n| g(f, n) > 0)
-            .map(|n| format!("{n} {}", g(f, n)))
-            .collect();
-        let drops: Vec<String> = self
-            .drops
-            .iter()
-            .filter(|(_, n)| **n > 0)
-            .map(|(k, n)| format!("{k} {n}"))
-            .collect();
-        let list = |v: Vec<String>| {
-            if v.is_empty() {
-                "none".to_string()
-            } else {
-                v.join(", ")
-            }
-        };
+            .map(|st| (st.name(), g(f, st.name())));
+        let list = |m: &BTreeMap<String, u64>| nonzero_list(m.iter().map(|(k, n)| (k, *n)));
         let mut s = format!("\n  {BORDER}{:^28}{BORDER}\n", "cutthrough statistics");
         s += &format!(
             "  Flows: {:<10} pass: {:<10} proxied: {:<10} spliced: {}\n",
@@ -218,7 +203,7 @@ impl Report {
             g(f, "proxied"),
             g(f, "spliced")
         );
-        s += &format!("  By state: {}\n", list(states));
+        s += &format!("  By state: {}\n", nonzero_list(states));
         s += &format!(
             "  UDP flows: {:<6} ICMP echo: {}\n",
             g(f, "udp"),
@@ -231,22 +216,16 @@ impl Report {
             g(c, "spliced"),
             self.splices_per_sec()
         );
-        let causes: Vec<String> = self
-            .fallback_causes
-            .iter()
-            .filter(|(_, n)| **n > 0)
-            .map(|(k, n)| format!("{k} {n}"))
-            .collect();
         s += &format!(
             "  Connections: proxied {}, full proxy {}, fallback {} ({}), drain timeout {}, auth failed {}\n",
             g(c, "proxied"),
             g(c, "full_proxy"),
             g(c, "fallback"),
-            list(causes),
+            list(&self.fallback_causes),
             g(c, "drain_timeout"),
             g(c, "auth_failed")
         );
-        s += &format!("  Drops: {}\n", list(drops));
+        s += &format!("  Drops: {}\n", list(&self.drops));
         s += &format!(
             "  Rings: to control {}/{}, commands {}/{}, from control {}/{}\n",
             g(r, "to_control"),

@@ -69,56 +69,56 @@ fn now_ms(start: Instant) -> u32 {
     start.elapsed().as_millis() as u32
 }
 
-/// The `/cutthrough/*` telemetry commands, reading the hub's snapshots.
-fn register_telemetry(eal: &Eal, hub: &Arc<Hub>) -> Result<(), DpdkError> {
-    let h = Arc::clone(hub);
-    telemetry::register(
-        eal,
+/// What a telemetry command answers: from the hub's snapshots and the command's parameters.
+type TelHandler = fn(&Hub, &str) -> TelValue;
+
+/// The `/cutthrough/*` telemetry commands: name, help, handler.
+const TELEMETRY: [(&str, &str, TelHandler); 6] = [
+    (
         "/cutthrough/stats",
         "The box's statistics: ports, flows by state, connections, drops, rings. No parameters",
-        move |_| h.stats(),
-    )?;
-    let h = Arc::clone(hub);
-    telemetry::register(
-        eal,
+        |h, _| h.stats(),
+    ),
+    (
         "/cutthrough/drops",
         "Packets dropped, by reason. No parameters",
-        move |_| h.drops(),
-    )?;
-    let h = Arc::clone(hub);
-    telemetry::register(
-        eal,
+        |h, _| h.drops(),
+    ),
+    (
         "/cutthrough/config",
         "The configuration in force: file, policy generation, rules. No parameters",
-        move |_| h.config(),
-    )?;
-    let h = Arc::clone(hub);
-    telemetry::register(
-        eal,
+        |h, _| h.config(),
+    ),
+    (
         "/cutthrough/flows",
         "Flows: quad, phase, deltas, state, idle time. Parameters: [LIMIT][,CIDR|PORT|CIDR:PORT]",
-        move |params| match FlowQuery::parse(params) {
+        |h, params| match FlowQuery::parse(params) {
             Ok(q) => h.flows(q, FLOW_TIMEOUT * 2).to_tel(),
             Err(e) => TelValue::Str(e),
         },
-    )?;
-    let h = Arc::clone(hub);
-    telemetry::register(
-        eal,
+    ),
+    (
         "/cutthrough/auth",
         "Logins: user, client, method, since, idle, connections. No parameters",
-        move |_| json_to_tel(&h.auth(AuthOp::List, FLOW_TIMEOUT * 2)),
-    )?;
-    let h = Arc::clone(hub);
-    telemetry::register(
-        eal,
+        |h, _| json_to_tel(&h.auth(AuthOp::List, FLOW_TIMEOUT * 2)),
+    ),
+    (
         "/cutthrough/auth_clear",
         "Ends logins. Parameter: all, user=NAME or a client address",
-        move |params| match AuthOp::parse_clear(params) {
+        |h, params| match AuthOp::parse_clear(params) {
             Ok(op) => json_to_tel(&h.auth(op, FLOW_TIMEOUT * 2)),
             Err(e) => TelValue::Str(e),
         },
-    )
+    ),
+];
+
+/// Registers [`TELEMETRY`], each command reading `hub`.
+fn register_telemetry(eal: &Eal, hub: &Arc<Hub>) -> Result<(), DpdkError> {
+    for (cmd, help, handler) in TELEMETRY {
+        let h = Arc::clone(hub);
+        telemetry::register(eal, cmd, help, move |params| handler(&h, params))?;
+    }
+    Ok(())
 }
 
 /// Runs the box until a signal; returns after a clean shutdown.

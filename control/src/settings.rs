@@ -74,12 +74,8 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::testbed_config as testbed;
     use common::config::{Action, DropCapture};
-
-    fn testbed() -> Config {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/testbed.yaml");
-        common::config::load(std::path::Path::new(path)).unwrap()
-    }
 
     fn settings(config: Config) -> Settings {
         let macs = [MacAddr([2, 0, 0, 0, 0, 1]), MacAddr([2, 0, 0, 0, 0, 2])];

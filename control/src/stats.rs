@@ -316,37 +316,38 @@ impl Stats {
             );
         }
         let c = &self.connections;
-        let causes: Vec<String> = c
-            .fallback_causes
-            .iter()
-            .filter(|(_, n)| *n > 0)
-            .map(|(k, n)| format!("{k} {n}"))
-            .collect();
         s += &format!(
             "connections: proxied {} spliced {} full proxy {} fallback {} ({}) drain timeout {} auth failed {}\n",
             c.proxied, c.spliced, c.full_proxy, c.fallback,
-            if causes.is_empty() { "none".to_string() } else { causes.join(", ") },
+            nonzero_list(c.fallback_causes.iter()),
             c.drain_timeout, c.auth_failed
         );
         s += &format!(
             "auth: verified {} pending {} queue full {} discarded {}\n",
             c.auth_verified, c.auth_pending, c.auth_queue_full, c.auth_discarded
         );
-        let drops: Vec<String> = self
-            .drops
-            .iter()
-            .filter(|(_, n)| **n > 0)
-            .map(|(k, n)| format!("{k} {n}"))
-            .collect();
         s += &format!(
             "drops: {}\n",
-            if drops.is_empty() {
-                "none".to_string()
-            } else {
-                drops.join(", ")
-            }
+            nonzero_list(self.drops.iter().map(|(k, n)| (k, *n)))
         );
         s
+    }
+}
+
+/// The non-zero counters of `items` as `name count, name count`, or `none`: one way for
+/// every list of causes, states or drop reasons the summaries print.
+pub(crate) fn nonzero_list<K: std::fmt::Display>(
+    items: impl IntoIterator<Item = (K, u64)>,
+) -> String {
+    let v: Vec<String> = items
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    if v.is_empty() {
+        "none".to_owned()
+    } else {
+        v.join(", ")
     }
 }
 

@@ -235,6 +235,17 @@ impl Neighbours {
 mod tests {
     use super::*;
 
+    fn hop(out: Side, ip: Ipv4Addr) -> Option<NextHop> {
+        Some(NextHop { out, ip })
+    }
+
+    /// Checks each (destination, next hop) pair against the router.
+    fn lookups(r: &Router, cases: &[(Ipv4Addr, Option<NextHop>)]) {
+        for (dst, want) in cases {
+            assert_eq!(r.lookup(*dst), *want, "to {dst:?}");
+        }
+    }
+
     fn cfg() -> Config {
         let text = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -247,21 +258,16 @@ mod tests {
     #[test]
     fn connected_subnets_route_to_their_port() {
         let r = Router::new(&cfg());
-        assert_eq!(
-            r.lookup(Ipv4Addr::new(198, 19, 0, 2)),
-            Some(NextHop {
-                out: Side::Outside,
-                ip: Ipv4Addr::new(198, 19, 0, 2)
-            })
+        let server = Ipv4Addr::new(198, 19, 0, 2);
+        let client = Ipv4Addr::new(198, 18, 0, 1);
+        lookups(
+            &r,
+            &[
+                (server, hop(Side::Outside, server)),
+                (client, hop(Side::Inside, client)),
+                (Ipv4Addr::new(203, 0, 113, 1), None),
+            ],
         );
-        assert_eq!(
-            r.lookup(Ipv4Addr::new(198, 18, 0, 1)),
-            Some(NextHop {
-                out: Side::Inside,
-                ip: Ipv4Addr::new(198, 18, 0, 1)
-            })
-        );
-        assert_eq!(r.lookup(Ipv4Addr::new(203, 0, 113, 1)), None);
         assert!(r.is_own(Ipv4Addr::new(198, 18, 0, 254)));
         assert!(!r.is_own(Ipv4Addr::new(198, 18, 0, 1)));
         assert_eq!(
@@ -284,19 +290,18 @@ mod tests {
             interface: Side::Inside,
         });
         let r = Router::new(&c);
-        assert_eq!(
-            r.lookup(Ipv4Addr::new(203, 0, 113, 7)),
-            Some(NextHop {
-                out: Side::Inside,
-                ip: Ipv4Addr::new(198, 18, 0, 9)
-            })
-        );
-        assert_eq!(
-            r.lookup(Ipv4Addr::new(8, 8, 8, 8)),
-            Some(NextHop {
-                out: Side::Outside,
-                ip: Ipv4Addr::new(198, 19, 0, 1)
-            })
+        lookups(
+            &r,
+            &[
+                (
+                    Ipv4Addr::new(203, 0, 113, 7),
+                    hop(Side::Inside, Ipv4Addr::new(198, 18, 0, 9)),
+                ),
+                (
+                    Ipv4Addr::new(8, 8, 8, 8),
+                    hop(Side::Outside, Ipv4Addr::new(198, 19, 0, 1)),
+                ),
+            ],
         );
         // connected beats the default route
         assert_eq!(

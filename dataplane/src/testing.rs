@@ -1,12 +1,58 @@
 //! Frame builders for tests and the simulation: whole Ethernet frames with correct
-//! checksums, built from the wire module's own emitters.
+//! checksums, built from the wire module's own emitters; the testbed's addresses; workers on
+//! in-memory NICs.
 
+use crate::context::Context;
+use crate::contract::Rings;
+use crate::port::{MemNic, MemQueue};
+use crate::worker::Worker;
 use common::wire::arp::{ArpRepr, Operation};
 use common::wire::ethernet::{build_frame as ethernet, EtherType};
 use common::wire::icmp::{IcmpEchoRepr, IcmpErrorRepr, Message};
 use common::wire::ipv4::{Ipv4Repr, Protocol};
 use common::wire::tcp::TcpPacket;
 use common::wire::{Ipv4Addr, MacAddr};
+use std::sync::Arc;
+
+/// The addresses of `config/testbed.yaml`: the box's two ports, a client inside and a server
+/// outside.
+pub const BOX_IN: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x01]);
+pub const BOX_OUT: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x02]);
+pub const CLIENT_MAC: MacAddr = MacAddr([0x02, 0xc1, 0, 0, 0, 0x01]);
+pub const SERVER_MAC: MacAddr = MacAddr([0x02, 0x5e, 0, 0, 0, 0x02]);
+pub const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+pub const SERVER: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 2);
+pub const BOX_IN_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 254);
+pub const BOX_OUT_IP: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 254);
+
+/// One worker per queue of `inside` (and of `outside`, which has as many): worker `i` polls
+/// queue `i` of each NIC and speaks on ring `i`, as the box lays its workers out on real ports.
+pub fn mem_workers(
+    inside: &Arc<MemNic>,
+    outside: &Arc<MemNic>,
+    ctx: &Arc<Context>,
+    rings: &Rings<Vec<u8>>,
+) -> Vec<Worker<MemQueue>> {
+    assert_eq!(inside.queues(), outside.queues(), "one queue pair a worker");
+    (0..inside.queues())
+        .map(|i| {
+            Worker::new(
+                i as u16,
+                [inside.queue(i), outside.queue(i)],
+                Arc::clone(ctx),
+                rings.worker(i),
+            )
+        })
+        .collect()
+}
+
+/// NOP, NOP, timestamps (TSval, TSecr): a Linux data segment's options.
+pub fn ts_option(tsval: u32, tsecr: u32) -> [u8; 12] {
+    let mut o = [1, 1, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0];
+    o[4..8].copy_from_slice(&tsval.to_be_bytes());
+    o[8..12].copy_from_slice(&tsecr.to_be_bytes());
+    o
+}
 
 /// The L2 and L3 envelope of a test frame.
 #[derive(Debug, Clone, Copy)]

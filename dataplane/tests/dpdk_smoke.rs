@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use common::checksum::checksum;
 use common::config::Side;
-use common::wire::{Ipv4Addr, MacAddr};
+use common::wire::MacAddr;
 use dataplane::context::{Context, ForwardMode};
 use dataplane::contract::{Command as WorkerCommand, Rings, Why};
 use dataplane::dpdk::{
@@ -33,6 +33,7 @@ use dataplane::dpdk::{
 use dataplane::dpdk_port::DpdkQueuePair;
 use dataplane::packet::{Burst, Packet};
 use dataplane::testing::{arp_request, icmp_echo_frame, Envelope};
+use dataplane::testing::{BOX_IN_IP, CLIENT, CLIENT_MAC, SERVER, SERVER_MAC};
 use dataplane::verdict::DropReason;
 use dataplane::worker::Worker;
 
@@ -329,12 +330,6 @@ fn ring_loopback(eal: &Eal, pool: &Mempool) {
     drop(port);
 }
 
-const CLIENT_MAC: MacAddr = MacAddr([0x02, 0xc1, 0, 0, 0, 0x01]);
-const SERVER_MAC: MacAddr = MacAddr([0x02, 0x5e, 0, 0, 0, 0x02]);
-const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-const SERVER: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 2);
-const BOX_INSIDE: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 254);
-
 /// The worker loop, unchanged, on DPDK: `net_ring1` is the inside port and `net_ring2` the
 /// outside one, each a loopback with 1 RX and 2 TX queues (queue 0 the worker's, queue 1 the
 /// control plane's), and the testbed's configuration. An ARP request for the box goes to the
@@ -363,7 +358,7 @@ fn worker_on_mbufs(eal: &Eal, pool: &Mempool) {
 
     // Into the inside port's TX queue 0, which its ring loops back to its RX queue 0, before
     // the worker takes the queues.
-    let arp = arp_request(CLIENT_MAC, CLIENT, BOX_INSIDE);
+    let arp = arp_request(CLIENT_MAC, CLIENT, BOX_IN_IP);
     let to_server = Envelope {
         src_mac: CLIENT_MAC,
         dst_mac: macs[0],
@@ -408,11 +403,11 @@ fn worker_on_mbufs(eal: &Eal, pool: &Mempool) {
     let mut tx = ports[0].tx_queue(0).unwrap();
     let mut out = Burst::<Mbuf, 2>::new();
     assert!(out.push(msg.pkt).is_ok());
-    assert!(out.push(Mbuf::from_slice(&pool, &ping).unwrap()).is_ok());
+    assert!(out.push(Mbuf::from_slice(pool, &ping).unwrap()).is_ok());
     assert_eq!(tx.tx_burst(&mut out), 2, "both sent");
     let too_big = vec![0u8; usize::from(pool.max_packet_len()) + 1];
     assert!(
-        Mbuf::from_slice(&pool, &too_big).is_err(),
+        Mbuf::from_slice(pool, &too_big).is_err(),
         "one mbuf or none"
     );
     let mut back = Burst::<Mbuf, 4>::new();

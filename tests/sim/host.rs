@@ -48,6 +48,8 @@ impl SimDevice {
     }
 }
 
+// A deliberate copy of the box's own leg device (`control::proxy::leg`): the hosts are test
+// peers and share no code with the box they test.
 pub struct SimRxToken(Vec<u8>);
 pub struct SimTxToken<'a>(&'a mut VecDeque<Vec<u8>>);
 

@@ -114,6 +114,7 @@ const EXPIRE_BUDGET: usize = 64;
 const TRACE_LIMIT: usize = 1 << 20;
 
 mod host;
+pub mod login;
 mod observe;
 mod the_box;
 mod wire;

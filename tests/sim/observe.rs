@@ -56,14 +56,58 @@ impl Sim {
 
     /// The trace of one connection (by client port), in order.
     pub fn trace_of(&self, cport: u16) -> Vec<&TraceEntry> {
-        self.trace
+        self.trace_of_since(cport, 0)
+    }
+
+    /// The trace of one connection (by client port) from index `from` of the whole trace on.
+    pub fn trace_of_since(&self, cport: u16, from: usize) -> Vec<&TraceEntry> {
+        self.trace[from..]
             .iter()
-            .filter(|e| {
-                e.seg
-                    .as_ref()
-                    .is_some_and(|s| s.sport == cport || s.dport == cport)
-            })
+            .filter(|e| e.of_conn(cport))
             .collect()
+    }
+
+    /// The last `n` trace entries of one connection (by client port), a line each.
+    pub fn last_segments(&self, cport: u16, n: usize) -> String {
+        let t = self.trace_of(cport);
+        t[t.len().saturating_sub(n)..]
+            .iter()
+            .map(|e| format!("  {e}\n"))
+            .collect()
+    }
+
+    /// The frames the links' faults dropped, duplicated or delayed, all hops.
+    pub fn faults_injected(&self) -> u64 {
+        Hop::ALL
+            .iter()
+            .map(|&h| {
+                let s = self.hop_stats(h);
+                s.dropped + s.duplicated + s.delayed
+            })
+            .sum()
+    }
+
+    /// Panics unless the links' faults did something: a test under faults that met none
+    /// proves nothing about them. `what` starts the message.
+    pub fn assert_hostile(&self, what: &str) {
+        assert!(
+            self.faults_injected() > 0,
+            "{what}: the network was not hostile\n{}",
+            self.report()
+        );
+    }
+
+    /// Panics with the evidence (each drop with its connection's handshake and the segments
+    /// before it) if the box dropped anything. `what` starts the message.
+    pub fn assert_no_drops(&self, what: &str) {
+        assert_eq!(
+            self.counters().drops.total(),
+            0,
+            "{what}: unexpected drops {:?}\n{}\n{}",
+            self.nonzero_drops(),
+            self.report(),
+            self.explain_drops(16, 5)
+        );
     }
 
     /// For a dropped trace entry: it and the `context` entries of its connection before it.
@@ -79,11 +123,7 @@ impl Sim {
         };
         let conn: Vec<_> = self.trace[..=index_in_trace]
             .iter()
-            .filter(|x| {
-                x.seg
-                    .as_ref()
-                    .is_some_and(|s| s.sport == cport || s.dport == cport)
-            })
+            .filter(|x| x.of_conn(cport))
             .collect();
         let from = conn.len().saturating_sub(context + 1);
         let mut s = String::new();
@@ -176,6 +216,15 @@ impl Sim {
     }
 }
 
+impl TraceEntry {
+    /// The entry is a segment of the connection from client port `cport`.
+    pub fn of_conn(&self, cport: u16) -> bool {
+        self.seg
+            .as_ref()
+            .is_some_and(|s| s.sport == cport || s.dport == cport)
+    }
+}
+
 /// What the worker's counters say happened to the one frame it just processed.
 pub(super) fn classify(b: &WorkerCounters, a: &WorkerCounters) -> Outcome {
     for r in DropReason::ALL {
@@ -199,11 +248,7 @@ pub fn assert_stream(seed: u64, what: &str, expected: &[u8], got: &[u8]) {
     if expected == got {
         return;
     }
-    let first = expected
-        .iter()
-        .zip(got)
-        .position(|(a, b)| a != b)
-        .unwrap_or(expected.len().min(got.len()));
+    let first = first_difference(expected, got);
     panic!(
         "seed {seed}: {what}: expected {} bytes, got {}; first difference at offset {first}",
         expected.len(),
@@ -211,9 +256,30 @@ pub fn assert_stream(seed: u64, what: &str, expected: &[u8], got: &[u8]) {
     );
 }
 
+/// The offset of the first byte where `got` differs from `expected` (or where the shorter
+/// one ends).
+pub fn first_difference(expected: &[u8], got: &[u8]) -> usize {
+    expected
+        .iter()
+        .zip(got)
+        .position(|(a, b)| a != b)
+        .unwrap_or(expected.len().min(got.len()))
+}
+
+/// The number of seeds a sweep runs: `SIM_SEEDS` if set, else `default`.
+pub fn sweep_seeds(default: u64) -> u64 {
+    std::env::var("SIM_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// What the simulated client and server say around a login, shared by the simulations that
 /// log in with `line` or `http-basic` and exchange first bytes.
 pub mod script {
+    // A deliberate oracle: the box's words are written out here, not taken from
+    // `control::auth::line`, so a change to what the box says shows as a failure.
+
     /// The server's first bytes (`none`, `line`).
     pub const BANNER: &[u8] = b"220 server ready\r\n";
     /// The client's first bytes (`none`): sent at once, so they meet the drain.

@@ -24,16 +24,7 @@ impl TheBox {
         let inside = MemNic::new(workers, NIC_DEPTH);
         let outside = MemNic::new(workers, NIC_DEPTH);
         let rings = Rings::new(workers, 4096, 1024);
-        let ws = (0..workers)
-            .map(|i| {
-                Worker::new(
-                    i as u16,
-                    [inside.queue(i), outside.queue(i)],
-                    Arc::clone(&settings.workers),
-                    rings.worker(i),
-                )
-            })
-            .collect();
+        let ws = dataplane::testing::mem_workers(&inside, &outside, &settings.workers, &rings);
         let plane = ControlPlane::new(settings);
         TheBox {
             inside,

@@ -85,6 +85,17 @@ fn server_options(run: &mut Run) -> (u64, u64, u64) {
     )
 }
 
+/// The server is known once, was a hit for the second connection, and its change is counted
+/// once.
+fn assert_server_changed_once(run: &mut Run) {
+    let (known, hits, changed) = server_options(run);
+    assert!(
+        known == 1 && hits >= 1 && changed == 1,
+        "{}: server_options known {known} (1), hits {hits} (at least 1), changed {changed} (1)",
+        run.what()
+    );
+}
+
 /// The rules whose clients are answered before the box reaches the server, for `auth`.
 fn rules_of(auth: AuthMethod) -> Vec<RuleSpec> {
     RULES.iter().copied().filter(|r| r.auth == auth).collect()
@@ -315,12 +326,7 @@ fn a_server_whose_mss_went_down_gets_the_next_clients_segments_split() {
             second.edits.segments_split > 0,
             "{what}: the second connection's segments were not split: {second}"
         );
-        let (known, hits, changed) = server_options(&mut run);
-        assert!(
-            known == 1 && hits >= 1 && changed == 1,
-            "{what}: server_options known {known} (1), hits {hits} (at least 1), changed \
-             {changed} (1)"
-        );
+        assert_server_changed_once(&mut run);
     }
 }
 
@@ -362,12 +368,7 @@ fn a_server_that_turned_timestamps_on_is_spliced_with_them() {
             "{what}: the second connection: {second}, {:?}",
             second.edits
         );
-        let (known, hits, changed) = server_options(&mut run);
-        assert!(
-            known == 1 && hits >= 1 && changed == 1,
-            "{what}: server_options known {known} (1), hits {hits} (at least 1), changed \
-             {changed} (1)"
-        );
+        assert_server_changed_once(&mut run);
     }
 }
 
@@ -447,11 +448,6 @@ fn a_server_that_turned_timestamps_off_gets_its_segments_split_toward_the_client
             "{what}: the second connection: {second}, {:?}",
             second.edits
         );
-        let (known, hits, changed) = server_options(&mut run);
-        assert!(
-            known == 1 && hits >= 1 && changed == 1,
-            "{what}: server_options known {known} (1), hits {hits} (at least 1), changed \
-             {changed} (1)"
-        );
+        assert_server_changed_once(&mut run);
     }
 }

@@ -235,19 +235,7 @@ fn spliced(case: Case) -> String {
     assert_fast_path(&run, &at);
     let e = assert_wire(&run, &at);
     if case.faults != Faults::NONE {
-        let faults: u64 = Hop::ALL
-            .iter()
-            .map(|&h| {
-                let s = run.sim.hop_stats(h);
-                s.dropped + s.duplicated + s.delayed
-            })
-            .sum();
-        assert!(
-            faults > 0,
-            "{}: the network was not hostile\n{}",
-            run.what(),
-            run.sim.report()
-        );
+        run.sim.assert_hostile(&run.what());
     }
     let mut s = format!(
         "MSS c {}→{} s {}→{}",

@@ -33,42 +33,35 @@ fn a_server_without_timestamps_loses_them_and_the_client_gets_them_inserted() {
     );
 }
 
+/// `setting` on the client, then on the server.
+fn on_either_side(setting: Setting) -> [(Setting, Peer); 2] {
+    [(setting, Peer::Client), (setting, Peer::Server)]
+}
+
 #[test]
 fn a_small_receive_buffer_on_either_side_is_spliced() {
-    matrix_of(
-        "16 KiB receive buffer",
-        &[
-            (Setting::SmallReceiveBuffer, Peer::Client),
-            (Setting::SmallReceiveBuffer, Peer::Server),
-        ],
-        400,
-    );
+    let settings = on_either_side(Setting::SmallReceiveBuffer);
+    matrix_of("16 KiB receive buffer", &settings, 400);
 }
 
 #[test]
 fn a_peer_without_window_scaling_on_either_side_is_spliced() {
-    matrix_of(
-        "window scaling off",
-        &[
-            (Setting::NoWindowScaling, Peer::Client),
-            (Setting::NoWindowScaling, Peer::Server),
-        ],
-        500,
-    );
+    let settings = on_either_side(Setting::NoWindowScaling);
+    matrix_of("window scaling off", &settings, 500);
+}
+
+/// The MSS settings of the matrix.
+const MSS_SETTINGS: [u16; 4] = [536, 1220, 1360, 1400];
+
+/// Every MSS of [`MSS_SETTINGS`] on the `on` host, every rule.
+fn mss_matrix(name: &str, on: Peer, seed_base: u64) {
+    let settings = MSS_SETTINGS.map(|m| (Setting::Mss(m), on));
+    matrix_of(name, &settings, seed_base);
 }
 
 #[test]
 fn a_client_never_gets_more_than_the_mss_it_announced() {
-    matrix_of(
-        "client MSS",
-        &[
-            (Setting::Mss(536), Peer::Client),
-            (Setting::Mss(1220), Peer::Client),
-            (Setting::Mss(1360), Peer::Client),
-            (Setting::Mss(1400), Peer::Client),
-        ],
-        600,
-    );
+    mss_matrix("client MSS", Peer::Client, 600);
 }
 
 /// With `none` the box reaches the server before it answers the client, so the client is
@@ -76,16 +69,7 @@ fn a_client_never_gets_more_than_the_mss_it_announced() {
 /// answered first (`line`, `http-basic`) is told.
 #[test]
 fn a_server_never_gets_more_than_the_mss_it_announced() {
-    matrix_of(
-        "server MSS",
-        &[
-            (Setting::Mss(536), Peer::Server),
-            (Setting::Mss(1220), Peer::Server),
-            (Setting::Mss(1360), Peer::Server),
-            (Setting::Mss(1400), Peer::Server),
-        ],
-        700,
-    );
+    mss_matrix("server MSS", Peer::Server, 700);
 }
 
 /// `line` and `http-basic` answer the client before the box reaches the server, telling it

@@ -3,7 +3,8 @@
 
 use common::conn::{Conn, ConnFlags, Xlate};
 
-use super::sim::{expect_from_box, payload, stream_id, Dir, EpId, Outcome};
+use super::sim::login::Handshakes;
+use super::sim::{EpId, Outcome};
 
 use super::checks::{edit_counters, EditCounters};
 use super::*;
@@ -80,14 +81,6 @@ impl Run {
             _ => (0, 0),
         }
     }
-
-    fn last_segments(&self, n: usize) -> String {
-        let t = self.sim.trace_of(self.cport);
-        t[t.len().saturating_sub(n)..]
-            .iter()
-            .map(|e| format!("  {e}\n"))
-            .collect()
-    }
 }
 
 /// A new simulation with the case's hosts, a listener on its rule's port and a client
@@ -130,43 +123,13 @@ pub(crate) fn open(run: &mut Run) {
     run.opened += 1;
     run.edits_before = edit_counters(sim);
     let seed = case.seed;
-    let port = case.rule.port;
-    let server = sim.listen(port);
-    let cport = sim.client_port();
-    let client = sim.connect(cport, port);
-    let (c2s, s2c) = match case.rule.auth {
-        AuthMethod::None => {
-            // Written as soon as each side is connected.
-            sim.send(server, BANNER);
-            sim.send(client, HELLO);
-            (HELLO.to_vec(), BANNER.to_vec())
-        }
-        AuthMethod::Line => {
-            sim.send(server, BANNER);
-            expect_from_box(sim, client, b"Username: ", "the user name prompt");
-            sim.send(client, b"alice\r\n");
-            expect_from_box(sim, client, b"Username: Password: ", "the password prompt");
-            if case.rule.splice == SplicePoint::AfterRequest {
-                // The first bytes only after the welcome: the drain waits for them.
-                sim.send(client, PASSWORD_LINE);
-                expect_from_box(sim, client, LINE_OUTPUT, "the welcome");
-                sim.send(client, LEFTOVER);
-            } else {
-                // The password and the first bytes in one segment.
-                sim.send(client, &[PASSWORD_LINE, LEFTOVER].concat());
-                expect_from_box(sim, client, LINE_OUTPUT, "the welcome");
-            }
-            (LEFTOVER.to_vec(), [LINE_OUTPUT, BANNER].concat())
-        }
-        AuthMethod::HttpBasic => sim::http_first_request(sim, seed, client, server),
-    };
-    assert_eq!(
-        sim.proxy_connections().auth_failed,
-        0,
-        "seed {seed}: {}: authentication failed\n{}",
-        case.label(),
-        sim.report()
-    );
+    let (client, server, cport) = sim.dial(case.rule.port);
+    // On `line` with `after-request` the first bytes only after the welcome, so the drain
+    // waits for them; with `after-auth` in the password's segment.
+    let what = format!("seed {seed}: {}", case.label());
+    let after_welcome = case.rule.splice == SplicePoint::AfterRequest;
+    let (c2s, s2c) =
+        sim::login::application_step(sim, &what, case.rule.auth, after_welcome, client, server);
     (run.client, run.server, run.cport) = (client, server, cport);
     (run.c2s, run.s2c) = (c2s, s2c);
 }
@@ -284,32 +247,20 @@ fn assert_object(run: &Run, conn: &Conn) {
 
     // Δ from the initial sequence numbers on the wire and what the box kept and added.
     let rule = run.case.rule;
-    let client_syn = run.syn(Hop::ClientToBox).info;
-    let box_synack = run.syn(Hop::BoxToClient).info;
-    let box_syn = run.syn(Hop::BoxToServer).info;
-    let server_synack = run.syn(Hop::ServerToBox).info;
-    let delta1 = box_syn
-        .seq
-        .wrapping_sub(client_syn.seq)
-        .wrapping_sub(rule.consumed());
-    let delta2 = box_synack
-        .seq
-        .wrapping_sub(server_synack.seq)
-        .wrapping_add(rule.produced());
-    assert_eq!(
-        (conn.delta1, conn.delta2),
-        (delta1, delta2),
-        "{what}: (Δ1, Δ2) of {conn:?}; SYNs: client {client_syn}, box→client {box_synack}, \
-         box→server {box_syn}, server {server_synack}"
-    );
+    let syns = Handshakes {
+        client_syn: run.syn(Hop::ClientToBox).info,
+        box_synack: run.syn(Hop::BoxToClient).info,
+        box_syn: run.syn(Hop::BoxToServer).info,
+        server_synack: run.syn(Hop::ServerToBox).info,
+    };
+    syns.assert_deltas(&what, conn, rule.consumed(), rule.produced());
     // Window scaling: the shift each endpoint uses in, the shift its peer believes out.
     let (client_shift, box_to_client) = run.shifts(Peer::Client);
     let (server_shift, box_to_server) = run.shifts(Peer::Server);
     assert_eq!(
         (conn.wscale_in, conn.wscale_out),
         ([client_shift, server_shift], [box_to_server, box_to_client]),
-        "{what}: (wscale_in, wscale_out) of {conn:?}; SYNs: client {client_syn}, box→client \
-         {box_synack}, box→server {box_syn}, server {server_synack}"
+        "{what}: (wscale_in, wscale_out) of {conn:?}; {syns}"
     );
     assert_eq!(
         conn.split_mss, split,
@@ -323,81 +274,18 @@ fn assert_object(run: &Run, conn: &Conn) {
 /// have closed, and checks both streams byte-exact.
 pub(crate) fn finish(run: &mut Run) {
     let what = run.what();
-    let (seed, bulk) = (run.seed(), run.case.bulk);
-    let bc = payload(seed, stream_id(run.cport, Dir::ClientToServer), bulk);
-    let bs = payload(seed, stream_id(run.cport, Dir::ServerToClient), bulk);
-    let (client, server) = (run.client, run.server);
-    run.sim.send(client, &bc);
-    run.sim.send(server, &bs);
-    run.sim.close_when_sent(client);
-    run.sim.close_when_sent(server);
-    run.c2s.extend_from_slice(&bc);
-    run.s2c.extend_from_slice(&bs);
-    let (nc, ns) = (run.s2c.len(), run.c2s.len());
-    let done = run.sim.try_run_until(MAX_STEPS, |s| {
-        s.received(client).len() >= nc
-            && s.received(server).len() >= ns
-            && s.is_finished(client)
-            && s.is_finished(server)
-    });
-    // Bytes first: a wrong byte explains more than a stuck close.
-    for (dir, expected, got) in [
-        ("client -> server", &run.c2s, run.sim.received(server)),
-        ("server -> client", &run.s2c, run.sim.received(client)),
-    ] {
-        if expected[..] != got[..] {
-            let first = expected
-                .iter()
-                .zip(got)
-                .position(|(a, b)| a != b)
-                .unwrap_or(expected.len().min(got.len()));
-            panic!(
-                "{what}: {dir}: expected {} bytes, got {}; first difference at offset \
-                 {first}{}\n{}\nlast segments:\n{}",
-                expected.len(),
-                got.len(),
-                if done.is_err() { " (not finished)" } else { "" },
-                run.sim.report(),
-                run.last_segments(12)
-            );
-        }
-    }
-    if done.is_err() {
-        let stalled: Vec<&str> = [(client, "client"), (server, "server")]
-            .into_iter()
-            .filter(|&(ep, _)| run.sim.fin_stalled(ep))
-            .map(|(_, name)| name)
-            .collect();
-        panic!(
-            "{what}: both sides did not finish closing (FIN stalled in smoltcp: {stalled:?})\n\
-             {}\nlast segments:\n{}",
-            run.sim.report(),
-            run.last_segments(12)
-        );
-    }
+    let eps = (run.client, run.server);
+    let streams = (&mut run.c2s, &mut run.s2c);
+    let bulk = run.case.bulk;
+    sim::login::finish_both_ways(&mut run.sim, &what, eps, run.cport, streams, bulk);
 }
 
 /// Not one drop; after the splice nothing went to control and the worker forwarded the bulk.
 pub(crate) fn assert_fast_path(run: &Run, at: &AtSplice) {
     let what = run.what();
     let sim = &run.sim;
-    assert_eq!(
-        sim.counters().drops.total(),
-        0,
-        "{what}: unexpected drops {:?}\n{}\n{}",
-        sim.nonzero_drops(),
-        sim.report(),
-        sim.explain_drops(16, 5)
-    );
-    let cport = run.cport;
-    let after: Vec<_> = sim.trace[at.trace_len..]
-        .iter()
-        .filter(|e| {
-            e.seg
-                .as_ref()
-                .is_some_and(|s| s.sport == cport || s.dport == cport)
-        })
-        .collect();
+    sim.assert_no_drops(&what);
+    let after = sim.trace_of_since(run.cport, at.trace_len);
     let to_control: Vec<_> = after
         .iter()
         .filter(|e| e.outcome == Outcome::ToControl)

@@ -76,11 +76,9 @@ use common::config::{
     Action, AuthMethod, Cidr, HttpLogin, PortRange, Protocol, Rule, RuleLogin, SplicePoint, Zone,
 };
 use sim::script::*;
-use sim::{Fate, Faults, Hop, HostOptions, SegInfo, Sim};
+use sim::{Fate, Faults, Hop, HostOptions, SegInfo, Sim, MAX_STEPS};
 
 const KIB: usize = 1024;
-/// Steps allowed per phase: far more than any run takes.
-const MAX_STEPS: u64 = 200_000;
 /// Bytes each way after the splice on a clean network, and under faults.
 const BULK: usize = 192 * KIB;
 const FAULTY_BULK: usize = 128 * KIB;

@@ -11,49 +11,29 @@ fn never_relays_under_faults_seed_51() {
     full_proxy(51, Faults::HOSTILE, FAULTY_BULK);
 }
 
-#[test]
-fn none_splices_under_faults_seed_11() {
-    spliced(Kind::None, 11, Faults::HOSTILE, FAULTY_BULK);
+/// A test per rule and seed of [`spliced`] under the hostile faults: each its own test, so
+/// they run in parallel and a failure is named by its rule and seed.
+macro_rules! spliced_under_faults {
+    ($($name:ident: $kind:expr, $seed:expr;)*) => {
+        $(
+            #[test]
+            fn $name() {
+                spliced($kind, $seed, Faults::HOSTILE, FAULTY_BULK);
+            }
+        )*
+    };
 }
 
-#[test]
-fn none_splices_under_faults_seed_12() {
-    spliced(Kind::None, 12, Faults::HOSTILE, FAULTY_BULK);
-}
-
-#[test]
-fn none_splices_under_faults_seed_13() {
-    spliced(Kind::None, 13, Faults::HOSTILE, FAULTY_BULK);
-}
-
-#[test]
-fn line_splices_under_faults_seed_21() {
-    spliced(Kind::Line, 21, Faults::HOSTILE, FAULTY_BULK);
-}
-
-#[test]
-fn line_splices_under_faults_seed_22() {
-    spliced(Kind::Line, 22, Faults::HOSTILE, FAULTY_BULK);
-}
-
-#[test]
-fn line_splices_under_faults_seed_23() {
-    spliced(Kind::Line, 23, Faults::HOSTILE, FAULTY_BULK);
-}
-
-#[test]
-fn http_basic_splices_under_faults_seed_31() {
-    spliced(Kind::Http, 31, Faults::HOSTILE, FAULTY_BULK);
-}
-
-#[test]
-fn http_basic_splices_under_faults_seed_32() {
-    spliced(Kind::Http, 32, Faults::HOSTILE, FAULTY_BULK);
-}
-
-#[test]
-fn http_basic_splices_under_faults_seed_33() {
-    spliced(Kind::Http, 33, Faults::HOSTILE, FAULTY_BULK);
+spliced_under_faults! {
+    none_splices_under_faults_seed_11: Kind::None, 11;
+    none_splices_under_faults_seed_12: Kind::None, 12;
+    none_splices_under_faults_seed_13: Kind::None, 13;
+    line_splices_under_faults_seed_21: Kind::Line, 21;
+    line_splices_under_faults_seed_22: Kind::Line, 22;
+    line_splices_under_faults_seed_23: Kind::Line, 23;
+    http_basic_splices_under_faults_seed_31: Kind::Http, 31;
+    http_basic_splices_under_faults_seed_32: Kind::Http, 32;
+    http_basic_splices_under_faults_seed_33: Kind::Http, 33;
 }
 
 /// A sweep over many seeds (`SIM_SEEDS` per rule, default 50; `SIM_KINDS` a comma-separated
@@ -65,10 +45,7 @@ fn http_basic_splices_under_faults_seed_33() {
 #[test]
 #[ignore]
 fn many_seeds_under_faults() {
-    let n: u64 = std::env::var("SIM_SEEDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(50);
+    let n = sim::sweep_seeds(50);
     let (mut failed, mut unclean, mut lost_ack) = (Vec::new(), Vec::new(), Vec::new());
     let kinds: Vec<Kind> = match std::env::var("SIM_KINDS") {
         Ok(v) => v

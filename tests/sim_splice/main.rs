@@ -49,19 +49,19 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use common::config::SynCookies;
+use common::config::{AuthMethod, SynCookies};
 use common::conn::{Conn, ConnFlags};
 use dataplane::worker::WorkerCounters;
 use sim::expect_from_box;
+use sim::login::Handshakes;
 use sim::script::*;
-use sim::{assert_stream, payload, stream_id, Dir, EpId, Fate, Faults, Hop, Outcome, SegInfo, Sim};
+use sim::MAX_STEPS;
+use sim::{assert_stream, payload, EpId, Fate, Faults, Hop, Outcome, SegInfo, Sim};
 use smoltcp::socket::tcp::State;
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * KIB;
 
-/// Steps allowed per phase: far more than any run takes.
-const MAX_STEPS: u64 = 200_000;
 /// Send buffers of the hosts under faults (see `sim_forward`: smoltcp's RTO backs off to 60 s
 /// when a whole transfer fits in one window).
 const FAULTS_TX_BUFFER: usize = 64 * KIB;
@@ -106,6 +106,14 @@ impl Kind {
         match self {
             Kind::Line => LINE_OUTPUT.len() as u32,
             Kind::Http | Kind::None | Kind::Never => 0,
+        }
+    }
+
+    fn auth(self) -> AuthMethod {
+        match self {
+            Kind::None | Kind::Never => AuthMethod::None,
+            Kind::Line => AuthMethod::Line,
+            Kind::Http => AuthMethod::HttpBasic,
         }
     }
 }
@@ -212,29 +220,22 @@ impl Run {
         self.sim.seed
     }
 
+    /// What starts a failure message about this connection.
+    fn what(&self) -> String {
+        format!("seed {}: {:?}", self.seed(), self.kind)
+    }
+
     fn key(&self) -> common::flow::FlowKey {
         sim::flow_key(self.cport, self.kind.port())
     }
 
     /// The connection's trace entries from index `from` of the whole trace on.
     fn trace_after(&self, from: usize) -> Vec<&sim::TraceEntry> {
-        let cport = self.cport;
-        self.sim.trace[from..]
-            .iter()
-            .filter(|e| {
-                e.seg
-                    .as_ref()
-                    .is_some_and(|s| s.sport == cport || s.dport == cport)
-            })
-            .collect()
+        self.sim.trace_of_since(self.cport, from)
     }
 
     fn last_segments(&self, n: usize) -> String {
-        let t = self.sim.trace_of(self.cport);
-        t[t.len().saturating_sub(n)..]
-            .iter()
-            .map(|e| format!("  {e}\n"))
-            .collect()
+        self.sim.last_segments(self.cport, n)
     }
 }
 
@@ -271,40 +272,11 @@ fn start_on(
     adjust(&mut sim);
     let tap = wiretap(&mut sim);
     prepare(&mut tap.borrow_mut());
-    let port = kind.port();
-    let server = sim.listen(port);
-    let cport = sim.client_port();
-    let client = sim.connect(cport, port);
-    let (c2s, s2c) = match kind {
-        Kind::None | Kind::Never => {
-            // Written as soon as each side is connected.
-            sim.send(server, BANNER);
-            sim.send(client, HELLO);
-            (HELLO.to_vec(), BANNER.to_vec())
-        }
-        Kind::Line => {
-            sim.send(server, BANNER);
-            expect_from_box(&mut sim, client, b"Username: ", "the user name prompt");
-            sim.send(client, b"alice\r\n");
-            expect_from_box(
-                &mut sim,
-                client,
-                b"Username: Password: ",
-                "the password prompt",
-            );
-            // The password and the first application bytes in one segment.
-            sim.send(client, &[PASSWORD_LINE, LEFTOVER].concat());
-            expect_from_box(&mut sim, client, LINE_OUTPUT, "the welcome");
-            (LEFTOVER.to_vec(), [LINE_OUTPUT, BANNER].concat())
-        }
-        Kind::Http => sim::http_first_request(&mut sim, seed, client, server),
-    };
-    assert_eq!(
-        sim.proxy_connections().auth_failed,
-        0,
-        "seed {seed}: {kind:?}: authentication failed\n{}",
-        sim.report()
-    );
+    let (client, server, cport) = sim.dial(kind.port());
+    // On `line` the password and the first application bytes in one segment.
+    let what = format!("seed {seed}: {kind:?}");
+    let (c2s, s2c) =
+        sim::login::application_step(&mut sim, &what, kind.auth(), false, client, server);
     Run {
         sim,
         tap,
@@ -320,83 +292,37 @@ fn start_on(
 /// Queues `bulk` bytes each way, closes both sides after them, runs until both have
 /// everything and have closed, and checks both streams byte-exact.
 fn finish(run: &mut Run, bulk: usize) {
-    let seed = run.seed();
-    let bc = payload(seed, stream_id(run.cport, Dir::ClientToServer), bulk);
-    let bs = payload(seed, stream_id(run.cport, Dir::ServerToClient), bulk);
-    let (client, server) = (run.client, run.server);
-    run.sim.send(client, &bc);
-    run.sim.send(server, &bs);
-    run.sim.close_when_sent(client);
-    run.sim.close_when_sent(server);
-    run.c2s.extend_from_slice(&bc);
-    run.s2c.extend_from_slice(&bs);
-    let (nc, ns) = (run.s2c.len(), run.c2s.len());
-    let done = run.sim.try_run_until(MAX_STEPS, |s| {
-        s.received(client).len() >= nc
-            && s.received(server).len() >= ns
-            && s.is_finished(client)
-            && s.is_finished(server)
-    });
-    // Bytes first: a wrong byte explains more than a stuck close.
-    let port = run.kind.port();
-    for (what, expected, got) in [
+    let what = run.what();
+    let eps = (run.client, run.server);
+    let streams = (&mut run.c2s, &mut run.s2c);
+    sim::login::finish_both_ways(&mut run.sim, &what, eps, run.cport, streams, bulk);
+}
+
+/// The proxy's connections by outcome: (proxied, spliced, full_proxy, fallback,
+/// drain_timeout, auth_failed).
+type Outcomes = (u64, u64, u64, u64, u64, u64);
+
+/// Checks the proxy's connections by outcome (see [`Outcomes`]); `what` starts the message.
+fn assert_outcomes(sim: &Sim, what: &str, want: Outcomes) {
+    let c = sim.proxy_connections();
+    assert_eq!(
         (
-            format!("client:{} -> server:{port}", run.cport),
-            &run.c2s,
-            run.sim.received(server),
+            c.proxied,
+            c.spliced,
+            c.full_proxy,
+            c.fallback,
+            c.drain_timeout,
+            c.auth_failed
         ),
-        (
-            format!("server:{port} -> client:{}", run.cport),
-            &run.s2c,
-            run.sim.received(client),
-        ),
-    ] {
-        if expected[..] != got[..] {
-            let first = expected
-                .iter()
-                .zip(got)
-                .position(|(a, b)| a != b)
-                .unwrap_or(expected.len().min(got.len()));
-            panic!(
-                "seed {seed}: {what}: expected {} bytes, got {}; first difference at offset \
-                 {first}{}\n{}\nlast segments:\n{}",
-                expected.len(),
-                got.len(),
-                if done.is_err() { " (not finished)" } else { "" },
-                run.sim.report(),
-                run.last_segments(12)
-            );
-        }
-    }
-    if done.is_err() {
-        let stalled: Vec<&str> = [(client, "client"), (server, "server")]
-            .into_iter()
-            .filter(|&(ep, _)| run.sim.fin_stalled(ep))
-            .map(|(_, name)| name)
-            .collect();
-        panic!(
-            "seed {seed}: {:?}: both sides did not finish closing (FIN stalled in smoltcp: \
-             {stalled:?})\n{}\nlast segments:\n{}",
-            run.kind,
-            run.sim.report(),
-            run.last_segments(12)
-        );
-    }
+        want,
+        "{what}: (proxied, spliced, full_proxy, fallback, drain_timeout, auth_failed)\n{}",
+        sim.report()
+    );
 }
 
 /// Panics with the evidence if the box dropped anything.
 fn assert_no_drops(run: &Run) {
-    let sim = &run.sim;
-    assert_eq!(
-        sim.counters().drops.total(),
-        0,
-        "seed {}: {:?}: unexpected drops {:?}\n{}\n{}",
-        sim.seed,
-        run.kind,
-        sim.nonzero_drops(),
-        sim.report(),
-        sim.explain_drops(16, 5)
-    );
+    run.sim.assert_no_drops(&run.what());
 }
 
 /// What the splice left: the counters and the trace length right after it, and the object.
@@ -417,18 +343,7 @@ fn splice(run: &mut Run) -> AtSplice {
     });
     let sim = &run.sim;
     let report = sim.report();
-    let c = sim.proxy_connections();
-    assert_eq!(
-        (
-            c.proxied,
-            c.spliced,
-            c.fallback,
-            c.drain_timeout,
-            c.auth_failed
-        ),
-        (1, 1, 0, 0, 0),
-        "seed {seed}: {kind:?}: (proxied, spliced, fallback, drain_timeout, auth_failed)\n{report}"
-    );
+    assert_outcomes(sim, &run.what(), (1, 1, 0, 0, 0, 0));
     assert_eq!(
         sim.the_box.plane.proxy.active(),
         0,
@@ -445,24 +360,13 @@ fn splice(run: &mut Run) -> AtSplice {
     );
 
     // Δ from the initial sequence numbers on the wire and what the box kept and added.
-    let client_syn = syn_on(&run.tap, Hop::ClientToBox, seed);
-    let box_synack = syn_on(&run.tap, Hop::BoxToClient, seed);
-    let box_syn = syn_on(&run.tap, Hop::BoxToServer, seed);
-    let server_synack = syn_on(&run.tap, Hop::ServerToBox, seed);
-    let delta1 = box_syn
-        .seq
-        .wrapping_sub(client_syn.seq)
-        .wrapping_sub(kind.consumed());
-    let delta2 = box_synack
-        .seq
-        .wrapping_sub(server_synack.seq)
-        .wrapping_add(kind.produced());
-    assert_eq!(
-        (conn.delta1, conn.delta2),
-        (delta1, delta2),
-        "seed {seed}: {kind:?}: (Δ1, Δ2) of {conn:?}; SYNs: client {client_syn}, box→client \
-         {box_synack}, box→server {box_syn}, server {server_synack}"
-    );
+    let syns = Handshakes {
+        client_syn: syn_on(&run.tap, Hop::ClientToBox, seed),
+        box_synack: syn_on(&run.tap, Hop::BoxToClient, seed),
+        box_syn: syn_on(&run.tap, Hop::BoxToServer, seed),
+        server_synack: syn_on(&run.tap, Hop::ServerToBox, seed),
+    };
+    syns.assert_deltas(&run.what(), &conn, kind.consumed(), kind.produced());
     assert!(
         conn.delta1 != 0 && conn.delta2 != 0,
         "seed {seed}: {kind:?}: a zero Δ: {conn:?}"
@@ -475,8 +379,8 @@ fn splice(run: &mut Run) -> AtSplice {
     assert_eq!(
         (conn.wscale_in, conn.wscale_out),
         (
-            [shifts(&client_syn), shifts(&server_synack)],
-            [shifts(&box_syn), shifts(&box_synack)]
+            [shifts(&syns.client_syn), shifts(&syns.server_synack)],
+            [shifts(&syns.box_syn), shifts(&syns.box_synack)]
         ),
         "seed {seed}: {kind:?}: (wscale_in, wscale_out) of {conn:?}"
     );
@@ -546,26 +450,10 @@ fn spliced_on(kind: Kind, seed: u64, faults: Faults, bulk: usize, cookies: SynCo
     finish(&mut run, bulk);
     assert_no_drops(&run);
     assert_fast_path(&run, &at, bulk);
-    let c = run.sim.proxy_connections();
-    assert_eq!(
-        (c.proxied, c.spliced, c.full_proxy),
-        (1, 1, 0),
-        "seed {seed}: {kind:?}: (proxied, spliced, full_proxy) at the end\n{}",
-        run.sim.report()
-    );
+    let what = format!("{} at the end", run.what());
+    assert_outcomes(&run.sim, &what, (1, 1, 0, 0, 0, 0));
     if faults != Faults::NONE {
-        let faults: u64 = Hop::ALL
-            .iter()
-            .map(|&h| {
-                let s = run.sim.hop_stats(h);
-                s.dropped + s.duplicated + s.delayed
-            })
-            .sum();
-        assert!(
-            faults > 0,
-            "seed {seed}: the network was not hostile\n{}",
-            run.sim.report()
-        );
+        run.sim.assert_hostile(&format!("seed {seed}"));
     }
 }
 
@@ -618,18 +506,7 @@ fn full_proxy_on(seed: u64, faults: Faults, bulk: usize, cookies: SynCookies) {
         });
     let sim = &run.sim;
     let report = sim.report();
-    let c = sim.proxy_connections();
-    assert_eq!(
-        (
-            c.proxied,
-            c.spliced,
-            c.full_proxy,
-            c.fallback,
-            c.drain_timeout
-        ),
-        (1, 0, 1, 0, 0),
-        "seed {seed}: (proxied, spliced, full_proxy, fallback, drain_timeout)\n{report}"
-    );
+    assert_outcomes(sim, &run.what(), (1, 0, 1, 0, 0, 0));
     let trace = sim.trace_of(cport);
     let forwarded = trace
         .iter()

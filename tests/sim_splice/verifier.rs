@@ -20,13 +20,21 @@ fn held_check() -> (CheckFn, mpsc::Sender<()>) {
     (check, release)
 }
 
+/// A clean simulation whose box checks passwords on one verifier thread with [`held_check`],
+/// queueing at most `capacity` attempts; the sender releases one check.
+fn held_verifier(seed: u64, capacity: usize) -> (Sim, mpsc::Sender<()>) {
+    let mut sim = Sim::clean(seed);
+    let (check, release) = held_check();
+    let pool = Verifier::pool(1, 0, capacity, check).expect("verifier thread");
+    sim.the_box.plane.proxy.set_verifier(pool);
+    (sim, release)
+}
+
 /// A `line` client up to its password prompt; then it sends `password`.
 fn line_login(sim: &mut Sim, password: &[u8]) -> (EpId, u16) {
     let cport = sim.client_port();
     let client = sim.connect(cport, 2323);
-    expect_from_box(sim, client, b"Username: ", "the user name prompt");
-    sim.send(client, b"alice\r\n");
-    expect_from_box(sim, client, b"Username: Password: ", "the password prompt");
+    sim::login::line_prompts(sim, client);
     sim.send(client, password);
     (client, cport)
 }
@@ -51,11 +59,7 @@ fn verdicts_ready(sim: &Sim) {
 #[test]
 fn a_login_being_verified_does_not_stall_other_connections() {
     let seed = 47;
-    let _ = env_logger::builder().is_test(true).try_init();
-    let mut sim = Sim::new(seed, 1, Faults::NONE);
-    let (check, release) = held_check();
-    let pool = Verifier::pool(1, 0, 1, check).expect("verifier thread");
-    sim.the_box.plane.proxy.set_verifier(pool);
+    let (mut sim, release) = held_verifier(seed, 1);
     let server = sim.listen(2323);
     let (client, cport) = line_login(&mut sim, &[PASSWORD_LINE, LEFTOVER].concat());
     sim.run_until("the attempt is with the verifier", MAX_STEPS, |s| {
@@ -126,11 +130,7 @@ fn a_login_being_verified_does_not_stall_other_connections() {
 #[test]
 fn parallel_logins_of_one_address_are_verified_within_the_rate_limit() {
     for (seed, right) in [(49, false), (50, true)] {
-        let _ = env_logger::builder().is_test(true).try_init();
-        let mut sim = Sim::new(seed, 1, Faults::NONE);
-        let (check, release) = held_check();
-        let pool = Verifier::pool(1, 0, 64, check).expect("verifier thread");
-        sim.the_box.plane.proxy.set_verifier(pool);
+        let (mut sim, release) = held_verifier(seed, 64);
         let password: &[u8] = if right { PASSWORD_LINE } else { b"guess\r\n" };
         let clients: Vec<EpId> = (0..8)
             .map(|_| {
@@ -180,11 +180,7 @@ fn parallel_logins_of_one_address_are_verified_within_the_rate_limit() {
 #[test]
 fn a_verdict_for_a_connection_that_reset_is_discarded() {
     let seed = 48;
-    let _ = env_logger::builder().is_test(true).try_init();
-    let mut sim = Sim::new(seed, 1, Faults::NONE);
-    let (check, release) = held_check();
-    let pool = Verifier::pool(1, 0, 4, check).expect("verifier thread");
-    sim.the_box.plane.proxy.set_verifier(pool);
+    let (mut sim, release) = held_verifier(seed, 4);
     let tap = wiretap(&mut sim);
     let server = sim.listen(2323);
     let (client, cport) = line_login(&mut sim, b"wonderlant\r\n");

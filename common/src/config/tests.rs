@@ -85,6 +85,21 @@ fn err(text: &str) -> String {
     }
 }
 
+/// Checks that each config text fails with exactly its error; a failure names the case by its
+/// place in the list.
+fn errs<const N: usize>(cases: [(String, &str); N]) {
+    for (i, (text, want)) in cases.iter().enumerate() {
+        assert_eq!(err(text), *want, "case {i}");
+    }
+}
+
+/// Checks that the config text fails with an error that starts with `prefix` (serde's
+/// messages go on with lists that may change).
+fn err_starts(text: &str, prefix: &str) {
+    let e = err(text);
+    assert!(e.starts_with(prefix), "{e}");
+}
+
 fn ip(s: &str) -> Ipv4Addr {
     parse_ipv4(s).unwrap()
 }
@@ -399,48 +414,33 @@ fn match_rule_first_match_wins() {
     action: deny
   - name: icmp\n",
     ));
-    let m = |zone, proto, src: &str, dst: &str, port| {
-        first_match(&c.policy, zone, proto, ip(src), ip(dst), port).map(|(i, _)| i)
-    };
     let (inside, outside) = (Zone::Inside, Zone::Outside);
-    assert_eq!(m(inside, 1, "198.18.0.1", "198.19.0.2", None), Some(1));
-    assert_eq!(m(outside, 1, "198.19.0.2", "198.18.0.1", None), Some(1));
-    assert_eq!(
-        m(inside, 6, "198.18.0.1", "198.19.0.2", Some(5201)),
-        Some(2)
-    );
-    assert_eq!(
-        m(inside, 6, "198.18.0.1", "198.19.0.2", Some(5210)),
-        Some(2)
-    );
-    assert_eq!(
-        m(inside, 6, "198.18.0.1", "198.19.0.2", Some(8080)),
-        Some(2)
-    );
-    assert_eq!(
-        m(inside, 6, "198.18.0.1", "198.19.0.2", Some(5211)),
-        Some(4)
-    );
-    assert_eq!(
-        m(inside, 6, "198.18.0.1", "198.19.0.2", Some(2323)),
-        Some(3)
-    );
-    // The first rule only for its zone and source.
-    assert_eq!(
-        m(outside, 6, "203.0.113.9", "198.18.0.1", Some(2323)),
-        Some(0)
-    );
-    assert_eq!(
-        m(outside, 6, "192.0.2.9", "198.18.0.1", Some(2323)),
-        Some(3)
-    );
-    assert_eq!(
-        m(inside, 6, "203.0.113.9", "198.18.0.1", Some(2323)),
-        Some(3)
-    );
-    // A port rule never matches a packet without ports.
-    assert_eq!(m(inside, 6, "198.18.0.1", "198.19.0.2", None), Some(4));
-    assert_eq!(m(inside, 17, "198.18.0.1", "198.19.0.2", Some(53)), Some(4));
+    // (zone, protocol, source, destination, port, the rule that matches)
+    for (i, (zone, proto, src, dst, port, want)) in [
+        (inside, 1, "198.18.0.1", "198.19.0.2", None, Some(1)),
+        (outside, 1, "198.19.0.2", "198.18.0.1", None, Some(1)),
+        (inside, 6, "198.18.0.1", "198.19.0.2", Some(5201), Some(2)),
+        (inside, 6, "198.18.0.1", "198.19.0.2", Some(5210), Some(2)),
+        (inside, 6, "198.18.0.1", "198.19.0.2", Some(8080), Some(2)),
+        (inside, 6, "198.18.0.1", "198.19.0.2", Some(5211), Some(4)),
+        (inside, 6, "198.18.0.1", "198.19.0.2", Some(2323), Some(3)),
+        // The first rule only for its zone and source.
+        (outside, 6, "203.0.113.9", "198.18.0.1", Some(2323), Some(0)),
+        (outside, 6, "192.0.2.9", "198.18.0.1", Some(2323), Some(3)),
+        (inside, 6, "203.0.113.9", "198.18.0.1", Some(2323), Some(3)),
+        // A port rule never matches a packet without ports.
+        (inside, 6, "198.18.0.1", "198.19.0.2", None, Some(4)),
+        (inside, 17, "198.18.0.1", "198.19.0.2", Some(53), Some(4)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let got = first_match(&c.policy, zone, proto, ip(src), ip(dst), port).map(|(i, _)| i);
+        assert_eq!(
+            got, want,
+            "case {i}: {zone:?} {proto} {src} -> {dst} {port:?}"
+        );
+    }
     let (_, r) = first_match(
         &c.policy,
         inside,
@@ -496,10 +496,9 @@ fn unknown_field() {
         err(&edit("    device: net_af_packet1", "    devcie: net_af_packet1")),
         "t.yaml:7:5: interfaces.outside: unknown field `devcie`, expected one of `device`, `mac`, `addresses`, `mtu`, `rx_queues`, `tx_queues`, `rx_descriptors`, `tx_descriptors`"
     );
-    let e = err(&(base() + "dmz: {}\n"));
-    assert!(
-        e.starts_with("t.yaml:32:1: unknown field `dmz`, expected one of"),
-        "{e}"
+    err_starts(
+        &(base() + "dmz: {}\n"),
+        "t.yaml:32:1: unknown field `dmz`, expected one of",
     );
 }
 

@@ -14,6 +14,19 @@ use serde::Deserialize;
 use super::values::{Cidr, PortRange};
 use crate::wire::{Ipv4Addr, MacAddr};
 
+/// `Display` for a keyword enum: each variant shows as the word the YAML spells it with.
+macro_rules! keyword_display {
+    ($ty:ident { $($variant:ident => $word:literal),+ $(,)? }) => {
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(match self {
+                    $($ty::$variant => $word,)+
+                })
+            }
+        }
+    };
+}
+
 /// The whole configuration of one box, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -114,14 +127,10 @@ pub enum Side {
     Outside,
 }
 
-impl fmt::Display for Side {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Side::Inside => "inside",
-            Side::Outside => "outside",
-        })
-    }
-}
+keyword_display!(Side {
+    Inside => "inside",
+    Outside => "outside",
+});
 
 /// A static route: traffic to `to` goes to the neighbour `via` on `interface`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -435,15 +444,11 @@ impl From<Side> for Zone {
     }
 }
 
-impl fmt::Display for Zone {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Zone::Inside => "inside",
-            Zone::Outside => "outside",
-            Zone::Any => "any",
-        })
-    }
-}
+keyword_display!(Zone {
+    Inside => "inside",
+    Outside => "outside",
+    Any => "any",
+});
 
 /// The IP protocol a rule applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
@@ -481,16 +486,12 @@ impl Protocol {
     }
 }
 
-impl fmt::Display for Protocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-            Protocol::Icmp => "icmp",
-            Protocol::Any => "any",
-        })
-    }
-}
+keyword_display!(Protocol {
+    Tcp => "tcp",
+    Udp => "udp",
+    Icmp => "icmp",
+    Any => "any",
+});
 
 /// How a proxied connection's user is authenticated before the splice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -504,15 +505,11 @@ pub enum AuthMethod {
     HttpBasic,
 }
 
-impl fmt::Display for AuthMethod {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            AuthMethod::None => "none",
-            AuthMethod::Line => "line",
-            AuthMethod::HttpBasic => "http-basic",
-        })
-    }
-}
+keyword_display!(AuthMethod {
+    None => "none",
+    Line => "line",
+    HttpBasic => "http-basic",
+});
 
 /// When a proxied connection is handed to the fast path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -537,15 +534,11 @@ impl SplicePoint {
     }
 }
 
-impl fmt::Display for SplicePoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            SplicePoint::AfterAuth => "after-auth",
-            SplicePoint::AfterRequest => "after-request",
-            SplicePoint::Never => "never",
-        })
-    }
-}
+keyword_display!(SplicePoint {
+    AfterAuth => "after-auth",
+    AfterRequest => "after-request",
+    Never => "never",
+});
 
 /// What happens to a connection (TCP: its SYN) that matches a rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -604,15 +597,11 @@ impl Backend {
     }
 }
 
-impl fmt::Display for Backend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Backend::Local => "local",
-            Backend::Radius => "radius",
-            Backend::RadiusThenLocal => "radius-then-local",
-        })
-    }
-}
+keyword_display!(Backend {
+    Local => "local",
+    Radius => "radius",
+    RadiusThenLocal => "radius-then-local",
+});
 
 /// Which logins a rule takes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]

@@ -35,6 +35,15 @@ fn at<T>(path: &str, r: Result<T, ParseError>) -> Res<T> {
     r.or_else(|e| invalid(path, e.0))
 }
 
+/// A count from `lo` to `hi`, or the error at `path` naming it with its `unit`.
+fn bounded(path: &str, value: u64, lo: u64, hi: u64, unit: &str) -> Res<u64> {
+    if (lo..=hi).contains(&value) {
+        Ok(value)
+    } else {
+        invalid(path, format!("{value} {unit}: must be from {lo} to {hi}"))
+    }
+}
+
 /// DPDK's RTE_MAX_QUEUES_PER_PORT.
 const MAX_QUEUES: u64 = 1024;
 
@@ -111,13 +120,7 @@ fn proxy(raw: &RawProxy) -> Res<Proxy> {
     let d = Proxy::default();
     let max_connections = match raw.max_connections {
         None => d.max_connections,
-        Some(n) if (1..=MAX_PROXIED).contains(&n) => n as u32,
-        Some(n) => {
-            return invalid(
-                "proxy.max_connections",
-                format!("{n} connections: must be from 1 to {MAX_PROXIED}"),
-            )
-        }
+        Some(n) => bounded("proxy.max_connections", n, 1, MAX_PROXIED, "connections")? as u32,
     };
     let drain_timeout = duration_or(
         "proxy.drain_timeout",
@@ -142,15 +145,10 @@ fn proxy(raw: &RawProxy) -> Res<Proxy> {
     };
     let mut server_options = d.server_options;
     if let Some(so) = &raw.server_options {
+        let path = "proxy.server_options.entries";
         server_options.entries = match so.entries {
             None => d.server_options.entries,
-            Some(n) if n <= MAX_SERVER_OPTIONS => n as u32,
-            Some(n) => {
-                return invalid(
-                    "proxy.server_options.entries",
-                    format!("{n} servers: must be from 0 to {MAX_SERVER_OPTIONS}"),
-                )
-            }
+            Some(n) => bounded(path, n, 0, MAX_SERVER_OPTIONS, "servers")? as u32,
         };
         server_options.max_age = duration_or(
             "proxy.server_options.max_age",
@@ -652,21 +650,16 @@ fn capture(raw: &RawCapture, workers: &Workers) -> Res<Capture> {
         );
     }
     let files = d.files.unwrap_or(u64::from(DropCapture::DEFAULT_FILES));
-    let max_files = DropCapture::MAX_FILES;
-    if files == 0 || files > u64::from(max_files) {
-        return invalid(
-            p("files"),
-            format!("{files} files: must be from 1 to {max_files}"),
-        );
-    }
+    let files = bounded(
+        &p("files"),
+        files,
+        1,
+        DropCapture::MAX_FILES.into(),
+        "files",
+    )?;
     let rate = d.rate.unwrap_or(u64::from(DropCapture::DEFAULT_RATE));
-    let max_rate = DropCapture::MAX_RATE;
-    if rate == 0 || rate > u64::from(max_rate) {
-        return invalid(
-            p("rate"),
-            format!("{rate} packets per second: must be from 1 to {max_rate}"),
-        );
-    }
+    let max_rate = DropCapture::MAX_RATE.into();
+    let rate = bounded(&p("rate"), rate, 1, max_rate, "packets per second")?;
     // Each worker enforces its share of the rate: a share of zero would capture nothing.
     if rate < u64::from(workers.count) {
         return invalid(
@@ -678,12 +671,7 @@ fn capture(raw: &RawCapture, workers: &Workers) -> Res<Capture> {
         );
     }
     let snaplen = d.snaplen.unwrap_or(u64::from(DropCapture::DEFAULT_SNAPLEN));
-    if !(64..=65535).contains(&snaplen) {
-        return invalid(
-            p("snaplen"),
-            format!("{snaplen} bytes: must be from 64 to 65535"),
-        );
-    }
+    let snaplen = bounded(&p("snaplen"), snaplen, 64, 65535, "bytes")?;
     let need = snaplen + DropCapture::FILE_OVERHEAD;
     if file_size < need {
         return invalid(

@@ -268,6 +268,30 @@ fn example_spec(options: Vec<u8>) -> Spec {
     }
 }
 
+/// Parameters that move every field of the example: both sequence spaces, both clocks, the
+/// window (shift 7 in, 9 out); the timestamp edit as given.
+fn example_params(ts_edit: TsEdit) -> SpliceParams {
+    SpliceParams {
+        seq_add: 10,
+        ack_sub: 3000,
+        tsval_add: 50,
+        tsecr_sub: 20,
+        wscale_in: 7,
+        wscale_out: 9,
+        timestamps: true,
+        ts_edit,
+        sack_strip: false,
+    }
+}
+
+/// NOP, NOP, timestamps, then an option whose length is 0: a list the rewrite must leave as
+/// it is and report.
+fn malformed_options() -> Vec<u8> {
+    let mut opts = emit_options(&[Opt::Nop, Opt::Nop, Opt::Ts(100, 200)]);
+    opts.extend_from_slice(&[0x22, 0x00, 0x00, 0x00]);
+    opts
+}
+
 fn strip_params() -> SpliceParams {
     SpliceParams {
         ts_edit: TsEdit::Strip,

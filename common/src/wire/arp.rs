@@ -7,7 +7,7 @@
 //! buffer is accepted and the tail ignored. [`ArpRepr::emit`] panics on a buffer shorter than
 //! [`ArpRepr::BUFFER_LEN`], which is a caller's sizing bug, not a wire condition.
 
-use super::{be16, be32, put16, put32, Ipv4Addr, MacAddr, WireError};
+use super::{be16, be32, mac_at, put16, put32, Ipv4Addr, MacAddr, WireError};
 
 /// ARP opcode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -98,9 +98,7 @@ impl<T: AsRef<[u8]>> ArpPacket<T> {
 
     /// Sender hardware address.
     pub fn sha(&self) -> MacAddr {
-        let mut m = [0; 6];
-        m.copy_from_slice(&self.buffer.as_ref()[field::SHA]);
-        MacAddr(m)
+        mac_at(self.buffer.as_ref(), field::SHA)
     }
 
     /// Sender protocol address.
@@ -110,9 +108,7 @@ impl<T: AsRef<[u8]>> ArpPacket<T> {
 
     /// Target hardware address (zero in a request).
     pub fn tha(&self) -> MacAddr {
-        let mut m = [0; 6];
-        m.copy_from_slice(&self.buffer.as_ref()[field::THA]);
-        MacAddr(m)
+        mac_at(self.buffer.as_ref(), field::THA)
     }
 
     /// Target protocol address.

@@ -9,7 +9,7 @@
 //! inside the buffer. A view built with [`EthernetFrame::new_unchecked`] over a short buffer
 //! may panic.
 
-use super::{be16, put16, MacAddr, WireError};
+use super::{be16, mac_at, put16, MacAddr, WireError};
 
 /// An EtherType (or, inside a tag stack, a TPID).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -106,15 +106,11 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
     }
 
     pub fn dst(&self) -> MacAddr {
-        let mut m = [0; 6];
-        m.copy_from_slice(&self.buffer.as_ref()[field::DESTINATION]);
-        MacAddr(m)
+        mac_at(self.buffer.as_ref(), field::DESTINATION)
     }
 
     pub fn src(&self) -> MacAddr {
-        let mut m = [0; 6];
-        m.copy_from_slice(&self.buffer.as_ref()[field::SOURCE]);
-        MacAddr(m)
+        mac_at(self.buffer.as_ref(), field::SOURCE)
     }
 
     /// The EtherType after the tags: what the payload is.

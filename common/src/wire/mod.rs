@@ -127,6 +127,14 @@ pub(crate) fn be32(b: &[u8], off: usize) -> u32 {
     u32::from_be_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
 }
 
+/// The MAC address in `b[r]` (`r` six bytes long).
+#[inline]
+pub(crate) fn mac_at(b: &[u8], r: core::ops::Range<usize>) -> MacAddr {
+    let mut m = [0; 6];
+    m.copy_from_slice(&b[r]);
+    MacAddr(m)
+}
+
 #[inline]
 pub(crate) fn put16(b: &mut [u8], off: usize, v: u16) {
     b[off..off + 2].copy_from_slice(&v.to_be_bytes());

@@ -7,11 +7,12 @@
 //! logins and ends them (`show uauth` / `clear uauth`: [`AuthCache::logins`],
 //! [`AuthCache::clear`]).
 
-use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use common::config::{Auth, AuthMethod, Backend, LoginScope, Rule, User};
 use common::wire::Ipv4Addr;
+
+use super::recent::Recent;
 
 /// Entries kept at most, by default.
 pub const DEFAULT_CACHE_CAPACITY: usize = 65_536;
@@ -63,7 +64,6 @@ struct Entry {
     used_ms: u64,
     /// Connections that skipped the prompt because of it.
     connections: u64,
-    stamp: u64,
 }
 
 /// One login as an operator sees it.
@@ -98,11 +98,8 @@ pub struct AuthCache {
     timeout_ms: u64,
     /// `auth.cache_idle` (0: no idle timeout).
     idle_ms: u64,
-    capacity: usize,
-    entries: HashMap<Key, Entry>,
-    /// Remember stamp → key, oldest first: the eviction and purge order.
-    order: BTreeMap<u64, Key>,
-    next_stamp: u64,
+    /// Oldest remembered first: the eviction and purge order.
+    entries: Recent<Key, Entry>,
 }
 
 impl AuthCache {
@@ -117,10 +114,7 @@ impl AuthCache {
         AuthCache {
             timeout_ms,
             idle_ms: 0,
-            capacity: capacity.max(1),
-            entries: HashMap::new(),
-            order: BTreeMap::new(),
-            next_stamp: 0,
+            entries: Recent::new(capacity),
         }
     }
 
@@ -144,28 +138,13 @@ impl AuthCache {
         if self.timeout_ms == 0 {
             return;
         }
-        let key = (client, scope);
-        let stamp = self.next_stamp;
-        self.next_stamp += 1;
-        if let Some(old) = self.entries.remove(&key) {
-            self.order.remove(&old.stamp);
-        } else {
-            while self.entries.len() >= self.capacity {
-                let Some((_, old)) = self.order.pop_first() else {
-                    break;
-                };
-                self.entries.remove(&old);
-            }
-        }
-        self.order.insert(stamp, key.clone());
         self.entries.insert(
-            key,
+            (client, scope),
             Entry {
                 made,
                 at_ms: now_ms,
                 used_ms: now_ms,
                 connections: 0,
-                stamp,
             },
         );
     }
@@ -204,9 +183,8 @@ impl AuthCache {
 
     /// The live logins, oldest first.
     pub fn logins(&self, now_ms: u64) -> Vec<Login> {
-        self.order
-            .values()
-            .filter_map(|k| Some((k, self.entries.get(k)?)))
+        self.entries
+            .iter()
             .filter(|(_, e)| self.live(e, now_ms))
             .map(|((client, scope), e)| Login {
                 user: e.made.user.clone(),
@@ -238,14 +216,7 @@ impl AuthCache {
             ended += usize::from(hit && live(timeout_ms, idle_ms, e, now_ms));
             !hit
         };
-        let order = &mut self.order;
-        self.entries.retain(|key, e| {
-            let k = keep(key, e);
-            if !k {
-                order.remove(&e.stamp);
-            }
-            k
-        });
+        self.entries.retain(&mut keep);
         ended
     }
 
@@ -253,14 +224,9 @@ impl AuthCache {
     /// went idle before stays until then, unused and unlisted (its absolute timeout bounds
     /// it, and this stays a walk over expired entries only).
     pub fn purge(&mut self, now_ms: u64) {
-        while let Some((&stamp, key)) = self.order.first_key_value() {
-            if now_ms.saturating_sub(self.entries[key].at_ms) < self.timeout_ms {
-                break;
-            }
-            let key = key.clone();
-            self.order.remove(&stamp);
-            self.entries.remove(&key);
-        }
+        let timeout_ms = self.timeout_ms;
+        self.entries
+            .purge_while(|e| now_ms.saturating_sub(e.at_ms) >= timeout_ms);
     }
 
     /// Forgets every entry of `client` (e.g. on an operator's request).
@@ -278,14 +244,7 @@ impl AuthCache {
     }
 
     fn retain(&mut self, mut keep: impl FnMut(&Key, &Made) -> bool) {
-        let order = &mut self.order;
-        self.entries.retain(|key, e| {
-            let k = keep(key, &e.made);
-            if !k {
-                order.remove(&e.stamp);
-            }
-            k
-        });
+        self.entries.retain(|key, e| keep(key, &e.made));
     }
 
     pub fn idle_ms(&self) -> u64 {
@@ -354,7 +313,7 @@ mod tests {
         assert_eq!(c.len(), 1);
         c.purge(1100);
         assert!(c.is_empty());
-        assert!(c.order.is_empty());
+        assert!(c.entries.is_consistent());
     }
 
     #[test]
@@ -374,7 +333,7 @@ mod tests {
         c.remember(C1, s(AuthMethod::Line), made("alice"), 0);
         c.remember(C1, s(AuthMethod::Line), made("bob"), 900);
         assert_eq!(c.len(), 1);
-        assert_eq!(c.order.len(), 1);
+        assert!(c.entries.is_consistent());
         assert_eq!(c.lookup(C1, &s(AuthMethod::Line), 1500), Some("bob"));
         c.purge(1500);
         assert_eq!(c.len(), 1);
@@ -415,7 +374,7 @@ mod tests {
             c.remember(a(i), s(AuthMethod::HttpBasic), made("x"), 10 + u64::from(i));
             assert!(c.len() <= 3);
         }
-        assert_eq!(c.order.len(), c.entries.len());
+        assert!(c.entries.is_consistent());
         assert_eq!(c.lookup(a(255), &s(AuthMethod::HttpBasic), 300), Some("x"));
     }
 
@@ -432,7 +391,7 @@ mod tests {
             password_hash: String::new(),
         }]);
         assert!(c.is_empty());
-        assert!(c.order.is_empty());
+        assert!(c.entries.is_consistent());
     }
 
     #[test]
@@ -499,7 +458,7 @@ mod tests {
         assert_eq!(c.clear(&Clear::User("bob".into()), 100), 1);
         c.remember(C1, s(AuthMethod::Line), made("alice"), 200);
         assert_eq!(c.clear(&Clear::All, 200), 1);
-        assert!(c.is_empty() && c.order.is_empty());
+        assert!(c.is_empty() && c.entries.is_consistent());
     }
 
     #[test]

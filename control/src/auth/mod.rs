@@ -23,6 +23,7 @@ mod directory;
 mod http;
 mod line;
 pub mod radius;
+mod recent;
 
 pub use attempt::{Credentials, Verdict};
 pub use cache::{AuthCache, Clear, Login, Made, Scope, Used, DEFAULT_CACHE_CAPACITY};
@@ -36,7 +37,9 @@ pub use line::{
     PROMPT_PASSWORD, PROMPT_USER, RATE_LIMITED, TOO_MANY_FAILURES,
 };
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
+
+use recent::Recent;
 
 use common::config::User;
 use common::wire::Ipv4Addr;
@@ -104,21 +107,12 @@ pub const DEFAULT_MAX_CLIENTS: usize = 4096;
 pub struct RateLimiter {
     max_failures: usize,
     window_ms: u64,
-    max_clients: usize,
-    clients: HashMap<Ipv4Addr, Tracked>,
+    /// Per address, the times of its most recent failures, oldest first, at most
+    /// `max_failures`; the address updated longest ago first (the eviction and purge order).
+    clients: Recent<Ipv4Addr, VecDeque<u64>>,
     /// Attempts being verified, per address (no entry at zero): as many entries as
     /// verifications pending at most.
     in_flight: HashMap<Ipv4Addr, u32>,
-    /// Update stamp → address, oldest first: the eviction and purge order.
-    order: BTreeMap<u64, Ipv4Addr>,
-    next_stamp: u64,
-}
-
-#[derive(Debug, Clone)]
-struct Tracked {
-    /// Times of the most recent failures, oldest first, at most `max_failures`.
-    failures: VecDeque<u64>,
-    stamp: u64,
 }
 
 impl Default for RateLimiter {
@@ -134,11 +128,8 @@ impl RateLimiter {
         RateLimiter {
             max_failures,
             window_ms,
-            max_clients: max_clients.max(1),
-            clients: HashMap::new(),
+            clients: Recent::new(max_clients),
             in_flight: HashMap::new(),
-            order: BTreeMap::new(),
-            next_stamp: 0,
         }
     }
 
@@ -152,7 +143,7 @@ impl RateLimiter {
         if self.max_failures == 0 {
             return None;
         }
-        let failures = self.clients.get(&client).map(|t| &t.failures);
+        let failures = self.clients.get(&client);
         if let Some(f) = failures.filter(|f| f.len() >= self.max_failures) {
             let age = now_ms.saturating_sub(*f.front()?);
             if age < self.window_ms {
@@ -176,8 +167,8 @@ impl RateLimiter {
         if in_flight == 0 {
             return false;
         }
-        let recent = self.clients.get(&client).map_or(0, |t| {
-            t.failures
+        let recent = self.clients.get(&client).map_or(0, |failures| {
+            failures
                 .iter()
                 .filter(|&&f| now_ms.saturating_sub(f) < self.window_ms)
                 .count()
@@ -208,40 +199,22 @@ impl RateLimiter {
         if self.max_failures == 0 {
             return;
         }
-        let stamp = self.next_stamp;
-        self.next_stamp += 1;
-        if let Some(t) = self.clients.get_mut(&client) {
-            self.order.remove(&t.stamp);
-            t.stamp = stamp;
-            t.failures.push_back(now_ms);
-            while t.failures.len() > self.max_failures {
-                t.failures.pop_front();
-            }
-        } else {
-            while self.clients.len() >= self.max_clients {
-                let Some((_, old)) = self.order.pop_first() else {
-                    break;
-                };
-                self.clients.remove(&old);
-            }
-            let mut failures = VecDeque::with_capacity(self.max_failures);
-            failures.push_back(now_ms);
-            self.clients.insert(client, Tracked { failures, stamp });
+        let max = self.max_failures;
+        let failures = self.clients.update(client, || VecDeque::with_capacity(max));
+        failures.push_back(now_ms);
+        while failures.len() > max {
+            failures.pop_front();
         }
-        self.order.insert(stamp, client);
     }
 
     /// Forgets addresses whose last failure has left the window (`now_ms` non-decreasing
     /// across calls).
     pub fn purge(&mut self, now_ms: u64) {
-        while let Some((&stamp, &addr)) = self.order.first_key_value() {
-            let last = self.clients[&addr].failures.back().copied().unwrap_or(0);
-            if now_ms.saturating_sub(last) < self.window_ms {
-                break;
-            }
-            self.order.remove(&stamp);
-            self.clients.remove(&addr);
-        }
+        let window_ms = self.window_ms;
+        self.clients.purge_while(|failures| {
+            let last = failures.back().copied().unwrap_or(0);
+            now_ms.saturating_sub(last) >= window_ms
+        });
     }
 
     /// Addresses tracked.
@@ -389,15 +362,15 @@ mod tests {
         // ...and a(3), now the oldest, with the next one.
         l.record_failure(a(5), 7);
         assert_eq!(l.len(), 3);
-        assert!(!l.clients.contains_key(&a(3)));
+        assert!(l.clients.get(&a(3)).is_none());
         assert!(l.is_limited(a(2), 7));
-        assert_eq!(l.order.len(), l.clients.len());
+        assert!(l.clients.is_consistent());
         for i in 10..200 {
             l.record_failure(a(i), 8 + u64::from(i));
             assert!(l.len() <= 3);
-            assert!(l.clients[&a(i)].failures.len() <= 2);
+            assert!(l.clients.get(&a(i)).unwrap().len() <= 2);
         }
-        assert_eq!(l.order.len(), l.clients.len());
+        assert!(l.clients.is_consistent());
     }
 
     #[test]
@@ -454,6 +427,6 @@ mod tests {
         assert_eq!(l.len(), 1, "C2's last failure is recent");
         l.purge(2400);
         assert!(l.is_empty());
-        assert!(l.order.is_empty());
+        assert!(l.clients.is_consistent());
     }
 }

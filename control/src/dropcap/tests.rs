@@ -316,19 +316,18 @@ fn an_io_error_stops_the_capture_and_is_counted() {
 #[test]
 fn from_a_workers_drop_to_the_file() {
     use crate::settings::Settings;
-    use common::wire::{Ipv4Addr, MacAddr};
+    use common::wire::MacAddr;
     use dataplane::context::ForwardMode;
     use dataplane::contract::Rings;
     use dataplane::port::MemNic;
-    use dataplane::testing::{tcp_frame, Envelope, Tcp};
-    use dataplane::worker::Worker;
+    use dataplane::testing::{mem_workers, tcp_frame, Tcp};
 
     use crate::plane::{ControlPlane, RingIo};
+    use crate::testing::CLIENT_TO_SERVER;
 
     let dir = Dir::new("pipeline");
     let path = dir.0.join("drops.pcapng");
-    let testbed = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/testbed.yaml");
-    let mut config = config::load(Path::new(testbed)).unwrap();
+    let mut config = crate::testing::testbed_config();
     config.capture.drops = Some(cfg(path.clone(), 1 << 20, 2, 64));
     config.capture.drops.as_mut().unwrap().rate = 4;
     let box_in = MacAddr([2, 0, 0, 0, 0, 1]);
@@ -340,20 +339,11 @@ fn from_a_workers_drop_to_the_file() {
     let inside = MemNic::new(1, 64);
     let outside = MemNic::new(1, 64);
     let rings: Rings<Vec<u8>> = Rings::new(1, 64, 64);
-    let mut w = Worker::new(
-        0,
-        [inside.queue(0), outside.queue(0)],
-        Arc::clone(&settings.workers),
-        rings.worker(0),
-    );
+    let mut w = mem_workers(&inside, &outside, &settings.workers, &rings)
+        .pop()
+        .unwrap();
     let mut plane: ControlPlane<Vec<u8>> = ControlPlane::new(settings);
-    let env = Envelope {
-        src_mac: MacAddr([2, 0xc1, 0, 0, 0, 1]),
-        dst_mac: box_in,
-        src: Ipv4Addr::new(198, 18, 0, 1),
-        dst: Ipv4Addr::new(198, 19, 0, 2),
-        ttl: 64,
-    };
+    let env = CLIENT_TO_SERVER;
     // An ACK for no connection (no_flow), a SYN to a denied port (policy_deny), by turns.
     let frames: Vec<Vec<u8>> = (0..10u16)
         .map(|i| {

@@ -1,17 +1,11 @@
 use super::*;
-use common::config::Config;
+use crate::testing::{testbed_config, CLIENT_TO_SERVER};
 use common::wire::arp::ArpPacket;
 use common::wire::icmp::Message;
-use dataplane::testing::{arp_request, icmp_echo_frame, tcp_frame, Envelope, Tcp};
-
-const BOX_IN: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x01]);
-const BOX_OUT: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x02]);
-const CLIENT_MAC: MacAddr = MacAddr([0x02, 0xc1, 0, 0, 0, 0x01]);
-const SERVER_MAC: MacAddr = MacAddr([0x02, 0x5e, 0, 0, 0, 0x02]);
-const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-const SERVER: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 2);
-const BOX_IN_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 254);
-const BOX_OUT_IP: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 254);
+use dataplane::testing::{
+    arp_request, icmp_echo_frame, tcp_frame, Envelope, Tcp, BOX_IN, BOX_IN_IP, BOX_OUT, BOX_OUT_IP,
+    CLIENT, CLIENT_MAC, SERVER, SERVER_MAC,
+};
 
 #[derive(Default)]
 struct Io {
@@ -43,13 +37,8 @@ impl ControlIo<Vec<u8>> for Io {
     }
 }
 
-fn config() -> Config {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/testbed.yaml");
-    common::config::load(std::path::Path::new(path)).unwrap()
-}
-
 fn stack() -> LocalStack<Vec<u8>> {
-    LocalStack::new(Router::new(&config()), [BOX_IN, BOX_OUT])
+    LocalStack::new(Router::new(&testbed_config()), [BOX_IN, BOX_OUT])
 }
 
 fn msg(port: Side, why: Why, pkt: Vec<u8>) -> ToControl<Vec<u8>> {
@@ -82,11 +71,8 @@ fn server_reply_arp() -> Vec<u8> {
 
 fn transit_syn(ttl: u8) -> Vec<u8> {
     let e = Envelope {
-        src_mac: CLIENT_MAC,
-        dst_mac: BOX_IN,
-        src: CLIENT,
-        dst: SERVER,
         ttl,
+        ..CLIENT_TO_SERVER
     };
     tcp_frame(
         &e,
@@ -101,10 +87,21 @@ fn transit_syn(ttl: u8) -> Vec<u8> {
     )
 }
 
+/// A transit SYN toward the server, handed over because its next hop is not resolved yet.
+fn held_syn() -> ToControl<Vec<u8>> {
+    msg(
+        Side::Inside,
+        Why::Resolve {
+            out: Side::Outside,
+            next_hop: SERVER,
+        },
+        transit_syn(63),
+    )
+}
+
 #[test]
 fn answers_arp_for_its_own_address_and_learns_the_asker() {
-    let mut s = stack();
-    let mut io = Io::default();
+    let (mut s, mut io) = (stack(), Io::default());
     s.on_packet(
         msg(
             Side::Inside,
@@ -135,8 +132,7 @@ fn answers_arp_for_its_own_address_and_learns_the_asker() {
 
 #[test]
 fn ignores_arp_for_other_addresses_and_other_ports() {
-    let mut s = stack();
-    let mut io = Io::default();
+    let (mut s, mut io) = (stack(), Io::default());
     s.on_packet(
         msg(
             Side::Inside,
@@ -162,21 +158,9 @@ fn ignores_arp_for_other_addresses_and_other_ports() {
 
 #[test]
 fn resolves_a_next_hop_and_releases_the_held_packets() {
-    let mut s = stack();
-    let mut io = Io::default();
+    let (mut s, mut io) = (stack(), Io::default());
     for _ in 0..3 {
-        s.on_packet(
-            msg(
-                Side::Inside,
-                Why::Resolve {
-                    out: Side::Outside,
-                    next_hop: SERVER,
-                },
-                transit_syn(63),
-            ),
-            0,
-            &mut io,
-        );
+        s.on_packet(held_syn(), 0, &mut io);
     }
     assert_eq!(io.frames.len(), 1, "one ARP request, not one per packet");
     let req = arp_of(&io.frames[0].1);
@@ -207,20 +191,8 @@ fn resolves_a_next_hop_and_releases_the_held_packets() {
 
 #[test]
 fn gives_up_after_three_requests_and_drops_what_it_held() {
-    let mut s = stack();
-    let mut io = Io::default();
-    s.on_packet(
-        msg(
-            Side::Inside,
-            Why::Resolve {
-                out: Side::Outside,
-                next_hop: SERVER,
-            },
-            transit_syn(63),
-        ),
-        0,
-        &mut io,
-    );
+    let (mut s, mut io) = (stack(), Io::default());
+    s.on_packet(held_syn(), 0, &mut io);
     let mut t = 0;
     for _ in 0..10 {
         t += ARP_RETRY_MS;
@@ -233,41 +205,17 @@ fn gives_up_after_three_requests_and_drops_what_it_held() {
 
 #[test]
 fn holds_a_bounded_number_of_packets() {
-    let mut s = stack();
-    let mut io = Io::default();
+    let (mut s, mut io) = (stack(), Io::default());
     for _ in 0..PENDING_PER_NEIGHBOUR + 5 {
-        s.on_packet(
-            msg(
-                Side::Inside,
-                Why::Resolve {
-                    out: Side::Outside,
-                    next_hop: SERVER,
-                },
-                transit_syn(63),
-            ),
-            0,
-            &mut io,
-        );
+        s.on_packet(held_syn(), 0, &mut io);
     }
     assert_eq!(s.counters.pending_full_drops, 5);
 }
 
 #[test]
 fn refreshes_old_neighbours_and_forgets_silent_ones() {
-    let mut s = stack();
-    let mut io = Io::default();
-    s.on_packet(
-        msg(
-            Side::Inside,
-            Why::Resolve {
-                out: Side::Outside,
-                next_hop: SERVER,
-            },
-            transit_syn(63),
-        ),
-        0,
-        &mut io,
-    );
+    let (mut s, mut io) = (stack(), Io::default());
+    s.on_packet(held_syn(), 0, &mut io);
     s.on_packet(
         msg(Side::Outside, Why::Local, server_reply_arp()),
         1,
@@ -298,14 +246,10 @@ fn refreshes_old_neighbours_and_forgets_silent_ones() {
 
 #[test]
 fn answers_ping_to_its_own_address() {
-    let mut s = stack();
-    let mut io = Io::default();
+    let (mut s, mut io) = (stack(), Io::default());
     let e = Envelope {
-        src_mac: CLIENT_MAC,
-        dst_mac: BOX_IN,
-        src: CLIENT,
         dst: BOX_IN_IP,
-        ttl: 64,
+        ..CLIENT_TO_SERVER
     };
     s.on_packet(
         msg(
@@ -332,8 +276,7 @@ fn answers_ping_to_its_own_address() {
 
 #[test]
 fn ttl_expiry_is_answered_with_time_exceeded() {
-    let mut s = stack();
-    let mut io = Io::default();
+    let (mut s, mut io) = (stack(), Io::default());
     s.on_packet(
         msg(Side::Inside, Why::TtlExceeded, transit_syn(1)),
         0,
@@ -353,8 +296,7 @@ fn ttl_expiry_is_answered_with_time_exceeded() {
 
 #[test]
 fn time_exceeded_is_rate_limited() {
-    let mut s = stack();
-    let mut io = Io::default();
+    let (mut s, mut io) = (stack(), Io::default());
     let n = ICMP_ERRORS_PER_S as usize + 20;
     for _ in 0..n {
         s.on_packet(

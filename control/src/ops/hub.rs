@@ -2,6 +2,7 @@
 //! the fast path, and the workers never touch it), and the logins' telemetry form.
 
 use super::*;
+use std::sync::MutexGuard;
 
 /// JSON (objects, arrays, non-negative integers, strings, booleans) as a telemetry value.
 pub fn json_to_tel(v: &serde_json::Value) -> TelValue {
@@ -106,7 +107,7 @@ struct HubState {
 }
 
 impl Hub {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HubState> {
+    fn lock(&self) -> MutexGuard<'_, HubState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -142,18 +143,7 @@ impl Hub {
         let before = st.listings;
         st.query = Some(query);
         self.flows_wanted.store(true, Ordering::Release);
-        let deadline = Instant::now() + wait;
-        while st.listings == before {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            st = self
-                .flows_ready
-                .wait_timeout(st, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
+        let (st, _) = wait_while(&self.flows_ready, st, wait, |st| st.listings == before);
         st.listing.clone()
     }
 
@@ -166,18 +156,11 @@ impl Hub {
         let before = st.auth_answers;
         st.auth_op = Some(op);
         self.auth_wanted.store(true, Ordering::Release);
-        let deadline = Instant::now() + wait;
-        while st.auth_answers == before {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                st.auth_op = None;
-                return serde_json::Value::Null;
-            }
-            st = self
-                .auth_ready
-                .wait_timeout(st, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+        let (mut st, answered) =
+            wait_while(&self.auth_ready, st, wait, |st| st.auth_answers == before);
+        if !answered {
+            st.auth_op = None;
+            return serde_json::Value::Null;
         }
         st.auth_reply.clone()
     }
@@ -256,4 +239,26 @@ impl Hub {
         ];
         self.lock().config = d;
     }
+}
+
+/// Waits on `ready` while `pending` holds, at most `wait` in all (spurious wake-ups
+/// included); whether `pending` ended before the time was up.
+fn wait_while<'a>(
+    ready: &Condvar,
+    mut st: MutexGuard<'a, HubState>,
+    wait: Duration,
+    pending: impl Fn(&HubState) -> bool,
+) -> (MutexGuard<'a, HubState>, bool) {
+    let deadline = Instant::now() + wait;
+    while pending(&st) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return (st, false);
+        }
+        st = ready
+            .wait_timeout(st, left)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+    (st, true)
 }

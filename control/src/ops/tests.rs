@@ -1,18 +1,16 @@
 use super::*;
-use common::wire::{Ipv4Addr, MacAddr};
+use crate::testing::CLIENT_TO_SERVER;
+use common::wire::MacAddr;
 use dataplane::context::ForwardMode;
 use dataplane::port::{MemNic, MemQueue};
-use dataplane::testing::{tcp_frame, Envelope, Tcp};
+use dataplane::testing::{tcp_frame, Tcp};
 use dataplane::worker::Worker;
 
 const BOX_IN: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x01]);
 const BOX_OUT: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x02]);
 
 fn testbed() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../config/testbed.yaml"
-    ))
+    PathBuf::from(crate::testing::TESTBED)
 }
 
 struct Bed {
@@ -31,16 +29,7 @@ impl Bed {
         let inside = MemNic::new(workers, 4096);
         let outside = MemNic::new(workers, 4096);
         let rings = Rings::new(workers, 1024, 64);
-        let ws: Vec<_> = (0..workers)
-            .map(|i| {
-                Worker::new(
-                    i as u16,
-                    [inside.queue(i), outside.queue(i)],
-                    Arc::clone(&settings.workers),
-                    rings.worker(i),
-                )
-            })
-            .collect();
+        let ws = dataplane::testing::mem_workers(&inside, &outside, &settings.workers, &rings);
         let dir = std::env::temp_dir().join(format!(
             "ct-ops-{}-{:?}",
             std::process::id(),
@@ -79,13 +68,7 @@ impl Bed {
     }
 
     fn syn(&self, sport: u16, dport: u16) {
-        let e = Envelope {
-            src_mac: MacAddr([0x02, 0xc1, 0, 0, 0, 1]),
-            dst_mac: BOX_IN,
-            src: Ipv4Addr::new(198, 18, 0, 1),
-            dst: Ipv4Addr::new(198, 19, 0, 2),
-            ttl: 64,
-        };
+        let e = CLIENT_TO_SERVER;
         let t = Tcp {
             sport,
             dport,

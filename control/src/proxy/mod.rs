@@ -224,21 +224,21 @@ impl Proxy {
         local: &mut LocalStack<P>,
         io: &mut impl ControlIo<P>,
     ) {
-        self.packet(msg, now_ms, local, io);
+        if let Some(parsed) = self.parse_counted(msg.pkt.data()) {
+            self.packet(msg, parsed, now_ms, local, io);
+        }
         self.signal_cookies(io);
     }
 
+    /// [`on_packet`](Self::on_packet) with what [`parse`] read of it.
     fn packet<P: Packet>(
         &mut self,
         msg: ToControl<P>,
+        (key, ip_off, syn): Parsed,
         now_ms: u64,
         local: &mut LocalStack<P>,
         io: &mut impl ControlIo<P>,
     ) {
-        let Some((key, ip_off, syn)) = parse(msg.pkt.data()) else {
-            self.counters.malformed += 1;
-            return;
-        };
         if matches!(msg.why, Why::ProxySyn { .. }) && syn.is_some() {
             // A new connection on a quad whose predecessor may still be here (a client
             // reusing its port within the afterlife, or before a finished full proxy's legs
@@ -331,6 +331,29 @@ impl Proxy {
         self.feed(ckey, from_client, ip, now_ms, local, io);
     }
 
+    /// Whether one more connection fits (`embryonic`: one still in its handshake, which
+    /// must also fit under [`MAX_EMBRYONIC`]); a refusal is counted.
+    fn has_room(&mut self, embryonic: bool) -> bool {
+        if self.conns.len() >= self.settings.config.proxy.max_connections as usize {
+            self.counters.max_connections_refused += 1;
+            false
+        } else if embryonic && self.embryonic.len() >= MAX_EMBRYONIC {
+            self.counters.embryonic_refused += 1;
+            false
+        } else {
+            true
+        }
+    }
+
+    /// [`parse`], counting a frame it cannot read as malformed.
+    fn parse_counted(&mut self, frame: &[u8]) -> Option<Parsed> {
+        let parsed = parse(frame);
+        if parsed.is_none() {
+            self.counters.malformed += 1;
+        }
+        parsed
+    }
+
     /// Opens a connection for the SYN on `key` or, with `answered`, for the ACK of its cookie.
     #[allow(clippy::too_many_arguments)]
     fn open<P>(
@@ -351,13 +374,8 @@ impl Proxy {
             io.command(worker, Command::Remove(key));
             return false;
         };
-        if self.conns.len() >= self.settings.config.proxy.max_connections as usize {
-            self.counters.max_connections_refused += 1;
-            io.command(worker, Command::Remove(key));
-            return false;
-        }
-        if answered.is_none() && self.embryonic.len() >= MAX_EMBRYONIC {
-            self.counters.embryonic_refused += 1;
+        // A SYN answered with a cookie has finished its handshake: it is not embryonic.
+        if !self.has_room(answered.is_none()) {
             io.command(worker, Command::Remove(key));
             return false;
         }
@@ -735,8 +753,11 @@ impl Proxy {
     }
 }
 
+/// A frame's quad, where its IP packet is in it and, for a SYN, its options.
+type Parsed = (FlowKey, std::ops::Range<usize>, Option<SynOptions>);
+
 /// The quad, the offset of the IP header and, for a SYN, its options.
-fn parse(frame: &[u8]) -> Option<(FlowKey, std::ops::Range<usize>, Option<SynOptions>)> {
+fn parse(frame: &[u8]) -> Option<Parsed> {
     let eth = EthernetFrame::new_checked(frame).ok()?;
     if eth.ethertype() != EtherType::IPV4 {
         return None;

@@ -13,7 +13,7 @@ use dataplane::packet::Packet;
 use common::config::{Action, AuthMethod, HttpLogin, Rule};
 
 use super::conn::{LoginSetup, Peers, ProxyConn};
-use super::{parse, Proxy, MAX_EMBRYONIC};
+use super::{parse, Proxy};
 use crate::auth::{self, Fingerprints, Scope};
 use crate::local::LocalStack;
 use dataplane::contract::ControlIo;
@@ -36,20 +36,14 @@ impl Proxy {
         local: &mut LocalStack<P>,
         io: &mut impl ControlIo<P>,
     ) {
-        let Some((key, ip_off, syn)) = parse(msg.pkt.data()) else {
-            self.counters.malformed += 1;
+        let Some((key, ip_off, syn)) = self.parse_counted(msg.pkt.data()) else {
             return;
         };
         if let Some(opts) = syn {
             if self.forget(key).is_some() {
                 self.counters.superseded += 1;
             }
-            if self.conns.len() >= self.settings.config.proxy.max_connections as usize {
-                self.counters.max_connections_refused += 1;
-                return;
-            }
-            if self.embryonic.len() >= MAX_EMBRYONIC {
-                self.counters.embryonic_refused += 1;
+            if !self.has_room(true) {
                 return;
             }
             let peers = Peers {

@@ -274,6 +274,12 @@ mod tests {
         (f, release)
     }
 
+    /// Submits a local login under `key`, which the pool must queue.
+    fn queue(v: &mut Verifier<u16>, key: u16, name: &str, password: &str) {
+        let got = v.submit(key, &users(), creds(name, password));
+        assert_eq!(got, Submitted::Queued, "key {key}");
+    }
+
     fn next(v: &mut Verifier<u16>) -> Collected<u16> {
         assert!(v.wait_ready(Duration::from_secs(30)));
         v.collect().expect("a verdict")
@@ -298,14 +304,8 @@ mod tests {
     #[test]
     fn pool_verdicts_reach_their_connections() {
         let mut v = Verifier::<u16>::pool(1, 0, 4, check()).unwrap();
-        assert_eq!(
-            v.submit(7, &users(), creds("alice", "no")),
-            Submitted::Queued
-        );
-        assert_eq!(
-            v.submit(8, &users(), creds("alice", "pw")),
-            Submitted::Queued
-        );
+        queue(&mut v, 7, "alice", "no");
+        queue(&mut v, 8, "alice", "pw");
         assert!(v.is_waiting(&7) && v.is_waiting(&8));
         let mut got = vec![next(&mut v), next(&mut v)];
         got.sort_by_key(|c| c.key);
@@ -332,10 +332,7 @@ mod tests {
     fn a_cancelled_connection_gets_no_verdict() {
         let (check, release) = gated();
         let mut v = Verifier::<u16>::pool(1, 0, 4, check).unwrap();
-        assert_eq!(
-            v.submit(7, &users(), creds("alice", "no")),
-            Submitted::Queued
-        );
+        queue(&mut v, 7, "alice", "no");
         v.cancel(&7);
         release.send(()).unwrap();
         let c = next(&mut v);
@@ -352,16 +349,10 @@ mod tests {
     fn a_reused_key_does_not_take_its_predecessors_verdict() {
         let (check, release) = gated();
         let mut v = Verifier::<u16>::pool(1, 0, 4, check).unwrap();
-        assert_eq!(
-            v.submit(7, &users(), creds("alice", "pw")),
-            Submitted::Queued
-        );
+        queue(&mut v, 7, "alice", "pw");
         // The connection goes; a new one on the same key submits its own attempt.
         v.cancel(&7);
-        assert_eq!(
-            v.submit(7, &users(), creds("alice", "no")),
-            Submitted::Queued
-        );
+        queue(&mut v, 7, "alice", "no");
         release.send(()).unwrap();
         release.send(()).unwrap();
         let first = next(&mut v);
@@ -378,10 +369,7 @@ mod tests {
     fn a_full_pool_refuses_and_counts() {
         let (check, release) = gated();
         let mut v = Verifier::<u16>::pool(1, 0, 1, check).unwrap();
-        assert_eq!(
-            v.submit(1, &users(), creds("alice", "pw")),
-            Submitted::Queued
-        );
+        queue(&mut v, 1, "alice", "pw");
         assert_eq!(v.submit(2, &users(), creds("alice", "pw")), Submitted::Full);
         assert!(!v.is_waiting(&2));
         assert_eq!((v.pending(), v.counters.queue_full), (1, 1));
@@ -413,10 +401,7 @@ mod tests {
         };
         assert_eq!(v.submit(1, &radius, creds("carol", "x")), Submitted::Queued);
         assert_eq!(v.submit(2, &radius, creds("dave", "x")), Submitted::Queued);
-        assert_eq!(
-            v.submit(3, &users(), creds("alice", "pw")),
-            Submitted::Queued
-        );
+        queue(&mut v, 3, "alice", "pw");
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         let local = loop {
             if let Some(c) = v.collect() {

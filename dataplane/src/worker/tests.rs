@@ -3,19 +3,15 @@
 use super::*;
 use crate::contract::Rings;
 use crate::port::{MemNic, MemQueue};
-use crate::testing::{arp_request, icmp_echo_frame, tcp_frame, udp_frame, Envelope, Tcp};
+use crate::testing::{
+    arp_request, icmp_echo_frame, mem_workers, tcp_frame, udp_frame, Envelope, Tcp,
+};
+use crate::testing::{BOX_IN, BOX_OUT, CLIENT, CLIENT_MAC, SERVER, SERVER_MAC};
 use common::config::{Config, Side};
 use common::wire::ethernet::EthernetFrame;
 use common::wire::ipv4::Ipv4Packet;
 use common::wire::tcp::flags::{ACK, FIN, PSH, RST, SYN};
 use common::wire::Ipv4Addr;
-
-const BOX_IN: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x01]);
-const BOX_OUT: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x02]);
-const CLIENT_MAC: MacAddr = MacAddr([0x02, 0xc1, 0, 0, 0, 0x01]);
-const SERVER_MAC: MacAddr = MacAddr([0x02, 0x5e, 0, 0, 0, 0x02]);
-const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-const SERVER: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 2);
 
 pub(crate) fn testbed_config() -> Config {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/testbed.yaml");
@@ -40,16 +36,7 @@ impl Bed {
         let outside = MemNic::new(workers, 4096);
         let ctx = Arc::new(Context::new(&cfg, [BOX_IN, BOX_OUT], mode));
         let rings = Rings::new(workers, ring, 64);
-        let ws = (0..workers)
-            .map(|i| {
-                Worker::new(
-                    i as u16,
-                    [inside.queue(i), outside.queue(i)],
-                    Arc::clone(&ctx),
-                    rings.worker(i),
-                )
-            })
-            .collect();
+        let ws = mem_workers(&inside, &outside, &ctx, &rings);
         let mut b = Bed {
             inside,
             outside,
@@ -92,6 +79,13 @@ impl Bed {
         self.poll();
     }
 
+    /// Lets `ms` pass, sweeps, and returns the flows left.
+    fn flows_after(&mut self, ms: u32) -> usize {
+        self.now += ms;
+        self.sweep();
+        self.flows()
+    }
+
     /// Polls long enough for housekeeping to visit every slot once.
     fn sweep(&mut self) {
         let slots = self.workers[0].table().slot_count();
@@ -112,6 +106,31 @@ impl Bed {
 
     fn flows(&self) -> usize {
         self.workers.iter().map(|w| w.table().len()).sum()
+    }
+
+    /// An established spliced object for the client's `sport` to the server's `dport` (Δ = 0,
+    /// tracking as a new flow's), for a test to adjust before [`Bed::install`].
+    fn spliced_conn(&self, sport: u16, dport: u16) -> Conn {
+        let key = FlowKey::new(CLIENT, sport, SERVER, dport);
+        let mut c = Conn::new_pass(&key, 0, self.now);
+        c.state = TcpState::Established;
+        c.flags = ConnFlags::SPLICED;
+        c
+    }
+
+    /// Hands `c` to worker 0 as control does, and lets the worker take it.
+    fn install(&mut self, c: Conn) {
+        self.rings.commands[0].push(Command::Install(c)).unwrap();
+        self.poll();
+    }
+
+    /// ARP requests from the client for `n` addresses the box does not own, on the inside
+    /// wire (each goes to control).
+    fn inject_arp_requests(&self, n: u8) {
+        for i in 0..n {
+            let ip = Ipv4Addr::new(198, 18, 0, 200 + i);
+            assert!(self.inside.inject(arp_request(CLIENT_MAC, CLIENT, ip)));
+        }
     }
 
     fn state(&self, sport: u16, dport: u16) -> Option<TcpState> {
@@ -207,9 +226,7 @@ mod pass {
         assert_eq!(b.inside.drain_sent().len(), 3);
         assert_eq!(b.workers[0].counters.drops.total(), 0);
         // TIME-WAIT lasts 120 s in the testbed config; then the flow is closed and gone.
-        b.now += 121_000;
-        b.sweep();
-        assert_eq!(b.flows(), 0);
+        assert_eq!(b.flows_after(121_000), 0);
         assert_eq!(b.total(|c| c.flows_expired), 1);
     }
 
@@ -219,12 +236,8 @@ mod pass {
         cfg.flow_table.timeouts.established = std::time::Duration::from_secs(5);
         let mut b = Bed::with(1, cfg, ForwardMode::Full, 64);
         handshake(&mut b, 40000, 5201);
-        b.now += 4_000;
-        b.sweep();
-        assert_eq!(b.flows(), 1);
-        b.now += 2_000;
-        b.sweep();
-        assert_eq!(b.flows(), 0);
+        assert_eq!(b.flows_after(4_000), 1);
+        assert_eq!(b.flows_after(2_000), 0);
         assert_eq!(b.total(|c| c.flows_expired), 1);
     }
 
@@ -316,13 +329,7 @@ mod control_paths {
     #[test]
     fn full_control_ring_is_a_counted_drop() {
         let mut b = Bed::with(1, testbed_config(), ForwardMode::Full, 2);
-        for i in 0..5 {
-            b.inside.inject(arp_request(
-                CLIENT_MAC,
-                CLIENT,
-                Ipv4Addr::new(198, 18, 0, 200 + i),
-            ));
-        }
+        b.inject_arp_requests(5);
         b.poll();
         assert_eq!(b.rings.to_control.len(), 2);
         assert_eq!(b.drops(DropReason::ControlRingFull), 3);
@@ -373,7 +380,7 @@ mod drops {
             ForwardMode::Full,
         ));
         let rings = Rings::new(1, 64, 64);
-        let mut w = Worker::new(0, [inside.queue(0), outside.queue(0)], ctx, rings.worker(0));
+        let mut w = mem_workers(&inside, &outside, &ctx, &rings).pop().unwrap();
         rings.broadcast(&Command::Neighbour {
             port: Side::Outside,
             ip: SERVER,
@@ -472,13 +479,9 @@ mod icmp {
         cfg.policy
             .retain(|r| r.protocol != common::config::Protocol::Icmp);
         let mut b = Bed::with(1, cfg, ForwardMode::Full, 64);
-        let key = FlowKey::new(CLIENT, 40000, SERVER, 9000);
-        let mut c = Conn::new_pass(&key, 0, b.now);
-        c.state = TcpState::Established;
-        c.flags = ConnFlags::SPLICED;
+        let mut c = b.spliced_conn(40000, 9000);
         c.delta1 = 10;
-        b.rings.commands[0].push(Command::Install(c)).unwrap();
-        b.poll();
+        b.install(c);
         let sent = tcp_frame(&client_env(), &t(40000, 9000, 1010, 0, ACK | PSH));
         let err = IcmpErrorRepr::frag_needed(1400, &sent[14..]);
         let mut body = vec![0u8; err.buffer_len()];

@@ -5,54 +5,60 @@ use super::*;
 
 #[test]
 fn bad_cidr() {
-    assert_eq!(
-        err(&edit("[198.18.0.254/24]", "[198.18.0.300/24]")),
-        "t.yaml:5: interfaces.inside.addresses[0]: `198.18.0.300/24` is not a CIDR prefix: `198.18.0.300` is not an IPv4 address"
-    );
-    assert_eq!(
-        err(&edit("- 198.19.0.254/24", "- 198.19.0.254/33")),
-        "t.yaml:9: interfaces.outside.addresses[0]: `198.19.0.254/33` is not a CIDR prefix: the length `33` is not in 0..=32"
-    );
-    assert_eq!(
-        err(&edit("- 198.19.0.254/24", "- 198.19.0.254")),
-        "t.yaml:9: interfaces.outside.addresses[0]: `198.19.0.254` is not a CIDR prefix: missing `/length` (write `198.19.0.254/32` for one address)"
-    );
-    assert_eq!(
-        err(&edit("  - to: 0.0.0.0/0", "  - to: 198.51.100.1/24")),
-        "t.yaml:11: routes[0].to: `198.51.100.1/24` has host bits set (did you mean 198.51.100.0/24?)"
-    );
+    errs([
+        (
+            edit("[198.18.0.254/24]", "[198.18.0.300/24]"),
+            "t.yaml:5: interfaces.inside.addresses[0]: `198.18.0.300/24` is not a CIDR prefix: `198.18.0.300` is not an IPv4 address",
+        ),
+        (
+            edit("- 198.19.0.254/24", "- 198.19.0.254/33"),
+            "t.yaml:9: interfaces.outside.addresses[0]: `198.19.0.254/33` is not a CIDR prefix: the length `33` is not in 0..=32",
+        ),
+        (
+            edit("- 198.19.0.254/24", "- 198.19.0.254"),
+            "t.yaml:9: interfaces.outside.addresses[0]: `198.19.0.254` is not a CIDR prefix: missing `/length` (write `198.19.0.254/32` for one address)",
+        ),
+        (
+            edit("  - to: 0.0.0.0/0", "  - to: 198.51.100.1/24"),
+            "t.yaml:11: routes[0].to: `198.51.100.1/24` has host bits set (did you mean 198.51.100.0/24?)",
+        ),
+    ]);
 }
 
 #[test]
 fn bad_interface_address() {
-    assert_eq!(
-        err(&edit("[198.18.0.254/24]", "[198.18.0.0/24]")),
-        "t.yaml:5: interfaces.inside.addresses[0]: `198.18.0.0/24` is the subnet's network address; give the box's own address, like 198.18.0.1"
-    );
-    assert_eq!(
-        err(&edit("[198.18.0.254/24]", "[198.18.0.255/24]")),
-        "t.yaml:5: interfaces.inside.addresses[0]: `198.18.0.255/24` is the subnet's broadcast address"
-    );
-    assert_eq!(
-        err(&edit("[198.18.0.254/24]", "[]")),
-        "t.yaml:5: interfaces.inside.addresses: needs at least one address: the box's own address with its subnet's length, like 198.18.0.254/24"
-    );
+    errs([
+        (
+            edit("[198.18.0.254/24]", "[198.18.0.0/24]"),
+            "t.yaml:5: interfaces.inside.addresses[0]: `198.18.0.0/24` is the subnet's network address; give the box's own address, like 198.18.0.1",
+        ),
+        (
+            edit("[198.18.0.254/24]", "[198.18.0.255/24]"),
+            "t.yaml:5: interfaces.inside.addresses[0]: `198.18.0.255/24` is the subnet's broadcast address",
+        ),
+        (
+            edit("[198.18.0.254/24]", "[]"),
+            "t.yaml:5: interfaces.inside.addresses: needs at least one address: the box's own address with its subnet's length, like 198.18.0.254/24",
+        ),
+    ]);
 }
 
 #[test]
 fn bad_via() {
-    assert_eq!(
-        err(&edit("via: 198.19.0.1", "via: 198.19.0.999")),
-        "t.yaml:12: routes[0].via: `198.19.0.999` is not an IPv4 address (a.b.c.d)"
-    );
-    assert_eq!(
-        err(&edit("via: 198.19.0.1", "via: 198.18.0.1")),
-        "t.yaml:12: routes[0].via: gateway 198.18.0.1 is not in a connected subnet of the outside interface (198.19.0.0/24)"
-    );
-    assert_eq!(
-        err(&edit("via: 198.19.0.1", "via: 198.19.0.254")),
-        "t.yaml:12: routes[0].via: gateway 198.19.0.254 is the box's own address"
-    );
+    errs([
+        (
+            edit("via: 198.19.0.1", "via: 198.19.0.999"),
+            "t.yaml:12: routes[0].via: `198.19.0.999` is not an IPv4 address (a.b.c.d)",
+        ),
+        (
+            edit("via: 198.19.0.1", "via: 198.18.0.1"),
+            "t.yaml:12: routes[0].via: gateway 198.18.0.1 is not in a connected subnet of the outside interface (198.19.0.0/24)",
+        ),
+        (
+            edit("via: 198.19.0.1", "via: 198.19.0.254"),
+            "t.yaml:12: routes[0].via: gateway 198.19.0.254 is the box's own address",
+        ),
+    ]);
 }
 
 #[test]
@@ -101,18 +107,20 @@ fn bad_mac() {
             &format!("    device: net_af_packet1,iface=ct-out0\n    mac: {m}\n"),
         )
     };
-    assert_eq!(
-        err(&with_mac("02:00:00:00:00")),
-        "t.yaml:8: interfaces.outside.mac: `02:00:00:00:00` is not a MAC address (like 02:00:00:00:00:01)"
-    );
-    assert_eq!(
-        err(&with_mac("03:00:00:00:00:01")),
-        "t.yaml:8: interfaces.outside.mac: `03:00:00:00:00:01` is a multicast address; a port needs a unicast MAC"
-    );
-    assert_eq!(
-        err(&with_mac("00:00:00:00:00:00")),
-        "t.yaml:8: interfaces.outside.mac: `00:00:00:00:00:00` is the all-zero MAC"
-    );
+    errs([
+        (
+            with_mac("02:00:00:00:00"),
+            "t.yaml:8: interfaces.outside.mac: `02:00:00:00:00` is not a MAC address (like 02:00:00:00:00:01)",
+        ),
+        (
+            with_mac("03:00:00:00:00:01"),
+            "t.yaml:8: interfaces.outside.mac: `03:00:00:00:00:01` is a multicast address; a port needs a unicast MAC",
+        ),
+        (
+            with_mac("00:00:00:00:00:00"),
+            "t.yaml:8: interfaces.outside.mac: `00:00:00:00:00:00` is the all-zero MAC",
+        ),
+    ]);
 }
 
 #[test]
@@ -123,18 +131,20 @@ fn interface_numbers() {
             &format!("    device: net_af_packet0,iface=ct-in0\n    {line}\n"),
         )
     };
-    assert_eq!(
-        err(&set("mtu: 67")),
-        "t.yaml:5: interfaces.inside.mtu: MTU 67 is out of range 68..=9216"
-    );
-    assert_eq!(
-        err(&set("rx_descriptors: 1000")),
-        "t.yaml:5: interfaces.inside.rx_descriptors: 1000 descriptors: must be a power of two in 64..=16384"
-    );
-    assert_eq!(
-        err(&set("tx_descriptors: 32768")),
-        "t.yaml:5: interfaces.inside.tx_descriptors: 32768 descriptors: must be a power of two in 64..=16384"
-    );
+    errs([
+        (
+            set("mtu: 67"),
+            "t.yaml:5: interfaces.inside.mtu: MTU 67 is out of range 68..=9216",
+        ),
+        (
+            set("rx_descriptors: 1000"),
+            "t.yaml:5: interfaces.inside.rx_descriptors: 1000 descriptors: must be a power of two in 64..=16384",
+        ),
+        (
+            set("tx_descriptors: 32768"),
+            "t.yaml:5: interfaces.inside.tx_descriptors: 32768 descriptors: must be a power of two in 64..=16384",
+        ),
+    ]);
 }
 
 #[test]
@@ -146,102 +156,103 @@ fn queues_too_small_for_workers() {
         )
         .replacen("  count: 1", "  count: 4", 1)
     };
-    assert_eq!(
-        err(&four("rx_queues: 2")),
-        "t.yaml:5: interfaces.inside.rx_queues: 2 is too few for 4 workers: each worker needs its own RX queue (at least 4)"
-    );
-    assert_eq!(
-        err(&four("tx_queues: 3")),
-        "t.yaml:5: interfaces.inside.tx_queues: 3 is too few for 4 workers: each worker needs its own TX queue (at least 4)"
-    );
+    errs([
+        (
+            four("rx_queues: 2"),
+            "t.yaml:5: interfaces.inside.rx_queues: 2 is too few for 4 workers: each worker needs its own RX queue (at least 4)",
+        ),
+        (
+            four("tx_queues: 3"),
+            "t.yaml:5: interfaces.inside.tx_queues: 3 is too few for 4 workers: each worker needs its own TX queue (at least 4)",
+        ),
+    ]);
     ok(&four("tx_queues: 4"));
 }
 
 #[test]
 fn workers_and_lcores() {
-    assert_eq!(
-        err(&edit("  count: 1", "  count: 0")),
-        "t.yaml:15: workers.count: must be at least 1"
-    );
-    assert_eq!(
-        err(&edit("  count: 1", "  count: 2\n  lcores: [1, 1]")),
-        "t.yaml:16: workers.lcores[1]: lcore 1 is listed twice (also workers.lcores[0])"
-    );
-    assert_eq!(
-        err(&edit(
-            "  count: 1",
-            "  count: 2\n  lcores:\n    - 3\n    - 3"
-        )),
-        "t.yaml:18: workers.lcores[1]: lcore 3 is listed twice (also workers.lcores[0])"
-    );
-    assert_eq!(
-        err(&edit("  count: 1", "  count: 2\n  lcores: [1, 2, 3]")),
-        "t.yaml:16: workers.lcores: lists 3 lcores for 2 workers (give one lcore per worker, or leave `lcores` out)"
-    );
+    errs([
+        (
+            edit("  count: 1", "  count: 0"),
+            "t.yaml:15: workers.count: must be at least 1",
+        ),
+        (
+            edit("  count: 1", "  count: 2\n  lcores: [1, 1]"),
+            "t.yaml:16: workers.lcores[1]: lcore 1 is listed twice (also workers.lcores[0])",
+        ),
+        (
+            edit("  count: 1", "  count: 2\n  lcores:\n    - 3\n    - 3"),
+            "t.yaml:18: workers.lcores[1]: lcore 3 is listed twice (also workers.lcores[0])",
+        ),
+        (
+            edit("  count: 1", "  count: 2\n  lcores: [1, 2, 3]"),
+            "t.yaml:16: workers.lcores: lists 3 lcores for 2 workers (give one lcore per worker, or leave `lcores` out)",
+        ),
+    ]);
 }
 
 #[test]
 fn ports() {
-    assert_eq!(
-        err(&edit("[5201-5210, 8080]", "[8080, 5210-5201]")),
-        "t.yaml:21: policy[1].ports[1]: `5210-5201` is an empty port range: 5210 is greater than 5201"
-    );
-    assert_eq!(
-        err(&edit("      - 2323", "      - 0")),
-        "t.yaml:25: policy[2].ports[0]: port 0 is not a destination port (ports are 1..=65535)"
-    );
-    assert_eq!(
-        err(&edit("      - 2323", "      - \"2323-\"")),
-        "t.yaml:25: policy[2].ports[0]: `2323-` is not a port or a port range (LO-HI)"
-    );
-    assert_eq!(
-        err(&edit("      - 2323", "      - 65536")),
-        "t.yaml:25: policy[2].ports[0]: port 65536 is out of range (ports are 1..=65535)"
-    );
-    assert_eq!(
-        err(&edit("[5201-5210, 8080]", "[]")),
-        "t.yaml:21: policy[1].ports: an empty list would match nothing; leave `ports` out to match every port"
-    );
-    assert_eq!(
-        err(&edit("    protocol: icmp\n", "    protocol: icmp\n    ports: [7]\n")),
-        "t.yaml:19: policy[0].ports: ports are only allowed with protocol tcp or udp (this rule's protocol is icmp)"
-    );
-    let e = err(&edit("      - 2323", "      - 23.5"));
-    assert!(e.starts_with("t.yaml:25:9: policy[2].ports[0]: invalid type: floating point `23.5`, expected an integer or a string"), "{e}");
+    errs([
+        (
+            edit("[5201-5210, 8080]", "[8080, 5210-5201]"),
+            "t.yaml:21: policy[1].ports[1]: `5210-5201` is an empty port range: 5210 is greater than 5201",
+        ),
+        (
+            edit("      - 2323", "      - 0"),
+            "t.yaml:25: policy[2].ports[0]: port 0 is not a destination port (ports are 1..=65535)",
+        ),
+        (
+            edit("      - 2323", "      - \"2323-\""),
+            "t.yaml:25: policy[2].ports[0]: `2323-` is not a port or a port range (LO-HI)",
+        ),
+        (
+            edit("      - 2323", "      - 65536"),
+            "t.yaml:25: policy[2].ports[0]: port 65536 is out of range (ports are 1..=65535)",
+        ),
+        (
+            edit("[5201-5210, 8080]", "[]"),
+            "t.yaml:21: policy[1].ports: an empty list would match nothing; leave `ports` out to match every port",
+        ),
+        (
+            edit("    protocol: icmp\n", "    protocol: icmp\n    ports: [7]\n"),
+            "t.yaml:19: policy[0].ports: ports are only allowed with protocol tcp or udp (this rule's protocol is icmp)",
+        ),
+    ]);
+    err_starts(&edit("      - 2323", "      - 23.5"), "t.yaml:25:9: policy[2].ports[0]: invalid type: floating point `23.5`, expected an integer or a string");
 }
 
 #[test]
 fn policy_actions() {
-    assert_eq!(
-        err(&edit("    auth: line\n", "")),
-        "t.yaml:26: policy[2].action: action proxy needs `auth`: none, line or http-basic"
-    );
-    assert_eq!(
-        err(&edit("  - protocol: tcp\n    ports:\n", "  - protocol: udp\n    ports:\n")),
-        "t.yaml:26: policy[2].action: action proxy needs protocol tcp (this rule's protocol is udp)"
-    );
-    assert_eq!(
-        err(&edit(
-            "    action: pass\n  - protocol: tcp\n    ports:\n",
-            "    action: pass\n    splice: never\n  - protocol: tcp\n    ports:\n"
-        )),
-        "t.yaml:23: policy[1].splice: `splice` is only allowed with action proxy"
-    );
-    assert_eq!(
-        err(&edit(
-            "  - action: deny",
-            "  - action: deny\n    auth: none"
-        )),
-        "t.yaml:29: policy[3].auth: `auth` is only allowed with action proxy"
-    );
-    assert_eq!(
-        err(&edit("  - action: deny", "  - action: allow")),
-        "t.yaml:28:13: policy[3].action: unknown variant `allow`, expected one of `deny`, `pass`, `proxy`"
-    );
-    assert_eq!(
-        err(&edit("  - name: icmp\n", "  - name: icmp\n    source: 198.18.0.1/24\n")),
-        "t.yaml:18: policy[0].source: `198.18.0.1/24` has host bits set (did you mean 198.18.0.0/24?)"
-    );
+    errs([
+        (
+            edit("    auth: line\n", ""),
+            "t.yaml:26: policy[2].action: action proxy needs `auth`: none, line or http-basic",
+        ),
+        (
+            edit("  - protocol: tcp\n    ports:\n", "  - protocol: udp\n    ports:\n"),
+            "t.yaml:26: policy[2].action: action proxy needs protocol tcp (this rule's protocol is udp)",
+        ),
+        (
+            edit(
+                "    action: pass\n  - protocol: tcp\n    ports:\n",
+                "    action: pass\n    splice: never\n  - protocol: tcp\n    ports:\n",
+            ),
+            "t.yaml:23: policy[1].splice: `splice` is only allowed with action proxy",
+        ),
+        (
+            edit("  - action: deny", "  - action: deny\n    auth: none"),
+            "t.yaml:29: policy[3].auth: `auth` is only allowed with action proxy",
+        ),
+        (
+            edit("  - action: deny", "  - action: allow"),
+            "t.yaml:28:13: policy[3].action: unknown variant `allow`, expected one of `deny`, `pass`, `proxy`",
+        ),
+        (
+            edit("  - name: icmp\n", "  - name: icmp\n    source: 198.18.0.1/24\n"),
+            "t.yaml:18: policy[0].source: `198.18.0.1/24` has host bits set (did you mean 198.18.0.0/24?)",
+        ),
+    ]);
 }
 
 #[test]
@@ -257,25 +268,27 @@ fn proxy_auth_without_users() {
 #[test]
 fn users_checks() {
     let second = |s: &str| base() + s;
-    assert_eq!(
-        err(&second(&format!(
-            "  - name: alice\n    password_hash: {}\n",
-            cheap_hash()
-        ))),
-        "t.yaml:32: users[1].name: duplicate user `alice` (also users[0])"
-    );
-    assert_eq!(
-        err(&second("  - name: bob\n    password: hunter2\n")),
-        "t.yaml:33: users[1].password: plain-text passwords are not accepted: put an argon2 hash in `password_hash` (make one with `cutthrough hash-password`)"
-    );
-    assert_eq!(
-        err(&second("  - name: bob\n")),
-        "t.yaml:32: users[1]: missing `password_hash` (make one with `cutthrough hash-password`)"
-    );
-    assert_eq!(
-        err(&second("  - name: 'bob smith'\n    password_hash: x\n")),
-        "t.yaml:32: users[1].name: `bob smith` is not a user name: names must be non-empty, without spaces, control characters or `:`"
-    );
+    errs([
+        (
+            second(&format!(
+                "  - name: alice\n    password_hash: {}\n",
+                cheap_hash()
+            )),
+            "t.yaml:32: users[1].name: duplicate user `alice` (also users[0])",
+        ),
+        (
+            second("  - name: bob\n    password: hunter2\n"),
+            "t.yaml:33: users[1].password: plain-text passwords are not accepted: put an argon2 hash in `password_hash` (make one with `cutthrough hash-password`)",
+        ),
+        (
+            second("  - name: bob\n"),
+            "t.yaml:32: users[1]: missing `password_hash` (make one with `cutthrough hash-password`)",
+        ),
+        (
+            second("  - name: 'bob smith'\n    password_hash: x\n"),
+            "t.yaml:32: users[1].name: `bob smith` is not a user name: names must be non-empty, without spaces, control characters or `:`",
+        ),
+    ]);
 }
 
 #[test]
@@ -323,77 +336,80 @@ fn flow_table_and_durations() {
             .capacity,
         1500
     );
-    assert_eq!(
-        err(&ft("flow_table:\n  timeouts:\n    udp: 30x\n")),
-        "t.yaml:34: flow_table.timeouts.udp: `30x` is not a duration: unknown unit `x` (use ms, s, m, h or d)"
-    );
-    assert_eq!(
-        err(&ft("flow_table:\n  timeouts:\n    established: 24d\n")),
-        "t.yaml:34: flow_table.timeouts.established: `24d` is too long: durations must be below 24 days (the fast path keeps time in wrapping 32-bit milliseconds)"
-    );
-    assert_eq!(
-        err(&ft("flow_table:\n  timeouts: {close: 0}\n")),
-        "t.yaml:33: flow_table.timeouts.close: `0` is zero: durations must be greater than zero"
-    );
-    assert_eq!(
-        err(&ft("auth:\n  cache_timeout: -5\n")),
-        "t.yaml:33: auth.cache_timeout: `-5` is not a duration (write seconds as an integer, or a number with a unit: ms, s, m, h, d)"
-    );
+    errs([
+        (
+            ft("flow_table:\n  timeouts:\n    udp: 30x\n"),
+            "t.yaml:34: flow_table.timeouts.udp: `30x` is not a duration: unknown unit `x` (use ms, s, m, h or d)",
+        ),
+        (
+            ft("flow_table:\n  timeouts:\n    established: 24d\n"),
+            "t.yaml:34: flow_table.timeouts.established: `24d` is too long: durations must be below 24 days (the fast path keeps time in wrapping 32-bit milliseconds)",
+        ),
+        (
+            ft("flow_table:\n  timeouts: {close: 0}\n"),
+            "t.yaml:33: flow_table.timeouts.close: `0` is zero: durations must be greater than zero",
+        ),
+        (
+            ft("auth:\n  cache_timeout: -5\n"),
+            "t.yaml:33: auth.cache_timeout: `-5` is not a duration (write seconds as an integer, or a number with a unit: ms, s, m, h, d)",
+        ),
+    ]);
 }
 
 #[test]
 fn drop_capture_checks() {
-    let cap = |s: &str| err(&(base() + "capture:\n  drops:\n    path: /tmp/d.pcapng\n" + s));
-    assert_eq!(
-        cap("    file_size: 16MB\n"),
-        "t.yaml:35: capture.drops.file_size: `16MB` is not a size: unknown unit `MB` (use KiB, MiB or GiB)"
-    );
-    assert_eq!(
-        cap("    file_size: 65535\n"),
-        "t.yaml:35: capture.drops.file_size: 65535 bytes is too small: at least 65536 (64KiB)"
-    );
-    assert_eq!(
-        cap("    file_size: 64KiB\n    snaplen: 65535\n"),
-        "t.yaml:35: capture.drops.file_size: 65536 bytes cannot hold a packet of snaplen 65535 and the file's headers: at least 69631"
-    );
-    assert_eq!(
-        cap("    files: 0\n"),
-        "t.yaml:35: capture.drops.files: 0 files: must be from 1 to 1000"
-    );
-    assert_eq!(
-        cap("    rate: 0\n"),
-        "t.yaml:35: capture.drops.rate: 0 packets per second: must be from 1 to 100000"
-    );
-    assert_eq!(
-        cap("    rate: 100001\n"),
-        "t.yaml:35: capture.drops.rate: 100001 packets per second: must be from 1 to 100000"
-    );
-    assert_eq!(
-        cap("    snaplen: 63\n"),
-        "t.yaml:35: capture.drops.snaplen: 63 bytes: must be from 64 to 65535"
-    );
-    assert_eq!(
-        cap("    snaplen: 65536\n"),
-        "t.yaml:35: capture.drops.snaplen: 65536 bytes: must be from 64 to 65535"
-    );
-    assert_eq!(
-        err(&(edit("  count: 1", "  count: 3")
-            + "capture:\n  drops:\n    path: /tmp/d.pcapng\n    rate: 2\n")),
-        "t.yaml:35: capture.drops.rate: 2 packets per second is less than one per worker (3 workers share the rate)"
-    );
-    assert_eq!(
-        err(&(base() + "capture:\n  drops:\n    path: /var/log/\n")),
-        "t.yaml:34: capture.drops.path: `/var/log/` is not a file path (like /var/log/cutthrough/drops.pcapng)"
-    );
+    let cap = |s: &str| base() + "capture:\n  drops:\n    path: /tmp/d.pcapng\n" + s;
+    errs([
+        (
+            cap("    file_size: 16MB\n"),
+            "t.yaml:35: capture.drops.file_size: `16MB` is not a size: unknown unit `MB` (use KiB, MiB or GiB)",
+        ),
+        (
+            cap("    file_size: 65535\n"),
+            "t.yaml:35: capture.drops.file_size: 65535 bytes is too small: at least 65536 (64KiB)",
+        ),
+        (
+            cap("    file_size: 64KiB\n    snaplen: 65535\n"),
+            "t.yaml:35: capture.drops.file_size: 65536 bytes cannot hold a packet of snaplen 65535 and the file's headers: at least 69631",
+        ),
+        (
+            cap("    files: 0\n"),
+            "t.yaml:35: capture.drops.files: 0 files: must be from 1 to 1000",
+        ),
+        (
+            cap("    rate: 0\n"),
+            "t.yaml:35: capture.drops.rate: 0 packets per second: must be from 1 to 100000",
+        ),
+        (
+            cap("    rate: 100001\n"),
+            "t.yaml:35: capture.drops.rate: 100001 packets per second: must be from 1 to 100000",
+        ),
+        (
+            cap("    snaplen: 63\n"),
+            "t.yaml:35: capture.drops.snaplen: 63 bytes: must be from 64 to 65535",
+        ),
+        (
+            cap("    snaplen: 65536\n"),
+            "t.yaml:35: capture.drops.snaplen: 65536 bytes: must be from 64 to 65535",
+        ),
+        (
+            edit("  count: 1", "  count: 3")
+                + "capture:\n  drops:\n    path: /tmp/d.pcapng\n    rate: 2\n",
+            "t.yaml:35: capture.drops.rate: 2 packets per second is less than one per worker (3 workers share the rate)",
+        ),
+        (
+            base() + "capture:\n  drops:\n    path: /var/log/\n",
+            "t.yaml:34: capture.drops.path: `/var/log/` is not a file path (like /var/log/cutthrough/drops.pcapng)",
+        ),
+    ]);
     // Missing and unknown keys are serde's, with line and column.
     assert_eq!(
         err(&(base() + "capture:\n  drops:\n    files: 2\n")),
         "t.yaml:34:5: capture.drops: missing field `path`"
     );
-    let e = err(&(base() + "capture:\n  drops:\n    path: d\n    size: 1\n"));
-    assert!(
-        e.starts_with("t.yaml:35:5: capture.drops: unknown field `size`, expected one of"),
-        "{e}"
+    err_starts(
+        &(base() + "capture:\n  drops:\n    path: d\n    size: 1\n"),
+        "t.yaml:35:5: capture.drops: unknown field `size`, expected one of",
     );
 }
 
@@ -443,14 +459,16 @@ fn proxy_limits() {
     let c = ok(&px("proxy:\n  max_connections: 100\n  drain_timeout: 2s\n"));
     assert_eq!(c.proxy.max_connections, 100);
     assert_eq!(c.proxy.drain_timeout, std::time::Duration::from_secs(2));
-    assert_eq!(
-        err(&px("proxy:\n  max_connections: 0\n")),
-        "t.yaml:33: proxy.max_connections: 0 connections: must be from 1 to 1000000"
-    );
-    assert_eq!(
-        err(&px("proxy:\n  drain_timeout: 10ms\n")),
-        "t.yaml:33: proxy.drain_timeout: 10ms: must be from 100ms to 10m"
-    );
+    errs([
+        (
+            px("proxy:\n  max_connections: 0\n"),
+            "t.yaml:33: proxy.max_connections: 0 connections: must be from 1 to 1000000",
+        ),
+        (
+            px("proxy:\n  drain_timeout: 10ms\n"),
+            "t.yaml:33: proxy.drain_timeout: 10ms: must be from 100ms to 10m",
+        ),
+    ]);
     assert!(
         err(&px("proxy:\n  drain_timeout: soon\n")).starts_with("t.yaml:33: proxy.drain_timeout: ")
     );

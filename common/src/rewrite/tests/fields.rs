@@ -13,17 +13,7 @@ fn rewrites_every_field_of_the_table() {
     ]);
     let s = example_spec(opts);
     let mut f = build(&s);
-    let p = SpliceParams {
-        seq_add: 10,
-        ack_sub: 3000,
-        tsval_add: 50,
-        tsecr_sub: 20,
-        wscale_in: 7,
-        wscale_out: 9,
-        timestamps: true,
-        ts_edit: TsEdit::None,
-        sack_strip: false,
-    };
+    let p = example_params(TsEdit::None);
     let r = rewrite_frame(&mut f, &p, Some(&HOP)).unwrap();
     assert!(!r.options_malformed);
     let l4 = l4_offset(&s);
@@ -54,17 +44,14 @@ fn rewrites_every_field_of_the_table() {
 
 #[test]
 fn malformed_options_are_left_untouched_and_reported() {
-    let mut opts = emit_options(&[Opt::Nop, Opt::Nop, Opt::Ts(100, 200)]);
-    opts.extend_from_slice(&[0x22, 0x00, 0x00, 0x00]); // length 0
+    let opts = malformed_options();
     let s = example_spec(opts.clone());
     let mut f = build(&s);
     let p = SpliceParams {
-        seq_add: 10,
         ack_sub: 3,
-        tsval_add: 50,
-        tsecr_sub: 20,
-        timestamps: true,
-        ..SpliceParams::default()
+        wscale_in: 0,
+        wscale_out: 0,
+        ..example_params(TsEdit::None)
     };
     let r = rewrite_frame(&mut f, &p, None).unwrap();
     assert!(r.options_malformed);
@@ -119,23 +106,32 @@ fn syn_window_is_not_rescaled_and_tsecr_without_ack_is_kept() {
     assert!(tcp.verify_checksum(s.src, s.dst));
 }
 
-#[test]
-fn icmp_quote_is_restored_to_the_senders_space() {
-    use crate::wire::icmp::{IcmpErrorRepr, IcmpPacket};
-    // The box rewrote a client segment (seq 1000 -> 1010, ack 5000 -> 2000) toward the server;
-    // a router beyond answers "fragmentation needed" quoting it.
-    let s = example_spec(vec![]);
-    let mut f = build(&s);
+/// The example segment as the box rewrote it toward the server (seq 1000 -> 1010, ack 5000 ->
+/// 2000), and the parameters it used.
+fn rewritten_toward_the_server() -> (Vec<u8>, SpliceParams) {
+    let mut f = build(&example_spec(vec![]));
     let p = SpliceParams {
         seq_add: 10,
         ack_sub: 3000,
         ..SpliceParams::default()
     };
     rewrite_frame(&mut f, &p, None).unwrap();
-    let datagram = &f[14..f.len() - 3];
-    let err = IcmpErrorRepr::frag_needed(1400, datagram);
+    (f, p)
+}
+
+/// The "fragmentation needed" a router beyond the box answers, quoting `datagram`.
+fn frag_needed_quoting(datagram: &[u8]) -> Vec<u8> {
+    let err = crate::wire::icmp::IcmpErrorRepr::frag_needed(1400, datagram);
     let mut icmp = vec![0u8; err.buffer_len()];
     err.emit(&mut icmp);
+    icmp
+}
+
+#[test]
+fn icmp_quote_is_restored_to_the_senders_space() {
+    use crate::wire::icmp::IcmpPacket;
+    let (f, p) = rewritten_toward_the_server();
+    let mut icmp = frag_needed_quoting(&f[14..f.len() - 3]);
     unrewrite_icmp_quote(&mut icmp, &p).unwrap();
     let pkt = IcmpPacket::new_checked(&icmp[..]).unwrap();
     assert!(pkt.verify_checksum(), "checksum fixed incrementally");
@@ -151,21 +147,11 @@ fn icmp_quote_is_restored_to_the_senders_space() {
 /// nothing past the quote is read.
 #[test]
 fn short_icmp_quotes_restore_the_sequence_number_only() {
-    use crate::wire::icmp::{IcmpErrorRepr, IcmpPacket};
-    let s = example_spec(vec![]);
-    let mut f = build(&s);
-    let p = SpliceParams {
-        seq_add: 10,
-        ack_sub: 3000,
-        ..SpliceParams::default()
-    };
-    rewrite_frame(&mut f, &p, None).unwrap();
+    use crate::wire::icmp::IcmpPacket;
+    let (f, p) = rewritten_toward_the_server();
     let ip_hl = 20;
     for tcp_bytes in 8..=13 {
-        let datagram = &f[14..14 + ip_hl + tcp_bytes];
-        let err = IcmpErrorRepr::frag_needed(1400, datagram);
-        let mut icmp = vec![0u8; err.buffer_len()];
-        err.emit(&mut icmp);
+        let mut icmp = frag_needed_quoting(&f[14..14 + ip_hl + tcp_bytes]);
         let before = icmp.clone();
         unrewrite_icmp_quote(&mut icmp, &p).unwrap();
         let pkt = IcmpPacket::new_checked(&icmp[..]).unwrap();

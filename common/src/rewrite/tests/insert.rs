@@ -49,6 +49,19 @@ fn frame_checksums(frame: &[u8]) -> ((u16, u16), (u16, u16)) {
     )
 }
 
+/// Spoils `f`'s (built from `s`) IPv4 and TCP checksums by `ip_err` and `tcp_err`, as a
+/// frame damaged before the box carries them; returns the errors the frame now holds.
+fn spoil_checksums(f: &mut [u8], s: &Spec, ip_err: u16, tcp_err: u16) -> (u16, u16) {
+    let l4 = l4_offset(s);
+    let l3 = l4 - 20;
+    let bad = crate::checksum::add(be16(f, l4 + 16), tcp_err);
+    f[l4 + 16..l4 + 18].copy_from_slice(&bad.to_be_bytes());
+    let bad = crate::checksum::add(be16(f, l3 + 10), ip_err);
+    f[l3 + 10..l3 + 12].copy_from_slice(&bad.to_be_bytes());
+    let ((ig, iw), (tg, tw)) = frame_checksums(f);
+    (difference(ig, iw), difference(tg, tw))
+}
+
 fn assert_checksums_recomputed(frame: &[u8]) {
     let ((ip_got, ip_want), (tcp_got, tcp_want)) = frame_checksums(frame);
     assert_eq!(ip_got, ip_want, "IPv4 header checksum");
@@ -374,16 +387,15 @@ fn insert_replaces_a_timestamps_option_already_there() {
 fn insert_after_the_rewrite_as_the_worker_does() {
     let s = example_spec(linux_options(&[], &SACK4[..3]));
     let mut f = build(&s);
+    // The leg the timestamps are inserted toward has none of its own to offset.
     let p = SpliceParams {
-        seq_add: 10,
-        ack_sub: 3000,
-        wscale_in: 7,
-        wscale_out: 9,
-        ts_edit: TsEdit::Insert {
+        tsval_add: 0,
+        tsecr_sub: 0,
+        timestamps: false,
+        ..example_params(TsEdit::Insert {
             tsval: 1000,
             tsecr: 2000,
-        },
-        ..SpliceParams::default()
+        })
     };
     rewrite_frame(&mut f, &p, Some(&HOP)).unwrap();
     let TsEdit::Insert { tsval, tsecr } = p.ts_edit else {
@@ -402,16 +414,9 @@ fn insert_after_the_rewrite_as_the_worker_does() {
 fn insert_carries_checksum_errors_through() {
     for options in [vec![], linux_options(&[Opt::Ws(1)], &SACK4[..3])] {
         let s = example_spec(options);
-        let l4 = l4_offset(&s);
-        let l3 = l4 - 20;
         for (ip_err, tcp_err) in [(0u16, 0x0101u16), (0x0203, 0), (0x8000, 0x7fff)] {
             let mut f = build(&s);
-            let bad = crate::checksum::add(be16(&f, l4 + 16), tcp_err);
-            f[l4 + 16..l4 + 18].copy_from_slice(&bad.to_be_bytes());
-            let bad = crate::checksum::add(be16(&f, l3 + 10), ip_err);
-            f[l3 + 10..l3 + 12].copy_from_slice(&bad.to_be_bytes());
-            let ((ig, iw), (tg, tw)) = frame_checksums(&f);
-            let before = (difference(ig, iw), difference(tg, tw));
+            let before = spoil_checksums(&mut f, &s, ip_err, tcp_err);
             assert_eq!(before, (ip_err, tcp_err));
             let (out, plan) = insert_ts(&f, 11, 22).unwrap();
             check_insert(&f, &out, &plan, 11, 22);

@@ -6,6 +6,8 @@ use super::*;
 /// A straightforward rewrite (two `TcpOptions` passes over a copy of the option bytes),
 /// slower than the fast path's single walk but easy to check by eye: the oracle the mapped
 /// rewrite must match byte for byte, malformed lists included.
+// A deliberate oracle: it repeats `tcp_inner` on purpose (raw offsets, its own option walk)
+// and must not share code with it, so a slip in the fast path cannot hide in both.
 fn reference_rewrite_tcp(segment: &mut [u8], p: &SpliceParams) -> RewriteReport {
     let mut seg = TcpPacket::new_checked(segment).unwrap();
     let mut report = RewriteReport::default();

@@ -102,13 +102,9 @@ fn strip_with_sack_blocks_rewrites_the_blocks_and_keeps_them_in_place() {
     ]));
     assert_eq!(s.options.len(), 40);
     let p = SpliceParams {
-        seq_add: 10,
-        ack_sub: 3000,
-        tsval_add: 50,
-        tsecr_sub: 20,
-        timestamps: true,
-        ts_edit: TsEdit::Strip,
-        ..SpliceParams::default()
+        wscale_in: 0,
+        wscale_out: 0,
+        ..example_params(TsEdit::Strip)
     };
     let f = strip_and_check(&s, &p, Some(&HOP));
     let tcp = TcpPacket::new_checked(&f[seg_range(&s)]).unwrap();
@@ -164,17 +160,7 @@ fn strip_of_a_syn_keeps_the_other_handshake_options() {
 
 #[test]
 fn strip_without_timestamps_is_the_plain_rewrite() {
-    let p = SpliceParams {
-        seq_add: 10,
-        ack_sub: 3000,
-        tsval_add: 50,
-        tsecr_sub: 20,
-        wscale_in: 7,
-        wscale_out: 9,
-        timestamps: true,
-        ts_edit: TsEdit::Strip,
-        sack_strip: false,
-    };
+    let p = example_params(TsEdit::Strip);
     let plain = SpliceParams {
         ts_edit: TsEdit::None,
         ..p
@@ -214,9 +200,7 @@ fn strip_without_timestamps_is_the_plain_rewrite() {
 
 #[test]
 fn strip_leaves_a_malformed_list_untouched_and_reports_it() {
-    let mut opts = emit_options(&[Opt::Nop, Opt::Nop, Opt::Ts(100, 200)]);
-    opts.extend_from_slice(&[0x22, 0x00, 0x00, 0x00]); // length 0
-    let s = example_spec(opts.clone());
+    let s = example_spec(malformed_options());
     let mut f = build(&s);
     let r = rewrite_frame(&mut f, &strip_params(), None).unwrap();
     assert!(r.options_malformed);

@@ -12,6 +12,28 @@ fn feed(a: &mut LineAuth, c: &Counting, l: &mut RateLimiter, input: &[u8]) -> Li
     a.feed_with(input, |n, p| c.check(n, p), l, 1000)
 }
 
+/// A line authenticator with the counting check and a default rate limiter: what most tests
+/// feed.
+struct Rig {
+    a: LineAuth,
+    c: Counting,
+    l: RateLimiter,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        Rig {
+            a: LineAuth::new(CLIENT),
+            c: Counting::new(),
+            l: RateLimiter::default(),
+        }
+    }
+
+    fn feed(&mut self, input: &[u8]) -> LineStep {
+        feed(&mut self.a, &self.c, &mut self.l, input)
+    }
+}
+
 fn login(password: &[u8], eol: &[u8]) -> Vec<u8> {
     [b"alice", eol, password, eol].concat()
 }
@@ -31,17 +53,15 @@ fn prompts_are_byte_exact() {
 #[test]
 fn login_with_crlf_lf_cr_and_cr_nul() {
     for eol in [&b"\r\n"[..], b"\n", b"\r", b"\r\0"] {
-        let mut a = LineAuth::new(CLIENT);
-        let c = Counting::new();
-        let mut l = RateLimiter::default();
-        let s = feed(&mut a, &c, &mut l, &login(ALICE_PASSWORD, eol));
+        let mut t = Rig::new();
+        let s = t.feed(&login(ALICE_PASSWORD, eol));
         assert_eq!(
             s.output, b"Password: Authenticated as alice.\r\n",
             "{eol:?}"
         );
         assert_eq!(s.outcome, success("alice"));
         assert!(s.leftover.is_empty());
-        assert_eq!(c.calls.get(), 1);
+        assert_eq!(t.c.calls.get(), 1);
     }
 }
 
@@ -64,15 +84,13 @@ fn real_verification_through_feed() {
 #[test]
 fn one_byte_at_a_time() {
     for eol in [&b"\r\n"[..], b"\n"] {
-        let mut a = LineAuth::new(CLIENT);
-        let c = Counting::new();
-        let mut l = RateLimiter::default();
+        let mut t = Rig::new();
         let mut out = Vec::new();
         let mut outcome = None;
         let input = [login(ALICE_PASSWORD, eol), b"GET /".to_vec()].concat();
         let mut leftover = Vec::new();
         for &b in &input {
-            let s = feed(&mut a, &c, &mut l, &[b]);
+            let s = t.feed(&[b]);
             out.extend(s.output);
             leftover.extend(s.leftover);
             if s.outcome.is_some() {
@@ -84,23 +102,21 @@ fn one_byte_at_a_time() {
         assert_eq!(outcome, success("alice"));
         // Split CRLF: the LF arrives after the success and is not data.
         assert_eq!(leftover, b"GET /");
-        assert_eq!(c.calls.get(), 1);
+        assert_eq!(t.c.calls.get(), 1);
     }
 }
 
 #[test]
 fn leftover_after_the_password_line_is_returned_raw() {
-    let mut a = LineAuth::new(CLIENT);
-    let c = Counting::new();
-    let mut l = RateLimiter::default();
+    let mut t = Rig::new();
     let mut input = login(ALICE_PASSWORD, b"\r\n");
     input.extend_from_slice(b"\nHELO x\r\n\xff\xfb\x01\x08");
-    let s = feed(&mut a, &c, &mut l, &input);
+    let s = t.feed(&input);
     assert_eq!(s.outcome, success("alice"));
     // Only CRLF is the terminator: the second LF is data.
     assert_eq!(s.leftover, b"\nHELO x\r\n\xff\xfb\x01\x08");
     // Later segments pass through untouched.
-    let s = feed(&mut a, &c, &mut l, b"\nmore");
+    let s = t.feed(b"\nmore");
     assert_eq!(
         s,
         LineStep {
@@ -112,54 +128,48 @@ fn leftover_after_the_password_line_is_returned_raw() {
 
 #[test]
 fn wrong_password_then_right() {
-    let mut a = LineAuth::new(CLIENT);
-    let c = Counting::new();
-    let mut l = RateLimiter::default();
-    let s = feed(&mut a, &c, &mut l, b"alice\r\nnope\r\n");
+    let mut t = Rig::new();
+    let s = t.feed(b"alice\r\nnope\r\n");
     assert_eq!(s.output, b"Password: Login incorrect.\r\nUsername: ");
     assert_eq!(s.outcome, None);
-    assert_eq!(a.failures(), 1);
-    let s = feed(&mut a, &c, &mut l, &login(ALICE_PASSWORD, b"\r\n"));
+    assert_eq!(t.a.failures(), 1);
+    let s = t.feed(&login(ALICE_PASSWORD, b"\r\n"));
     assert_eq!(s.output, b"Password: Authenticated as alice.\r\n");
     assert_eq!(s.outcome, success("alice"));
-    assert_eq!(c.calls.get(), 2);
-    assert!(!l.is_limited(CLIENT, 1000));
+    assert_eq!(t.c.calls.get(), 2);
+    assert!(!t.l.is_limited(CLIENT, 1000));
 }
 
 #[test]
 fn three_failures_close() {
-    let mut a = LineAuth::new(CLIENT);
-    let c = Counting::new();
-    let mut l = RateLimiter::default();
-    let s = feed(&mut a, &c, &mut l, b"alice\nx\nbob\ny\n");
+    let mut t = Rig::new();
+    let s = t.feed(b"alice\nx\nbob\ny\n");
     assert_eq!(
         s.output,
         b"Password: Login incorrect.\r\nUsername: Password: Login incorrect.\r\nUsername: "
     );
     // The third attempt, with the right password in the same segment after it: never read.
-    let s = feed(&mut a, &c, &mut l, b"carol\nz\nalice\n");
+    let s = t.feed(b"carol\nz\nalice\n");
     assert_eq!(
         s.output,
         b"Password: Login incorrect.\r\nToo many failures.\r\n"
     );
     assert_eq!(s.outcome, Some(LineOutcome::Close));
-    assert_eq!(c.calls.get(), 3);
-    let s = feed(&mut a, &c, &mut l, b"alice\n");
+    assert_eq!(t.c.calls.get(), 3);
+    let s = t.feed(b"alice\n");
     assert_eq!(s.outcome, Some(LineOutcome::Close));
     assert!(s.output.is_empty());
-    assert_eq!(c.calls.get(), 3);
+    assert_eq!(t.c.calls.get(), 3);
 }
 
 #[test]
 fn unknown_user_is_asked_for_a_password_and_checked() {
-    let mut a = LineAuth::new(CLIENT);
-    let c = Counting::new();
-    let mut l = RateLimiter::default();
-    let s = feed(&mut a, &c, &mut l, b"mallory\r\n");
+    let mut t = Rig::new();
+    let s = t.feed(b"mallory\r\n");
     assert_eq!(s.output, b"Password: ");
-    let s = feed(&mut a, &c, &mut l, b"guess\r\n");
+    let s = t.feed(b"guess\r\n");
     assert_eq!(s.output, b"Login incorrect.\r\nUsername: ");
-    assert_eq!(c.calls.get(), 1, "same work as a wrong password");
+    assert_eq!(t.c.calls.get(), 1, "same work as a wrong password");
 }
 
 #[test]
@@ -199,36 +209,32 @@ fn rate_limiter_refuses_without_verify() {
 
 #[test]
 fn overlong_lines_fail() {
-    let mut a = LineAuth::new(CLIENT);
-    let c = Counting::new();
-    let mut l = RateLimiter::default();
+    let mut t = Rig::new();
     // Exactly MAX_LINE is fine.
     let mut input = vec![b'u'; MAX_LINE];
     input.extend_from_slice(b"\r\n");
-    assert_eq!(feed(&mut a, &c, &mut l, &input).output, b"Password: ");
+    assert_eq!(t.feed(&input).output, b"Password: ");
     // One more byte fails at once; the rest of the line is skipped.
-    let s = feed(&mut a, &c, &mut l, &vec![b'p'; MAX_LINE + 1]);
+    let s = t.feed(&vec![b'p'; MAX_LINE + 1]);
     assert_eq!(s.output, b"Login incorrect.\r\nUsername: ");
-    let s = feed(&mut a, &c, &mut l, &vec![b'p'; 10_000]);
+    let s = t.feed(&vec![b'p'; 10_000]);
     assert!(s.output.is_empty());
-    assert!(a.line.is_empty());
-    let s = feed(&mut a, &c, &mut l, b"ppp\r\nalice\r\n");
+    assert!(t.a.line.is_empty());
+    let s = t.feed(b"ppp\r\nalice\r\n");
     assert_eq!(s.output, b"Password: ");
-    assert_eq!(c.calls.get(), 0, "no verification for overlong lines");
-    assert_eq!(a.failures(), 1);
+    assert_eq!(t.c.calls.get(), 0, "no verification for overlong lines");
+    assert_eq!(t.a.failures(), 1);
     // Overlong lines count toward the three failures.
-    let s = feed(&mut a, &c, &mut l, &vec![b'p'; 2 * MAX_LINE + 2]);
+    let s = t.feed(&vec![b'p'; 2 * MAX_LINE + 2]);
     assert_eq!(s.output, b"Login incorrect.\r\nUsername: ");
-    let s = feed(&mut a, &c, &mut l, &[&b"\n"[..], &[b'u'; 300]].concat());
+    let s = t.feed(&[&b"\n"[..], &[b'u'; 300]].concat());
     assert_eq!(s.output, b"Login incorrect.\r\nToo many failures.\r\n");
     assert_eq!(s.outcome, Some(LineOutcome::Close));
 }
 
 #[test]
 fn telnet_commands_are_skipped() {
-    let mut a = LineAuth::new(CLIENT);
-    let c = Counting::new();
-    let mut l = RateLimiter::default();
+    let mut t = Rig::new();
     // A telnet client's opening negotiation, a subnegotiation (with IAC IAC and a CR
     // inside), an IAC in the middle of the name, NOP, and split sequences.
     let mut input = Vec::new();
@@ -239,7 +245,7 @@ fn telnet_commands_are_skipped() {
     let mut out = Vec::new();
     let mut outcome = None;
     for chunk in input.chunks(2) {
-        let s = feed(&mut a, &c, &mut l, chunk);
+        let s = t.feed(chunk);
         out.extend(s.output);
         outcome = outcome.or(s.outcome);
     }
@@ -370,16 +376,14 @@ fn unchecked_attempts_fail_the_connection_not_the_address() {
 
 #[test]
 fn empty_user_name_reprompts_and_backspace_erases() {
-    let mut a = LineAuth::new(CLIENT);
-    let c = Counting::new();
-    let mut l = RateLimiter::default();
-    let s = feed(&mut a, &c, &mut l, b"\r\n\n");
+    let mut t = Rig::new();
+    let s = t.feed(b"\r\n\n");
     assert_eq!(s.output, b"Username: Username: ");
-    let s = feed(&mut a, &c, &mut l, b"alicx\x7fe\r\n");
+    let s = t.feed(b"alicx\x7fe\r\n");
     assert_eq!(s.output, b"Password: ");
     let mut pw = ALICE_PASSWORD.to_vec();
     pw.extend_from_slice(b"x\x08\r\n");
-    let s = feed(&mut a, &c, &mut l, &pw);
+    let s = t.feed(&pw);
     assert_eq!(s.outcome, success("alice"));
-    assert_eq!(a.failures(), 0);
+    assert_eq!(t.a.failures(), 0);
 }

@@ -161,13 +161,7 @@ pub fn hide_password(
     out[..password.len()].copy_from_slice(password);
     let mut previous: Authenticator = *authenticator;
     for block in out.chunks_exact_mut(BLOCK) {
-        let mut md5 = Md5::new();
-        md5.update(secret);
-        md5.update(previous);
-        let key = md5.finalize();
-        for (b, k) in block.iter_mut().zip(key.iter()) {
-            *b ^= k;
-        }
+        xor_block_key(block, secret, &previous);
         previous.copy_from_slice(block);
     }
     Ok(out)
@@ -179,19 +173,25 @@ pub fn unhide_password(hidden: &[u8], secret: &[u8], authenticator: &Authenticat
     let mut out = hidden.to_vec();
     let mut previous: Authenticator = *authenticator;
     for block in out.chunks_mut(BLOCK) {
-        let mut md5 = Md5::new();
-        md5.update(secret);
-        md5.update(previous);
-        let key = md5.finalize();
         // The next key hashes the hidden block, so keep it before revealing this one.
         let mut hidden_block = [0u8; BLOCK];
         hidden_block[..block.len()].copy_from_slice(block);
-        for (b, k) in block.iter_mut().zip(key.iter()) {
-            *b ^= k;
-        }
+        xor_block_key(block, secret, &previous);
         previous = hidden_block;
     }
     out
+}
+
+/// XORs `block` with MD5(secret + `previous`), the key of one block of RFC 2865 §5.2 both
+/// ways (hiding and revealing are the same operation).
+fn xor_block_key(block: &mut [u8], secret: &[u8], previous: &Authenticator) {
+    let mut md5 = Md5::new();
+    md5.update(secret);
+    md5.update(previous);
+    let key = md5.finalize();
+    for (b, k) in block.iter_mut().zip(key.iter()) {
+        *b ^= k;
+    }
 }
 
 /// HMAC-MD5 of `packet` (whose Message-Authenticator value must already be zero) keyed with

@@ -100,6 +100,7 @@ fn password_of_two_blocks_chains_on_the_first_hidden_block() {
     let hidden = hide_password(password, secret, &auth).unwrap();
     assert_eq!(hidden.len(), 32);
 
+    // A deliberate oracle: the keys are computed here from RFC 2865 §5.2, not with the codec's.
     let mut padded = password.to_vec();
     padded.resize(32, 0);
     let key1 = Md5::digest([&secret[..], &auth[..]].concat());

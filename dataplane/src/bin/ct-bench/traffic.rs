@@ -17,16 +17,14 @@ use common::flow::FlowKey;
 use common::seq::SeqNumber;
 use common::wire::tcp::flags;
 use common::wire::{Ipv4Addr, MacAddr};
-use dataplane::testing::{tcp_frame, Envelope, Tcp};
+use dataplane::testing::{tcp_frame, ts_option, Envelope, Tcp};
 
 /// The box's port MACs as the traffic addresses them (the worker is told these are its own).
 pub const BOX_MACS: [MacAddr; 2] = [
     MacAddr([0x02, 0xb0, 0, 0, 0, 0x00]),
     MacAddr([0x02, 0xb0, 0, 0, 0, 0x01]),
 ];
-pub const CLIENT_MAC: MacAddr = MacAddr([0x02, 0xc1, 0, 0, 0, 0x01]);
-pub const SERVER_MAC: MacAddr = MacAddr([0x02, 0x5e, 0, 0, 0, 0x02]);
-pub const SERVER: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 2);
+pub use dataplane::testing::{CLIENT_MAC, SERVER, SERVER_MAC};
 /// The testbed's `splice-only` rule (proxy, auth none, splice after-auth).
 pub const SERVER_PORT: u16 = 9000;
 /// Client ports per client address.
@@ -133,59 +131,38 @@ pub fn object(f: &Flow, spliced: bool, now_ms: u32) -> Conn {
     c
 }
 
-fn ts_option(tsval: u32, tsecr: u32) -> [u8; 12] {
-    let mut o = [1, 1, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0];
-    o[4..8].copy_from_slice(&tsval.to_be_bytes());
-    o[8..12].copy_from_slice(&tsecr.to_be_bytes());
-    o
-}
-
 /// The client's segment of `frame_len` bytes (a pure ACK at [`MIN_FRAME`], data above).
 pub fn client_segment(f: &Flow, frame_len: usize) -> Vec<u8> {
-    let payload = vec![0x5a; frame_len - MIN_FRAME];
-    // What the client has seen of the server: the server's clock and sequence space moved by
-    // the splice's offsets.
-    let opts = ts_option(f.tsval[0], f.tsval[1].wrapping_add(f.ts_offset[1]));
-    let e = Envelope {
-        src_mac: CLIENT_MAC,
-        dst_mac: BOX_MACS[0],
-        src: f.key.src,
-        dst: f.key.dst,
-        ttl: 64,
-    };
-    tcp_frame(
-        &e,
-        &Tcp {
-            sport: f.key.sport,
-            dport: f.key.dport,
-            seq: f.c0,
-            ack: f.s0.wrapping_add(f.delta[1]),
-            flags: flags::ACK | if payload.is_empty() { 0 } else { flags::PSH },
-            window: WINDOW,
-            options: &opts,
-            payload: &payload,
-        },
-    )
+    segment(f, frame_len, 0)
 }
 
 /// The server's segment of `frame_len` bytes.
 pub fn server_segment(f: &Flow, frame_len: usize) -> Vec<u8> {
-    let payload = vec![0xa5; frame_len - MIN_FRAME];
-    let opts = ts_option(f.tsval[1], f.tsval[0].wrapping_add(f.ts_offset[0]));
+    segment(f, frame_len, 1)
+}
+
+/// The segment end `s` (0 the client, 1 the server) sends: what it has seen of its peer is the
+/// peer's clock and sequence space moved by the splice's offsets.
+fn segment(f: &Flow, frame_len: usize, s: usize) -> Vec<u8> {
+    let peer = 1 - s;
+    let payload = vec![[0x5a, 0xa5][s]; frame_len - MIN_FRAME];
+    let opts = ts_option(f.tsval[s], f.tsval[peer].wrapping_add(f.ts_offset[peer]));
+    let addrs = [(f.key.src, f.key.sport), (f.key.dst, f.key.dport)];
+    let seqs = [f.c0, f.s0];
     let e = Envelope {
-        src_mac: SERVER_MAC,
-        dst_mac: BOX_MACS[1],
-        src: f.key.dst,
-        dst: f.key.src,
+        src_mac: [CLIENT_MAC, SERVER_MAC][s],
+        dst_mac: BOX_MACS[s],
+        src: addrs[s].0,
+        dst: addrs[peer].0,
         ttl: 64,
     };
     tcp_frame(
         &e,
         &Tcp {
-            sport: f.key.dport,
-            dport: f.key.sport,
-            seq: f.s0,
-            ack: f.c0.wrapping_add(f.delta[0]),
+            sport: addrs[s].1,
+            dport: addrs[peer].1,
+            seq: seqs[s],
+            ack: seqs[peer].wrapping_add(f.delta[peer]),
             flags: flags::ACK | if payload.is_empty() { 0 } else { flags::PSH },
             window: WINDOW,
             options: &opts,

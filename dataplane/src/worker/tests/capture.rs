@@ -99,13 +99,7 @@ fn captures_leave_half_the_ring_to_control_traffic() {
     for i in 0..10 {
         b.inside.inject(bad_frame(i));
     }
-    for i in 0..4 {
-        b.inside.inject(arp_request(
-            CLIENT_MAC,
-            CLIENT,
-            Ipv4Addr::new(198, 18, 0, 200 + i),
-        ));
-    }
+    b.inject_arp_requests(4);
     b.poll();
     let got: Vec<Why> = std::iter::from_fn(|| b.rings.to_control.pop())
         .map(|m| m.why)

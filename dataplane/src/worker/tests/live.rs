@@ -69,10 +69,7 @@ fn a_reload_judges_new_connections_and_keeps_the_old_ones() {
     let slot = b.workers[0].stats_slot();
     // A pass flow, and a spliced flow on 9000.
     let (c, s) = handshake(&mut b, 40000, 5201);
-    let key = FlowKey::new(CLIENT, 40001, SERVER, 9000);
-    let mut conn = Conn::new_pass(&key, 0, b.now);
-    conn.state = TcpState::Established;
-    conn.flags = ConnFlags::SPLICED;
+    let mut conn = b.spliced_conn(40001, 9000);
     conn.delta1 = 1000;
     // Window tracking as if the client is at 5000 and the server at 7000.
     use common::seq::SeqNumber;
@@ -86,8 +83,7 @@ fn a_reload_judges_new_connections_and_keeps_the_old_ones() {
         maxend: SeqNumber(7000 + 64000),
         maxwin: 64000,
     };
-    b.rings.commands[0].push(Command::Install(conn)).unwrap();
-    b.poll();
+    b.install(conn);
     b.outside.drain_sent();
 
     // The new policy: iperf3 ports denied, 22 passed.

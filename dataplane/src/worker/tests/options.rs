@@ -5,6 +5,8 @@ use proptest::prelude::*;
 
 /// `segment_of` as it was, walking the options itself (`SynOptions::parse` for a SYN, the
 /// option iterator up to the first malformed option for the SACK edges otherwise).
+// A deliberate oracle: it repeats `segment_of` on purpose and must not share code with it,
+// so a slip in the mapped option walk cannot hide in both.
 fn reference_segment_of(tcp: &TcpPacket<&[u8]>, ack_sub: u32) -> Segment {
     let fl = tcp.flags();
     let mut sack_max: Option<SeqNumber> = None;
@@ -99,10 +101,8 @@ fn ts_sack(tsval: u32, tsecr: u32, sack: (u32, u32)) -> Vec<u8> {
 /// the server has sent up to 5000 in its own space (8000 as the client sees it).
 fn spliced_bed() -> Bed {
     let mut b = Bed::new(1);
-    let key = FlowKey::new(CLIENT, 40000, SERVER, 9000);
-    let mut c = Conn::new_pass(&key, 0, b.now);
-    c.state = TcpState::Established;
-    c.flags = ConnFlags::SPLICED | ConnFlags::TIMESTAMPS;
+    let mut c = b.spliced_conn(40000, 9000);
+    c.flags |= ConnFlags::TIMESTAMPS;
     c.delta1 = 10;
     c.delta2 = 3000;
     c.ts_offset = [50, 20];
@@ -118,8 +118,7 @@ fn spliced_bed() -> Bed {
             maxwin: 65_535,
         },
     ];
-    b.rings.commands[0].push(Command::Install(c)).unwrap();
-    b.poll();
+    b.install(c);
     b
 }
 

@@ -98,12 +98,9 @@ fn proxied_connections_follow_their_syn_to_control() {
     assert!(b.outside.drain_sent().is_empty());
     // the spliced object replaces the placeholder
     let key = FlowKey::new(CLIENT, 40000, SERVER, 8080);
-    let mut c = Conn::new_pass(&key, 0, b.now);
-    c.state = TcpState::Established;
-    c.flags = ConnFlags::SPLICED;
+    let mut c = b.spliced_conn(40000, 8080);
     c.delta1 = 100;
-    b.rings.commands[0].push(Command::Install(c)).unwrap();
-    b.poll();
+    b.install(c);
     let (i, _) = b.workers[0].table().lookup(&key).unwrap();
     assert_eq!(b.workers[0].table().get(i).delta1, 100);
     assert_eq!(b.flows(), 1);

@@ -1,21 +1,11 @@
 use super::*;
+use crate::testing::ts_option;
 use common::conn::{Track, Xlate};
-
-/// NOP, NOP, timestamps (TSval, TSecr): a Linux data segment's options.
-fn ts_option(tsval: u32, tsecr: u32) -> [u8; 12] {
-    let mut o = [1, 1, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0];
-    o[4..8].copy_from_slice(&tsval.to_be_bytes());
-    o[8..12].copy_from_slice(&tsecr.to_be_bytes());
-    o
-}
 
 /// A spliced flow on 40000 → 9000 (Δ = 0, wide windows) with `xlate`, the two timestamp
 /// words and `split_mss` as given.
 fn spliced(b: &mut Bed, xlate: u8, ts_offset: [u32; 2], split_mss: u8) {
-    let key = FlowKey::new(CLIENT, 40000, SERVER, 9000);
-    let mut c = Conn::new_pass(&key, 0, b.now);
-    c.state = TcpState::Established;
-    c.flags = ConnFlags::SPLICED;
+    let mut c = b.spliced_conn(40000, 9000);
     c.xlate = xlate;
     c.ts_offset = ts_offset;
     c.split_mss = split_mss;
@@ -31,8 +21,7 @@ fn spliced(b: &mut Bed, xlate: u8, ts_offset: [u32; 2], split_mss: u8) {
             maxwin: 1 << 20,
         },
     ];
-    b.rings.commands[0].push(Command::Install(c)).unwrap();
-    b.poll();
+    b.install(c);
 }
 
 /// The TCP segment of each frame, checked: both checksums right.
@@ -68,12 +57,7 @@ fn timestamps_are_inserted_toward_the_peer_that_negotiated_them() {
     // the server's latest TSval 777), server→client loses it.
     spliced(&mut b, Xlate::TS_SERVER_ONLY, [5, 777], 0);
     let data = [0x42u8; 100];
-    b.c2s(Tcp {
-        payload: &data,
-        flags: ACK | PSH,
-        ..t(40000, 9000, 1000, 9000, 0)
-    });
-    let out = segments(&b.outside.drain_sent(), CLIENT, SERVER);
+    let out = b.push(Side::Inside, &data, t(40000, 9000, 1000, 9000, 0));
     assert_eq!(out.len(), 1);
     assert_eq!(timestamps(&out[0]), Some((b.now + 5, 777)));
     let tcp = TcpPacket::new_checked(&out[0][..]).unwrap();
@@ -132,6 +116,75 @@ fn a_segment_without_headroom_goes_on_without_the_option() {
     assert_eq!(b.total(|c| c.ts_inserted), 0);
 }
 
+/// The pieces a segment was split into, checked: each carries at most `room` bytes of data
+/// and options and the timestamps `ts`, each starts where the one before ends. Returns their
+/// data joined.
+fn joined_pieces(out: &[Vec<u8>], room: usize, ts: (u32, u32)) -> Vec<u8> {
+    let first = TcpPacket::new_checked(&out[0][..]).unwrap().seq_number().0;
+    let mut joined = Vec::new();
+    for (i, seg) in out.iter().enumerate() {
+        let tcp = TcpPacket::new_checked(&seg[..]).unwrap();
+        assert!(
+            tcp.payload().len() + tcp.options().len() <= room,
+            "piece {i}"
+        );
+        assert_eq!(
+            tcp.seq_number().0,
+            first.wrapping_add(joined.len() as u32),
+            "piece {i}"
+        );
+        assert_eq!(timestamps(seg), Some(ts), "piece {i}: every piece has them");
+        joined.extend_from_slice(tcp.payload());
+    }
+    joined
+}
+
+impl Bed {
+    /// Sends `payload` with PSH in `seg` from the client (`Side::Inside`) or from the server,
+    /// and returns the TCP segments that leave the other side (their checksums checked).
+    fn push(&mut self, from: Side, payload: &[u8], seg: Tcp<'_>) -> Vec<Vec<u8>> {
+        let seg = Tcp {
+            payload,
+            flags: ACK | PSH,
+            ..seg
+        };
+        match from {
+            Side::Inside => {
+                self.c2s(seg);
+                segments(&self.outside.drain_sent(), CLIENT, SERVER)
+            }
+            Side::Outside => {
+                self.s2c(seg);
+                segments(&self.inside.drain_sent(), SERVER, CLIENT)
+            }
+        }
+    }
+
+    /// Sends `payload` in `seg` from the client (`Side::Inside`) or from the server and checks
+    /// that it leaves the other side whole, as one frame.
+    fn goes_whole(&mut self, from: Side, payload: &[u8], seg: Tcp<'_>) {
+        let seg = Tcp { payload, ..seg };
+        let sent = match from {
+            Side::Inside => {
+                self.c2s(seg);
+                self.outside.drain_sent()
+            }
+            Side::Outside => {
+                self.s2c(seg);
+                self.inside.drain_sent()
+            }
+        };
+        assert_eq!(sent.len(), 1, "from the {from:?} side: not split");
+    }
+}
+
+/// Which pieces carry PSH.
+fn pushed(out: &[Vec<u8>]) -> Vec<bool> {
+    out.iter()
+        .map(|seg| TcpPacket::new_checked(&seg[..]).unwrap().flags() & PSH != 0)
+        .collect()
+}
+
 #[test]
 fn segments_larger_than_the_server_accepts_are_split() {
     let mut b = Bed::new(1);
@@ -139,45 +192,32 @@ fn segments_larger_than_the_server_accepts_are_split() {
     spliced(&mut b, 0, [0, 0], 67);
     let data: Vec<u8> = (0..1400u32).map(|i| (i * 13) as u8).collect();
     let opts = ts_option(5, 6);
-    b.c2s(Tcp {
+    let seg = Tcp {
         options: &opts,
-        payload: &data,
-        flags: ACK | PSH,
         ..t(40000, 9000, 1000, 9000, 0)
-    });
-    let out = segments(&b.outside.drain_sent(), CLIENT, SERVER);
+    };
+    let out = b.push(Side::Inside, &data, seg);
     assert_eq!(
         out.len(),
         3,
         "524 bytes of data beside 12 of options per piece"
     );
-    let mut joined = Vec::new();
-    for (i, seg) in out.iter().enumerate() {
-        let tcp = TcpPacket::new_checked(&seg[..]).unwrap();
-        assert!(
-            tcp.payload().len() + tcp.options().len() <= 536,
-            "piece {i}"
-        );
-        assert_eq!(tcp.seq_number().0, 1000 + joined.len() as u32);
-        assert_eq!(timestamps(seg), Some((5, 6)));
-        assert_eq!(tcp.flags() & PSH != 0, i == 2);
-        joined.extend_from_slice(tcp.payload());
-    }
-    assert_eq!(joined, data);
+    assert_eq!(
+        TcpPacket::new_checked(&out[0][..]).unwrap().seq_number().0,
+        1000
+    );
+    assert_eq!(joined_pieces(&out, 536, (5, 6)), data);
+    assert_eq!(
+        pushed(&out),
+        [false, false, true],
+        "PSH on the last piece only"
+    );
     assert_eq!(b.total(|c| c.segments_split), 1);
     assert_eq!(b.total(|c| c.split_pieces), 3);
 
     // Server → client is never split; a segment that fits is left alone.
-    b.s2c(Tcp {
-        payload: &data,
-        ..t(9000, 40000, 9000, 2400, ACK)
-    });
-    assert_eq!(b.inside.drain_sent().len(), 1);
-    b.c2s(Tcp {
-        payload: &data[..500],
-        ..t(40000, 9000, 2400, 9000, ACK)
-    });
-    assert_eq!(b.outside.drain_sent().len(), 1);
+    b.goes_whole(Side::Outside, &data, t(9000, 40000, 9000, 2400, ACK));
+    b.goes_whole(Side::Inside, &data[..500], t(40000, 9000, 2400, 9000, ACK));
     assert_eq!(b.total(|c| c.segments_split), 1);
 }
 
@@ -214,31 +254,11 @@ fn a_segment_grown_by_an_inserted_option_is_split_to_fit_the_client() {
         (1460 / 8) as u8,
     );
     let data: Vec<u8> = (0..1460u32).map(|i| (i * 7) as u8).collect();
-    b.s2c(Tcp {
-        payload: &data,
-        flags: ACK | PSH,
-        ..t(9000, 40000, 9000, 1000, 0)
-    });
-    let out = segments(&b.inside.drain_sent(), SERVER, CLIENT);
+    let out = b.push(Side::Outside, &data, t(9000, 40000, 9000, 1000, 0));
     assert_eq!(out.len(), 2);
-    let mut joined = Vec::new();
-    for seg in &out {
-        let tcp = TcpPacket::new_checked(&seg[..]).unwrap();
-        assert!(tcp.payload().len() + tcp.options().len() <= 1456);
-        assert_eq!(
-            timestamps(seg),
-            Some((b.now + 5, 777)),
-            "every piece has it"
-        );
-        joined.extend_from_slice(tcp.payload());
-    }
-    assert_eq!(joined, data);
+    assert_eq!(joined_pieces(&out, 1456, (b.now + 5, 777)), data);
     assert_eq!(b.total(|c| c.ts_inserted), 1);
     assert_eq!(b.total(|c| c.segments_split), 1);
     // Client → server is not split.
-    b.c2s(Tcp {
-        payload: &data,
-        ..t(40000, 9000, 1000, 10_460, ACK)
-    });
-    assert_eq!(b.outside.drain_sent().len(), 1);
+    b.goes_whole(Side::Inside, &data, t(40000, 9000, 1000, 10_460, ACK));
 }

@@ -68,14 +68,7 @@ proptest! {
     ) {
         s.options = options;
         let mut f = build(&s);
-        let l4 = l4_offset(&s);
-        let l3 = l4 - 20;
-        let bad = crate::checksum::add(be16(&f, l4 + 16), tcp_err);
-        f[l4 + 16..l4 + 18].copy_from_slice(&bad.to_be_bytes());
-        let bad = crate::checksum::add(be16(&f, l3 + 10), ip_err);
-        f[l3 + 10..l3 + 12].copy_from_slice(&bad.to_be_bytes());
-        let ((ig, iw), (tg, tw)) = frame_checksums(&f);
-        let before = (difference(ig, iw), difference(tg, tw));
+        let before = spoil_checksums(&mut f, &s, ip_err, tcp_err);
         if let Some((out, _)) = insert_ts(&f, tsval, tsecr) {
             let ((ig, iw), (tg, tw)) = frame_checksums(&out);
             prop_assert_eq!((difference(ig, iw), difference(tg, tw)), before);
