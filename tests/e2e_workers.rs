@@ -61,7 +61,10 @@ fn two_workers_hand_flows_to_their_owner_af_packet() {
     let handed = worker_sum(&stats, "handed_off");
     let received = worker_sum(&stats, "handoff_received");
     eprintln!("packets handed to their flow's owner: {handed} (received {received})");
-    assert!(handed > 0, "no packet changed worker: is the testbed spreading?");
+    assert!(
+        handed > 0,
+        "no packet changed worker: is the testbed spreading?"
+    );
     assert_eq!(handed, received, "every packet handed over was taken");
     let workers = stats["workers"].as_array().expect("workers");
     assert_eq!(workers.len(), 2);

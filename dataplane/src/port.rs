@@ -41,18 +41,36 @@ pub struct MemNicStats {
     pub oerrors: AtomicU64,
 }
 
+/// How a [`MemNic`] picks the RX queue of a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Spread {
+    /// Symmetric RSS with a round-robin redirection table of 128 entries: both directions of
+    /// a flow on one queue (`crate::steer::Steering::Rss`).
+    #[default]
+    Rss,
+    /// By the sender's address and port alone, as a device without symmetric RSS may: the
+    /// two directions of a flow mostly on different queues.
+    BySender,
+}
+
 /// A NIC in memory with `queues` RX/TX queue pairs.
 #[derive(Debug)]
 pub struct MemNic {
     rx: Vec<ArrayQueue<Vec<u8>>>,
+    spread: Spread,
     wire_out: ArrayQueue<Vec<u8>>,
     pub stats: MemNicStats,
 }
 
 impl MemNic {
     pub fn new(queues: usize, depth: usize) -> Arc<MemNic> {
+        MemNic::spreading(queues, depth, Spread::Rss)
+    }
+
+    pub fn spreading(queues: usize, depth: usize, spread: Spread) -> Arc<MemNic> {
         Arc::new(MemNic {
             rx: (0..queues.max(1)).map(|_| ArrayQueue::new(depth)).collect(),
+            spread,
             wire_out: ArrayQueue::new(depth * queues.max(1)),
             stats: MemNicStats::default(),
         })
@@ -62,14 +80,28 @@ impl MemNic {
         self.rx.len()
     }
 
-    /// The RX queue RSS picks for a frame (a RETA filled round-robin, as DPDK's default).
+    /// The RX queue a frame arrives on (see [`Spread`]).
     pub fn rss_queue(&self, frame: &[u8]) -> usize {
-        flow_key_of(frame).map_or(0, |k| k.rss_hash() as usize % self.rx.len())
+        let Some(k) = flow_key_of(frame) else {
+            return 0;
+        };
+        match self.spread {
+            Spread::Rss => (k.rss_hash() as usize % 128) % self.rx.len(),
+            Spread::BySender => {
+                let sender = FlowKey::new(k.src, k.sport, k.src, k.sport);
+                sender.symmetric_hash() as usize % self.rx.len()
+            }
+        }
     }
 
     /// A frame arrives from the wire. Returns false (counted as missed) when the ring is full.
     pub fn inject(&self, frame: Vec<u8>) -> bool {
         let q = self.rss_queue(&frame);
+        self.inject_to(q, frame)
+    }
+
+    /// A frame arrives on RX queue `q` (whatever its flow).
+    pub fn inject_to(&self, q: usize, frame: Vec<u8>) -> bool {
         let len = frame.len() as u64;
         match self.rx[q].push(frame) {
             Ok(()) => {

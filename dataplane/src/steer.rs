@@ -30,7 +30,9 @@ pub enum Steering {
     One,
     /// Symmetric RSS with a redirection table of `reta_size` entries, entry *i* → queue
     /// *i* mod workers.
-    Rss { reta_size: u16 },
+    Rss {
+        reta_size: u16,
+    },
     Software,
 }
 
@@ -188,12 +190,24 @@ mod tests {
                 let sw = Steering::Software;
                 let owner = sw.owner(&o, workers).unwrap();
                 assert!(owner < workers);
-                assert_eq!(sw.owner(&b, workers), Some(owner), "{workers} workers, {port}");
-                assert_eq!(sw.owner(&e, workers), Some(owner), "{workers} workers, {port}");
+                assert_eq!(
+                    sw.owner(&b, workers),
+                    Some(owner),
+                    "{workers} workers, {port}"
+                );
+                assert_eq!(
+                    sw.owner(&e, workers),
+                    Some(owner),
+                    "{workers} workers, {port}"
+                );
                 assert_eq!(rss.owner(&o, workers), None);
                 // The queue a NIC with the same table picks for the segment.
                 let nic = (o.key.rss_hash() as usize % 128) % workers;
-                assert_eq!(rss.owner(&e, workers), Some(nic), "{workers} workers, {port}");
+                assert_eq!(
+                    rss.owner(&e, workers),
+                    Some(nic),
+                    "{workers} workers, {port}"
+                );
             }
         }
     }
@@ -207,13 +221,21 @@ mod tests {
         );
         let (p, q) = (owned(&ping).unwrap(), owned(&pong).unwrap());
         assert!(!p.ports && p.key == q.key.reversed());
-        let error =
-            icmp_error_frame(&env(ROUTER, A), Message::TIME_EXCEEDED, code::TTL_EXCEEDED, &ping);
+        let error = icmp_error_frame(
+            &env(ROUTER, A),
+            Message::TIME_EXCEEDED,
+            code::TTL_EXCEEDED,
+            &ping,
+        );
         let e = owned(&error).unwrap();
         let sw = Steering::Software;
         assert_eq!(sw.owner(&p, 4), sw.owner(&q, 4));
         assert_eq!(sw.owner(&e, 4), sw.owner(&p, 4));
-        assert_eq!(rss.owner(&p, 4), None, "the NIC hashes both by their addresses");
+        assert_eq!(
+            rss.owner(&p, 4),
+            None,
+            "the NIC hashes both by their addresses"
+        );
         let nic = (addresses_rss_hash(&p.key) as usize % 128) % 4;
         assert_eq!(rss.owner(&e, 4), Some(nic));
         let dns = owned(&udp_frame(&env(A, B), 40000, 53, b"q")).unwrap();

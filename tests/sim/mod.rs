@@ -65,7 +65,8 @@ use control::settings::Settings;
 use control::stats::Connections;
 use dataplane::context::ForwardMode;
 use dataplane::contract::Rings;
-use dataplane::port::{MemNic, MemQueue};
+use dataplane::port::{MemNic, MemQueue, Spread};
+use dataplane::steer::Steering;
 use dataplane::verdict::{DropCounters, DropReason};
 use dataplane::worker::{Worker, WorkerCounters};
 
@@ -167,6 +168,14 @@ impl Sim {
         config.flow_table.capacity = SIM_FLOW_CAPACITY * workers as u32;
         config.workers.count = workers as u16;
         Sim::with_config(seed, workers, faults, config)
+    }
+
+    /// [`Sim::new`] on NICs that spread packets over the workers by `spread`.
+    pub fn spreading(seed: u64, workers: usize, faults: Faults, spread: Spread) -> Sim {
+        let mut sim = Sim::new(seed, workers, faults);
+        let config = sim.the_box.plane.proxy.settings().config.clone();
+        sim.the_box = TheBox::spreading(workers, config, spread);
+        sim
     }
 
     pub fn with_config(

@@ -19,10 +19,21 @@ pub fn testbed_config() -> common::config::Config {
 
 impl TheBox {
     pub fn new(workers: usize, config: common::config::Config) -> TheBox {
+        TheBox::spreading(workers, config, Spread::Rss)
+    }
+
+    /// The box on NICs that spread packets over the workers' queues by `spread`, steering
+    /// them as the DPDK runner would for such ports.
+    pub fn spreading(workers: usize, config: common::config::Config, spread: Spread) -> TheBox {
         let macs = [MacAddr(BOX_INSIDE_MAC), MacAddr(BOX_OUTSIDE_MAC)];
-        let settings = Arc::new(Settings::new(config, macs, ForwardMode::Full));
-        let inside = MemNic::new(workers, NIC_DEPTH);
-        let outside = MemNic::new(workers, NIC_DEPTH);
+        let steering = match spread {
+            _ if workers == 1 => Steering::One,
+            Spread::Rss => Steering::Rss { reta_size: 128 },
+            Spread::BySender => Steering::Software,
+        };
+        let settings = Arc::new(Settings::new(config, macs, ForwardMode::Full).steered(steering));
+        let inside = MemNic::spreading(workers, NIC_DEPTH, spread);
+        let outside = MemNic::spreading(workers, NIC_DEPTH, spread);
         let rings = Rings::new(workers, 4096, 1024);
         let ws = dataplane::testing::mem_workers(&inside, &outside, &settings.workers, &rings);
         let plane = ControlPlane::new(settings);

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::contract::Rings;
-use crate::port::{MemNic, MemQueue};
+use crate::port::{MemNic, MemQueue, Spread};
 use crate::testing::{
     arp_request, icmp_echo_frame, mem_workers, tcp_frame, udp_frame, Envelope, Tcp,
 };
@@ -32,9 +32,23 @@ impl Bed {
     }
 
     fn with(workers: usize, cfg: Config, mode: ForwardMode, ring: usize) -> Bed {
-        let inside = MemNic::new(workers, 4096);
-        let outside = MemNic::new(workers, 4096);
-        let ctx = Arc::new(Context::new(&cfg, [BOX_IN, BOX_OUT], mode));
+        Bed::spread(workers, cfg, mode, ring, Spread::Rss, Steering::One)
+    }
+
+    /// Workers on NICs that spread packets by `spread`, steered by `steering`.
+    fn spread(
+        workers: usize,
+        cfg: Config,
+        mode: ForwardMode,
+        ring: usize,
+        spread: Spread,
+        steering: Steering,
+    ) -> Bed {
+        let inside = MemNic::spreading(workers, 4096, spread);
+        let outside = MemNic::spreading(workers, 4096, spread);
+        let mut ctx = Context::new(&cfg, [BOX_IN, BOX_OUT], mode);
+        ctx.steering = steering;
+        let ctx = Arc::new(ctx);
         let rings = Rings::new(workers, ring, 64);
         let ws = mem_workers(&inside, &outside, &ctx, &rings);
         let mut b = Bed {
@@ -340,6 +354,9 @@ mod capture;
 
 /// Stateful UDP and ICMP.
 mod datagram;
+
+/// Several workers: packets handed to the worker that owns their flow.
+mod handoff;
 
 mod drops {
     use super::*;
