@@ -5,7 +5,15 @@
   demo.py line-client HOST PORT MIB        logs in with `line`, uploads MIB MiB, checks the SHA-256
   demo.py report BOX_LOG STATS_JSON COUNTS per connection: phases, deltas, packets of each path
 """
-import hashlib, json, random, re, socket, sys, time
+import hashlib, json, os, random, re, socket, sys, time
+
+# The end-to-end tests' helpers (tests/net/dialogue.py: the exact-dialogue reader).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "net"))
+import dialogue  # noqa: E402
+
+CLIENT_TIMEOUT = 60
+# dialogue's failure messages name the timeout: the client's socket uses CLIENT_TIMEOUT.
+dialogue.TIMEOUT = CLIENT_TIMEOUT
 
 
 def serve_sink(addr, port):
@@ -17,10 +25,7 @@ def serve_sink(addr, port):
         try:
             c.sendall(b"hello from the server %s:%s\r\n" % (addr.encode(), port.encode()))
             h, n = hashlib.sha256(), 0
-            while True:
-                d = c.recv(262144)
-                if not d:
-                    break
+            for d in iter(lambda: c.recv(262144), b""):
                 h.update(d)
                 n += len(d)
             c.sendall(b"received %d bytes, sha256 %s\r\n" % (n, h.hexdigest().encode()))
@@ -71,26 +76,21 @@ def serve_http(addr, port, path):
             c.close()
 
 
-class Dialog:
+class Dialog(dialogue.Reader):
+    """The exact-dialogue reader of the end-to-end tests, printing each step as it reads it."""
+
     def __init__(self, sock):
-        self.sock, self.buf = sock, b""
+        super().__init__(sock, "client")
 
     def expect(self, token, who):
-        while len(self.buf) < len(token) and token.startswith(self.buf):
-            d = self.sock.recv(4096)
-            if not d:
-                sys.exit("client: EOF while waiting for %r (got %r)" % (token, self.buf))
-            self.buf += d
-        if not self.buf.startswith(token):
-            sys.exit("client: expected %r, got %r" % (token, self.buf))
-        self.buf = self.buf[len(token):]
+        super().expect(token)
         print("    %-6s > %s" % (who, token.decode().rstrip()), flush=True)
 
     def line(self, who):
         while b"\r\n" not in self.buf:
-            d = self.sock.recv(4096)
+            d = self.more("a line")
             if not d:
-                sys.exit("client: EOF while waiting for a line (got %r)" % self.buf)
+                self.fail("EOF while waiting for a line (got %r)" % self.buf)
             self.buf += d
         text, _, self.buf = self.buf.partition(b"\r\n")
         print("    %-6s > %s" % (who, text.decode()), flush=True)
@@ -99,7 +99,7 @@ class Dialog:
 
 def line_client(host, port, mib):
     """Logs in with `line`, uploads MIB MiB, compares the server's SHA-256 with its own."""
-    s = socket.create_connection((host, int(port)), timeout=60)
+    s = socket.create_connection((host, int(port)), timeout=CLIENT_TIMEOUT)
     me = s.getsockname()
     print("    client %s:%d connected to %s:%s" % (me[0], me[1], host, port), flush=True)
     d = Dialog(s)

@@ -47,7 +47,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use net::{auth_clear, cli, cli_json, connections, expect_spliced, logins};
-use net::{ns, path_str, python, run, Background, BoxProcess, NetLock, TempDir, Testbed};
+use net::{
+    log_lines, ns, path_str, python, run, Background, BoxProcess, NetLock, TempDir, Testbed,
+};
 use net::{CLIENT_ADDR, INSIDE, OUTSIDE, SERVER_ADDR};
 
 const LINE_PORT: u16 = 2323;
@@ -282,39 +284,23 @@ impl Rig {
     /// and no other login lines.
     #[track_caller]
     fn check_login_lines(&self, expected: &[(&str, u16, usize)]) {
-        let stderr = self.the_box().stderr();
-        let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("] login ")).collect();
-        for &(outcome, port, n) in expected {
-            // The rules of config/testbed.yaml on these ports.
-            let (rule, method) = if port == LINE_PORT {
-                ("line-auth", "line")
-            } else {
-                ("http-basic", "http-basic")
-            };
-            let want = format!(
-                "] login {outcome}: user \"alice\" client {CLIENT_ADDR} server \
-                 {SERVER_ADDR}:{port} rule {rule} method {method} backend local"
-            );
-            let got = lines
-                .iter()
-                .filter(|l| l.trim_end().ends_with(&want))
-                .count();
-            assert_eq!(
-                got,
-                n,
-                "`{}` lines in the box's log (the login lines:\n{})",
-                &want[2..],
-                lines.join("\n")
-            );
-        }
-        let total: usize = expected.iter().map(|e| e.2).sum();
-        assert_eq!(
-            lines.len(),
-            total,
-            "other login lines than expected:\n{}",
-            lines.join("\n")
-        );
-        eprintln!("box log, the login lines:\n{}", lines.join("\n"));
+        let expected: Vec<(String, usize)> = expected
+            .iter()
+            .map(|&(outcome, port, n)| {
+                // The rules of config/testbed.yaml on these ports.
+                let (rule, method) = if port == LINE_PORT {
+                    ("line-auth", "line")
+                } else {
+                    ("http-basic", "http-basic")
+                };
+                let want = format!(
+                    "login {outcome}: user \"alice\" client {CLIENT_ADDR} server \
+                     {SERVER_ADDR}:{port} rule {rule} method {method} backend local"
+                );
+                (want, n)
+            })
+            .collect();
+        net::check_login_lines(&self.the_box().stderr(), &expected);
     }
 
     /// Stops the box, which must exit cleanly; returns its final statistics.
@@ -343,15 +329,6 @@ fn write_config(path: &Path, testbed: &str, idle: &str) {
         Duration::from_secs(10),
     )
     .expect_success("check-config");
-}
-
-/// The lines of a log file the servers append to.
-fn log_lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
 }
 
 /// Sleeps until `t` (at once if it has passed).

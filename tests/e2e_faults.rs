@@ -45,7 +45,7 @@ mod net;
 use std::time::{Duration, Instant};
 
 use net::OUTSIDE;
-use net::{counter, ns, BoxProcess, FaultSpec, Faults, Streams, TempDir, Testbed};
+use net::{counter, ns, BoxProcess, FaultSpec, Faults, Streams};
 
 const HTTP_PORT: u16 = 8080;
 const LINE_PORT: u16 = 2323;
@@ -63,60 +63,37 @@ fn fault_bytes() -> u64 {
         .map_or(FAULT_BYTES, |m| m << 20)
 }
 
-/// Prints the box's connection events, stops it, and returns the stats and a pretty copy
-/// for messages.
-fn stop(the_box: BoxProcess) -> (serde_json::Value, String) {
-    let events: Vec<String> = the_box
-        .stderr()
-        .lines()
-        .filter(|l| {
-            [
-                "accepted",
-                "refused",
-                "spliced",
-                "kept as",
-                "drain timed out",
-            ]
-            .iter()
-            .any(|w| l.contains(w))
-        })
-        .map(str::to_string)
-        .collect();
-    eprintln!("box: connection events:\n{}", events.join("\n"));
-    let stats = the_box.stop();
-    let pretty = serde_json::to_string_pretty(&stats).unwrap_or_default();
-    (stats, pretty)
-}
+/// The box's connection events, printed when it stops.
+const EVENTS: &[&str] = &[
+    "accepted",
+    "refused",
+    "spliced",
+    "kept as",
+    "drain timed out",
+];
 
-/// The non-zero drop reasons, for the output.
-fn nonzero_drops(stats: &serde_json::Value) -> String {
-    stats["drops"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .filter(|(_, v)| v.as_u64().unwrap_or(0) > 0)
-                .map(|(k, v)| format!("{k} {v}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "none".into())
+/// Prints the box's connection events, stops it, prints its connection and drop counters,
+/// and returns the stats and a pretty copy for messages.
+fn stop(the_box: BoxProcess) -> (serde_json::Value, String) {
+    let (stats, pretty) = net::stop_with_events(the_box, EVENTS, usize::MAX);
+    eprintln!(
+        "connections {}; drops: {}",
+        stats["connections"],
+        net::nonzero(&stats["drops"])
+    );
+    (stats, pretty)
 }
 
 #[test]
 fn splices_under_wire_faults() {
-    net::require_root();
-    net::require_tools(&[net::python(), "iptables"]);
-    let _lock = net::lock();
-    let tmp = TempDir::new("e2e-faults");
-    let _testbed = Testbed::up("af_packet");
-    let mut the_box = BoxProcess::start("af_packet");
+    let (_lock, tmp, _testbed, mut the_box) =
+        net::box_on_testbed("e2e-faults", "af_packet", &[net::python(), "iptables"]);
     let (http_log, line_log) = (tmp.join("http.log"), tmp.join("line.log"));
     let _http = net::traffic_server(HTTP_PORT, &http_log, false);
     let _line = net::traffic_server(LINE_PORT, &line_log, true);
 
     let bytes = fault_bytes();
-    let spec = FaultSpec::ISSUE;
+    let spec = FaultSpec::LOSSY;
     let (loss, reorder, delay) = spec.per_path();
     eprintln!(
         "faults per path: {:.1}% loss, {:.1}% held 2-6 ms (reordering), {:.1}% delayed \
@@ -160,11 +137,6 @@ fn splices_under_wire_faults() {
     );
 
     let (stats, pretty) = stop(the_box);
-    eprintln!(
-        "connections {}; drops: {}",
-        stats["connections"],
-        nonzero_drops(&stats)
-    );
     let conn = |k: &str| counter(&stats, &["connections", k]);
     let total = 2 * CONNS_PER_PORT as u64;
     assert_eq!(
@@ -184,12 +156,8 @@ fn splices_under_wire_faults() {
 /// credentials and keep going while the box authenticates, connects and drains; it must be
 /// spliced (the box logs it) and arrive byte-exact, with an 8 MiB download the other way.
 fn pipelined(label: &str, cases: &[(u16, &'static str)]) {
-    net::require_root();
-    net::require_tools(&[net::python()]);
-    let _lock = net::lock();
-    let tmp = TempDir::new(label);
-    let _testbed = Testbed::up("af_packet");
-    let mut the_box = BoxProcess::start("af_packet");
+    let (_lock, tmp, _testbed, mut the_box) =
+        net::box_on_testbed(label, "af_packet", &[net::python()]);
     let mut unspliced = Vec::new();
     for (i, &(port, auth)) in cases.iter().enumerate() {
         let log = tmp.join(&format!("{port}.log"));
@@ -220,10 +188,7 @@ fn pipelined(label: &str, cases: &[(u16, &'static str)]) {
         net::worker_sum(&stats, "to_control"),
     );
     eprintln!(
-        "connections {}; drops: {}; the workers received {rx} packets and handed \
-         {to_control} to the participating stack",
-        stats["connections"],
-        nonzero_drops(&stats)
+        "the workers received {rx} packets and handed {to_control} to the participating stack"
     );
     assert!(
         unspliced.is_empty(),
@@ -257,12 +222,8 @@ fn client_keeps_sending_a_request_body_during_the_drain() {
 
 #[test]
 fn server_gone_during_the_drain() {
-    net::require_root();
-    net::require_tools(&[net::python(), "iptables"]);
-    let _lock = net::lock();
-    let tmp = TempDir::new("e2e-gone");
-    let _testbed = Testbed::up("af_packet");
-    let mut the_box = BoxProcess::start("af_packet");
+    let (_lock, tmp, _testbed, mut the_box) =
+        net::box_on_testbed("e2e-gone", "af_packet", &[net::python(), "iptables"]);
     let log = tmp.join("line.log");
     let _server = net::traffic_server(LINE_PORT, &log, true);
 
@@ -334,11 +295,6 @@ fn server_gone_during_the_drain() {
     assert!(the_box.alive(), "the box died\n{}", the_box.logs());
 
     let (stats, pretty) = stop(the_box);
-    eprintln!(
-        "connections {}; drops: {}",
-        stats["connections"],
-        nonzero_drops(&stats)
-    );
     let conn = |k: &str| counter(&stats, &["connections", k]);
     assert_eq!(conn("drain_timeout"), 1, "one drain timeout\n{pretty}");
     assert_eq!(

@@ -17,9 +17,9 @@
 mod net;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use net::{counter, has, ns, worker_sum, Background, BoxProcess, TempDir, Testbed};
+use net::{counter, has, ns, worker_sum, BoxProcess, TempDir, Testbed};
 use net::{INSIDE, OUTSIDE, SERVER_ADDR};
 
 const TRANSFER_BYTES: u64 = 100 * 1024 * 1024;
@@ -71,19 +71,14 @@ fn ping_through() {
 fn short_connection() {
     let short_port = SHORT_PORT.to_string();
     let listen = format!("TCP-LISTEN:{SHORT_PORT},reuseaddr");
-    let mut short = Background::ns(OUTSIDE, "socat", &["-u", &listen, "OPEN:/dev/null"]);
-    assert!(
-        net::wait_listening(OUTSIDE, SHORT_PORT, Duration::from_secs(10)),
-        "the short-connection server does not listen: {}",
-        short.describe()
+    let mut short = net::start_server(
+        OUTSIDE,
+        SHORT_PORT,
+        "socat",
+        &["-u", &listen, "OPEN:/dev/null"],
     );
-    ns(
-        INSIDE,
-        "nc",
-        &["-z", "-w", "5", SERVER_ADDR, &short_port],
-        Duration::from_secs(15),
-    )
-    .expect_success("a TCP connect through the box to a `pass` port");
+    nc_connect(INSIDE, &short_port, 5)
+        .expect_success("a TCP connect through the box to a `pass` port");
     let short_status = short.wait(Duration::from_secs(10));
     assert!(
         short_status.is_some_and(|s| s.success()),
@@ -94,64 +89,33 @@ fn short_connection() {
 
 /// 2b. 100 MiB upload on a `pass` port, byte-exact.
 fn upload(ports: &str, src: &Path, dst: &Path, src_sha: &str) {
-    let listen = format!("TCP-LISTEN:{TRANSFER_PORT},reuseaddr");
-    let sink = format!("OPEN:{},creat,trunc", dst.display());
-    let mut server = Background::ns(OUTSIDE, "socat", &["-u", &listen, &sink]);
-    assert!(
-        net::wait_listening(OUTSIDE, TRANSFER_PORT, Duration::from_secs(10)),
-        "the transfer server does not listen: {}",
-        server.describe()
+    let limit = Duration::from_secs(120);
+    net::socat_upload(
+        ports,
+        TRANSFER_PORT,
+        src,
+        TRANSFER_BYTES,
+        src_sha,
+        dst,
+        limit,
     );
-    let source = format!("OPEN:{}", src.display());
-    let connect = format!("TCP:{SERVER_ADDR}:{TRANSFER_PORT}");
-    let t0 = Instant::now();
-    let client = ns(
-        INSIDE,
-        "socat",
-        &["-u", &source, &connect],
-        Duration::from_secs(120),
-    );
-    assert!(
-        client.success(),
-        "the 100 MiB upload failed: {}\nserver: {}",
-        client.describe(),
-        server.describe()
-    );
-    // The server exits once it has read the client's FIN and written everything out.
-    let server_status = server.wait(Duration::from_secs(30));
-    let elapsed = t0.elapsed();
-    assert!(
-        server_status.is_some_and(|s| s.success()),
-        "the transfer server did not finish: {}",
-        server.describe()
-    );
-    let secs = elapsed.as_secs_f64();
-    eprintln!(
-        "[{ports}] 100 MiB client -> server in {secs:.2} s: {:.0} Mbit/s",
-        TRANSFER_BYTES as f64 * 8.0 / secs / 1e6
-    );
-    let got = std::fs::metadata(dst).map(|m| m.len()).unwrap_or(0);
-    assert_eq!(got, TRANSFER_BYTES, "the server received {got} bytes");
-    assert_eq!(net::sha256(dst), src_sha, "the 100 MiB arrived corrupted");
+}
+
+/// `nc -z` (connect, then close) from `ns_name` to the server's `port`, waiting `wait_s`
+/// seconds at the most for the connection.
+fn nc_connect(ns_name: &str, port: &str, wait_s: u64) -> net::Output {
+    let wait = wait_s.to_string();
+    let args = ["-z", "-w", &wait, SERVER_ADDR, port];
+    ns(ns_name, "nc", &args, Duration::from_secs(wait_s + 10))
 }
 
 /// 3. A SYN to a denied port gets nothing through.
 fn denied_port(marker: &Path) {
     let listen = format!("TCP-LISTEN:{DENIED_PORT},reuseaddr");
     let touch = format!("OPEN:{},creat", marker.display());
-    let mut denied = Background::ns(OUTSIDE, "socat", &["-u", &listen, &touch]);
-    assert!(
-        net::wait_listening(OUTSIDE, DENIED_PORT, Duration::from_secs(10)),
-        "the denied-port listener does not listen: {}",
-        denied.describe()
-    );
+    let mut denied = net::start_server(OUTSIDE, DENIED_PORT, "socat", &["-u", &listen, &touch]);
     let port = DENIED_PORT.to_string();
-    let nc = ns(
-        INSIDE,
-        "nc",
-        &["-z", "-w", "2", SERVER_ADDR, &port],
-        Duration::from_secs(10),
-    );
+    let nc = nc_connect(INSIDE, &port, 2);
     assert!(
         !nc.success(),
         "a connect to the denied port {DENIED_PORT} succeeded: {}",
@@ -164,13 +128,7 @@ fn denied_port(marker: &Path) {
     );
     // The control: the listener was there, and a connection that does not cross the box
     // reaches it (so the marker would have shown a connection through the box).
-    ns(
-        OUTSIDE,
-        "nc",
-        &["-z", "-w", "2", SERVER_ADDR, &port],
-        Duration::from_secs(10),
-    )
-    .expect_success("a local connect to the denied-port listener");
+    nc_connect(OUTSIDE, &port, 2).expect_success("a local connect to the denied-port listener");
     assert!(
         net::poll(Duration::from_secs(5), Duration::from_millis(50), || marker
             .exists()),

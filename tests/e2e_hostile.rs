@@ -47,7 +47,7 @@ mod net;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use net::{counter, ns, worker_sum, Background, BoxProcess, Streams, TempDir, Testbed};
+use net::{counter, ns, worker_sum, Background, BoxProcess, Streams, Testbed};
 use net::{CLIENT_ADDR, FRAMES, INSIDE, OUTSIDE, ROOT, SERVER_ADDR};
 
 const LINE_PORT: u16 = 2323;
@@ -72,35 +72,11 @@ const RSS_GROWTH_LIMIT_MIB: u64 = 512;
 /// The watchdog stops the flood (and fails the test) past this resident size (MiB).
 const RSS_HARD_LIMIT_MIB: u64 = 6144;
 
-/// Prints the box's connection events, stops it, and returns the stats and a pretty copy.
+/// Prints the box's connection events and warnings (the first 40), stops it, and returns the
+/// stats and a pretty copy.
 fn stop(the_box: BoxProcess) -> (serde_json::Value, String) {
-    let events: Vec<String> = the_box
-        .stderr()
-        .lines()
-        .filter(|l| {
-            ["spliced", "kept as", "drain timed out", "WARN", "ERROR"]
-                .iter()
-                .any(|w| l.contains(w))
-        })
-        .take(40)
-        .map(str::to_string)
-        .collect();
-    eprintln!("box: connection events:\n{}", events.join("\n"));
-    let stats = the_box.stop();
-    let pretty = serde_json::to_string_pretty(&stats).unwrap_or_default();
-    (stats, pretty)
-}
-
-fn nonzero(v: &serde_json::Value) -> String {
-    v.as_object()
-        .map(|m| {
-            m.iter()
-                .filter(|(_, v)| v.as_u64().unwrap_or(0) > 0)
-                .map(|(k, v)| format!("{k} {v}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default()
+    let words = ["spliced", "kept as", "drain timed out", "WARN", "ERROR"];
+    net::stop_with_events(the_box, &words, 40)
 }
 
 /// Runs `frames.py ARGS...` in `ns_name` and returns the JSON it printed.
@@ -125,12 +101,8 @@ fn spliced_client_port(the_box: &BoxProcess, port: u16) -> Option<u16> {
 
 #[test]
 fn malformed_frames_while_a_spliced_transfer_runs() {
-    net::require_root();
-    net::require_tools(&[net::python()]);
-    let _lock = net::lock();
-    let tmp = TempDir::new("e2e-malformed");
-    let _testbed = Testbed::up(PORTS_MALFORMED);
-    let mut the_box = BoxProcess::start(PORTS_MALFORMED);
+    let (_lock, tmp, _testbed, mut the_box) =
+        net::box_on_testbed("e2e-malformed", PORTS_MALFORMED, &[net::python()]);
     let (mac_in, mac_out) = (net::box_mac(INSIDE), net::box_mac(OUTSIDE));
     let log = tmp.join("line.log");
     let _server = net::traffic_server(LINE_PORT, &log, true);
@@ -190,7 +162,7 @@ fn malformed_frames_while_a_spliced_transfer_runs() {
         + counter(&stats, &["ports", "outside", "rx_missed"]);
     eprintln!(
         "drops: {}; icmp time exceeded sent: {}, rate-limited {}; rx missed: {missed}",
-        nonzero(&stats["drops"]),
+        net::nonzero(&stats["drops"]),
         counter(&stats, &["control", "icmp_time_exceeded_sent"]),
         counter(&stats, &["control", "icmp_rate_limited"])
     );
@@ -232,12 +204,8 @@ fn malformed_frames_while_a_spliced_transfer_runs() {
 
 #[test]
 fn blind_injection_into_a_spliced_flow() {
-    net::require_root();
-    net::require_tools(&[net::python()]);
-    let _lock = net::lock();
-    let tmp = TempDir::new("e2e-blind");
-    let _testbed = Testbed::up("af_packet");
-    let mut the_box = BoxProcess::start("af_packet");
+    let (_lock, tmp, _testbed, mut the_box) =
+        net::box_on_testbed("e2e-blind", "af_packet", &[net::python()]);
     let (mac_in, mac_out) = (net::box_mac(INSIDE), net::box_mac(OUTSIDE));
     let log = tmp.join("line.log");
     let _server = net::traffic_server(LINE_PORT, &log, true);
@@ -312,7 +280,7 @@ fn blind_injection_into_a_spliced_flow() {
     let (stats, pretty) = stop(the_box);
     eprintln!(
         "drops: {}; options_malformed {}, ignored {}",
-        nonzero(&stats["drops"]),
+        net::nonzero(&stats["drops"]),
         worker_sum(&stats, "options_malformed"),
         worker_sum(&stats, "ignored")
     );
@@ -336,12 +304,8 @@ fn blind_injection_into_a_spliced_flow() {
 
 #[test]
 fn syn_flood_toward_a_proxy_rule() {
-    net::require_root();
-    net::require_tools(&[net::python(), "iptables"]);
-    let _lock = net::lock();
-    let tmp = TempDir::new("e2e-flood");
-    let _testbed = Testbed::up("af_packet");
-    let mut the_box = BoxProcess::start("af_packet");
+    let (_lock, tmp, _testbed, mut the_box) =
+        net::box_on_testbed("e2e-flood", "af_packet", &[net::python(), "iptables"]);
     let mac_in = net::box_mac(INSIDE);
     let (line_log, none_log) = (tmp.join("line.log"), tmp.join("none.log"));
     let _line = net::traffic_server(LINE_PORT, &line_log, true);
@@ -415,7 +379,7 @@ fn syn_flood_toward_a_proxy_rule() {
     eprintln!(
         "connections {}; drops: {}; proxy {}; flows active {}",
         stats["connections"],
-        nonzero(&stats["drops"]),
+        net::nonzero(&stats["drops"]),
         stats["proxy"],
         worker_sum(&stats, "flows_active")
     );
@@ -612,7 +576,7 @@ fn flow_table_full() {
     let (stats, pretty) = stop(the_box);
     eprintln!(
         "drops: {}; flows created {} expired {} active {}",
-        nonzero(&stats["drops"]),
+        net::nonzero(&stats["drops"]),
         worker_sum(&stats, "flows_created"),
         worker_sum(&stats, "flows_expired"),
         worker_sum(&stats, "flows_active")

@@ -32,7 +32,7 @@ mod net;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use net::{ns, run, Background, BoxProcess, TempDir, Testbed};
+use net::{cli_json, ns, path_str, python, run, Background, BoxProcess, TempDir, Testbed};
 use net::{CLIENT_ADDR, INSIDE, OUTSIDE, SERVER_ADDR};
 
 const SPLICE_PORT: u16 = 9000;
@@ -44,33 +44,12 @@ const UPLOAD_BYTES: u64 = 48 * 1024 * 1024;
 /// `GO_FILE` exists, then the rest at full speed; shuts its side down and waits for EOF.
 const HELPER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/net/ops_helper.py");
 
-fn python() -> &'static str {
-    if Path::new("/usr/bin/python3").exists() {
-        "/usr/bin/python3"
-    } else {
-        "python3"
-    }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
-}
-
-/// `cutthrough ARGS...`, which must succeed; its stdout as JSON.
-#[track_caller]
-fn cutthrough_json(args: &[&str]) -> serde_json::Value {
-    let out = run(net::BIN, args, Duration::from_secs(20));
-    assert!(out.success(), "{}", out.describe());
-    serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", out.describe()))
-}
-
 /// Whether a new TCP connection from the client to the server's `port` opens.
 fn connects(helper: &Path, port: u16) -> bool {
     ns(
         INSIDE,
         python(),
-        &[s(helper), "probe", SERVER_ADDR, &port.to_string()],
+        &[path_str(helper), "probe", SERVER_ADDR, &port.to_string()],
         Duration::from_secs(10),
     )
     .success()
@@ -121,7 +100,12 @@ fn ops_af_packet() {
     std::fs::write(&config, &testbed_yaml).expect("write the config copy");
 
     let _testbed = Testbed::up("af_packet");
-    let the_box = BoxProcess::start_run("af_packet", s(&config), &["--stats-period", "1"], &[]);
+    let the_box = BoxProcess::start_run(
+        "af_packet",
+        path_str(&config),
+        &["--stats-period", "1"],
+        &[],
+    );
     let t0 = Instant::now();
 
     let dst = tmp.join("received.bin");
@@ -156,22 +140,17 @@ fn still_running(client: &mut Background, what: &str) {
 fn start_upload(helper: &Path, src: &Path, go: &Path, dst: &Path) -> (Background, Background) {
     let listen = format!("TCP-LISTEN:{SPLICE_PORT},reuseaddr");
     let sink = format!("OPEN:{},creat,trunc", dst.display());
-    let mut server = Background::ns(OUTSIDE, "socat", &["-u", &listen, &sink]);
-    assert!(
-        net::wait_listening(OUTSIDE, SPLICE_PORT, Duration::from_secs(20)),
-        "the upload server does not listen: {}",
-        server.describe()
-    );
+    let server = net::start_server(OUTSIDE, SPLICE_PORT, "socat", &["-u", &listen, &sink]);
     let client = Background::ns(
         INSIDE,
         python(),
         &[
-            s(helper),
+            path_str(helper),
             "send",
             SERVER_ADDR,
             &SPLICE_PORT.to_string(),
-            s(src),
-            s(go),
+            path_str(src),
+            path_str(go),
         ],
     );
     (server, client)
@@ -181,7 +160,7 @@ fn start_upload(helper: &Path, src: &Path, go: &Path, dst: &Path) -> (Background
 fn stats_json(the_box: &BoxProcess, client: &mut Background) {
     let mut stats = serde_json::Value::Null;
     let spliced = net::poll(Duration::from_secs(15), Duration::from_millis(300), || {
-        stats = cutthrough_json(&["stats", "--json"]);
+        stats = cli_json(&["stats", "--json"]);
         net::counter(&stats, &["connections", "spliced"]) >= 1
             && net::counter(&stats, &["flows", "spliced"]) >= 1
     });
@@ -208,7 +187,7 @@ fn stats_json(the_box: &BoxProcess, client: &mut Background) {
 
 /// 1b. flows --json: the connection, spliced. The text forms work too.
 fn flows_json() {
-    let flows = cutthrough_json(&["flows", "--json", "--filter", ":9000"]);
+    let flows = cli_json(&["flows", "--json", "--filter", ":9000"]);
     let list = flows["flows"].as_array().cloned().unwrap_or_default();
     let spliced_flow = list.iter().find(|f| {
         f["server"] == format!("{SERVER_ADDR}:{SPLICE_PORT}")
@@ -265,7 +244,16 @@ fn dumpcap(tmp: &TempDir, the_box: &BoxProcess, client: &mut Background) {
     let pcap = tmp.join("inside.pcapng");
     let cap = run(
         "dpdk-dumpcap",
-        &["-i", "0", "-c", "50", "-a", "duration:20", "-w", s(&pcap)],
+        &[
+            "-i",
+            "0",
+            "-c",
+            "50",
+            "-a",
+            "duration:20",
+            "-w",
+            path_str(&pcap),
+        ],
         Duration::from_secs(40),
     );
     assert!(
@@ -295,7 +283,7 @@ fn reload_refused(the_box: &BoxProcess, config: &Path, helper: &Path) -> Backgro
     std::fs::write(config, "policy:\n  - action: maybe\n").expect("break the config");
     let check = run(
         net::BIN,
-        &["check-config", s(config)],
+        &["check-config", path_str(config)],
         Duration::from_secs(10),
     );
     assert_eq!(
@@ -332,7 +320,7 @@ fn reload_refused(the_box: &BoxProcess, config: &Path, helper: &Path) -> Backgro
         !connects(helper, RELOAD_PORT),
         "7000 opened after a refused reload"
     );
-    let stats = cutthrough_json(&["stats", "--json"]);
+    let stats = cli_json(&["stats", "--json"]);
     assert_eq!(net::counter(&stats, &["policy_generation"]), 0, "{stats:#}");
 
     listener
@@ -344,14 +332,14 @@ fn reload_7000_passed(the_box: &BoxProcess, config: &Path, testbed_yaml: &str, h
     std::fs::write(config, with_7000_passed(testbed_yaml)).expect("write the new config");
     let check = run(
         net::BIN,
-        &["check-config", s(config)],
+        &["check-config", path_str(config)],
         Duration::from_secs(10),
     );
     assert!(check.success(), "{}", check.describe());
     run("kill", &["-HUP", &pid], Duration::from_secs(5)).expect_success("kill -HUP");
     let mut stats = serde_json::Value::Null;
     let reloaded = net::poll(Duration::from_secs(10), Duration::from_millis(200), || {
-        stats = cutthrough_json(&["stats", "--json"]);
+        stats = cli_json(&["stats", "--json"]);
         net::counter(&stats, &["policy_generation"]) == 1
     });
     assert!(
@@ -458,7 +446,7 @@ fn drop_capture_af_packet() {
 
     let _testbed = Testbed::up("af_packet");
     let t0 = wall_clock_us();
-    let the_box = BoxProcess::start_config("af_packet", s(&config), &[]);
+    let the_box = BoxProcess::start_config("af_packet", path_str(&config), &[]);
     send_malformed(&the_box);
     let end = the_box.stop();
     let t1 = wall_clock_us();
@@ -505,7 +493,7 @@ fn send_malformed(the_box: &BoxProcess) {
     assert!(certain >= 1500, "{sent}");
     let mut stats = serde_json::Value::Null;
     let handed = net::poll(Duration::from_secs(15), Duration::from_millis(300), || {
-        stats = cutthrough_json(&["stats", "--json"]);
+        stats = cli_json(&["stats", "--json"]);
         net::counter(&stats, &["capture", "handed_over"])
             + net::counter(&stats, &["capture", "ring_full"])
             >= certain

@@ -34,7 +34,8 @@ mod net;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use net::{counter, ns, worker_sum, Background, BoxProcess, TempDir, Testbed};
+use net::{counter, log_lines, ns, path_str, python, worker_sum};
+use net::{Background, BoxProcess, TempDir, Testbed};
 use net::{CLIENT_ADDR, INSIDE, OUTSIDE, SERVER_ADDR};
 
 const LINE_PORT: u16 = 2323;
@@ -58,20 +59,6 @@ const LISTEN_TIMEOUT: Duration = Duration::from_secs(20);
 /// has a timeout; every failure exits non-zero with a message on stderr.
 const HELPER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/net/proxy_helper.py");
 
-/// `python3`: the system one if there is one (a pyenv shim costs a shell and a lookup per
-/// start, slow while the box busy-polls a CPU).
-fn python() -> &'static str {
-    if Path::new("/usr/bin/python3").exists() {
-        "/usr/bin/python3"
-    } else {
-        "python3"
-    }
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
-}
-
 /// Starts a server in ct-outside and waits until it listens on `port`.
 #[track_caller]
 fn start_server(what: &str, port: u16, cmd: &str, args: &[&str]) -> Background {
@@ -83,15 +70,6 @@ fn start_server(what: &str, port: u16, cmd: &str, args: &[&str]) -> Background {
         server.describe()
     );
     server
-}
-
-/// The lines of a log file the servers append to (none if it does not exist).
-fn log_lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
 }
 
 /// Waits (≤ `limit`) until no TCP socket to or from `port` is open in either namespace, other
@@ -493,45 +471,6 @@ fn request_at_the_server(log: &Path) -> Vec<String> {
 
 /// 3./4. An upload of `src` (`bytes`, `sha`) to `port` with socat, byte-exact at the server.
 fn upload(what: &str, port: u16, src: &Path, bytes: u64, sha: &str, dst: &Path) {
-    let listen = format!("TCP-LISTEN:{port},reuseaddr");
-    let sink = format!("OPEN:{},creat,trunc", dst.display());
-    let mut server = start_server("upload server", port, "socat", &["-u", &listen, &sink]);
-    let source = format!("OPEN:{}", src.display());
-    let connect = format!("TCP:{SERVER_ADDR}:{port}");
-    let t0 = Instant::now();
-    let client = ns(
-        INSIDE,
-        "socat",
-        &["-u", &source, &connect],
-        Duration::from_secs(90),
-    );
-    assert!(
-        client.success(),
-        "[{port} {what}] the upload failed: {}\nserver: {}",
-        client.describe(),
-        server.describe()
-    );
-    // The server exits once it has read the client's FIN and written everything out.
-    let status = server.wait(Duration::from_secs(30));
-    let secs = t0.elapsed().as_secs_f64();
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "[{port} {what}] the upload server did not finish: {}",
-        server.describe()
-    );
-    let got = std::fs::metadata(dst).map(|m| m.len()).unwrap_or(0);
-    assert_eq!(
-        got, bytes,
-        "[{port} {what}] the server received {got} of {bytes} bytes"
-    );
-    assert_eq!(
-        net::sha256(dst),
-        sha,
-        "[{port} {what}] the upload arrived corrupted"
-    );
-    eprintln!(
-        "[{port} {what}] {} MiB client -> server in {secs:.2} s: {:.0} Mbit/s",
-        bytes >> 20,
-        bytes as f64 * 8.0 / secs / 1e6
-    );
+    let label = format!("{port} {what}");
+    net::socat_upload(&label, port, src, bytes, sha, dst, Duration::from_secs(90));
 }

@@ -241,93 +241,34 @@ fn check_accounting(rig: &Rig) {
     let server = |port: u16| format!("{SERVER_ADDR}:{port}");
     let portal = format!("{BOX_INSIDE_ADDR}:{PORTAL_PORT}");
     let unavailable = "not checked (directory unavailable)";
-    rig.check_login_lines(&[
-        (
-            account(
-                "accepted",
-                CAROL,
-                &server(LINE_PORT),
-                "line-auth",
-                "line",
-                "radius",
-            ),
-            1,
-        ),
-        (
-            account(
-                "refused",
-                CAROL,
-                &server(LINE_PORT),
-                "line-auth",
-                "line",
-                "radius",
-            ),
-            1,
-        ),
-        (
-            account(
-                "refused",
-                USER,
-                &server(LINE_PORT),
-                "line-auth",
-                "line",
-                "radius",
-            ),
-            1,
-        ),
-        (
-            account(
-                "refused",
-                USER,
-                &server(FALLBACK_LINE_PORT),
-                "line-fallback",
-                "line",
-                "radius-then-local",
-            ),
-            1,
-        ),
-        (
-            account("accepted", CAROL, &portal, "web", "http-basic", "radius"),
-            1,
-        ),
-        (
-            account(
-                unavailable,
-                CAROL,
-                &server(LINE_PORT),
-                "line-auth",
-                "line",
-                "radius",
-            ),
-            2,
-        ),
-        (
-            account(unavailable, CAROL, &portal, "web", "http-basic", "radius"),
-            1,
-        ),
-        (
-            account(
-                "accepted",
-                USER,
-                &server(LOCAL_LINE_PORT),
-                "line-local",
-                "line",
-                "local",
-            ),
-            1,
-        ),
-        (
-            account(
-                "accepted",
-                USER,
-                &server(FALLBACK_LINE_PORT),
-                "line-fallback",
-                "line",
-                "radius-then-local",
-            ),
-            1,
-        ),
-    ]);
+    // Each rule: its server, name, method and backend.
+    let line = (server(LINE_PORT), "line-auth", "line", "radius");
+    let fallback = (
+        server(FALLBACK_LINE_PORT),
+        "line-fallback",
+        "line",
+        "radius-then-local",
+    );
+    let local = (server(LOCAL_LINE_PORT), "line-local", "line", "local");
+    let web = (portal, "web", "http-basic", "radius");
+    let expected = [
+        ("accepted", CAROL, &line, 1),
+        ("refused", CAROL, &line, 1),
+        ("refused", USER, &line, 1),
+        ("refused", USER, &fallback, 1),
+        ("accepted", CAROL, &web, 1),
+        (unavailable, CAROL, &line, 2),
+        (unavailable, CAROL, &web, 1),
+        ("accepted", USER, &local, 1),
+        ("accepted", USER, &fallback, 1),
+    ];
+    let expected: Vec<(String, usize)> = expected
+        .iter()
+        .map(|&(outcome, user, (server, rule, method, backend), n)| {
+            (account(outcome, user, server, rule, method, backend), n)
+        })
+        .collect();
+    rig.check_login_lines(&expected);
 }
 
 /// The counters, in the box's `--stats-json` file, in `cutthrough stats --json` and at the

@@ -423,40 +423,29 @@ impl Rig {
         );
     }
 
-    /// The box's accounting lines (`login ...`), from its log.
-    pub(crate) fn login_lines(&self) -> Vec<String> {
-        self.the_box()
-            .stderr()
-            .lines()
-            .filter_map(|l| {
-                l.split_once("] login ")
-                    .map(|(_, rest)| format!("login {rest}"))
-            })
-            .map(|l| l.trim_end().to_string())
-            .collect()
-    }
-
     /// Checks the accounting lines: each `(line, count)` exactly, and no others.
     #[track_caller]
     pub(crate) fn check_login_lines(&self, expected: &[(String, usize)]) {
-        let lines = self.login_lines();
-        for (want, n) in expected {
-            let got = lines.iter().filter(|l| *l == want).count();
-            assert_eq!(
-                got,
-                *n,
-                "`{want}` lines in the box's log (its login lines:\n{})",
-                lines.join("\n")
-            );
-        }
-        let total: usize = expected.iter().map(|e| e.1).sum();
+        net::check_login_lines(&self.the_box().stderr(), expected);
+    }
+
+    /// Stops the box (see [`Rig::stop`]) and checks its final `auth_redirected` and
+    /// `portal_logins`; returns its final statistics.
+    #[track_caller]
+    pub(crate) fn stop_with_portal_counts(
+        &mut self,
+        redirected: u64,
+        portal_logins: u64,
+    ) -> serde_json::Value {
+        let fin = self.stop();
+        let c = |k: &str| net::counter(&fin, &["connections", k]);
         assert_eq!(
-            lines.len(),
-            total,
-            "other login lines than expected:\n{}",
-            lines.join("\n")
+            (c("auth_redirected"), c("portal_logins")),
+            (redirected, portal_logins),
+            "final auth_redirected, portal_logins: {:#}",
+            fin["connections"]
         );
-        eprintln!("box log, the login lines:\n{}", lines.join("\n"));
+        fin
     }
 
     /// Stops the box, which must exit cleanly; returns its final statistics.

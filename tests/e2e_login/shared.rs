@@ -107,13 +107,6 @@ fn shared_login_and_clear_af_packet() {
             2,
         ),
     ]);
-    let fin = rig.stop();
-    let c = |k: &str| net::counter(&fin, &["connections", k]);
-    assert_eq!(
-        (c("auth_redirected"), c("portal_logins")),
-        (2, 0),
-        "final auth_redirected, portal_logins: {:#}",
-        fin["connections"]
-    );
+    rig.stop_with_portal_counts(2, 0);
     eprintln!("[shared] done ({:.1} s)", t.elapsed().as_secs_f64());
 }

@@ -49,7 +49,7 @@
 //!    client and on the server, × the six rules: 114 connections of [`BYTES`] each way.
 //! 2. `option_mismatches_are_spliced_byte_exact_under_wire_faults`: a subset (defaults,
 //!    timestamps off on each side, MSS 1220 on the server, SACK off on the client) × the six
-//!    rules under [`FaultSpec::ISSUE`] (about 1% loss, 5% reordering, 1% duplication per path;
+//!    rules under [`FaultSpec::LOSSY`] (about 1% loss, 5% reordering, 1% duplication per path;
 //!    the injector is started per group, as its iptables rules take at most 15 ports): 30
 //!    connections of [`FAULT_BYTES`] each way. The injectors must have dropped, held and
 //!    duplicated packets.
@@ -217,7 +217,7 @@ fn option_mismatches_are_spliced_byte_exact_under_wire_faults() {
         bytes_per_conn(FAULT_BYTES),
         Duration::from_secs(20),
     );
-    let spec = FaultSpec::ISSUE;
+    let spec = FaultSpec::LOSSY;
     let (loss, reorder, _) = spec.per_path();
     eprintln!(
         "faults per path: {:.1}% loss, {:.1}% reordering, {:.1}% duplication",

@@ -2,7 +2,8 @@
 tests/net/auth_helper.py for tests/e2e_auth): exiting on the first failure, reading an exact
 dialogue, echoing bytes through a connection, the echo server with a banner that a client
 whose login is cached must see first, and an HTTP server that logs every request's headers
-(also used by tests/net/proxy_helper.py). Imported by those scripts (they run from this
+(also used by tests/net/proxy_helper.py and, the echo exchange and the HTTP server class, by
+tests/net/options_helper.py). Imported by those scripts (they run from this
 directory, so it is on their path); not run by itself.
 
 Every socket operation has a timeout; every failure exits non-zero with a message.
@@ -70,61 +71,75 @@ class Reader:
             self.fail("expected EOF, got %r" % chunk)
 
 
-def echo_through(s, n, what=None):
-    """Sends n random bytes while reading them back; byte-exact, then a clean EOF. `what`, if
-    given, starts every failure."""
-    data = os.urandom(n)
+def echo_exchange(s, data, timeout, counts):
+    """Sends `data` and then a FIN from a thread while it reads the echo back, and compares it
+    byte for byte. `counts` (a dict) follows the progress in `tx_len` and `rx_len`; a
+    receive stalled for `timeout` ends the exchange. Returns what went wrong, as a list of
+    messages (empty if the echo was byte-exact and ended with a clean EOF)."""
+    n = len(data)
     errors = []
-    sent = [0]
+    counts["tx_len"] = counts["rx_len"] = 0
 
     def send():
         try:
             view = memoryview(data)
             for off in range(0, n, 65536):
                 s.sendall(view[off:off + 65536])
-                sent[0] = min(off + 65536, n)
+                counts["tx_len"] = min(off + 65536, n)
             s.shutdown(socket.SHUT_WR)
         except OSError as e:
-            errors.append("send after %d bytes: %s" % (sent[0], e))
+            errors.append("send after %d bytes: %s: %s" % (counts["tx_len"], type(e).__name__, e))
 
-    def failed(msg):
-        fail(msg if what is None else "%s: %s" % (what, msg))
-
-    sender = threading.Thread(target=send)
+    sender = threading.Thread(target=send, daemon=True)
     sender.start()
     got = bytearray()
     try:
+        # One byte more than was sent is enough to tell that the echo is too long.
         while len(got) <= n:
             chunk = s.recv(262144)
             if not chunk:
                 break
             got += chunk
+            counts["rx_len"] = len(got)
+    except socket.timeout:
+        errors.append("receive stalled for %.0f s after %d bytes (%d sent)"
+                      % (timeout, len(got), counts["tx_len"]))
     except OSError as e:
-        errors.append("receive after %d bytes (%d sent): %s" % (len(got), sent[0], e))
-    sender.join(TIMEOUT)
+        errors.append("receive after %d bytes (%d sent): %s: %s"
+                      % (len(got), counts["tx_len"], type(e).__name__, e))
+    sender.join(timeout)
     if sender.is_alive():
-        errors.append("the sender is stuck after %d bytes" % sent[0])
+        errors.append("the sender is stuck after %d bytes" % counts["tx_len"])
     if errors:
-        failed("; ".join(errors))
+        return errors
     if len(got) != n:
-        failed("sent %d bytes, %d came back before EOF" % (n, len(got)))
+        return ["sent %d bytes, %d came back before EOF" % (n, len(got))]
     if got != data:
         first = next(i for i in range(n) if got[i] != data[i])
-        failed("the echo differs from byte %d on" % first)
+        return ["the echo differs from byte %d on" % first]
+    return []
 
 
-def echo_server(addr, ports, log=None):
-    """On each of `ports`: greets every connection with BANNER, then echoes. With `log`,
-    appends each peer (`ADDR:PORT`) to that file as it is accepted. Serves forever."""
+def echo_through(s, n, what=None):
+    """Sends n random bytes while reading them back; byte-exact, then a clean EOF. `what`, if
+    given, starts every failure."""
+    errors = echo_exchange(s, os.urandom(n), TIMEOUT, {})
+    if errors:
+        msg = "; ".join(errors)
+        fail(msg if what is None else "%s: %s" % (what, msg))
+
+
+def echo_server(addr, ports, log=None, banner=BANNER, timeout=ECHO_SERVER_TIMEOUT):
+    """On each of `ports`: greets every connection with `banner` (if any), then echoes; a
+    connection idle for `timeout` (None: no limit) ends. With `log`, appends each peer
+    (`ADDR:PORT`) to that file as it is accepted. Serves forever."""
 
     def echo(c):
         try:
-            c.settimeout(ECHO_SERVER_TIMEOUT)
-            c.sendall(BANNER)
-            while True:
-                d = c.recv(262144)
-                if not d:
-                    break
+            c.settimeout(timeout)
+            if banner:
+                c.sendall(banner)
+            for d in iter(lambda: c.recv(262144), b""):
                 c.sendall(d)
             c.shutdown(socket.SHUT_WR)
         except OSError as e:
@@ -144,6 +159,18 @@ def echo_server(addr, ports, log=None):
     for srv in servers[1:]:
         threading.Thread(target=serve, args=(srv,), daemon=True).start()
     serve(servers[0])
+
+
+class QuietHTTPServer(ThreadingHTTPServer):
+    """A threading HTTP server whose threads do not keep the process alive and that binds
+    without HTTPServer.server_bind's DNS lookup, which times out in a namespace without a
+    resolver."""
+
+    daemon_threads = True
+
+    def server_bind(self):
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
 
 
 def http_server(addr, port, root, log):
@@ -167,16 +194,7 @@ def http_server(addr, port, root, log):
         def log_message(self, *args):
             pass
 
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
-
-        def server_bind(self):
-            # HTTPServer.server_bind looks the name up in the DNS, which times out in a
-            # namespace without a resolver.
-            socketserver.TCPServer.server_bind(self)
-            self.server_name = addr
-            self.server_port = int(port)
-
+    class Server(QuietHTTPServer):
         def process_request(self, request, client_address):
             record({"connection": "%s:%d" % client_address})
             super().process_request(request, client_address)

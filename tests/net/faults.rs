@@ -49,7 +49,7 @@ impl FaultSpec {
     /// path: each samples 6% of the packets and drops 1/12 of those (0.5% per queue, about
     /// 1% per path) and holds 5/12 (2.5% per queue, about 5% per path) 2-6 ms; TEE clones 1%
     /// of each sender's packets.
-    pub const ISSUE: FaultSpec = FaultSpec {
+    pub const LOSSY: FaultSpec = FaultSpec {
         sample: 0.06,
         drop: 1.0 / 12.0,
         hold: 5.0 / 12.0,

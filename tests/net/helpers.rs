@@ -106,3 +106,130 @@ pub fn rss_kib(pid: u32) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// The lines of a log file the servers append to (none if it does not exist).
+pub fn log_lines(path: &Path) -> Vec<String> {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The non-zero counters of a JSON object as `name N, ...` (`none` if there are none), for
+/// messages.
+pub fn nonzero(v: &serde_json::Value) -> String {
+    v.as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(_, v)| v.as_u64().unwrap_or(0) > 0)
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "none".into())
+}
+
+/// Prints the first `max` lines of the box's log that contain any of `words` (its connection
+/// events), stops the box, and returns its stats and a pretty copy for messages.
+pub fn stop_with_events(
+    the_box: BoxProcess,
+    words: &[&str],
+    max: usize,
+) -> (serde_json::Value, String) {
+    let events: Vec<String> = the_box
+        .stderr()
+        .lines()
+        .filter(|l| words.iter().any(|w| l.contains(w)))
+        .take(max)
+        .map(str::to_string)
+        .collect();
+    eprintln!("box: connection events:\n{}", events.join("\n"));
+    let stats = the_box.stop();
+    let pretty = serde_json::to_string_pretty(&stats).unwrap_or_default();
+    (stats, pretty)
+}
+
+/// The box's accounting lines in its log `stderr`, each from `login ` on.
+pub fn login_lines(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter_map(|l| {
+            l.split_once("] login ")
+                .map(|(_, rest)| format!("login {rest}"))
+        })
+        .map(|l| l.trim_end().to_string())
+        .collect()
+}
+
+/// Checks the accounting lines in the box's log `stderr`: each `(line, count)` exactly (the
+/// line from `login ` on), and no others.
+#[track_caller]
+pub fn check_login_lines(stderr: &str, expected: &[(String, usize)]) {
+    let lines = login_lines(stderr);
+    for (want, n) in expected {
+        let got = lines.iter().filter(|l| *l == want).count();
+        assert_eq!(
+            got,
+            *n,
+            "`{want}` lines in the box's log (its login lines:\n{})",
+            lines.join("\n")
+        );
+    }
+    let total: usize = expected.iter().map(|e| e.1).sum();
+    assert_eq!(
+        lines.len(),
+        total,
+        "other login lines than expected:\n{}",
+        lines.join("\n")
+    );
+    eprintln!("box log, the login lines:\n{}", lines.join("\n"));
+}
+
+/// Uploads `src` (`bytes`, SHA-256 `sha`) with socat from the client to a socat server on the
+/// server's `port` that writes it to `dst` (the client bounded by `limit`); checks that the
+/// server got it byte-exact and prints the rate. `label` starts every message.
+#[track_caller]
+pub fn socat_upload(
+    label: &str,
+    port: u16,
+    src: &Path,
+    bytes: u64,
+    sha: &str,
+    dst: &Path,
+    limit: Duration,
+) {
+    let listen = format!("TCP-LISTEN:{port},reuseaddr");
+    let sink = format!("OPEN:{},creat,trunc", dst.display());
+    let mut server = start_server(OUTSIDE, port, "socat", &["-u", &listen, &sink]);
+    let source = format!("OPEN:{}", src.display());
+    let connect = format!("TCP:{SERVER_ADDR}:{port}");
+    let t0 = std::time::Instant::now();
+    let client = ns(INSIDE, "socat", &["-u", &source, &connect], limit);
+    assert!(
+        client.success(),
+        "[{label}] the upload failed: {}\nserver: {}",
+        client.describe(),
+        server.describe()
+    );
+    // The server exits once it has read the client's FIN and written everything out.
+    let status = server.wait(Duration::from_secs(30));
+    let secs = t0.elapsed().as_secs_f64();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "[{label}] the upload server did not finish: {}",
+        server.describe()
+    );
+    let got = fs::metadata(dst).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(
+        got, bytes,
+        "[{label}] the server received {got} of {bytes} bytes"
+    );
+    assert_eq!(sha256(dst), sha, "[{label}] the upload arrived corrupted");
+    eprintln!(
+        "[{label}] {} MiB client -> server in {secs:.2} s: {:.0} Mbit/s",
+        bytes >> 20,
+        bytes as f64 * 8.0 / secs / 1e6
+    );
+}

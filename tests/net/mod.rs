@@ -10,7 +10,8 @@
 //! ```
 //!
 //! and drops them in the reverse order (the box is killed, then the testbed torn down, then
-//! the lock released), on success and on panic alike.
+//! the lock released), on success and on panic alike. [`box_on_testbed`] does all of that
+//! (and makes a temp dir) for a test with one box on a port set.
 //!
 //! Every external command runs with a hard timeout (`timeout -k 2 SECS`, and a Rust-side
 //! deadline as a backstop), and every loop here is bounded in count and in time. Commands write

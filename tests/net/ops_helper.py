@@ -6,10 +6,7 @@ def send(host, port, path, go):
     s = socket.create_connection((host, int(port)), timeout=30)
     sent = 0
     with open(path, "rb") as f:
-        while True:
-            chunk = f.read(65536)
-            if not chunk:
-                break
+        for chunk in iter(lambda: f.read(65536), b""):
             s.sendall(chunk)
             sent += len(chunk)
             if not os.path.exists(go):

@@ -1,7 +1,11 @@
-"""The servers and the echo client of tests/e2e_options.rs (`python3 options_helper.py CMD ARGS...`)."""
+"""The servers and the echo client of tests/e2e_options.rs (`python3 options_helper.py CMD ARGS...`).
+Shares the echo exchange and the HTTP server class with the login helpers (dialogue.py, beside
+it)."""
 
-import hashlib, json, os, random, socket, socketserver, sys, threading, time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import hashlib, json, os, random, socket, sys, threading, time
+from http.server import BaseHTTPRequestHandler
+
+from dialogue import QuietHTTPServer, echo_exchange
 
 LOCK = threading.Lock()
 
@@ -21,10 +25,7 @@ def echo_server(addr, ports, log):
         err = None
         try:
             c.settimeout(60)
-            while True:
-                d = c.recv(262144)
-                if not d:
-                    break
+            for d in iter(lambda: c.recv(262144), b""):
                 h.update(d)
                 n += len(d)
                 c.sendall(d)
@@ -95,17 +96,7 @@ def http_server(addr, ports, down, log):
         def log_message(self, *args):
             pass
 
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
-
-        def server_bind(self):
-            # HTTPServer.server_bind asks the DNS (socket.getfqdn), which times out in a
-            # namespace without a resolver.
-            socketserver.TCPServer.server_bind(self)
-            self.server_name = addr
-            self.server_port = self.server_address[1]
-
-    servers = [Server((addr, int(p)), Handler) for p in ports.split(",")]
+    servers = [QuietHTTPServer((addr, int(p)), Handler) for p in ports.split(",")]
     threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
     for t in threads:
         t.start()
@@ -159,44 +150,9 @@ def echo_client(host, port, auth, nbytes, seed, timeout):
         res["stage"] = "transfer"
         data = random.Random(int(seed)).randbytes(n)
         res["tx_sha"] = hashlib.sha256(data).hexdigest()
-        errors = []
-
-        def send():
-            try:
-                view = memoryview(data)
-                for off in range(0, n, 65536):
-                    s.sendall(view[off:off + 65536])
-                    res["tx_len"] = min(off + 65536, n)
-                s.shutdown(socket.SHUT_WR)
-            except OSError as e:
-                errors.append("send after %d bytes: %s: %s" % (res["tx_len"], type(e).__name__, e))
-
-        sender = threading.Thread(target=send, daemon=True)
-        sender.start()
-        got = bytearray()
-        try:
-            while len(got) <= n:
-                d = s.recv(262144)
-                if not d:
-                    break
-                got += d
-                res["rx_len"] = len(got)
-        except socket.timeout:
-            errors.append("receive stalled for %.0f s after %d bytes (%d sent)"
-                          % (timeout, len(got), res["tx_len"]))
-        except OSError as e:
-            errors.append("receive after %d bytes (%d sent): %s: %s"
-                          % (len(got), res["tx_len"], type(e).__name__, e))
-        sender.join(timeout)
-        if sender.is_alive():
-            errors.append("the sender is stuck after %d bytes" % res["tx_len"])
+        errors = echo_exchange(s, data, timeout, res)
         if errors:
             raise Failed("; ".join(errors))
-        if len(got) != n:
-            raise Failed("sent %d bytes, %d came back before EOF" % (n, len(got)))
-        if got != data:
-            first = next(i for i in range(n) if got[i] != data[i])
-            raise Failed("the echo differs from byte %d on" % first)
         res["equal"] = True
         res["stage"] = "done"
     except (OSError, Failed) as e:

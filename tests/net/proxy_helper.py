@@ -1,7 +1,8 @@
 """The clients and servers of tests/e2e_proxy.rs (`python3 proxy_helper.py CMD ARGS...`).
-Shares the exact-dialogue reader with the login helpers (dialogue.py, beside it)."""
+Shares the exact-dialogue reader, the echo exchange and the servers with the login helpers
+(dialogue.py, beside it)."""
 
-import os, socket, sys, threading, time
+import socket, sys, time
 
 import dialogue
 from dialogue import fail, http_server
@@ -70,69 +71,15 @@ def line_echo(host, port, nbytes):
     if r.buf:
         fail("unexpected bytes after Authenticated as alice.: %r" % r.buf[:200])
     print("Authenticated as alice.", flush=True)
-    data = os.urandom(n)
-    errors = []
-    sent = [0]
-
-    def send():
-        try:
-            view = memoryview(data)
-            for off in range(0, n, 65536):
-                s.sendall(view[off:off + 65536])
-                sent[0] = min(off + 65536, n)
-            s.shutdown(socket.SHUT_WR)
-        except OSError as e:
-            errors.append("send after %d bytes: %s" % (sent[0], e))
-
     t0 = time.monotonic()
-    sender = threading.Thread(target=send)
-    sender.start()
-    got = bytearray()
-    try:
-        while len(got) <= n:
-            chunk = s.recv(262144)
-            if not chunk:
-                break
-            got += chunk
-    except OSError as e:
-        errors.append("receive after %d bytes (%d sent): %s" % (len(got), sent[0], e))
-    sender.join(TIMEOUT)
-    elapsed = time.monotonic() - t0
-    if sender.is_alive():
-        errors.append("the sender is stuck after %d bytes" % sent[0])
-    if errors:
-        fail("; ".join(errors))
-    if len(got) != n:
-        fail("sent %d bytes, %d came back before EOF" % (n, len(got)))
-    if got != data:
-        first = next(i for i in range(n) if got[i] != data[i])
-        fail("the echo differs from byte %d on" % first)
-    print("%d bytes echoed byte-exact in %.2f s" % (n, elapsed), flush=True)
+    dialogue.echo_through(s, n)
+    print("%d bytes echoed byte-exact in %.2f s" % (n, time.monotonic() - t0), flush=True)
 
 
 def echo_server(addr, port, log):
-    """Echoes every connection; appends `peer` to `log` as each one is accepted."""
-    srv = socket.create_server((addr, int(port)))
-    srv.listen(16)
-
-    def echo(c):
-        try:
-            while True:
-                d = c.recv(262144)
-                if not d:
-                    break
-                c.sendall(d)
-            c.shutdown(socket.SHUT_WR)
-        except OSError as e:
-            print("echo: %s" % e, file=sys.stderr, flush=True)
-        finally:
-            c.close()
-
-    while True:
-        c, peer = srv.accept()
-        with open(log, "a") as f:
-            f.write("%s:%d\n" % peer)
-        threading.Thread(target=echo, args=(c,), daemon=True).start()
+    """Echoes every connection (no banner, no idle limit); appends `peer` to `log` as each one
+    is accepted."""
+    dialogue.echo_server(addr, [port], log, banner=None, timeout=None)
 
 
 COMMANDS = {

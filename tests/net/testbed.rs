@@ -55,6 +55,25 @@ impl Drop for Testbed {
     }
 }
 
+/// The start of a test with one box on the testbed: root and `tools` checked, the lock, a temp
+/// dir named after `label`, the testbed and the box on `ports`. Bound in this order
+/// (`let (_lock, tmp, _testbed, mut the_box) = ...`), they are dropped in reverse: the box is
+/// killed, the testbed torn down, the dir removed, the lock released.
+#[track_caller]
+pub fn box_on_testbed(
+    label: &str,
+    ports: &str,
+    tools: &[&str],
+) -> (NetLock, TempDir, Testbed, BoxProcess) {
+    require_root();
+    require_tools(tools);
+    let lock = lock();
+    let tmp = TempDir::new(label);
+    let testbed = Testbed::up(ports);
+    let the_box = BoxProcess::start(ports);
+    (lock, tmp, testbed, the_box)
+}
+
 fn testbed(args: &[&str]) -> Output {
     let script = format!("{ROOT}/scripts/testbed.sh");
     run(&script, args, Duration::from_secs(60))
