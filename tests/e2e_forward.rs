@@ -49,22 +49,16 @@ fn forward(ports: &str, extra_eal: &[&str]) {
     let _testbed = Testbed::up(ports);
     let the_box = BoxProcess::start_with(ports, extra_eal);
 
-    ping_through();
+    net::ping(
+        INSIDE,
+        SERVER_ADDR,
+        3,
+        "ping client -> server through the box",
+    );
     short_connection();
     upload(ports, &src, &dst, &src_sha);
     denied_port(&marker);
     check_counters(ports, the_box.stop());
-}
-
-/// 1. ICMP passes, both ways through the box.
-fn ping_through() {
-    ns(
-        INSIDE,
-        "ping",
-        &["-c", "3", "-i", "0.2", "-W", "2", SERVER_ADDR],
-        Duration::from_secs(15),
-    )
-    .expect_success("ping client -> server through the box");
 }
 
 /// 2a. A short TCP connection on a `pass` port: connect, close both ways.

@@ -12,13 +12,11 @@
 //!    carrying flows, no ring full, and no drop a split connection would cause
 //!    (`out_of_window`, `no_flow`).
 //!
-//! Run as root: `cargo test --test e2e_workers` (about a minute).
+//! Run as root: `cargo test --test e2e_workers` (about ten seconds).
 
 mod net;
 
-use std::time::Duration;
-
-use net::{counter, ns, path_str, worker_sum, BoxProcess, Streams, TempDir, Testbed};
+use net::{counter, path_str, worker_sum, BoxProcess, Streams, TempDir, Testbed};
 use net::{INSIDE, ROOT, SERVER_ADDR};
 
 const PASS_PORT: u16 = 5201;
@@ -39,13 +37,7 @@ fn two_workers_hand_flows_to_their_owner_af_packet() {
     let _testbed = Testbed::up_with_queues("af_packet", 2);
     let the_box = BoxProcess::start_config("af_packet", path_str(&config), &[]);
 
-    ns(
-        INSIDE,
-        "ping",
-        &["-c", "5", "-i", "0.2", "-W", "2", SERVER_ADDR],
-        Duration::from_secs(15),
-    )
-    .expect_success("ping through two workers");
+    net::ping(INSIDE, SERVER_ADDR, 5, "ping through two workers");
     for (port, auth, seed0) in [(PASS_PORT, "none", 1), (LINE_PORT, "line", 1001)] {
         let log = tmp.join(&format!("server-{port}.log"));
         let _server = net::traffic_server(port, &log, auth == "line");

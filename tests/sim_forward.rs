@@ -275,11 +275,7 @@ fn two_workers(seed: u64, faults: Faults, conns: usize, bytes: usize) {
             t.cport
         );
     }
-    let per_worker: Vec<u64> = sim
-        .workers()
-        .iter()
-        .map(|w| w.counters.flows_created)
-        .collect();
+    let per_worker: Vec<u64> = sim.flows_per_worker();
     assert!(
         per_worker.iter().all(|&n| n > 0),
         "seed {seed}: RSS left a worker idle: flows per worker {per_worker:?}\n{report}"

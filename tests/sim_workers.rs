@@ -88,11 +88,7 @@ fn pass_flows_through_three_workers_under_faults() {
     let sim = spread_transfers(22, 3, Faults::HOSTILE, PASS_PORT, 6, 64 * KIB);
     let c = sim.counters();
     assert_eq!(c.flows_created, 6, "seed 22: each flow made once");
-    let per_worker: Vec<u64> = sim
-        .workers()
-        .iter()
-        .map(|w| w.counters.flows_created)
-        .collect();
+    let per_worker: Vec<u64> = sim.flows_per_worker();
     assert!(
         per_worker.iter().filter(|&&n| n > 0).count() >= 2,
         "seed 22: flows per worker {per_worker:?}"

@@ -139,13 +139,19 @@ impl MemNic {
     }
 }
 
-/// The key RSS hashes for a frame: IPv4 TCP/UDP, not fragmented.
-pub fn flow_key_of(frame: &[u8]) -> Option<FlowKey> {
+/// The IPv4 datagram an Ethernet frame carries, if it is one.
+#[inline]
+pub fn ipv4_of(frame: &[u8]) -> Option<Ipv4Packet<&[u8]>> {
     let eth = EthernetFrame::new_checked(frame).ok()?;
     if eth.ethertype() != EtherType::IPV4 {
         return None;
     }
-    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+    Ipv4Packet::new_checked(&frame[eth.header_len()..]).ok()
+}
+
+/// The key RSS hashes for a frame: IPv4 TCP/UDP, not fragmented.
+pub fn flow_key_of(frame: &[u8]) -> Option<FlowKey> {
+    let ip = ipv4_of(frame)?;
     let proto = ip.protocol();
     if (proto != Protocol::TCP && proto != Protocol::UDP) || ip.is_fragment() {
         return None;

@@ -17,11 +17,11 @@
 //! arrives: nothing about it is kept.
 
 use common::flow::{toeplitz, FlowKey, SYMMETRIC_RSS_KEY};
-use common::wire::ethernet::{EtherType, EthernetFrame};
 use common::wire::icmp::{IcmpPacket, Message};
 use common::wire::ipv4::{Ipv4Packet, Protocol};
 
 use crate::datagram::echo_key;
+use crate::port::ipv4_of;
 
 /// How the ports spread packets over the workers' queues.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -50,11 +50,7 @@ pub struct Owned {
 
 /// The flow `frame` belongs to, if it has one.
 pub fn owned(frame: &[u8]) -> Option<Owned> {
-    let eth = EthernetFrame::new_checked(frame).ok()?;
-    if eth.ethertype() != EtherType::IPV4 {
-        return None;
-    }
-    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+    let ip = ipv4_of(frame)?;
     let first_fragment = ip.is_fragment();
     let mut own = flow_of(&ip, first_fragment)?;
     own.misplaced |= first_fragment;

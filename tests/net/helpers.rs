@@ -233,3 +233,11 @@ pub fn socat_upload(
         bytes as f64 * 8.0 / secs / 1e6
     );
 }
+
+/// `count` pings from namespace `from` to `to`, 0.2 s apart; all must be answered.
+#[track_caller]
+pub fn ping(from: &str, to: &str, count: u32, what: &str) {
+    let limit = Duration::from_secs(10 + u64::from(count));
+    let n = count.to_string();
+    ns(from, "ping", &["-c", &n, "-i", "0.2", "-W", "2", to], limit).expect_success(what);
+}

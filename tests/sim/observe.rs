@@ -41,6 +41,14 @@ impl Sim {
         self.wire.stats[hop as usize]
     }
 
+    /// TCP flows each worker created, in worker order.
+    pub fn flows_per_worker(&self) -> Vec<u64> {
+        self.workers()
+            .iter()
+            .map(|w| w.counters.flows_created)
+            .collect()
+    }
+
     /// Flows in all workers' tables.
     pub fn flows(&self) -> usize {
         self.the_box.workers.iter().map(|w| w.table().len()).sum()
