@@ -313,15 +313,16 @@ fn testbed_matches_the_contract() {
     let (client, server) = (ip("198.18.0.1"), ip("198.19.0.2"));
     for (proto, port, action) in expect {
         let number = proto.number().unwrap();
-        let (_, rule) = config::first_match(
-            &c.policy,
-            config::Zone::Inside,
-            number,
-            client,
-            server,
-            port,
-        )
-        .unwrap_or_else(|| panic!("{proto} {port:?}: no rule"));
+        let t = config::Traffic {
+            from: config::Zone::Inside,
+            to: config::Zone::Outside,
+            protocol: number,
+            src: client,
+            dst: server,
+            dport: port,
+        };
+        let (_, rule) = config::first_match(&c.policy, &t)
+            .unwrap_or_else(|| panic!("{proto} {port:?}: no rule"));
         assert_eq!(rule.action, action, "{proto} {port:?}");
     }
     // Browsers log in at the box's own origin for port 80; 8080 keeps the in-band exchange.

@@ -51,6 +51,14 @@ mod handoff;
 mod new_flow;
 pub use counters::WorkerCounters;
 
+/// The zone a packet arrives from and the zone its route leaves into: what the policy
+/// matches besides the packet itself.
+#[derive(Debug, Clone, Copy)]
+struct Zones {
+    from: Zone,
+    to: Zone,
+}
+
 /// A packet's flow key and its symmetric hash, computed once per burst (see
 /// [`Worker::prefetch_flows`]).
 type Hashed = (FlowKey, u32);
@@ -532,7 +540,10 @@ impl<Q: PortQueue> Worker<Q> {
             return Verdict::ToControl(Why::TtlExceeded);
         }
         let proto = ip.protocol();
-        let zone = Zone::from(side_of(port));
+        let zones = Zones {
+            from: Zone::from(side_of(port)),
+            to: Zone::from(hop.out),
+        };
 
         let mut params = Default::default();
         let mut opts = OptionMap::default();
@@ -545,11 +556,11 @@ impl<Q: PortQueue> Worker<Q> {
                 Ok(t) => t,
                 Err(e) => return Verdict::Drop(e.into()),
             };
-            match self.inspect_tcp(zone, src, dst, &tcp, now_ms, hashed) {
+            match self.inspect_tcp(zones, src, dst, &tcp, now_ms, hashed) {
                 Ok((p, o, s)) => (params, opts, split_at) = (p, o, s),
                 Err(v) => return v,
             }
-        } else if let Err(v) = self.inspect_datagram(zone, &mut frame[l3..], now_ms) {
+        } else if let Err(v) = self.inspect_datagram(zones, &mut frame[l3..], now_ms) {
             return v;
         }
 
@@ -592,7 +603,7 @@ impl<Q: PortQueue> Worker<Q> {
     /// for both the tracker and the rewrite), or the verdict that ends its journey here.
     fn inspect_tcp(
         &mut self,
-        zone: Zone,
+        zones: Zones,
         src: common::wire::Ipv4Addr,
         dst: common::wire::Ipv4Addr,
         tcp: &TcpPacket<&[u8]>,
@@ -615,9 +626,9 @@ impl<Q: PortQueue> Worker<Q> {
         }
         let Some((i, dir)) = found else {
             if is_syn {
-                return self.new_syn(zone, key, tcp, now_ms);
+                return self.new_syn(zones, key, tcp, now_ms);
             }
-            return Err(self.no_flow(zone, key, fl));
+            return Err(self.no_flow(zones, key, fl));
         };
 
         let conn = self.table.get_mut(i);

@@ -181,6 +181,7 @@ fn config() -> common::config::Config {
     let rules = RULES.iter().map(|r| Rule {
         name: Some(format!("options-{}", r.port)),
         zone: Zone::Any,
+        to_zone: Zone::Any,
         protocol: Protocol::Tcp,
         source: Cidr::ANY,
         destination: Cidr::ANY,

@@ -30,7 +30,7 @@ pub use types::{
     first_match, hash_password, Action, Auth, AuthMethod, Backend, Capture, Config, Device,
     DropCapture, FlowTable, HttpLogin, Interface, Interfaces, LoginScope, Protocol, Proxy, Radius,
     RadiusServer, Route, Rule, RuleLogin, ServerOptionsCache, Side, SplicePoint, SynCookies,
-    Timeouts, User, VirtualHttp, Workers, Zone,
+    Timeouts, Traffic, User, VirtualHttp, Workers, Zone,
 };
 pub use values::{parse_ipv4, parse_mac, parse_size, Cidr, ParseError, PortRange};
 

@@ -123,6 +123,8 @@ pub(crate) struct RawRule {
     #[serde(default)]
     pub zone: Zone,
     #[serde(default)]
+    pub to_zone: Zone,
+    #[serde(default)]
     pub protocol: Protocol,
     pub source: Option<String>,
     pub destination: Option<String>,

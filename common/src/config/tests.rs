@@ -167,15 +167,7 @@ fn minimal_file() {
         Device::Pci("0000:03:00.1".into())
     );
     // No rules: everything is denied.
-    assert!(first_match(
-        &c.policy,
-        Zone::Inside,
-        1,
-        ip("198.18.0.1"),
-        ip("198.19.0.2"),
-        None
-    )
-    .is_none());
+    assert!(first_match(&c.policy, &outbound(1, None)).is_none());
 }
 
 #[test]
@@ -401,6 +393,18 @@ fn login_settings_errors() {
     );
 }
 
+/// A packet from the client (198.18.0.1, inside) to the server (198.19.0.2, outside).
+fn outbound(protocol: u8, dport: Option<u16>) -> Traffic {
+    Traffic {
+        from: Zone::Inside,
+        to: Zone::Outside,
+        protocol,
+        src: ip("198.18.0.1"),
+        dst: ip("198.19.0.2"),
+        dport,
+    }
+}
+
 #[test]
 fn match_rule_first_match_wins() {
     let c = ok(&edit(
@@ -435,21 +439,21 @@ fn match_rule_first_match_wins() {
     .into_iter()
     .enumerate()
     {
-        let got = first_match(&c.policy, zone, proto, ip(src), ip(dst), port).map(|(i, _)| i);
+        let t = Traffic {
+            from: zone,
+            to: if zone == inside { outside } else { inside },
+            protocol: proto,
+            src: ip(src),
+            dst: ip(dst),
+            dport: port,
+        };
+        let got = first_match(&c.policy, &t).map(|(i, _)| i);
         assert_eq!(
             got, want,
             "case {i}: {zone:?} {proto} {src} -> {dst} {port:?}"
         );
     }
-    let (_, r) = first_match(
-        &c.policy,
-        inside,
-        6,
-        ip("198.18.0.1"),
-        ip("198.19.0.2"),
-        Some(2323),
-    )
-    .unwrap();
+    let (_, r) = first_match(&c.policy, &outbound(6, Some(2323))).unwrap();
     assert!(matches!(r.action, Action::Proxy { .. }));
 }
 
@@ -526,4 +530,34 @@ fn empty_and_odd_files() {
     assert!(e.contains("more than one document"), "{e}");
     let e = err("interfaces: {}\n");
     assert!(e.contains("missing field `inside`"), "{e}");
+}
+
+#[test]
+fn to_zone_matches_where_the_route_leaves() {
+    let c = ok(&edit(
+        "  - name: icmp\n",
+        "  - {name: inward, zone: any, to_zone: inside, action: deny}\n  - name: icmp\n",
+    ));
+    assert_eq!(
+        (c.policy[0].to_zone, c.policy[1].to_zone),
+        (Zone::Inside, Zone::Any)
+    );
+    let inbound = Traffic {
+        from: Zone::Outside,
+        to: Zone::Inside,
+        ..outbound(1, None)
+    };
+    assert_eq!(first_match(&c.policy, &inbound).map(|(i, _)| i), Some(0));
+    assert_eq!(
+        first_match(&c.policy, &outbound(1, None)).map(|(i, _)| i),
+        Some(1)
+    );
+    let e = err(&edit(
+        "  - name: icmp\n",
+        "  - {to_zone: dmz, action: deny}\n  - name: icmp\n",
+    ));
+    assert!(
+        e.contains("policy[0].to_zone: unknown variant `dmz`"),
+        "{e}"
+    );
 }

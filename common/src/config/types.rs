@@ -555,7 +555,10 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     pub name: Option<String>,
+    /// The zone the packet arrives from (its ingress port's).
     pub zone: Zone,
+    /// The zone it leaves into (the port its route goes out of).
+    pub to_zone: Zone,
     pub protocol: Protocol,
     pub source: Cidr,
     pub destination: Cidr,
@@ -634,40 +637,37 @@ pub struct RuleLogin {
     pub http: HttpLogin,
 }
 
+/// What the policy looks at in the first packet of a flow (for TCP: its SYN).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Traffic {
+    /// The zone it arrived from, and the zone its route leaves into.
+    pub from: Zone,
+    pub to: Zone,
+    /// The IP protocol number.
+    pub protocol: u8,
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    /// The destination port, for TCP and UDP (not in a later fragment).
+    pub dport: Option<u16>,
+}
+
 impl Rule {
-    /// Whether this rule applies to a packet (for TCP: a SYN) with these properties.
-    pub fn matches(
-        &self,
-        zone: Zone,
-        protocol: u8,
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
-        dst_port: Option<u16>,
-    ) -> bool {
-        self.zone.matches(zone)
-            && self.protocol.matches(protocol)
-            && self.source.contains(src)
-            && self.destination.contains(dst)
+    /// Whether this rule applies to `t`.
+    pub fn matches(&self, t: &Traffic) -> bool {
+        self.zone.matches(t.from)
+            && self.to_zone.matches(t.to)
+            && self.protocol.matches(t.protocol)
+            && self.source.contains(t.src)
+            && self.destination.contains(t.dst)
             && (self.ports.is_empty()
-                || dst_port.is_some_and(|p| self.ports.iter().any(|r| r.contains(p))))
+                || t.dport
+                    .is_some_and(|p| self.ports.iter().any(|r| r.contains(p))))
     }
 }
 
-/// The first rule of `policy` matching a packet (for TCP: a SYN), with its index; `None` means
-/// the packet is denied. `zone` is the interface the packet arrived on, `protocol` the IP
-/// protocol number.
-pub fn first_match(
-    policy: &[Rule],
-    zone: Zone,
-    protocol: u8,
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    dst_port: Option<u16>,
-) -> Option<(usize, &Rule)> {
-    policy
-        .iter()
-        .enumerate()
-        .find(|(_, r)| r.matches(zone, protocol, src, dst, dst_port))
+/// The first rule of `policy` matching `t`, with its index; `None` means it is denied.
+pub fn first_match<'a>(policy: &'a [Rule], t: &Traffic) -> Option<(usize, &'a Rule)> {
+    policy.iter().enumerate().find(|(_, r)| r.matches(t))
 }
 
 impl Config {

@@ -614,6 +614,7 @@ fn rule(p: &str, r: &RawRule) -> Res<Rule> {
     Ok(Rule {
         name: r.name.clone(),
         zone: r.zone,
+        to_zone: r.to_zone,
         protocol: r.protocol,
         source,
         destination,

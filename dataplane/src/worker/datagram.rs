@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::datagram::{echo_key, Seen};
+use common::config::Traffic;
 use common::wire::icmp::Message;
 
 /// What a non-TCP packet is to the datagram flows.
@@ -28,7 +29,7 @@ impl<Q: PortQueue> Worker<Q> {
     /// The non-TCP half of `process`: `ip` is the IPv4 datagram (checked). Ok: forward it.
     pub(super) fn inspect_datagram(
         &mut self,
-        zone: Zone,
+        zones: Zones,
         ip: &mut [u8],
         now_ms: u32,
     ) -> Result<(), Verdict> {
@@ -56,7 +57,15 @@ impl<Q: PortQueue> Worker<Q> {
             }
             Class::Plain => (None, None),
         };
-        match first_match(&self.ctx.policy, zone, proto.0, src, dst, dport) {
+        let t = Traffic {
+            from: zones.from,
+            to: zones.to,
+            protocol: proto.0,
+            src,
+            dst,
+            dport,
+        };
+        match first_match(&self.ctx.policy, &t) {
             Some((_, r)) if r.action == Action::Pass => {}
             _ => return Err(Verdict::Drop(DropReason::PolicyDeny)),
         }

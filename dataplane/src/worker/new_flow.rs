@@ -2,29 +2,29 @@
 //! cookie), and the objects a `pass` rule's SYN creates.
 
 use super::*;
-use common::config::first_match;
+use common::config::{first_match, Traffic};
 
 impl<Q: PortQueue> Worker<Q> {
-    /// The rule for a new TCP connection `key` arriving from `zone`.
-    fn tcp_rule(&self, zone: Zone, key: &FlowKey) -> Option<(usize, &common::config::Rule)> {
-        let tcp = Protocol::TCP.0;
-        first_match(
-            &self.ctx.policy,
-            zone,
-            tcp,
-            key.src,
-            key.dst,
-            Some(key.dport),
-        )
+    /// The rule for a new TCP connection `key` between `zones`.
+    fn tcp_rule(&self, zones: Zones, key: &FlowKey) -> Option<(usize, &common::config::Rule)> {
+        let t = Traffic {
+            from: zones.from,
+            to: zones.to,
+            protocol: Protocol::TCP.0,
+            src: key.src,
+            dst: key.dst,
+            dport: Some(key.dport),
+        };
+        first_match(&self.ctx.policy, &t)
     }
 
     /// A segment without a flow: dropped, unless it may be the ACK answering a SYN cookie
     /// the control plane sent for a `proxy` rule (only control can tell).
     #[cold]
-    pub(super) fn no_flow(&self, zone: Zone, key: FlowKey, fl: u8) -> Verdict {
+    pub(super) fn no_flow(&self, zones: Zones, key: FlowKey, fl: u8) -> Verdict {
         let cookies = self.ctx.syn_cookies;
         if cookies && fl & (flags::SYN | flags::ACK | flags::RST) == flags::ACK {
-            let rule = self.tcp_rule(zone, &key);
+            let rule = self.tcp_rule(zones, &key);
             if let Some((idx, r)) = rule {
                 if matches!(r.action, Action::Proxy { .. }) {
                     return Verdict::ToControl(Why::ProxyAck {
@@ -39,12 +39,12 @@ impl<Q: PortQueue> Worker<Q> {
 
     pub(super) fn new_syn(
         &mut self,
-        zone: Zone,
+        zones: Zones,
         key: FlowKey,
         tcp: &TcpPacket<&[u8]>,
         now_ms: u32,
     ) -> Result<(common::conn::SpliceParams, OptionMap, Option<u16>), Verdict> {
-        let rule = self.tcp_rule(zone, &key);
+        let rule = self.tcp_rule(zones, &key);
         match rule {
             Some((_, r)) if r.action == Action::Pass => {
                 let mut conn = Conn::new_pass(&key, 0, now_ms);

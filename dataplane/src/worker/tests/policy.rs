@@ -117,3 +117,30 @@ fn icmp_and_dns_pass_other_udp_is_denied() {
     assert_eq!(b.outside.drain_sent().len(), 2);
     assert_eq!(b.drops(DropReason::PolicyDeny), 1);
 }
+
+/// `to_zone` matches the zone a packet's route leaves into: a rule for traffic toward the
+/// inside denies a SYN from the server, not one from the client to the same port.
+#[test]
+fn a_rule_matches_the_egress_zone() {
+    let mut cfg = testbed_config();
+    let mut inward = cfg.policy[1].clone();
+    inward.name = Some("no-iperf-inward".into());
+    inward.to_zone = common::config::Zone::Inside;
+    inward.action = Action::Deny;
+    cfg.policy.insert(0, inward);
+    let mut b = Bed::with(1, cfg, ForwardMode::Full, 64);
+    b.s2c(t(5201, 40000, 9000, 0, SYN));
+    assert_eq!(
+        b.drops(DropReason::PolicyDeny),
+        1,
+        "toward the inside: denied"
+    );
+    assert!(b.inside.drain_sent().is_empty());
+    b.c2s(t(40001, 5201, 1000, 0, SYN));
+    assert_eq!(
+        b.outside.drain_sent().len(),
+        1,
+        "toward the outside: passed"
+    );
+    assert_eq!(b.state(40001, 5201), Some(TcpState::SynSent));
+}
