@@ -3,7 +3,8 @@
 //! (`dns-ntp`: UDP 53 and 123 from the inside zone; nothing lets UDP in from the outside):
 //!
 //! 1. `dig` in the client's namespace asks Debian's dnsmasq in the server's: the answers
-//!    arrive, although they come from the outside (they are replies of the query's flow);
+//!    arrive, although they come from the outside (they are replies of the query's flow), and
+//!    `cutthrough flows` lists the flows, answered;
 //! 2. a UDP answer within the flow's timeout arrives, one after it is dropped (a 3 s `udp`
 //!    timeout here, so the test need not wait 30 s);
 //! 3. a datagram from the outside that belongs to no flow never reaches the client;
@@ -43,6 +44,7 @@ fn udp_flows_af_packet() {
     let the_box = BoxProcess::start_config("af_packet", path_str(&config), &[]);
 
     dns_through(&tmp);
+    dns_flows_listed();
     answers_within_the_timeout_only();
     strays_stay_out();
     let stats = the_box.stop();
@@ -109,6 +111,20 @@ fn dns_through(tmp: &TempDir) {
             NAME_ADDR,
             "answer {i}: {}",
             out.describe()
+        );
+    }
+}
+
+/// 1b. `cutthrough flows` lists the queries' flows, answered, within their timeout.
+fn dns_flows_listed() {
+    let listing = net::cli_json(&["flows", "--json", "--filter", ":53"]);
+    let flows = listing["flows"].as_array().cloned().unwrap_or_default();
+    let udp: Vec<_> = flows.iter().filter(|f| f["phase"] == "udp").collect();
+    assert!(!udp.is_empty(), "no UDP flow to port 53 listed: {listing}");
+    for f in &udp {
+        assert!(
+            f["server"].as_str().is_some_and(|s| s.ends_with(":53")) && f["state"] == "replied",
+            "{f}"
         );
     }
 }

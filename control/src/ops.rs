@@ -118,7 +118,8 @@ pub struct FlowRow {
     pub client: String,
     pub server: String,
     /// `pass`, `spliced`, or, while the participating stack holds the connection, `auth`,
-    /// `proxied`, `draining` or `full_proxy`.
+    /// `proxied`, `draining` or `full_proxy`; `udp` for a UDP flow, `icmp` for an echo
+    /// exchange (its identifier in place of both ports; state `unreplied` or `replied`).
     pub phase: String,
     pub state: String,
     pub delta1: u64,
@@ -552,6 +553,18 @@ impl Ops {
                     delta1: u64::from(c.delta1),
                     delta2: u64::from(c.delta2),
                     idle_ms: u64::from(d.now_ms.wrapping_sub(c.last_seen)),
+                });
+            }
+            for (kind, f) in &d.datagrams {
+                g.listing.flows.push(FlowRow {
+                    worker: u64::from(d.worker),
+                    client: format!("{}:{}", f.key.src, f.key.sport),
+                    server: format!("{}:{}", f.key.dst, f.key.dport),
+                    phase: kind.name().to_string(),
+                    state: f.state.name().to_string(),
+                    delta1: 0,
+                    delta2: 0,
+                    idle_ms: u64::from(d.now_ms.wrapping_sub(f.last_seen)),
                 });
             }
         }

@@ -27,6 +27,17 @@ pub enum DatagramState {
     Replied = 2,
 }
 
+impl DatagramState {
+    /// The name flow listings show.
+    pub fn name(self) -> &'static str {
+        match self {
+            DatagramState::Free => "free",
+            DatagramState::Unreplied => "unreplied",
+            DatagramState::Replied => "replied",
+        }
+    }
+}
+
 /// One UDP flow or ICMP echo exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[repr(C)]
@@ -56,6 +67,16 @@ impl Slot for Datagram {
 pub enum Kind {
     Udp,
     IcmpEcho,
+}
+
+impl Kind {
+    /// The phase flow listings show for a flow of this kind.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Udp => "udp",
+            Kind::IcmpEcho => "icmp",
+        }
+    }
 }
 
 /// The key of an ICMP echo request or reply with identifier `id` from `src` to `dst`.
@@ -167,6 +188,12 @@ impl Datagrams {
 
     pub fn is_empty(&self) -> bool {
         self.udp.is_empty() && self.icmp.is_empty()
+    }
+
+    /// Every slot of `kind`'s table, free or not, in table order (bounded scans for flow
+    /// listings).
+    pub fn slots(&self, kind: Kind) -> &[Datagram] {
+        self.table(kind).slots()
     }
 
     /// Every live flow of `kind` (management, not the hot path).

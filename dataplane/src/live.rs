@@ -31,7 +31,11 @@
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 
 use common::conn::{Conn, ConnFlags, TcpState};
+use common::flow::FlowKey;
 use common::wire::Ipv4Addr;
+
+use crate::datagram::{Datagram, Kind};
+use crate::flow_table::Slot;
 
 use crate::worker::WorkerCounters;
 
@@ -259,6 +263,12 @@ pub struct FlowFilter {
 impl FlowFilter {
     #[inline]
     pub fn matches(&self, c: &Conn) -> bool {
+        self.matches_key(&c.key())
+    }
+
+    /// Whether a flow keyed `k` (either way round) is wanted.
+    #[inline]
+    pub fn matches_key(&self, k: &FlowKey) -> bool {
         let net_ok = match self.net {
             None => true,
             Some((addr, len)) => {
@@ -267,12 +277,12 @@ impl FlowFilter {
                 } else {
                     u32::MAX << (32 - u32::from(len.min(32)))
                 };
-                (c.client.0 & mask) == (addr.0 & mask) || (c.server.0 & mask) == (addr.0 & mask)
+                (k.src.0 & mask) == (addr.0 & mask) || (k.dst.0 & mask) == (addr.0 & mask)
             }
         };
         let port_ok = match self.port {
             None => true,
-            Some(p) => c.client_port == p || c.server_port == p,
+            Some(p) => k.sport == p || k.dport == p,
         };
         net_ok && port_ok
     }
@@ -321,6 +331,10 @@ pub struct FlowDump {
     pub limit: usize,
     /// The copies. Allocated by control with room for `limit`; the worker never grows it.
     pub flows: Vec<Conn>,
+    /// The UDP flows and ICMP echo exchanges, as `flows` (with the same room).
+    pub datagrams: Vec<(Kind, Datagram)>,
+    /// Which table the scan is in: TCP, then UDP, then ICMP.
+    pub table: u8,
     /// Flows that matched the filter, copied or not.
     pub matched: u64,
     /// Flows in the worker's table when the scan ended.
@@ -341,6 +355,8 @@ impl FlowDump {
             filter,
             limit,
             flows: Vec::with_capacity(limit),
+            datagrams: Vec::with_capacity(limit),
+            table: 0,
             matched: 0,
             total: 0,
             worker: 0,
@@ -354,18 +370,42 @@ impl FlowDump {
     /// counted.
     pub fn scan(&mut self, slots: &[Conn], budget: usize) -> bool {
         let end = self.cursor.saturating_add(budget).min(slots.len());
-        let room = self.limit.min(self.flows.capacity());
+        let room = self.room();
         for c in &slots[self.cursor.min(end)..end] {
             if c.is_free() || !self.filter.matches(c) {
                 continue;
             }
             self.matched += 1;
-            if self.flows.len() < room {
+            if self.flows.len() + self.datagrams.len() < room {
                 self.flows.push(*c);
             }
         }
         self.cursor = end;
         end >= slots.len()
+    }
+
+    /// As [`FlowDump::scan`], over a table of datagram flows of `kind`.
+    pub fn scan_datagrams(&mut self, kind: Kind, slots: &[Datagram], budget: usize) -> bool {
+        let end = self.cursor.saturating_add(budget).min(slots.len());
+        let room = self.room();
+        for d in &slots[self.cursor.min(end)..end] {
+            if d.is_free() || !self.filter.matches_key(&d.key) {
+                continue;
+            }
+            self.matched += 1;
+            if self.flows.len() + self.datagrams.len() < room {
+                self.datagrams.push((kind, *d));
+            }
+        }
+        self.cursor = end;
+        end >= slots.len()
+    }
+
+    /// How many flows of all kinds fit, allocated by control.
+    fn room(&self) -> usize {
+        self.limit
+            .min(self.flows.capacity())
+            .min(self.datagrams.capacity())
     }
 }
 

@@ -264,8 +264,19 @@ impl<Q: PortQueue> Worker<Q> {
     /// publication when it is due. Neither allocates nor locks (see `crate::live`).
     fn housekeeping(&mut self, now_ms: u32) {
         if let Some(d) = self.dump.as_mut() {
-            if d.scan(self.table.slots(), DUMP_SCAN_BUDGET) {
-                d.total = self.table.len() as u64;
+            let budget = DUMP_SCAN_BUDGET;
+            let done = match d.table {
+                0 => d.scan(self.table.slots(), budget),
+                1 => d.scan_datagrams(Kind::Udp, self.datagrams.slots(Kind::Udp), budget),
+                _ => d.scan_datagrams(Kind::IcmpEcho, self.datagrams.slots(Kind::IcmpEcho), budget),
+            };
+            if done && d.table < 2 {
+                d.table += 1;
+                d.cursor = 0;
+            } else if done {
+                d.total = (self.table.len()
+                    + self.datagrams.len(Kind::Udp)
+                    + self.datagrams.len(Kind::IcmpEcho)) as u64;
                 d.worker = self.id;
                 d.now_ms = now_ms;
                 if let Some(d) = self.dump.take() {

@@ -1,5 +1,6 @@
 use super::*;
 use crate::contract::NewContext;
+use crate::datagram::{DatagramState, Kind};
 use crate::live::{FlowDump, FlowFilter, Reply, PUBLISH_MS};
 use common::config::Action;
 
@@ -61,6 +62,51 @@ fn flow_listings_are_bounded_and_filtered() {
     assert!(d.flows.iter().all(|c| c.state == TcpState::SynSent));
     let d = dump(&mut b, "198.20.0.0/16", 100);
     assert_eq!((d.flows.len(), d.matched), (0, 0));
+}
+
+/// Listings show UDP flows and echo exchanges after the TCP flows, within the same limit.
+#[test]
+fn flow_listings_show_datagram_flows_too() {
+    let mut b = Bed::new(1);
+    b.c2s(t(40000, 5201, 1000, 0, SYN));
+    for i in 0..5u16 {
+        b.inside.inject(crate::testing::udp_frame(
+            &client_env(),
+            50000 + i,
+            53,
+            b"q",
+        ));
+    }
+    b.inside
+        .inject(icmp_echo_frame(&client_env(), 7, 1, b"ping"));
+    b.poll();
+    b.outside
+        .inject(crate::testing::udp_frame(&server_env(), 53, 50000, b"a"));
+    b.poll();
+    let d = dump(&mut b, "", 100);
+    assert_eq!((d.flows.len(), d.datagrams.len(), d.total), (1, 6, 7));
+    let udp: Vec<_> = d
+        .datagrams
+        .iter()
+        .filter(|(k, _)| *k == Kind::Udp)
+        .collect();
+    assert_eq!(udp.len(), 5);
+    let replied = udp
+        .iter()
+        .filter(|(_, f)| f.state == DatagramState::Replied);
+    assert_eq!(replied.count(), 1, "the one answered");
+    assert!(d
+        .datagrams
+        .iter()
+        .any(|(k, f)| *k == Kind::IcmpEcho && f.key.sport == 7));
+    let d = dump(&mut b, ":53", 100);
+    assert_eq!((d.flows.len(), d.datagrams.len(), d.matched), (0, 5, 5));
+    let d = dump(&mut b, "", 3);
+    assert_eq!(
+        (d.flows.len() + d.datagrams.len(), d.matched),
+        (3, 7),
+        "the limit holds"
+    );
 }
 
 #[test]
