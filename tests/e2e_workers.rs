@@ -8,7 +8,10 @@
 //!
 //! 1. ping, concurrent `pass` connections and `line` logins (spliced), all byte-exact at both
 //!    ends;
-//! 2. the counters written on SIGTERM show packets handed over and received, both workers
+//! 2. an ICMP error the server's host sends about a spliced connection reaches the client
+//!    with its quote put back into the client's sequence space (by Δ1), whichever worker the
+//!    kernel gave it to;
+//! 3. the counters written on SIGTERM show packets handed over and received, both workers
 //!    carrying flows, no ring full, and no drop a split connection would cause
 //!    (`out_of_window`, `no_flow`).
 //!
@@ -16,12 +19,16 @@
 
 mod net;
 
-use net::{counter, path_str, worker_sum, BoxProcess, Streams, TempDir, Testbed};
-use net::{INSIDE, ROOT, SERVER_ADDR};
+use std::time::Duration;
+
+use net::{counter, ns, path_str, python, worker_sum, Background, BoxProcess, Streams, TempDir};
+use net::{Testbed, CLIENT_ADDR, INSIDE, OUTSIDE, ROOT, SERVER_ADDR};
 
 const PASS_PORT: u16 = 5201;
 const LINE_PORT: u16 = 2323;
 const CONNS: usize = 8;
+const SPLICE_PORT: u16 = 9000;
+const QUOTE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/net/icmp_quote.py");
 
 #[test]
 fn two_workers_hand_flows_to_their_owner_af_packet() {
@@ -48,6 +55,7 @@ fn two_workers_hand_flows_to_their_owner_af_packet() {
         r.verify(&log, &the_box.logs());
     }
     net::expect_spliced(CONNS as u64, "the line logins through two workers");
+    icmp_error_about_a_spliced_flow();
 
     let stats = the_box.stop();
     let handed = worker_sum(&stats, "handed_off");
@@ -71,4 +79,82 @@ fn two_workers_hand_flows_to_their_owner_af_packet() {
     for reason in ["handoff_full", "out_of_window", "no_flow", "out_of_state"] {
         assert_eq!(counter(&stats, &["drops", reason]), 0, "{reason}");
     }
+    assert_eq!(worker_sum(&stats, "icmp_quotes_rewritten"), 1);
+}
+
+/// Step 2: a spliced connection held open (`splice-only`), an ICMP "fragmentation needed"
+/// from the server's host quoting a client segment as the server sees it, and its quote at
+/// the client.
+fn icmp_error_about_a_spliced_flow() {
+    let listen = format!("TCP-LISTEN:{SPLICE_PORT},reuseaddr");
+    let mut echo = Background::ns(OUTSIDE, "socat", &[&listen, "PIPE"]);
+    assert!(
+        net::wait_listening(OUTSIDE, SPLICE_PORT, Duration::from_secs(10)),
+        "the echo server does not listen: {}",
+        echo.describe()
+    );
+    let port = SPLICE_PORT.to_string();
+    let mut hold = Background::ns(INSIDE, python(), &[QUOTE, "hold", SERVER_ADDR, &port, "8"]);
+    let mut cport = String::new();
+    assert!(
+        net::poll(Duration::from_secs(10), Duration::from_millis(50), || {
+            cport = hold
+                .stdout()
+                .trim()
+                .strip_prefix("held ")
+                .unwrap_or("")
+                .to_string();
+            !cport.is_empty()
+        }),
+        "no connection held: {}",
+        hold.describe()
+    );
+    let client = format!("{CLIENT_ADDR}:{cport}");
+    let mut delta1 = None;
+    net::poll(Duration::from_secs(10), Duration::from_millis(100), || {
+        let listing = net::cli_json(&["flows", "--json", "--filter", &format!(":{port}")]);
+        delta1 = listing["flows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|f| f["client"] == client.as_str() && f["phase"] == "spliced")
+            .and_then(|f| f["delta1"].as_u64());
+        delta1.is_some()
+    });
+    let delta1 = delta1.unwrap_or_else(|| panic!("{client} was not spliced")) as u32;
+    assert_ne!(
+        delta1, 0,
+        "the two legs' sequence spaces differ (else nothing to restore)"
+    );
+    let mut watch = Background::ns(INSIDE, python(), &[QUOTE, "watch", "3"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let server_seq: u32 = 0x1234_5678;
+    let seq = server_seq.to_string();
+    let args = [
+        QUOTE,
+        "send",
+        CLIENT_ADDR,
+        CLIENT_ADDR,
+        &cport,
+        SERVER_ADDR,
+        &port,
+        &seq,
+    ];
+    ns(OUTSIDE, python(), &args, Duration::from_secs(10)).expect_success("send the ICMP error");
+    assert!(watch.wait(Duration::from_secs(10)).is_some());
+    let seen: serde_json::Value = serde_json::from_str(watch.stdout().trim())
+        .unwrap_or_else(|e| panic!("{e}: {}", watch.describe()));
+    let quotes: Vec<u64> = seen
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|q| q["sport"].as_u64() == cport.parse().ok())
+        .filter_map(|q| q["seq"].as_u64())
+        .collect();
+    assert_eq!(
+        quotes,
+        vec![u64::from(server_seq.wrapping_sub(delta1))],
+        "the quote at the client (Δ1 {delta1}): {seen}"
+    );
+    hold.wait(Duration::from_secs(15));
 }
