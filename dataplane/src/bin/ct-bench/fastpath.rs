@@ -651,21 +651,12 @@ fn print_commands(bench: &Bench, kinds: &[String]) {
 
 /// One run of `kind` (the box's worker in a child process, or testpmd): its RESULT line.
 fn run_kind(bench: &Bench, kind: &str, run: usize, limit: Duration) -> Result<String, String> {
-    let Bench {
-        setup,
-        secs,
-        warmup,
-        mem,
-        dir,
-        exe,
-        spliced,
-        pass,
-    } = bench;
-    let (secs, warmup, mem) = (*secs, *warmup, *mem);
+    let (setup, dir, spliced) = (&bench.setup, &bench.dir, &bench.spliced);
+    let (secs, warmup, mem) = (bench.secs, bench.warmup, bench.mem);
     let line = match kind {
         "spliced" | "pass" | "io" => {
             let (i, o) = if kind == "pass" {
-                pass.as_ref().ok_or("no pass captures")?
+                bench.pass.as_ref().ok_or("no pass captures")?
             } else {
                 spliced
             };
@@ -690,7 +681,7 @@ fn run_kind(bench: &Bench, kind: &str, run: usize, limit: Duration) -> Result<St
             ]
             .map(String::from)
             .to_vec();
-            let out = run_logged(exe, &a, dir, &format!("box-{kind}-{run}"), limit)?;
+            let out = run_logged(&bench.exe, &a, dir, &format!("box-{kind}-{run}"), limit)?;
             out.lines()
                 .find(|l| l.starts_with("RESULT "))
                 .ok_or(format!("box {kind}: no RESULT line in {out:?}"))?
