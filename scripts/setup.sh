@@ -9,7 +9,7 @@ PACKAGES=(
   # reference tools: dpdk-testpmd, dpdk-proc-info, dpdk-dumpcap, dpdk-telemetry.py
   dpdk dpdk-dev
   # the namespace testbed and its traffic
-  iproute2 iputils-ping ethtool iptables iperf3 curl netcat-openbsd socat tcpdump
+  iproute2 iputils-ping traceroute ethtool iptables iperf3 curl netcat-openbsd socat tcpdump
   # the tests' and the demo's clients, servers, frame generator and NFQUEUE fault injector
   # (scripts/nfq_faults.py, tests/net/*.py: the standard library only)
   python3

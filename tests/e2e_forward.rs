@@ -2,13 +2,15 @@
 //! Plain stateful forwarding through the real box on the namespace testbed (DESIGN.md §7.3,
 //! §9), once over `net_af_packet` and once over `net_af_xdp`:
 //!
-//! 1. ping from the client to the server passes (`icmp: pass`);
+//! 1. ping from the client to the server passes (`icmp: pass`), and `traceroute` sees the box
+//!    (its time exceeded) and then the server;
 //! 2. a short TCP connection to port 5202 opens and closes, and a 100 MiB TCP upload to port
 //!    5201 (both `iperf3: pass`) arrives byte-exact (SHA-256);
 //! 3. a SYN to port 7000 (`default-deny`) gets nothing through: the client's connect fails
 //!    and the server's listener never sees a connection (while a local connect reaches it);
-//! 4. the counters written on SIGTERM agree: the two TCP flows created and closed, a
-//!    `policy_deny` drop, the 100 MiB seen on the inside port, no `out_of_window` drop.
+//! 4. the counters written on SIGTERM agree: echo exchanges and a time exceeded, the two TCP
+//!    flows created and closed, a `policy_deny` drop, the 100 MiB seen on the inside port, no
+//!    `out_of_window` drop.
 //!
 //! Run as root: `cargo test --test e2e_forward` (seconds per port kind here; bounded at a few
 //! minutes by the timeouts).
@@ -20,7 +22,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use net::{counter, has, ns, worker_sum, BoxProcess, TempDir, Testbed};
-use net::{INSIDE, OUTSIDE, SERVER_ADDR};
+use net::{BOX_INSIDE_ADDR, INSIDE, OUTSIDE, SERVER_ADDR};
 
 const TRANSFER_BYTES: u64 = 100 * 1024 * 1024;
 const TRANSFER_PORT: u16 = 5201;
@@ -55,10 +57,30 @@ fn forward(ports: &str, extra_eal: &[&str]) {
         3,
         "ping client -> server through the box",
     );
+    traceroute_through();
     short_connection();
     upload(ports, &src, &dst, &src_sha);
     denied_port(&marker);
     check_counters(ports, the_box.stop());
+}
+
+/// 1b. `traceroute` (ICMP probes): the box answers the probe whose TTL runs out there with
+/// time exceeded from its inside address, the server answers the next.
+fn traceroute_through() {
+    let out = ns(
+        INSIDE,
+        "traceroute",
+        &["-n", "-I", "-q", "1", "-w", "2", "-m", "4", SERVER_ADDR],
+        Duration::from_secs(30),
+    )
+    .expect_success("traceroute -I through the box");
+    let hops: Vec<&str> = out
+        .stdout
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(hops, [BOX_INSIDE_ADDR, SERVER_ADDR], "{}", out.describe());
 }
 
 /// 2a. A short TCP connection on a `pass` port: connect, close both ways.
@@ -143,7 +165,18 @@ fn check_counters(ports: &str, stats: serde_json::Value) {
     let denied_drops = counter(&stats, &["drops", "policy_deny"]);
     let inside_rx = counter(&stats, &["ports", "inside", "rx_packets"]);
     let out_of_window = counter(&stats, &["drops", "out_of_window"]);
-    // Only TCP creates flows (ICMP passes statelessly): the short connection and the upload.
+    // `flows_created` counts TCP connections: the short connection and the upload. The pings
+    // and the traceroute's probes are echo exchanges, counted apart.
+    let echo = worker_sum(&stats, "icmp_flows_created");
+    assert!(
+        echo >= 1,
+        "icmp_flows_created {echo}: no echo exchange\n{pretty}"
+    );
+    let exceeded = counter(&stats, &["control", "icmp_time_exceeded_sent"]);
+    assert!(
+        exceeded >= 1,
+        "no time exceeded sent for the traceroute\n{pretty}"
+    );
     assert!(
         created >= 2,
         "flows_created {created} < 2 (the short connection and the upload)\n{pretty}"
