@@ -24,11 +24,14 @@ impl Settings {
     }
 
     /// These settings for workers that reach their flows by `steering` (the ports decide).
-    pub fn steered(mut self, steering: Steering) -> Settings {
-        if let Some(ctx) = Arc::get_mut(&mut self.workers) {
-            ctx.steering = steering;
+    pub fn steered(self, steering: Steering) -> Settings {
+        let mut workers = Context::new(&self.config, self.workers.macs, self.workers.mode);
+        workers.steering = steering;
+        workers.generation = self.workers.generation;
+        Settings {
+            workers: Arc::new(workers),
+            ..self
         }
-        self
     }
 
     /// 0 for the configuration the box started with, +1 for each reload.

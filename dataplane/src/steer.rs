@@ -40,9 +40,9 @@ pub enum Steering {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Owned {
     pub key: FlowKey,
-    /// The NIC hashes the packet's flow by its ports (TCP, UDP) rather than its addresses
-    /// only (ICMP echo).
-    pub ports: bool,
+    /// TCP or UDP (the NIC hashes it by its ports too), or ICMP (an echo exchange, which the
+    /// NIC hashes by its addresses only).
+    pub protocol: Protocol,
     /// The NIC cannot have placed it: an ICMP error (owned by the packet it quotes) or a
     /// first fragment (hashed without ports).
     pub misplaced: bool,
@@ -52,14 +52,25 @@ pub struct Owned {
 pub fn owned(frame: &[u8]) -> Option<Owned> {
     let ip = ipv4_of(frame)?;
     let first_fragment = ip.is_fragment();
-    let mut own = flow_of(&ip, first_fragment)?;
+    let mut own = flow_of(&ip, !first_fragment)?;
     own.misplaced |= first_fragment;
     Some(own)
 }
 
-/// The flow of an IPv4 datagram (`quoted`: the one an ICMP error quotes, whose ports may be
-/// all that is left of its transport header).
-fn flow_of(ip: &Ipv4Packet<&[u8]>, fragment: bool) -> Option<Owned> {
+/// The flow of the datagram the ICMP error `msg` quotes (whose ports may be all that is left
+/// of its transport header): what the error is about, for its owner and for the worker that
+/// decides whether it is related.
+pub fn quoted(msg: &IcmpPacket<&[u8]>) -> Option<Owned> {
+    let q = Ipv4Packet::new_checked_quoted(msg.quoted()).ok()?;
+    let own = flow_of(&q, false)?;
+    Some(Owned {
+        misplaced: true,
+        ..own
+    })
+}
+
+/// The flow of an IPv4 datagram; with `errors`, an ICMP error's is the one it quotes.
+fn flow_of(ip: &Ipv4Packet<&[u8]>, errors: bool) -> Option<Owned> {
     if ip.frag_offset() != 0 {
         return None;
     }
@@ -73,7 +84,7 @@ fn flow_of(ip: &Ipv4Packet<&[u8]>, fragment: bool) -> Option<Owned> {
                 dst,
                 u16::from_be_bytes([l4[2], l4[3]]),
             ),
-            ports: true,
+            protocol: ip.protocol(),
             misplaced: false,
         }),
         Protocol::ICMP if l4.len() >= 8 => {
@@ -81,15 +92,10 @@ fn flow_of(ip: &Ipv4Packet<&[u8]>, fragment: bool) -> Option<Owned> {
             match msg.msg_type() {
                 Message::ECHO_REQUEST | Message::ECHO_REPLY => Some(Owned {
                     key: echo_key(src, dst, msg.echo_ident()),
-                    ports: false,
+                    protocol: Protocol::ICMP,
                     misplaced: false,
                 }),
-                t if t.is_error() && !fragment => {
-                    let quoted = Ipv4Packet::new_checked_quoted(msg.quoted()).ok()?;
-                    let mut own = flow_of(&quoted, false)?;
-                    own.misplaced = true;
-                    Some(own)
-                }
+                t if t.is_error() && errors => quoted(&msg),
                 _ => None,
             }
         }
@@ -105,7 +111,7 @@ impl Steering {
             Steering::One => None,
             Steering::Rss { .. } if !own.misplaced => None,
             Steering::Rss { reta_size } => {
-                let hash = if own.ports {
+                let hash = if own.protocol != Protocol::ICMP {
                     own.key.rss_hash()
                 } else {
                     addresses_rss_hash(&own.key)
@@ -216,7 +222,7 @@ mod tests {
             icmp_echo_reply_frame(&env(B, A), 7, 1, b"x"),
         );
         let (p, q) = (owned(&ping).unwrap(), owned(&pong).unwrap());
-        assert!(!p.ports && p.key == q.key.reversed());
+        assert!(p.protocol == Protocol::ICMP && p.key == q.key.reversed());
         let error = icmp_error_frame(
             &env(ROUTER, A),
             Message::TIME_EXCEEDED,
@@ -235,7 +241,7 @@ mod tests {
         let nic = (addresses_rss_hash(&p.key) as usize % 128) % 4;
         assert_eq!(rss.owner(&e, 4), Some(nic));
         let dns = owned(&udp_frame(&env(A, B), 40000, 53, b"q")).unwrap();
-        assert!(dns.ports && dns.key == FlowKey::new(A, 40000, B, 53));
+        assert!(dns.protocol == Protocol::UDP && dns.key == FlowKey::new(A, 40000, B, 53));
         assert_eq!(Steering::One.owner(&dns, 1), None);
     }
 

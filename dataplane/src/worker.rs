@@ -15,7 +15,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use common::config::{first_match, Action, Zone};
+use common::config::{first_match, Action, Traffic, Zone};
 use common::conn::TsEdit;
 use common::conn::{Conn, ConnFlags, TcpState};
 use common::flow::{Direction, FlowKey};
@@ -28,7 +28,7 @@ use common::wire::ethernet::{EtherType, EthernetFrame};
 use common::wire::icmp::IcmpPacket;
 use common::wire::ipv4::{Ipv4Packet, Protocol};
 use common::wire::tcp::{flags, OptionMap, TcpPacket};
-use common::wire::MacAddr;
+use common::wire::{Ipv4Addr, MacAddr};
 
 use crate::context::{Context, ForwardMode};
 use crate::contract::{Command, FromControl, ToControl, Why, WorkerRings};
@@ -57,6 +57,21 @@ pub use counters::WorkerCounters;
 struct Zones {
     from: Zone,
     to: Zone,
+}
+
+impl Zones {
+    /// What the policy is asked about a packet between these zones.
+    #[inline]
+    fn traffic(self, protocol: u8, src: Ipv4Addr, dst: Ipv4Addr, dport: Option<u16>) -> Traffic {
+        Traffic {
+            from: self.from,
+            to: self.to,
+            protocol,
+            src,
+            dst,
+            dport,
+        }
+    }
 }
 
 /// A packet's flow key and its symmetric hash, computed once per burst (see

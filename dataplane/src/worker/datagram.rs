@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::datagram::{echo_key, Seen};
-use common::config::Traffic;
+use crate::steer::quoted;
 use common::wire::icmp::Message;
 
 /// What a non-TCP packet is to the datagram flows.
@@ -57,15 +57,7 @@ impl<Q: PortQueue> Worker<Q> {
             }
             Class::Plain => (None, None),
         };
-        let t = Traffic {
-            from: zones.from,
-            to: zones.to,
-            protocol: proto.0,
-            src,
-            dst,
-            dport,
-        };
-        match first_match(&self.ctx.policy, &t) {
+        match first_match(&self.ctx.policy, &zones.traffic(proto.0, src, dst, dport)) {
             Some((_, r)) if r.action == Action::Pass => {}
             _ => return Err(Verdict::Drop(DropReason::PolicyDeny)),
         }
@@ -87,9 +79,9 @@ impl<Q: PortQueue> Worker<Q> {
         }
     }
 
-    /// Whether `ip` (an IPv4 datagram) is an ICMP error quoting a packet of a tracked flow:
-    /// a TCP connection (whose quote is rewritten back if it is spliced), a UDP flow or an
-    /// ICMP echo exchange.
+    /// Whether `ip` (an IPv4 datagram) is an ICMP error quoting a packet of a tracked flow
+    /// (the flow `steer::quoted` says it is about): a TCP connection (whose quote is rewritten
+    /// back if it is spliced), a UDP flow or an ICMP echo exchange (either way round).
     fn icmp_related(&mut self, ip: &mut [u8], now_ms: u32) -> bool {
         let Ok(p) = Ipv4Packet::new_checked(&mut *ip) else {
             return false;
@@ -97,35 +89,17 @@ impl<Q: PortQueue> Worker<Q> {
         let hl = p.header_len();
         let end = usize::from(p.total_len()).min(ip.len());
         let icmp = &mut ip[hl..end];
-        let Ok(msg) = IcmpPacket::new_checked(&*icmp) else {
+        let Some(about) = IcmpPacket::new_checked(&*icmp)
+            .ok()
+            .and_then(|m| quoted(&m))
+        else {
             return false;
         };
-        let Ok(q) = Ipv4Packet::new_checked_quoted(msg.quoted()) else {
-            return false;
-        };
-        let l4 = q.payload();
-        if l4.len() < 8 {
-            return false;
-        }
-        let ports = FlowKey::new(
-            q.src(),
-            u16::from_be_bytes([l4[0], l4[1]]),
-            q.dst(),
-            u16::from_be_bytes([l4[2], l4[3]]),
-        );
-        match q.protocol() {
-            Protocol::UDP => self.datagrams.related(Kind::Udp, &ports, now_ms),
-            Protocol::ICMP => {
-                let quoted = IcmpPacket::new_unchecked(l4);
-                quoted.msg_type() == Message::ECHO_REQUEST
-                    && self.datagrams.related(
-                        Kind::IcmpEcho,
-                        &echo_key(q.src(), q.dst(), quoted.echo_ident()),
-                        now_ms,
-                    )
-            }
+        match about.protocol {
+            Protocol::UDP => self.datagrams.related(Kind::Udp, &about.key, now_ms),
+            Protocol::ICMP => self.datagrams.related(Kind::IcmpEcho, &about.key, now_ms),
             Protocol::TCP => {
-                let Some((i, dir)) = self.table.lookup(&ports) else {
+                let Some((i, dir)) = self.table.lookup(&about.key) else {
                     return false;
                 };
                 let params = self.table.get(i).params(dir);

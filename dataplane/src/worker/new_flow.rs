@@ -2,19 +2,12 @@
 //! cookie), and the objects a `pass` rule's SYN creates.
 
 use super::*;
-use common::config::{first_match, Traffic};
+use common::config::first_match;
 
 impl<Q: PortQueue> Worker<Q> {
     /// The rule for a new TCP connection `key` between `zones`.
     fn tcp_rule(&self, zones: Zones, key: &FlowKey) -> Option<(usize, &common::config::Rule)> {
-        let t = Traffic {
-            from: zones.from,
-            to: zones.to,
-            protocol: Protocol::TCP.0,
-            src: key.src,
-            dst: key.dst,
-            dport: Some(key.dport),
-        };
+        let t = zones.traffic(Protocol::TCP.0, key.src, key.dst, Some(key.dport));
         first_match(&self.ctx.policy, &t)
     }
 
