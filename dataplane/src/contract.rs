@@ -135,8 +135,9 @@ pub struct Handoff<P> {
     pub pkt: P,
 }
 
-/// Packets a worker's handoff ring holds: two bursts from each of a few busy workers.
-pub const HANDOFF_DEPTH: usize = 1024;
+/// Packets a worker's handoff ring holds: a few milliseconds of another worker's traffic, so
+/// that an owner descheduled for a moment (more lcores than CPUs) loses nothing.
+pub const HANDOFF_DEPTH: usize = 4096;
 
 /// The rings of one worker: its own command ring and the shared ring to control.
 #[derive(Debug)]
