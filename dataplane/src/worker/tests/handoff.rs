@@ -111,7 +111,7 @@ fn a_full_handoff_ring_is_a_counted_drop() {
             let f = tcp_frame(&client_env(), &t(sport, 5201, 1000, 0, SYN));
             assert!(b.inside.inject_to(0, f));
             sent += 1;
-            if sent % BURST as u64 == 0 {
+            if sent.is_multiple_of(BURST as u64) {
                 b.workers[0].poll(b.now);
             }
         }
