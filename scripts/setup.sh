@@ -6,6 +6,8 @@ set -euo pipefail
 PACKAGES=(
   # build: the dpdk-sys binding (bindgen needs libclang, the C shim needs a compiler)
   build-essential pkg-config clang libclang-dev libdpdk-dev
+  # the multiport testbed's VLAN host on kernels without 802.1Q devices (tc programs)
+  libbpf-dev
   # reference tools: dpdk-testpmd, dpdk-proc-info, dpdk-dumpcap, dpdk-telemetry.py
   dpdk dpdk-dev
   # the namespace testbed and its traffic

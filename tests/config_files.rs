@@ -17,107 +17,123 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const BAD: &[(&str, &str)] = &[
     (
         "syntax-error.yaml",
-        "tests/bad-configs/syntax-error.yaml:12:17: mapping values are not allowed in this context",
+        "tests/bad-configs/syntax-error.yaml:14:17: mapping values are not allowed in this context",
     ),
     (
         "unknown-field.yaml",
-        "tests/bad-configs/unknown-field.yaml:5:5: interfaces.inside: unknown field `address`, expected one of `device`, `mac`, `addresses`, `mtu`, `rx_queues`, `tx_queues`, `rx_descriptors`, `tx_descriptors`",
+        "tests/bad-configs/unknown-field.yaml:6:5: interfaces[0]: unknown field `address`, expected one of `name`, `zone`, `device`, `mac`, `addresses`, `mtu`, `rx_queues`, `tx_queues`, `rx_descriptors`, `tx_descriptors`, `vlans`",
+    ),
+    (
+        "interfaces-old-form.yaml",
+        "tests/bad-configs/interfaces-old-form.yaml:2: interfaces: must be a list of ports now, not a map: write one item per port (inside, outside), each like `- name: inside` / `zone: inside` / `device: ...`, its other keys as before",
     ),
     (
         "bad-cidr.yaml",
-        "tests/bad-configs/bad-cidr.yaml:7: interfaces.inside.addresses[0]: `198.18.0.300/24` is not a CIDR prefix: `198.18.0.300` is not an IPv4 address",
+        "tests/bad-configs/bad-cidr.yaml:8: interfaces[0].addresses[0]: `198.18.0.300/24` is not a CIDR prefix: `198.18.0.300` is not an IPv4 address",
     ),
     (
         "overlapping-subnets.yaml",
-        "tests/bad-configs/overlapping-subnets.yaml:10: interfaces.outside.addresses[1]: subnet 198.18.0.0/15 overlaps the inside subnet 198.18.0.0/24 (interfaces.inside.addresses[0]); the two ports must be in different subnets",
+        "tests/bad-configs/overlapping-subnets.yaml:12: interfaces[1].addresses[1]: subnet 198.18.0.0/15 overlaps 198.18.0.0/24, a subnet of interface inside (interfaces[0].addresses[0]); each interface must have subnets of its own",
+    ),
+    (
+        "vlan-subnet-overlaps-port.yaml",
+        "tests/bad-configs/vlan-subnet-overlaps-port.yaml:14: interfaces[1].vlans[0].addresses[0]: subnet 198.18.0.0/16 overlaps 198.18.0.0/24, a subnet of interface inside (interfaces[0].addresses[0]); each interface must have subnets of its own",
+    ),
+    (
+        "vlan-id-twice.yaml",
+        "tests/bad-configs/vlan-id-twice.yaml:10: interfaces[0].vlans[1].id: VLAN 100 is listed twice (also interfaces[0].vlans[0])",
+    ),
+    (
+        "interface-zone-any.yaml",
+        "tests/bad-configs/interface-zone-any.yaml:8: interfaces[1].zone: `any` is only for policy rules: an interface is in zone inside or outside",
     ),
     (
         "route-unknown-interface.yaml",
-        "tests/bad-configs/route-unknown-interface.yaml:12:16: routes[0].interface: unknown variant `dmz`, expected `inside` or `outside`",
+        "tests/bad-configs/route-unknown-interface.yaml:17: routes[0].interface: no interface is called `inside.200`: name a port, or PORT.ID for a VLAN (the box has inside, inside.100, outside)",
     ),
     (
         "route-via-not-connected.yaml",
-        "tests/bad-configs/route-via-not-connected.yaml:11: routes[0].via: gateway 198.18.0.1 is not in a connected subnet of the outside interface (198.19.0.0/24)",
+        "tests/bad-configs/route-via-not-connected.yaml:13: routes[0].via: gateway 198.18.0.1 is not in a connected subnet of interface outside (198.19.0.0/24)",
     ),
     (
         "duplicate-users.yaml",
-        "tests/bad-configs/duplicate-users.yaml:14: users[2].name: duplicate user `alice` (also users[0])",
+        "tests/bad-configs/duplicate-users.yaml:16: users[2].name: duplicate user `alice` (also users[0])",
     ),
     (
         "unknown-auth.yaml",
-        "tests/bad-configs/unknown-auth.yaml:13:11: policy[0].auth: unknown variant `kerberos`, expected one of `none`, `line`, `http-basic`",
+        "tests/bad-configs/unknown-auth.yaml:15:11: policy[0].auth: unknown variant `kerberos`, expected one of `none`, `line`, `http-basic`",
     ),
     (
         "proxy-without-users.yaml",
-        "tests/bad-configs/proxy-without-users.yaml:13: policy[0].auth: auth line with backend local needs users, but no users are configured",
+        "tests/bad-configs/proxy-without-users.yaml:15: policy[0].auth: auth line with backend local needs users, but no users are configured",
     ),
     (
         "empty-port-range.yaml",
-        "tests/bad-configs/empty-port-range.yaml:13: policy[0].ports[1]: `5210-5201` is an empty port range: 5210 is greater than 5201",
+        "tests/bad-configs/empty-port-range.yaml:15: policy[0].ports[1]: `5210-5201` is an empty port range: 5210 is greater than 5201",
     ),
     (
         "ports-for-icmp.yaml",
-        "tests/bad-configs/ports-for-icmp.yaml:11: policy[0].ports: ports are only allowed with protocol tcp or udp (this rule's protocol is icmp)",
+        "tests/bad-configs/ports-for-icmp.yaml:13: policy[0].ports: ports are only allowed with protocol tcp or udp (this rule's protocol is icmp)",
     ),
     (
         "plain-text-password.yaml",
-        "tests/bad-configs/plain-text-password.yaml:11: users[0].password: plain-text passwords are not accepted: put an argon2 hash in `password_hash` (make one with `cutthrough hash-password`)",
+        "tests/bad-configs/plain-text-password.yaml:13: users[0].password: plain-text passwords are not accepted: put an argon2 hash in `password_hash` (make one with `cutthrough hash-password`)",
     ),
     (
         "bad-hash.yaml",
-        "tests/bad-configs/bad-hash.yaml:11: users[0].password_hash: a `2b` hash: only argon2 (argon2id, argon2i, argon2d) is accepted; make one with `cutthrough hash-password`",
+        "tests/bad-configs/bad-hash.yaml:13: users[0].password_hash: a `2b` hash: only argon2 (argon2id, argon2i, argon2d) is accepted; make one with `cutthrough hash-password`",
     ),
     (
         "bad-device.yaml",
-        "tests/bad-configs/bad-device.yaml:4: interfaces.inside.device: `eth0` is neither a PCI address (DDDD:BB:DD.F, like 0000:03:00.0) nor a DPDK virtual device (net_<driver><n>[,args], like net_af_packet0,iface=ct-in0)",
+        "tests/bad-configs/bad-device.yaml:5: interfaces[0].device: `eth0` is neither a PCI address (DDDD:BB:DD.F, like 0000:03:00.0) nor a DPDK virtual device (net_<driver><n>[,args], like net_af_packet0,iface=ct-in0)",
     ),
     (
         "bad-mac.yaml",
-        "tests/bad-configs/bad-mac.yaml:8: interfaces.outside.mac: `02:00:00:00:01` is not a MAC address (like 02:00:00:00:00:01)",
+        "tests/bad-configs/bad-mac.yaml:10: interfaces[1].mac: `02:00:00:00:01` is not a MAC address (like 02:00:00:00:00:01)",
     ),
     (
         "too-few-queues.yaml",
-        "tests/bad-configs/too-few-queues.yaml:6: interfaces.inside.rx_queues: 2 is too few for 4 workers: each worker needs its own RX queue (at least 4)",
+        "tests/bad-configs/too-few-queues.yaml:7: interfaces[0].rx_queues: 2 is too few for 4 workers: each worker needs its own RX queue (at least 4)",
     ),
     (
         "rx-queues-unpolled.yaml",
-        "tests/bad-configs/rx-queues-unpolled.yaml:9: interfaces.outside.rx_queues: 4 RX queues for 2 workers: worker i polls queue i, so a queue beyond 2 would never be read (the packets the NIC spreads to it lost); give as many as workers, or leave it out",
+        "tests/bad-configs/rx-queues-unpolled.yaml:11: interfaces[1].rx_queues: 4 RX queues for 2 workers: worker i polls queue i, so a queue beyond 2 would never be read (the packets the NIC spreads to it lost); give as many as workers, or leave it out",
     ),
     (
         "capture-file-too-small.yaml",
-        "tests/bad-configs/capture-file-too-small.yaml:12: capture.drops.file_size: 65536 bytes cannot hold a packet of snaplen 65535 and the file's headers: at least 69631",
+        "tests/bad-configs/capture-file-too-small.yaml:14: capture.drops.file_size: 65536 bytes cannot hold a packet of snaplen 65535 and the file's headers: at least 69631",
     ),
     (
         "client-mss-too-small.yaml",
-        "tests/bad-configs/client-mss-too-small.yaml:10: proxy.client_mss: 500: must be from 536 to 65495 bytes",
+        "tests/bad-configs/client-mss-too-small.yaml:12: proxy.client_mss: 500: must be from 536 to 65495 bytes",
     ),
     (
         "server-options-too-old.yaml",
-        "tests/bad-configs/server-options-too-old.yaml:12: proxy.server_options.max_age: 691200s: must be from 1s to 7d",
+        "tests/bad-configs/server-options-too-old.yaml:14: proxy.server_options.max_age: 691200s: must be from 1s to 7d",
     ),
     (
         "duplicate-lcores.yaml",
-        "tests/bad-configs/duplicate-lcores.yaml:11: workers.lcores[1]: lcore 1 is listed twice (also workers.lcores[0])",
+        "tests/bad-configs/duplicate-lcores.yaml:13: workers.lcores[1]: lcore 1 is listed twice (also workers.lcores[0])",
     ),
     (
         "virtual-http-not-own.yaml",
-        "tests/bad-configs/virtual-http-not-own.yaml:11: auth.virtual_http.address: 198.18.0.77 is not one of the box's addresses (interfaces.*.addresses)",
+        "tests/bad-configs/virtual-http-not-own.yaml:13: auth.virtual_http.address: 198.18.0.77 is not one of the box's addresses (the `addresses` of a port or a VLAN)",
     ),
     (
         "http-basic-without-virtual-http.yaml",
-        "tests/bad-configs/http-basic-without-virtual-http.yaml:13: policy[0].auth: auth http-basic asks for the password at the box's virtual HTTP origin: set auth.virtual_http (an address of the box), or `http_login: in-band` on the rule (the browser then sends the password to the server with every request)",
+        "tests/bad-configs/http-basic-without-virtual-http.yaml:15: policy[0].auth: auth http-basic asks for the password at the box's virtual HTTP origin: set auth.virtual_http (an address of the box), or `http_login: in-band` on the rule (the browser then sends the password to the server with every request)",
     ),
     (
         "radius-without-servers.yaml",
-        "tests/bad-configs/radius-without-servers.yaml:14: policy[0].backend: backend radius needs auth.radius",
+        "tests/bad-configs/radius-without-servers.yaml:16: policy[0].backend: backend radius needs auth.radius",
     ),
     (
         "radius-empty-secret.yaml",
-        "tests/bad-configs/radius-empty-secret.yaml:13: auth.radius.servers[0].secret: the shared secret must have 1 to 128 bytes",
+        "tests/bad-configs/radius-empty-secret.yaml:15: auth.radius.servers[0].secret: the shared secret must have 1 to 128 bytes",
     ),
     (
         "login-rule-without-name.yaml",
-        "tests/bad-configs/login-rule-without-name.yaml:14: policy[0].login: `login: rule` needs the rule's `name` (its logins are kept under it)",
+        "tests/bad-configs/login-rule-without-name.yaml:16: policy[0].login: `login: rule` needs the rule's `name` (its logins are kept under it)",
     ),
 ];
 
@@ -218,7 +234,7 @@ fn run_refuses_a_bad_config() {
         None,
     );
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("bad-cidr.yaml:7: interfaces.inside.addresses[0]"));
+    assert!(text(&out.stderr).contains("bad-cidr.yaml:8: interfaces[0].addresses[0]"));
 }
 
 #[test]
@@ -288,8 +304,22 @@ fn testbed_matches_the_contract() {
     assert_eq!(c.workers.count, 1);
     assert!(!c.eal.iter().any(|a| a.contains("huge")));
     let ip = |s: &str| config::parse_ipv4(s).unwrap();
-    assert!(c.interfaces.inside.is_own_address(ip("198.18.0.254")));
-    assert!(c.interfaces.outside.is_own_address(ip("198.19.0.254")));
+    // Port 0 is `inside` and port 1 `outside`, each in the zone of its name.
+    let ports: Vec<(&str, config::Zone)> = c
+        .interfaces
+        .iter()
+        .map(|p| (p.name.as_str(), p.zone))
+        .collect();
+    assert_eq!(
+        ports,
+        [
+            ("inside", config::Zone::Inside),
+            ("outside", config::Zone::Outside)
+        ]
+    );
+    let links = c.links();
+    assert!(links[c.iface("inside").unwrap().index()].is_own_address(ip("198.18.0.254")));
+    assert!(links[c.iface("outside").unwrap().index()].is_own_address(ip("198.19.0.254")));
     let proxy = |auth, splice| Action::Proxy { auth, splice };
     let tcp = |port, action| (Protocol::Tcp, Some(port), action);
     let expect = [
@@ -385,4 +415,25 @@ fn testbed_capture_example_is_valid() {
     // As shipped, nothing is captured.
     let shipped = config::load(&Path::new(ROOT).join("config/testbed.yaml")).unwrap();
     assert_eq!(shipped.capture.drops, None);
+}
+
+/// The VLAN `config/two-port.yaml` shows commented out is valid once uncommented: an
+/// interface `inside.20` of its own, between its port and the next port in `Iface` order.
+#[test]
+fn two_port_vlan_example_is_valid() {
+    let shipped = std::fs::read_to_string(Path::new(ROOT).join("config/two-port.yaml")).unwrap();
+    let example = "    # vlans:\n    #   - id: 20\n    #     zone: outside\n    #     addresses: [198.18.20.1/24]\n";
+    assert!(
+        shipped.contains(example),
+        "the example as this test knows it"
+    );
+    let text = shipped.replacen(example, &example.replace("# ", ""), 1);
+    let c = config::parse(&text, "two-port.yaml").unwrap();
+    let names: Vec<String> = c.links().into_iter().map(|l| l.name).collect();
+    assert_eq!(names, ["inside", "inside.20", "outside"]);
+    let vlan = &c.links()[1];
+    assert_eq!((vlan.vlan, vlan.zone), (Some(20), config::Zone::Outside));
+    // The default route still goes out of `outside`, now the third interface.
+    assert_eq!(c.routes[0].interface, config::Iface(2));
+    assert_eq!(c.routes[1].interface, config::Iface(0));
 }

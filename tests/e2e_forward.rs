@@ -67,20 +67,8 @@ fn forward(ports: &str, extra_eal: &[&str]) {
 /// 1b. `traceroute` (ICMP probes): the box answers the probe whose TTL runs out there with
 /// time exceeded from its inside address, the server answers the next.
 fn traceroute_through() {
-    let out = ns(
-        INSIDE,
-        "traceroute",
-        &["-n", "-I", "-q", "1", "-w", "2", "-m", "4", SERVER_ADDR],
-        Duration::from_secs(30),
-    )
-    .expect_success("traceroute -I through the box");
-    let hops: Vec<&str> = out
-        .stdout
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split_whitespace().nth(1))
-        .collect();
-    assert_eq!(hops, [BOX_INSIDE_ADDR, SERVER_ADDR], "{}", out.describe());
+    let (hops, out) = net::traceroute_hops(INSIDE, SERVER_ADDR, "through the box");
+    assert_eq!(hops, [BOX_INSIDE_ADDR, SERVER_ADDR], "{out}");
 }
 
 /// 2a. A short TCP connection on a `pass` port: connect, close both ways.

@@ -64,39 +64,7 @@ fn udp_flows_af_packet() {
 
 /// 1. Real DNS: dnsmasq in the server's namespace, dig in the client's.
 fn dns_through(tmp: &TempDir) {
-    let pid = tmp.join("dnsmasq.pid");
-    let record = format!("--address=/{NAME}/{NAME_ADDR}");
-    let listen = format!("--listen-address={SERVER_ADDR}");
-    let pid_file = format!("--pid-file={}", path_str(&pid));
-    let mut dnsmasq = Background::ns(
-        OUTSIDE,
-        "dnsmasq",
-        &[
-            "--keep-in-foreground",
-            "--conf-file=/dev/null",
-            "--no-resolv",
-            "--no-hosts",
-            "--bind-interfaces",
-            &listen,
-            "--user=root",
-            &pid_file,
-            &record,
-        ],
-    );
-    assert!(
-        net::poll(Duration::from_secs(10), Duration::from_millis(100), || {
-            ns(
-                OUTSIDE,
-                "ss",
-                &["-Hlun", "sport = :53"],
-                Duration::from_secs(5),
-            )
-            .stdout
-            .contains(":53")
-        }),
-        "dnsmasq does not listen: {}",
-        dnsmasq.describe()
-    );
+    let _dnsmasq = net::dnsmasq(tmp, OUTSIDE, SERVER_ADDR, NAME, NAME_ADDR);
     let server = format!("@{SERVER_ADDR}");
     for i in 0..QUERIES {
         let out = ns(

@@ -21,7 +21,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use common::config::{self, Side};
+use common::config::{self, Iface};
 use dataplane::verdict::DropReason;
 
 /// How often written packets are flushed to the file (milliseconds of control's clock).
@@ -64,10 +64,11 @@ pub struct DropCapture {
 impl DropCapture {
     /// Begins the ring's next file. A failure is logged and counted, and leaves the capture
     /// stopped: the box runs without it.
-    pub fn open(cfg: &config::DropCapture) -> DropCapture {
+    /// `interfaces` name the box's interfaces in [`Iface`] order (pcapng's interface ids).
+    pub fn open(cfg: &config::DropCapture, interfaces: &[&str]) -> DropCapture {
         let mut header = Vec::new();
         let app = concat!("cutthrough ", env!("CARGO_PKG_VERSION"));
-        pcapng::header(&mut header, app, &["inside", "outside"], cfg.snaplen);
+        pcapng::header(&mut header, app, interfaces, cfg.snaplen);
         let mut c = DropCapture {
             cfg: cfg.clone(),
             out: None,
@@ -111,9 +112,16 @@ impl DropCapture {
         self.cfg.file(self.index)
     }
 
-    /// Writes one dropped frame: arrived on `side`, dropped by `worker` for `reason`, at
+    /// Writes one dropped frame: arrived on `iface`, dropped by `worker` for `reason`, at
     /// `ts_us` (microseconds since the epoch).
-    pub fn write(&mut self, side: Side, worker: u16, reason: DropReason, frame: &[u8], ts_us: u64) {
+    pub fn write(
+        &mut self,
+        iface: Iface,
+        worker: u16,
+        reason: DropReason,
+        frame: &[u8],
+        ts_us: u64,
+    ) {
         if self.out.is_none() {
             self.counters.lost += 1;
             return;
@@ -121,10 +129,7 @@ impl DropCapture {
         self.comment.clear();
         let _ = write!(self.comment, "drop: {}, worker {worker}", reason.name());
         self.block.clear();
-        let interface = match side {
-            Side::Inside => 0,
-            Side::Outside => 1,
-        };
+        let interface = u32::from(iface.0);
         pcapng::packet(
             &mut self.block,
             interface,

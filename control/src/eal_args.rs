@@ -7,14 +7,14 @@
 //! found under the new name. Where no hugepages are free the box falls back to `--no-huge`
 //! with a warning (DESIGN.md §8).
 
-use common::config::{Config, Device, Side};
+use common::config::{Config, Device};
 
 /// What EAL is started with and under which name each port will be found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EalPlan {
     pub args: Vec<String>,
-    /// The DPDK device name of the inside and outside port.
-    pub ports: [String; 2],
+    /// The DPDK device name of each port, in the configuration's order.
+    pub ports: Vec<String>,
     /// The lcore of each worker, in order; the main lcore runs the control plane.
     pub worker_lcores: Vec<u32>,
     pub no_huge: bool,
@@ -40,9 +40,9 @@ pub fn plan(cfg: &Config, cli: &[String], cpus: usize, hugepages_free: bool) -> 
         })
         .collect();
     let mut args = Vec::new();
-    let mut ports = [String::new(), String::new()];
-    for (i, side) in [Side::Inside, Side::Outside].into_iter().enumerate() {
-        match &cfg.interfaces.get(side).device {
+    let mut ports = vec![String::new(); cfg.interfaces.len()];
+    for (i, port) in cfg.interfaces.iter().enumerate() {
+        match &port.device {
             Device::Pci(addr) => {
                 args.push("-a".to_string());
                 args.push(addr.clone());

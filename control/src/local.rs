@@ -1,4 +1,5 @@
-//! The box's own link and network layer on the control lcore: ARP (answering for the port
+//! The box's own link and network layer on the control lcore, on every interface (port or
+//! VLAN, its frames tagged as the interface is): ARP (answering for the interfaces'
 //! addresses, resolving next hops with a bounded pending queue), ICMP echo to the box's own
 //! addresses, and ICMP time exceeded for transit packets whose TTL ran out.
 //!
@@ -13,16 +14,18 @@
 
 use std::collections::HashMap;
 
-use common::config::Side;
+use common::config::Iface;
 use common::wire::arp::{ArpPacket, ArpRepr, Operation};
 use common::wire::ethernet::{build_frame as ethernet, EtherType, EthernetFrame};
 use common::wire::icmp::{IcmpEchoRepr, IcmpErrorRepr, IcmpPacket};
 use common::wire::ipv4::{Ipv4Packet, Ipv4Repr, Protocol};
 use common::wire::{Ipv4Addr, MacAddr};
+use dataplane::context::Context;
 use dataplane::contract::{Command, ControlIo, ToControl, Why};
+use dataplane::iface::Ifaces;
 use dataplane::packet::Packet;
 use dataplane::rate::TokenBucket;
-use dataplane::route::{port_index, Router};
+use dataplane::route::Router;
 
 /// Packets held per unresolved neighbour.
 pub const PENDING_PER_NEIGHBOUR: usize = 32;
@@ -75,8 +78,10 @@ struct Neighbour<P> {
 
 pub struct LocalStack<P> {
     router: Router,
-    macs: [MacAddr; 2],
-    neighbours: HashMap<(Side, Ipv4Addr), Neighbour<P>>,
+    ifaces: Ifaces,
+    /// Per port.
+    macs: Vec<MacAddr>,
+    neighbours: HashMap<(Iface, Ipv4Addr), Neighbour<P>>,
     ident: u16,
     icmp_errors: TokenBucket,
     pub counters: LocalCounters,
@@ -88,10 +93,12 @@ pub struct LocalStack<P> {
 pub const ICMP_ERRORS_PER_S: u32 = 100;
 
 impl<P: Packet> LocalStack<P> {
-    pub fn new(router: Router, macs: [MacAddr; 2]) -> Self {
+    /// Answers and resolves on the interfaces of `ctx` (the workers' view of the ports).
+    pub fn new(ctx: &Context) -> Self {
         LocalStack {
-            router,
-            macs,
+            router: ctx.router.clone(),
+            ifaces: ctx.ifaces.clone(),
+            macs: ctx.macs.clone(),
             neighbours: HashMap::new(),
             ident: 1,
             icmp_errors: TokenBucket::new(ICMP_ERRORS_PER_S),
@@ -99,9 +106,14 @@ impl<P: Packet> LocalStack<P> {
         }
     }
 
+    /// The interface the route to `dst` leaves by.
+    pub fn egress(&self, dst: Ipv4Addr) -> Option<Iface> {
+        self.router.lookup(dst).map(|h| h.out)
+    }
+
     /// The MAC of a resolved neighbour.
-    pub fn neighbour(&self, side: Side, ip: Ipv4Addr) -> Option<MacAddr> {
-        match self.neighbours.get(&(side, ip))?.state {
+    pub fn neighbour(&self, iface: Iface, ip: Ipv4Addr) -> Option<MacAddr> {
+        match self.neighbours.get(&(iface, ip))?.state {
             State::Reachable { mac, .. } | State::Refreshing { mac, .. } => Some(mac),
             State::Resolving { .. } => None,
         }
@@ -110,19 +122,19 @@ impl<P: Packet> LocalStack<P> {
     /// Handles a packet a worker handed over for one of the local reasons.
     pub fn on_packet(&mut self, msg: ToControl<P>, now_ms: u32, io: &mut impl ControlIo<P>) {
         match msg.why {
-            Why::Local => self.local(msg.port, msg.pkt, now_ms, io),
+            Why::Local => self.local(msg.iface, msg.pkt, now_ms, io),
             Why::Resolve { out, next_hop } => self.resolve(out, next_hop, msg.pkt, now_ms, io),
-            Why::TtlExceeded => self.time_exceeded(msg.port, msg.pkt.data(), now_ms, io),
+            Why::TtlExceeded => self.time_exceeded(msg.iface, msg.pkt.data(), now_ms, io),
             Why::ProxySyn { .. } | Why::ProxyAck { .. } | Why::Proxied | Why::Dropped(_) => {
                 self.counters.local_unhandled += 1
             }
         }
     }
 
-    /// Starts resolving `ip` on `side` ahead of traffic (the workers' first packet then finds
+    /// Starts resolving `ip` on `iface` ahead of traffic (the workers' first packet then finds
     /// it known).
-    pub fn prime(&mut self, side: Side, ip: Ipv4Addr, now_ms: u32, io: &mut impl ControlIo<P>) {
-        if let std::collections::hash_map::Entry::Vacant(e) = self.neighbours.entry((side, ip)) {
+    pub fn prime(&mut self, iface: Iface, ip: Ipv4Addr, now_ms: u32, io: &mut impl ControlIo<P>) {
+        if let std::collections::hash_map::Entry::Vacant(e) = self.neighbours.entry((iface, ip)) {
             e.insert(Neighbour {
                 state: State::Resolving {
                     tries: 1,
@@ -130,67 +142,64 @@ impl<P: Packet> LocalStack<P> {
                 },
                 pending: Vec::new(),
             });
-            self.send_arp_request(side, ip, io);
+            self.send_arp_request(iface, ip, io);
         }
     }
 
-    fn local(&mut self, port: Side, pkt: P, now_ms: u32, io: &mut impl ControlIo<P>) {
+    fn local(&mut self, iface: Iface, pkt: P, now_ms: u32, io: &mut impl ControlIo<P>) {
         let frame = pkt.data();
         let Ok(eth) = EthernetFrame::new_checked(frame) else {
             self.counters.malformed += 1;
             return;
         };
         match eth.ethertype() {
-            EtherType::ARP => self.arp(port, eth.payload(), now_ms, io),
-            EtherType::IPV4 => self.ipv4(port, eth.src(), eth.payload(), io),
+            EtherType::ARP => self.arp(iface, eth.payload(), now_ms, io),
+            EtherType::IPV4 => self.ipv4(iface, eth.src(), eth.payload(), io),
             _ => self.counters.local_unhandled += 1,
         }
     }
 
-    fn arp(&mut self, port: Side, bytes: &[u8], now_ms: u32, io: &mut impl ControlIo<P>) {
+    fn arp(&mut self, iface: Iface, bytes: &[u8], now_ms: u32, io: &mut impl ControlIo<P>) {
         let Ok(repr) = ArpPacket::new_checked(bytes).and_then(|p| ArpRepr::parse(&p)) else {
             self.counters.malformed += 1;
             return;
         };
         let mine = self.router.is_own(repr.tpa)
-            && self.router.own_address(port, repr.tpa) == Some(repr.tpa);
+            && self.router.own_address(iface, repr.tpa) == Some(repr.tpa);
         // Learn the sender if it asked us, or if we were waiting for it (RFC 826 merge).
-        if mine || self.neighbours.contains_key(&(port, repr.spa)) {
+        if mine || self.neighbours.contains_key(&(iface, repr.spa)) {
             if repr.op == Operation::REPLY {
                 self.counters.arp_replies_received += 1;
             }
-            self.learn(port, repr.spa, repr.sha, now_ms, io);
+            self.learn(iface, repr.spa, repr.sha, now_ms, io);
         }
         if mine && repr.op == Operation::REQUEST {
             let reply = ArpRepr {
                 op: Operation::REPLY,
-                sha: self.macs[port_index(port)],
+                sha: self.mac(iface),
                 spa: repr.tpa,
                 tha: repr.sha,
                 tpa: repr.spa,
             };
             let mut b = [0u8; ArpRepr::BUFFER_LEN];
             reply.emit(&mut b);
-            io.send_frame(
-                port,
-                &ethernet(self.macs[port_index(port)], repr.sha, EtherType::ARP, &b),
-            );
+            io.send_frame(iface, &self.frame(iface, repr.sha, EtherType::ARP, &b));
             self.counters.arp_requests_answered += 1;
         }
     }
 
     fn learn(
         &mut self,
-        side: Side,
+        iface: Iface,
         ip: Ipv4Addr,
         mac: MacAddr,
         now_ms: u32,
         io: &mut impl ControlIo<P>,
     ) {
-        let changed = self.neighbour(side, ip) != Some(mac);
+        let changed = self.neighbour(iface, ip) != Some(mac);
         let entry = self
             .neighbours
-            .entry((side, ip))
+            .entry((iface, ip))
             .or_insert_with(|| Neighbour {
                 state: State::Reachable {
                     mac,
@@ -205,7 +214,7 @@ impl<P: Packet> LocalStack<P> {
         let pending = std::mem::take(&mut entry.pending);
         if changed {
             io.broadcast(Command::Neighbour {
-                port: side,
+                iface,
                 ip,
                 mac: Some(mac),
             });
@@ -214,30 +223,29 @@ impl<P: Packet> LocalStack<P> {
             if let Ok(mut eth) = EthernetFrame::new_checked(p.data_mut()) {
                 eth.set_dst(mac);
             }
-            io.send_packet(side, p);
+            io.send_packet(iface, p);
             self.counters.resolved_forwarded += 1;
         }
     }
 
     /// Sends an IP datagram the control plane built (the participating stack's segments)
-    /// towards its destination on `side`, resolving the next hop if needed.
-    pub fn send_ip(&mut self, side: Side, ip: &[u8], now_ms: u32, io: &mut impl ControlIo<P>) {
+    /// towards its destination on `iface`, resolving the next hop if needed.
+    pub fn send_ip(&mut self, iface: Iface, ip: &[u8], now_ms: u32, io: &mut impl ControlIo<P>) {
         let Ok(p) = Ipv4Packet::new_checked(ip) else {
             self.counters.malformed += 1;
             return;
         };
         let dst = p.dst();
         let next_hop = match self.router.lookup(dst) {
-            Some(h) if h.out == side => h.ip,
+            Some(h) if h.out == iface => h.ip,
             _ => dst,
         };
-        let src_mac = self.macs[port_index(side)];
-        match self.neighbour(side, next_hop) {
-            Some(mac) => io.send_frame(side, &ethernet(src_mac, mac, EtherType::IPV4, ip)),
+        match self.neighbour(iface, next_hop) {
+            Some(mac) => io.send_frame(iface, &self.frame(iface, mac, EtherType::IPV4, ip)),
             None => {
-                let frame = ethernet(src_mac, MacAddr::ZERO, EtherType::IPV4, ip);
+                let frame = self.frame(iface, MacAddr::ZERO, EtherType::IPV4, ip);
                 if let Some(pkt) = io.alloc(&frame) {
-                    self.resolve(side, next_hop, pkt, now_ms, io);
+                    self.resolve(iface, next_hop, pkt, now_ms, io);
                 }
             }
         }
@@ -245,7 +253,7 @@ impl<P: Packet> LocalStack<P> {
 
     fn resolve(
         &mut self,
-        out: Side,
+        out: Iface,
         ip: Ipv4Addr,
         mut pkt: P,
         now_ms: u32,
@@ -258,7 +266,7 @@ impl<P: Packet> LocalStack<P> {
             }
             io.send_packet(out, pkt);
             io.broadcast(Command::Neighbour {
-                port: out,
+                iface: out,
                 ip,
                 mac: Some(mac),
             });
@@ -280,19 +288,19 @@ impl<P: Packet> LocalStack<P> {
     pub fn tick(&mut self, now_ms: u32, io: &mut impl ControlIo<P>) {
         let mut requests = Vec::new();
         let mut dead = Vec::new();
-        for (&(side, ip), n) in self.neighbours.iter_mut() {
+        for (&(iface, ip), n) in self.neighbours.iter_mut() {
             match n.state {
                 State::Resolving { tries, last_ms }
                     if now_ms.wrapping_sub(last_ms) >= ARP_RETRY_MS =>
                 {
                     if tries >= ARP_TRIES {
-                        dead.push((side, ip));
+                        dead.push((iface, ip));
                     } else {
                         n.state = State::Resolving {
                             tries: tries + 1,
                             last_ms: now_ms,
                         };
-                        requests.push((side, ip));
+                        requests.push((iface, ip));
                     }
                 }
                 State::Reachable { mac, since_ms }
@@ -303,7 +311,7 @@ impl<P: Packet> LocalStack<P> {
                         tries: 1,
                         last_ms: now_ms,
                     };
-                    requests.push((side, ip));
+                    requests.push((iface, ip));
                 }
                 State::Refreshing {
                     mac,
@@ -311,28 +319,28 @@ impl<P: Packet> LocalStack<P> {
                     last_ms,
                 } if now_ms.wrapping_sub(last_ms) >= ARP_RETRY_MS => {
                     if tries >= ARP_TRIES {
-                        dead.push((side, ip));
+                        dead.push((iface, ip));
                     } else {
                         n.state = State::Refreshing {
                             mac,
                             tries: tries + 1,
                             last_ms: now_ms,
                         };
-                        requests.push((side, ip));
+                        requests.push((iface, ip));
                     }
                 }
                 _ => {}
             }
         }
-        for (side, ip) in requests {
-            self.send_arp_request(side, ip, io);
+        for (iface, ip) in requests {
+            self.send_arp_request(iface, ip, io);
         }
         for key in dead {
             if let Some(n) = self.neighbours.remove(&key) {
                 self.counters.resolve_failed_drops += n.pending.len() as u64;
                 if matches!(n.state, State::Refreshing { .. }) {
                     io.broadcast(Command::Neighbour {
-                        port: key.0,
+                        iface: key.0,
                         ip: key.1,
                         mac: None,
                     });
@@ -341,32 +349,25 @@ impl<P: Packet> LocalStack<P> {
         }
     }
 
-    fn send_arp_request(&mut self, side: Side, ip: Ipv4Addr, io: &mut impl ControlIo<P>) {
-        let Some(spa) = self.router.own_address(side, ip) else {
+    fn send_arp_request(&mut self, iface: Iface, ip: Ipv4Addr, io: &mut impl ControlIo<P>) {
+        let Some(spa) = self.router.own_address(iface, ip) else {
             return;
         };
         let req = ArpRepr {
             op: Operation::REQUEST,
-            sha: self.macs[port_index(side)],
+            sha: self.mac(iface),
             spa,
             tha: MacAddr::ZERO,
             tpa: ip,
         };
         let mut b = [0u8; ArpRepr::BUFFER_LEN];
         req.emit(&mut b);
-        io.send_frame(
-            side,
-            &ethernet(
-                self.macs[port_index(side)],
-                MacAddr::BROADCAST,
-                EtherType::ARP,
-                &b,
-            ),
-        );
+        let frame = self.frame(iface, MacAddr::BROADCAST, EtherType::ARP, &b);
+        io.send_frame(iface, &frame);
         self.counters.arp_requests_sent += 1;
     }
 
-    fn ipv4(&mut self, port: Side, src_mac: MacAddr, bytes: &[u8], io: &mut impl ControlIo<P>) {
+    fn ipv4(&mut self, iface: Iface, src_mac: MacAddr, bytes: &[u8], io: &mut impl ControlIo<P>) {
         let Ok(ip) = Ipv4Packet::new_checked(bytes) else {
             self.counters.malformed += 1;
             return;
@@ -390,12 +391,18 @@ impl<P: Packet> LocalStack<P> {
         let reply = echo.to_reply();
         let mut body = vec![0u8; reply.buffer_len()];
         reply.emit(&mut body);
-        let frame = self.ip_frame(port, src_mac, ip.dst(), ip.src(), &body);
-        io.send_frame(port, &frame);
+        let frame = self.ip_frame(iface, src_mac, ip.dst(), ip.src(), &body);
+        io.send_frame(iface, &frame);
         self.counters.icmp_echo_answered += 1;
     }
 
-    fn time_exceeded(&mut self, port: Side, frame: &[u8], now_ms: u32, io: &mut impl ControlIo<P>) {
+    fn time_exceeded(
+        &mut self,
+        iface: Iface,
+        frame: &[u8],
+        now_ms: u32,
+        io: &mut impl ControlIo<P>,
+    ) {
         let Ok(eth) = EthernetFrame::new_checked(frame) else {
             self.counters.malformed += 1;
             return;
@@ -412,7 +419,7 @@ impl<P: Packet> LocalStack<P> {
                 }
             }
         }
-        let Some(own) = self.router.own_address(port, ip.src()) else {
+        let Some(own) = self.router.own_address(iface, ip.src()) else {
             return;
         };
         if !self.icmp_errors.take(now_ms) {
@@ -422,14 +429,14 @@ impl<P: Packet> LocalStack<P> {
         let err = IcmpErrorRepr::time_exceeded(eth.payload());
         let mut body = vec![0u8; err.buffer_len()];
         err.emit(&mut body);
-        let out = self.ip_frame(port, eth.src(), own, ip.src(), &body);
-        io.send_frame(port, &out);
+        let out = self.ip_frame(iface, eth.src(), own, ip.src(), &body);
+        io.send_frame(iface, &out);
         self.counters.icmp_time_exceeded_sent += 1;
     }
 
     fn ip_frame(
         &mut self,
-        port: Side,
+        iface: Iface,
         dst_mac: MacAddr,
         src: Ipv4Addr,
         dst: Ipv4Addr,
@@ -447,7 +454,23 @@ impl<P: Packet> LocalStack<P> {
         let mut ip = vec![0u8; repr.buffer_len()];
         repr.emit(&mut ip);
         ip[20..].copy_from_slice(icmp);
-        ethernet(self.macs[port_index(port)], dst_mac, EtherType::IPV4, &ip)
+        self.frame(iface, dst_mac, EtherType::IPV4, &ip)
+    }
+
+    /// The MAC the box has on `iface` (its port's).
+    fn mac(&self, iface: Iface) -> MacAddr {
+        self.macs[self.ifaces.port_of(iface)]
+    }
+
+    /// A frame from the box on `iface`, tagged as the interface is.
+    fn frame(&self, iface: Iface, dst: MacAddr, ty: EtherType, payload: &[u8]) -> Vec<u8> {
+        let mut f = ethernet(self.mac(iface), dst, ty, payload);
+        if let Some(id) = self.ifaces.get(iface).vlan {
+            let [tpid_hi, tpid_lo] = EtherType::VLAN.0.to_be_bytes();
+            let [hi, lo] = id.to_be_bytes();
+            f.splice(12..12, [tpid_hi, tpid_lo, hi, lo]);
+        }
+        f
     }
 }
 

@@ -261,8 +261,8 @@ pub struct OpsConfig {
     pub stats_json: Option<PathBuf>,
     /// The configuration file SIGHUP reloads.
     pub config_file: Option<PathBuf>,
-    /// DPDK port ids of the inside and outside port.
-    pub port_ids: [u16; 2],
+    /// Each port's name and DPDK port id, in the configuration's order.
+    pub ports: Vec<(String, u16)>,
     /// Each worker's lcore.
     pub lcores: Vec<u32>,
 }
@@ -338,7 +338,7 @@ impl Ops {
         plane: &ControlPlane<P>,
         rings: &Rings<P>,
         io: IoCounters,
-        ports: [PortCounters; 2],
+        ports: Vec<(String, PortCounters)>,
     ) -> Stats {
         let workers = self.read_workers();
         let mut connections = plane.proxy.connections;
@@ -376,7 +376,7 @@ impl Ops {
         plane: &mut ControlPlane<P>,
         rings: &Rings<P>,
         io: IoCounters,
-        ports: &dyn Fn() -> [PortCounters; 2],
+        ports: &dyn Fn() -> Vec<(String, PortCounters)>,
     ) {
         if self.reload_requested.swap(false, Ordering::AcqRel) {
             let _ = self.reload(plane); // logged there
@@ -401,7 +401,7 @@ impl Ops {
         let stats = self.stats(plane, rings, io, ports());
         if now >= self.next_refresh {
             self.next_refresh = now + REFRESH;
-            let report = Report::new(&stats, self.prev_refresh.as_ref(), self.cfg.port_ids);
+            let report = Report::new(&stats, self.prev_refresh.as_ref(), &self.cfg.ports);
             self.hub.publish_stats(&stats, report);
             if let Some(path) = &self.cfg.stats_json {
                 if let Err(e) = stats.write_json_with(path, false) {
@@ -412,7 +412,7 @@ impl Ops {
         }
         if let (true, Some(period)) = (print_due, self.cfg.stats_period) {
             self.next_print = Some(now + period);
-            let report = Report::new(&stats, self.prev_print.as_ref(), self.cfg.port_ids);
+            let report = Report::new(&stats, self.prev_print.as_ref(), &self.cfg.ports);
             use std::io::Write;
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(report.to_text().as_bytes());

@@ -11,7 +11,7 @@ use dataplane::packet::Packet;
 use crate::dropcap::DropCapture;
 use crate::proxy::Proxy;
 
-use common::config::Side;
+use common::config::Iface;
 
 use crate::local::LocalStack;
 use dataplane::contract::ControlIo;
@@ -43,14 +43,14 @@ impl<'a, P, A: FnMut(&[u8]) -> Option<P>> RingIo<'a, P, A> {
 }
 
 impl<P, A: FnMut(&[u8]) -> Option<P>> ControlIo<P> for RingIo<'_, P, A> {
-    fn send_frame(&mut self, side: Side, frame: &[u8]) {
+    fn send_frame(&mut self, iface: Iface, frame: &[u8]) {
         match (self.alloc)(frame) {
-            Some(p) => self.send_packet(side, p),
+            Some(p) => self.send_packet(iface, p),
             None => self.tx_failed += 1,
         }
     }
-    fn send_packet(&mut self, side: Side, pkt: P) {
-        if self.rings.send(0, side, pkt).is_err() {
+    fn send_packet(&mut self, iface: Iface, pkt: P) {
+        if self.rings.send(0, iface, pkt).is_err() {
             self.tx_failed += 1;
         }
     }
@@ -68,8 +68,8 @@ impl<P, A: FnMut(&[u8]) -> Option<P>> ControlIo<P> for RingIo<'_, P, A> {
             .syn_cookies
             .store(on, std::sync::atomic::Ordering::Relaxed);
     }
-    fn reinject(&mut self, worker: u16, side: Side, pkt: P) -> bool {
-        let ok = self.rings.reinject(usize::from(worker), side, pkt).is_ok();
+    fn reinject(&mut self, worker: u16, iface: Iface, pkt: P) -> bool {
+        let ok = self.rings.reinject(usize::from(worker), iface, pkt).is_ok();
         self.tx_failed += u64::from(!ok);
         ok
     }
@@ -92,14 +92,16 @@ pub struct ControlPlane<P> {
 
 impl<P: Packet> ControlPlane<P> {
     pub fn new(settings: Arc<Settings>) -> Self {
+        let links = settings.config.links();
+        let names: Vec<&str> = links.iter().map(|l| l.name.as_str()).collect();
         ControlPlane {
-            local: LocalStack::new(settings.workers.router.clone(), settings.workers.macs),
+            local: LocalStack::new(&settings.workers),
             dropcap: settings
                 .config
                 .capture
                 .drops
                 .as_ref()
-                .map(DropCapture::open),
+                .map(|d| DropCapture::open(d, &names)),
             proxy: Proxy::new(settings),
             last_tick: 0,
             clock: 0,
@@ -160,7 +162,7 @@ impl<P: Packet> ControlPlane<P> {
     fn capture(&mut self, msg: ToControl<P>) {
         if let (Why::Dropped(reason), Some(c)) = (msg.why, self.dropcap.as_mut()) {
             c.write(
-                msg.port,
+                msg.iface,
                 msg.worker,
                 reason,
                 msg.pkt.data(),

@@ -40,8 +40,10 @@ pub struct Report {
     pub interval_ms: u64,
     pub policy_generation: u64,
     pub workers: u64,
-    pub inside: PortReport,
-    pub outside: PortReport,
+    /// Each port by its name (top-level keys, so the telemetry's one level of nesting holds
+    /// them; `check-config` keeps port names off the other keys).
+    #[serde(flatten)]
+    pub ports: BTreeMap<String, PortReport>,
     /// `active`, `pass`, `proxied`, `spliced`, and one entry per TCP state.
     pub flows: BTreeMap<String, u64>,
     /// Totals (`proxied`, `spliced`, `full_proxy`, `fallback`, `drain_timeout`,
@@ -101,14 +103,14 @@ fn int_map<T: Serialize>(v: &T) -> BTreeMap<String, u64> {
 }
 
 impl Report {
-    /// The report of `now`, with rates since `prev` (none: rates are zero). `port_ids` are
-    /// the DPDK port ids of the inside and outside port.
-    pub fn new(now: &Stats, prev: Option<&Stats>, port_ids: [u16; 2]) -> Report {
+    /// The report of `now`, with rates since `prev` (none: rates are zero). `ports` are the
+    /// ports' names with their DPDK port ids.
+    pub fn new(now: &Stats, prev: Option<&Stats>, ports: &[(String, u16)]) -> Report {
         let ms = prev.map_or(0, |p| now.uptime_ms.saturating_sub(p.uptime_ms));
-        let port = |i: usize, name: &str| {
+        let port = |name: &str, id: u16| {
             let cur = now.ports.get(name).copied().unwrap_or_default();
             let before = prev.and_then(|p| p.ports.get(name));
-            port_report(port_ids[i], &cur, before, ms)
+            (name.to_string(), port_report(id, &cur, before, ms))
         };
         let f = &now.flows;
         let mut flows: BTreeMap<String, u64> = [
@@ -142,8 +144,7 @@ impl Report {
             interval_ms: ms,
             policy_generation: now.policy_generation,
             workers: now.workers.len() as u64,
-            inside: port(0, "inside"),
-            outside: port(1, "outside"),
+            ports: ports.iter().map(|(name, id)| port(name, *id)).collect(),
             flows,
             connections,
             fallback_causes: now
@@ -179,7 +180,9 @@ impl Report {
     /// testpmd's port blocks, then the box's own block.
     pub fn to_text(&self) -> String {
         let mut s = String::from("\nPort statistics ====================================");
-        for p in [&self.inside, &self.outside] {
+        let mut ports: Vec<&PortReport> = self.ports.values().collect();
+        ports.sort_by_key(|p| p.port_id);
+        for p in ports {
             s += &nic_block(p);
         }
         s += &self.box_block();
@@ -319,16 +322,24 @@ mod tests {
         assert_eq!(nic_block(&p), TESTPMD);
     }
 
+    /// The testbed's ports, by name, with their DPDK ids.
+    fn two_ports() -> Vec<(String, u16)> {
+        vec![("inside".into(), 0), ("outside".into(), 1)]
+    }
+
     fn stats(uptime_ms: u64, rx: u64, rx_bytes: u64, spliced: u64) -> Stats {
         let mut s = Stats::new(
-            [
-                PortCounters {
-                    rx_packets: rx,
-                    rx_bytes,
-                    tx_packets: rx / 2,
-                    ..Default::default()
-                },
-                PortCounters::default(),
+            vec![
+                (
+                    "inside".to_string(),
+                    PortCounters {
+                        rx_packets: rx,
+                        rx_bytes,
+                        tx_packets: rx / 2,
+                        ..Default::default()
+                    },
+                ),
+                ("outside".to_string(), PortCounters::default()),
             ],
             vec![],
             &Default::default(),
@@ -358,23 +369,23 @@ mod tests {
     fn rates_are_since_the_previous_report() {
         let a = stats(1_000, 100, 10_000, 1);
         let b = stats(3_000, 2_100, 1_010_000, 5);
-        let r = Report::new(&b, Some(&a), [0, 1]);
+        let r = Report::new(&b, Some(&a), &two_ports());
         assert_eq!(r.interval_ms, 2_000);
-        assert_eq!(r.inside.rx_pps, 1_000);
-        assert_eq!(r.inside.rx_bps, 4_000_000);
-        assert_eq!(r.inside.tx_pps, 500);
-        assert_eq!(r.outside.port_id, 1);
+        assert_eq!(r.ports["inside"].rx_pps, 1_000);
+        assert_eq!(r.ports["inside"].rx_bps, 4_000_000);
+        assert_eq!(r.ports["inside"].tx_pps, 500);
+        assert_eq!(r.ports["outside"].port_id, 1);
         assert_eq!(r.connections["splices_last_interval"], 4);
         assert!((r.splices_per_sec() - 2.0).abs() < 1e-9);
         // The first report has no rates.
-        let r0 = Report::new(&a, None, [0, 1]);
-        assert_eq!((r0.inside.rx_pps, r0.splices_per_sec()), (0, 0.0));
+        let r0 = Report::new(&a, None, &two_ports());
+        assert_eq!((r0.ports["inside"].rx_pps, r0.splices_per_sec()), (0, 0.0));
     }
 
     #[test]
     fn radius_counters_are_flat_under_connections_and_read_back() {
         let mut now = stats(3_000, 2_100, 1_010_000, 5);
-        let r = Report::new(&now, None, [0, 1]);
+        let r = Report::new(&now, None, &two_ports());
         let v = serde_json::to_value(&r).unwrap();
         assert!(
             v["connections"].get("radius").is_none(),
@@ -385,7 +396,7 @@ mod tests {
             unavailable: 1,
             ..Default::default()
         });
-        let r = Report::new(&now, None, [0, 1]);
+        let r = Report::new(&now, None, &two_ports());
         let v = serde_json::to_value(&r).unwrap();
         assert_eq!(v["connections"]["radius_accepts"], 2, "{v}");
         assert_eq!(v["connections"]["radius_unavailable"], 1, "{v}");
@@ -408,7 +419,7 @@ mod tests {
                 ..Default::default()
             },
         };
-        let r = Report::new(&now, None, [0, 1]);
+        let r = Report::new(&now, None, &two_ports());
         assert_eq!(r.capture["enabled"], 1);
         assert_eq!(r.capture["handed_over"], 12);
         let back: Report = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
@@ -425,7 +436,7 @@ mod tests {
         let r = Report::new(
             &stats(3_000, 2_100, 1_010_000, 5),
             Some(&stats(1_000, 100, 10_000, 1)),
-            [0, 1],
+            &two_ports(),
         );
         let json = serde_json::to_string(&r).unwrap();
         let back: Report = serde_json::from_str(&json).unwrap();

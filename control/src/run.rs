@@ -137,7 +137,7 @@ pub fn run(config: Config, opts: RunOptions) -> Result<Stats, RunError> {
     let lcores = worker_lcores(&eal, workers)?;
 
     let (pool, mut ports, macs, steering) = start_ports(&eal, &config, &plan.ports, workers)?;
-    let settings = Arc::new(Settings::new(config.clone(), macs, opts.mode).steered(steering));
+    let settings = Arc::new(Settings::new(config.clone(), &macs, opts.mode).steered(steering));
     let rings: Rings<Mbuf> = Rings::new(workers, TO_CONTROL_DEPTH, COMMAND_DEPTH);
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
@@ -161,7 +161,12 @@ pub fn run(config: Config, opts: RunOptions) -> Result<Stats, RunError> {
             stats_period: opts.stats_period,
             stats_json: opts.stats_json.clone(),
             config_file: opts.config_file.clone(),
-            port_ids: [ports[0].id(), ports[1].id()],
+            ports: config
+                .interfaces
+                .iter()
+                .zip(&ports)
+                .map(|(c, p)| (c.name.clone(), p.id()))
+                .collect(),
             lcores: lcores[..workers].to_vec(),
         },
         slots,
@@ -172,13 +177,15 @@ pub fn run(config: Config, opts: RunOptions) -> Result<Stats, RunError> {
         log::warn!("telemetry commands unavailable: {e}");
     }
     let port_stats = || {
-        let mut out = [PortCounters::default(); 2];
-        for (i, p) in ports.iter().enumerate() {
-            if let Ok(s) = p.stats() {
-                out[i] = port_counters(&s);
-            }
-        }
-        out
+        config
+            .interfaces
+            .iter()
+            .zip(&ports)
+            .map(|(c, p)| {
+                let s = p.stats().map(|s| port_counters(&s)).unwrap_or_default();
+                (c.name.clone(), s)
+            })
+            .collect()
     };
 
     let mut plane: ControlPlane<Mbuf> = ControlPlane::new(settings);
@@ -221,9 +228,9 @@ pub fn run(config: Config, opts: RunOptions) -> Result<Stats, RunError> {
     }
     while rings.replies.pop().is_some() {}
 
-    let mut port_counters = [PortCounters::default(); 2];
-    for (i, p) in ports.iter().enumerate() {
-        port_counters[i] = self::port_counters(&p.stats()?);
+    let mut port_counters = Vec::with_capacity(ports.len());
+    for (c, p) in config.interfaces.iter().zip(&ports) {
+        port_counters.push((c.name.clone(), self::port_counters(&p.stats()?)));
     }
     let stats = ops.stats(&plane, &rings, counters, port_counters);
     drop(pdump);
@@ -283,7 +290,7 @@ fn signals() -> Result<(Arc<AtomicBool>, Arc<AtomicBool>), RunError> {
     Ok((term, reload))
 }
 
-/// The mbuf pool and both ports, configured and started; their MACs, and how packets reach
+/// The mbuf pool and every port, configured and started; their MACs, and how packets reach
 /// the worker that owns their flow: the NICs' symmetric RSS if every port does it, else the
 /// workers' handoff rings for every packet.
 #[allow(clippy::type_complexity)]
@@ -292,8 +299,8 @@ fn start_ports(
     config: &Config,
     names: &[String],
     workers: usize,
-) -> Result<(Mempool, Vec<Port>, [common::wire::MacAddr; 2], Steering), RunError> {
-    let ifaces = [&config.interfaces.inside, &config.interfaces.outside];
+) -> Result<(Mempool, Vec<Port>, Vec<common::wire::MacAddr>, Steering), RunError> {
+    let ifaces = &config.interfaces;
     let per_port: u32 = ifaces
         .iter()
         .map(|i| (u32::from(i.rx_descriptors) + u32::from(i.tx_descriptors)) * workers as u32)
@@ -310,10 +317,10 @@ fn start_ports(
     )?;
 
     let mut ports = Vec::new();
-    let mut macs = [common::wire::MacAddr::ZERO; 2];
+    let mut macs = Vec::with_capacity(names.len());
     let mut reta = Some(u16::MAX);
     for (i, name) in names.iter().enumerate() {
-        let iface = ifaces[i];
+        let iface = &ifaces[i];
         let mut port = Port::by_name(eal, name)?;
         let rxq = iface.rx_queues.max(workers as u16);
         let txq = iface.tx_queues.max(workers as u16);
@@ -334,11 +341,13 @@ fn start_ports(
         }
         port.promiscuous(true)?;
         port.start()?;
-        macs[i] = port.mac_addr()?;
+        let mac = port.mac_addr()?;
+        macs.push(mac);
+        let vlans: Vec<u16> = iface.vlans.iter().map(|v| v.id).collect();
         log::info!(
-            "port {} ({name}): mac {}, {rxq} rx / {txq} tx queues, rss {}, link {:?}",
-            if i == 0 { "inside" } else { "outside" },
-            macs[i],
+            "port {} ({name}, zone {}, vlans {vlans:?}): mac {mac}, {rxq} rx / {txq} tx queues, rss {}, link {:?}",
+            iface.name,
+            iface.zone,
             c.rss,
             port.link().ok()
         );
@@ -358,7 +367,7 @@ fn start_ports(
     Ok((pool, ports, macs, steering))
 }
 
-/// One worker per lcore, each polling its queue pair of both ports until `stop`; their
+/// One worker per lcore, each polling its queue pair of every port until `stop`; their
 /// statistics slots.
 #[allow(clippy::too_many_arguments)]
 fn launch_workers(
@@ -377,7 +386,7 @@ fn launch_workers(
         let pair = |p: &Port| -> Result<DpdkQueuePair, DpdkError> {
             Ok(DpdkQueuePair::new(p.rx_queue(q)?, p.tx_queue(q)?).with_pool(pool.clone()))
         };
-        let queues = [pair(&ports[0])?, pair(&ports[1])?];
+        let queues = ports.iter().map(pair).collect::<Result<Vec<_>, _>>()?;
         let mut w = Worker::new(q, queues, Arc::clone(ctx), rings.worker(i));
         slots.push(w.stats_slot());
         let stop = Arc::clone(stop);

@@ -18,14 +18,14 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn new(config: Config, macs: [MacAddr; 2], mode: ForwardMode) -> Settings {
+    pub fn new(config: Config, macs: &[MacAddr], mode: ForwardMode) -> Settings {
         let workers = Arc::new(Context::new(&config, macs, mode));
         Settings { config, workers }
     }
 
     /// These settings for workers that reach their flows by `steering` (the ports decide).
     pub fn steered(self, steering: Steering) -> Settings {
-        let mut workers = Context::new(&self.config, self.workers.macs, self.workers.mode);
+        let mut workers = Context::new(&self.config, &self.workers.macs, self.workers.mode);
         workers.steering = steering;
         workers.generation = self.workers.generation;
         Settings {
@@ -63,7 +63,7 @@ impl Settings {
             auth: config.auth,
             ..old.clone()
         };
-        let mut workers = Context::new(&merged, self.workers.macs, self.workers.mode);
+        let mut workers = Context::new(&merged, &self.workers.macs, self.workers.mode);
         workers.generation = self.workers.generation + 1;
         workers.steering = self.workers.steering;
         let settings = Settings {
@@ -82,7 +82,7 @@ mod tests {
 
     fn settings(config: Config) -> Settings {
         let macs = [MacAddr([2, 0, 0, 0, 0, 1]), MacAddr([2, 0, 0, 0, 0, 2])];
-        Settings::new(config, macs, ForwardMode::Full)
+        Settings::new(config, &macs, ForwardMode::Full)
     }
 
     #[test]
@@ -112,7 +112,7 @@ mod tests {
         cfg.routes.push(common::config::Route {
             to: "203.0.113.0/24".parse().unwrap(),
             via: common::wire::Ipv4Addr::new(198, 19, 0, 2),
-            interface: common::config::Side::Outside,
+            interface: dataplane::testing::OUTSIDE,
         });
         cfg.capture.drops = Some(DropCapture {
             path: "/nonexistent/drops.pcapng".into(),

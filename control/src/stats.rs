@@ -145,7 +145,8 @@ pub struct CaptureStats {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Stats {
-    pub ports: BTreeMap<&'static str, PortCounters>,
+    /// By port name.
+    pub ports: BTreeMap<String, PortCounters>,
     pub workers: Vec<WorkerStats>,
     pub connections: Connections,
     pub drops: BTreeMap<&'static str, u64>,
@@ -178,7 +179,8 @@ impl WorkerStats {
 /// What a live snapshot is made of, besides the workers' published slots.
 #[derive(Debug, Clone, Default)]
 pub struct LiveInputs {
-    pub ports: [PortCounters; 2],
+    /// Each port's name and counters.
+    pub ports: Vec<(String, PortCounters)>,
     pub connections: Connections,
     pub control: LocalCounters,
     pub proxy: crate::proxy::ProxyCounters,
@@ -249,7 +251,7 @@ impl Stats {
 
     /// Sums the workers' drops (and the control plane's) into the top-level `drops`.
     pub fn new(
-        ports: [PortCounters; 2],
+        ports: Vec<(String, PortCounters)>,
         workers: Vec<WorkerStats>,
         worker_drops: &DropCounters,
         connections: Connections,
@@ -259,9 +261,7 @@ impl Stats {
         drops.insert("resolve_failed", control.resolve_failed_drops);
         drops.insert("pending_full", control.pending_full_drops);
         Stats {
-            ports: [("inside", ports[0]), ("outside", ports[1])]
-                .into_iter()
-                .collect(),
+            ports: ports.into_iter().collect(),
             workers,
             connections,
             drops,

@@ -1,5 +1,5 @@
 //! What every worker reads and nobody writes while the box runs: the policy, the routes, the
-//! ports' MAC addresses and the timeouts. Built by the control plane from its configuration
+//! interfaces and the ports' MAC addresses, the timeouts. Built by the control plane from its configuration
 //! (which workers never see: users, password hashes and directory secrets stay with control)
 //! and shared by `Arc`, so reading it takes no lock. A reload replaces it whole
 //! ([`crate::contract::Command::Reload`]).
@@ -10,6 +10,7 @@ use common::config::{Config, FlowTable, Rule, SynCookies};
 use common::conn::TcpState;
 use common::wire::MacAddr;
 
+use crate::iface::Ifaces;
 use crate::route::Router;
 use crate::steer::Steering;
 use crate::track::TrackConfig;
@@ -29,8 +30,10 @@ pub struct Context {
     /// The rules, first match wins.
     pub policy: Vec<Rule>,
     pub router: Router,
-    /// The MAC of the inside (0) and outside (1) port.
-    pub macs: [MacAddr; 2],
+    /// The ports and VLANs, and which is which.
+    pub ifaces: Ifaces,
+    /// The MAC of each port (its VLANs share it).
+    pub macs: Vec<MacAddr>,
     /// Idle timeout per TCP state, in milliseconds.
     pub tcp_timeouts_ms: [u32; TcpState::COUNT],
     pub track: TrackConfig,
@@ -59,7 +62,8 @@ fn ms(d: Duration) -> u32 {
 }
 
 impl Context {
-    pub fn new(config: &Config, macs: [MacAddr; 2], mode: ForwardMode) -> Context {
+    /// `macs` are the ports' MAC addresses, in the order of `config.interfaces`.
+    pub fn new(config: &Config, macs: &[MacAddr], mode: ForwardMode) -> Context {
         let t = &config.flow_table.timeouts;
         let mut tcp_timeouts_ms = [0u32; TcpState::COUNT];
         for (state, d) in [
@@ -81,7 +85,8 @@ impl Context {
         Context {
             policy: config.policy.clone(),
             router: Router::new(config),
-            macs,
+            ifaces: Ifaces::new(config),
+            macs: macs.to_vec(),
             tcp_timeouts_ms,
             track: TrackConfig::default(),
             mode,

@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 use crossbeam::queue::ArrayQueue;
 
-use common::config::Side;
+use common::config::Iface;
 use common::conn::Conn;
 use common::flow::FlowKey;
 use common::wire::{Ipv4Addr, MacAddr};
@@ -66,7 +66,7 @@ pub enum Why {
     Proxied,
     /// Already rewritten for the next hop except its destination MAC: control resolves
     /// `next_hop` on `out`, fills the MAC in and sends it.
-    Resolve { out: Side, next_hop: Ipv4Addr },
+    Resolve { out: Iface, next_hop: Ipv4Addr },
     /// TTL expired in transit: control answers with ICMP time exceeded. The worker counts
     /// the packet as the drop [`DropReason::TtlExceeded`] (it goes no further).
     TtlExceeded,
@@ -77,19 +77,20 @@ pub enum Why {
 /// A packet from the control plane to a worker.
 #[derive(Debug)]
 pub enum FromControl<P> {
-    /// Send it out of this port as it is.
-    Send(Side, P),
-    /// Process it as if it had just arrived on this port: packets of a connection that were
+    /// Send it out of this interface's port as it is (control tags it as the interface is).
+    Send(Iface, P),
+    /// Process it as if it had just arrived on this interface's port: packets of a connection that were
     /// queued toward control when its spliced object was installed go through the fast path
     /// (tracking and rewrite) like every later packet.
-    Receive(Side, P),
+    Receive(Iface, P),
 }
 
 /// One packet on its way to the control plane.
 #[derive(Debug)]
 pub struct ToControl<P> {
-    /// The port it arrived on.
-    pub port: Side,
+    /// The interface it arrived on (for a packet dropped before its tag was read, its
+    /// port's untagged interface).
+    pub iface: Iface,
     pub worker: u16,
     pub why: Why,
     pub pkt: P,
@@ -98,9 +99,9 @@ pub struct ToControl<P> {
 /// What the control plane tells a worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// `ip` on `port` is at `mac` (or unreachable, with `None`).
+    /// `ip` on interface `iface` is at `mac` (or unreachable, with `None`).
     Neighbour {
-        port: Side,
+        iface: Iface,
         ip: Ipv4Addr,
         mac: Option<MacAddr>,
     },
@@ -211,13 +212,13 @@ impl<P> Rings<P> {
         }
     }
 
-    /// Hands a packet to `worker` to send on `side`; gives it back if that ring is full.
-    pub fn send(&self, worker: usize, side: Side, pkt: P) -> Result<(), P> {
+    /// Hands a packet to `worker` to send on interface `side` (tagged as it is); gives it back if that ring is full.
+    pub fn send(&self, worker: usize, side: Iface, pkt: P) -> Result<(), P> {
         self.to_worker(worker, FromControl::Send(side, pkt))
     }
 
-    /// Hands a packet back to `worker` as if it had arrived on `side`.
-    pub fn reinject(&self, worker: usize, side: Side, pkt: P) -> Result<(), P> {
+    /// Hands a packet back to `worker` as if it had arrived on interface `side`.
+    pub fn reinject(&self, worker: usize, side: Iface, pkt: P) -> Result<(), P> {
         self.to_worker(worker, FromControl::Receive(side, pkt))
     }
 
@@ -240,15 +241,15 @@ impl<P> Rings<P> {
 /// Where the control plane's packets go.
 pub trait ControlIo<P> {
     /// Sends a frame the control plane built.
-    fn send_frame(&mut self, side: Side, frame: &[u8]);
+    fn send_frame(&mut self, side: Iface, frame: &[u8]);
     /// Sends a packet a worker handed over (already rewritten).
-    fn send_packet(&mut self, side: Side, pkt: P);
+    fn send_packet(&mut self, side: Iface, pkt: P);
     /// Tells every worker.
     fn broadcast(&mut self, cmd: Command);
     /// Tells one worker; false if its ring was full.
     fn command(&mut self, worker: u16, cmd: Command) -> bool;
-    /// Hands a packet back to `worker` as if it had arrived on `side`.
-    fn reinject(&mut self, worker: u16, side: Side, pkt: P) -> bool;
+    /// Hands a packet back to `worker` as if it had arrived on interface `side`.
+    fn reinject(&mut self, worker: u16, side: Iface, pkt: P) -> bool;
     /// A packet holding a copy of `frame` (an mbuf from the pool, a `Vec` in tests).
     fn alloc(&mut self, frame: &[u8]) -> Option<P>;
     /// Tells the workers whether SYNs to `proxy` rules now get cookies.

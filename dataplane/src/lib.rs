@@ -19,6 +19,7 @@ pub mod dpdk;
 pub mod dpdk_port;
 pub mod flow_table;
 pub mod hint;
+pub mod iface;
 pub mod live;
 pub mod packet;
 pub mod port;

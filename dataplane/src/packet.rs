@@ -16,6 +16,8 @@ pub trait Packet: Send {
     /// Makes the frame start `n` bytes earlier (their contents are unspecified: overwrite
     /// them); false, and nothing changed, if the buffer has no room for them in front.
     fn grow_front(&mut self, n: usize) -> bool;
+    /// Makes the frame start `n` bytes later; false, and nothing changed, if it is shorter.
+    fn shrink_front(&mut self, n: usize) -> bool;
 }
 
 impl Packet for Vec<u8> {
@@ -27,6 +29,13 @@ impl Packet for Vec<u8> {
     }
     fn grow_front(&mut self, n: usize) -> bool {
         self.splice(0..0, std::iter::repeat_n(0, n));
+        true
+    }
+    fn shrink_front(&mut self, n: usize) -> bool {
+        if n > self.len() {
+            return false;
+        }
+        self.drain(..n);
         true
     }
 }

@@ -1,39 +1,20 @@
-//! Routing for the two-port box: connected subnets of each port, then static routes, longest
-//! prefix first; and the worker's copy of the neighbour table.
+//! Routing between the box's interfaces (ports and VLANs): connected subnets of each, then
+//! static routes, longest prefix first; and the worker's copy of the neighbour table.
 //!
 //! Both are small (a box has a handful of prefixes and, per worker, the next hops it has
 //! used), so lookups are linear scans over arrays fixed at start: no allocation and no hashing
 //! on the hot path. The neighbour table is filled only by control commands; a miss sends the
 //! packet to control, which resolves it with ARP and tells every worker.
 
-use common::config::{Config, Side};
+use common::config::{Config, Iface};
 use common::wire::{Ipv4Addr, MacAddr};
-
-/// The port index of a side: 0 inside, 1 outside.
-#[inline]
-pub fn port_index(s: Side) -> usize {
-    match s {
-        Side::Inside => 0,
-        Side::Outside => 1,
-    }
-}
-
-/// The side of a port index.
-#[inline]
-pub fn side_of(i: usize) -> Side {
-    if i == 0 {
-        Side::Inside
-    } else {
-        Side::Outside
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Entry {
     network: u32,
     mask: u32,
     prefix: u8,
-    out: Side,
+    out: Iface,
     /// `None` for a connected subnet: the destination itself is the next hop.
     via: Option<Ipv4Addr>,
 }
@@ -42,13 +23,13 @@ struct Entry {
 #[derive(Debug, Clone)]
 pub struct Router {
     entries: Vec<Entry>,
-    own: Vec<(Ipv4Addr, Side)>,
+    own: Vec<(Ipv4Addr, Iface)>,
 }
 
 /// Where a routed packet goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NextHop {
-    pub out: Side,
+    pub out: Iface,
     pub ip: Ipv4Addr,
 }
 
@@ -56,14 +37,15 @@ impl Router {
     pub fn new(cfg: &Config) -> Router {
         let mut entries = Vec::new();
         let mut own = Vec::new();
-        for side in [Side::Inside, Side::Outside] {
-            for c in &cfg.interfaces.get(side).addresses {
-                own.push((c.addr, side));
+        for (i, link) in cfg.links().iter().enumerate() {
+            let iface = Iface(i as u8);
+            for c in &link.addresses {
+                own.push((c.addr, iface));
                 entries.push(Entry {
                     network: c.network().0,
                     mask: c.mask(),
                     prefix: c.prefix,
-                    out: side,
+                    out: iface,
                     via: None,
                 });
             }
@@ -94,14 +76,14 @@ impl Router {
             })
     }
 
-    /// Whether `ip` is one of the box's own addresses (on either port).
+    /// Whether `ip` is one of the box's own addresses (on any interface).
     #[inline]
     pub fn is_own(&self, ip: Ipv4Addr) -> bool {
         self.own.iter().any(|(a, _)| *a == ip)
     }
 
     /// The box's own address on `side` facing `peer` (for ARP requests and ICMP errors).
-    pub fn own_address(&self, side: Side, peer: Ipv4Addr) -> Option<Ipv4Addr> {
+    pub fn own_address(&self, side: Iface, peer: Ipv4Addr) -> Option<Ipv4Addr> {
         let mut first = None;
         for e in self
             .entries
@@ -122,19 +104,19 @@ impl Router {
     }
 }
 
-/// A worker's neighbour cache: next-hop IP → MAC, per port, fixed capacity.
+/// A worker's neighbour cache: next-hop IP → MAC, per interface, fixed capacity.
 ///
 /// Looked up for every forwarded packet, so it is a hash table (linear probing, at most half
-/// full, backward-shift deletion), not a list: a port on a /24 of clients has up to 254
+/// full, backward-shift deletion), not a list: an interface on a /24 of clients has up to 254
 /// neighbours. All memory is allocated at start; when full, the oldest entry makes room (the
 /// control plane holds the authoritative table and re-sends an entry on the next miss).
 #[derive(Debug, Clone)]
 pub struct Neighbours {
-    slots: Box<[Option<(Side, Ipv4Addr, MacAddr)>]>,
+    slots: Box<[Option<(Iface, Ipv4Addr, MacAddr)>]>,
     /// `64 - log2(slots)`: the index is the top bits of a multiplicative hash.
     shift: u32,
     /// Keys in the order they were added, for eviction (never grows beyond `cap`).
-    order: std::collections::VecDeque<(Side, Ipv4Addr)>,
+    order: std::collections::VecDeque<(Iface, Ipv4Addr)>,
     cap: usize,
 }
 
@@ -151,13 +133,13 @@ impl Neighbours {
     }
 
     #[inline]
-    fn home(&self, side: Side, ip: Ipv4Addr) -> usize {
-        let k = u64::from(ip.0) | (u64::from(side == Side::Outside) << 32);
+    fn home(&self, side: Iface, ip: Ipv4Addr) -> usize {
+        let k = u64::from(ip.0) | (u64::from(side.0) << 32);
         (k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> self.shift) as usize
     }
 
     #[inline]
-    fn find(&self, side: Side, ip: Ipv4Addr) -> Option<usize> {
+    fn find(&self, side: Iface, ip: Ipv4Addr) -> Option<usize> {
         let mask = self.slots.len() - 1;
         let mut i = self.home(side, ip);
         // At most half full: a free slot always ends the probe.
@@ -171,14 +153,14 @@ impl Neighbours {
     }
 
     #[inline]
-    pub fn get(&self, side: Side, ip: Ipv4Addr) -> Option<MacAddr> {
+    pub fn get(&self, side: Iface, ip: Ipv4Addr) -> Option<MacAddr> {
         self.find(side, ip)
             .and_then(|i| self.slots[i])
             .map(|(_, _, m)| m)
     }
 
     /// Sets or (with `None`) removes an entry.
-    pub fn set(&mut self, side: Side, ip: Ipv4Addr, mac: Option<MacAddr>) {
+    pub fn set(&mut self, side: Iface, ip: Ipv4Addr, mac: Option<MacAddr>) {
         match (self.find(side, ip), mac) {
             (Some(i), Some(m)) => self.slots[i] = Some((side, ip, m)),
             (Some(i), None) => {
@@ -234,8 +216,9 @@ impl Neighbours {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{INSIDE, OUTSIDE};
 
-    fn hop(out: Side, ip: Ipv4Addr) -> Option<NextHop> {
+    fn hop(out: Iface, ip: Ipv4Addr) -> Option<NextHop> {
         Some(NextHop { out, ip })
     }
 
@@ -263,15 +246,15 @@ mod tests {
         lookups(
             &r,
             &[
-                (server, hop(Side::Outside, server)),
-                (client, hop(Side::Inside, client)),
+                (server, hop(OUTSIDE, server)),
+                (client, hop(INSIDE, client)),
                 (Ipv4Addr::new(203, 0, 113, 1), None),
             ],
         );
         assert!(r.is_own(Ipv4Addr::new(198, 18, 0, 254)));
         assert!(!r.is_own(Ipv4Addr::new(198, 18, 0, 1)));
         assert_eq!(
-            r.own_address(Side::Outside, Ipv4Addr::new(198, 19, 0, 2)),
+            r.own_address(OUTSIDE, Ipv4Addr::new(198, 19, 0, 2)),
             Some(Ipv4Addr::new(198, 19, 0, 254))
         );
     }
@@ -282,12 +265,12 @@ mod tests {
         c.routes.push(common::config::Route {
             to: "0.0.0.0/0".parse().unwrap(),
             via: Ipv4Addr::new(198, 19, 0, 1),
-            interface: Side::Outside,
+            interface: OUTSIDE,
         });
         c.routes.push(common::config::Route {
             to: "203.0.113.0/24".parse().unwrap(),
             via: Ipv4Addr::new(198, 18, 0, 9),
-            interface: Side::Inside,
+            interface: INSIDE,
         });
         let r = Router::new(&c);
         lookups(
@@ -295,19 +278,16 @@ mod tests {
             &[
                 (
                     Ipv4Addr::new(203, 0, 113, 7),
-                    hop(Side::Inside, Ipv4Addr::new(198, 18, 0, 9)),
+                    hop(INSIDE, Ipv4Addr::new(198, 18, 0, 9)),
                 ),
                 (
                     Ipv4Addr::new(8, 8, 8, 8),
-                    hop(Side::Outside, Ipv4Addr::new(198, 19, 0, 1)),
+                    hop(OUTSIDE, Ipv4Addr::new(198, 19, 0, 1)),
                 ),
             ],
         );
         // connected beats the default route
-        assert_eq!(
-            r.lookup(Ipv4Addr::new(198, 18, 0, 1)).unwrap().out,
-            Side::Inside
-        );
+        assert_eq!(r.lookup(Ipv4Addr::new(198, 18, 0, 1)).unwrap().out, INSIDE);
     }
 
     #[test]
@@ -318,17 +298,17 @@ mod tests {
         let a = Ipv4Addr::new(198, 18, 0, 1);
         let b = Ipv4Addr::new(198, 18, 0, 2);
         let c = Ipv4Addr::new(198, 18, 0, 3);
-        n.set(Side::Inside, a, Some(m1));
-        assert_eq!(n.get(Side::Inside, a), Some(m1));
-        assert_eq!(n.get(Side::Outside, a), None);
-        n.set(Side::Inside, a, Some(m2));
-        assert_eq!(n.get(Side::Inside, a), Some(m2));
-        n.set(Side::Inside, b, Some(m1));
-        n.set(Side::Inside, c, Some(m1));
+        n.set(INSIDE, a, Some(m1));
+        assert_eq!(n.get(INSIDE, a), Some(m1));
+        assert_eq!(n.get(OUTSIDE, a), None);
+        n.set(INSIDE, a, Some(m2));
+        assert_eq!(n.get(INSIDE, a), Some(m2));
+        n.set(INSIDE, b, Some(m1));
+        n.set(INSIDE, c, Some(m1));
         assert_eq!(n.len(), 2);
-        assert_eq!(n.get(Side::Inside, a), None, "oldest evicted");
-        n.set(Side::Inside, b, None);
-        assert_eq!(n.get(Side::Inside, b), None);
+        assert_eq!(n.get(INSIDE, a), None, "oldest evicted");
+        n.set(INSIDE, b, None);
+        assert_eq!(n.get(INSIDE, b), None);
     }
 
     #[test]
@@ -336,17 +316,13 @@ mod tests {
         // A model: the old list implementation (oldest evicted first).
         let cap = 8;
         let mut n = Neighbours::new(cap);
-        let mut model: Vec<(Side, Ipv4Addr, MacAddr)> = Vec::new();
+        let mut model: Vec<(Iface, Ipv4Addr, MacAddr)> = Vec::new();
         let mut x: u64 = 0x2545_f491_4f6c_dd1d;
         for step in 0..20_000u32 {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let side = if x & 1 == 0 {
-                Side::Inside
-            } else {
-                Side::Outside
-            };
+            let side = Iface((x & 3) as u8);
             let ip = Ipv4Addr::new(198, 18, 0, (x >> 8) as u8 % 24);
             let mac = !(x >> 16).is_multiple_of(4);
             let m = MacAddr([2, 0, 0, 0, (step >> 8) as u8, step as u8]);
@@ -367,7 +343,7 @@ mod tests {
             }
             assert_eq!(n.len(), model.len(), "step {step}");
             for last in 0..24u8 {
-                for side in [Side::Inside, Side::Outside] {
+                for side in (0..4).map(Iface) {
                     let a = Ipv4Addr::new(198, 18, 0, last);
                     let want = model.iter().find(|e| e.0 == side && e.1 == a).map(|e| e.2);
                     assert_eq!(n.get(side, a), want, "step {step}: {side:?} {a}");

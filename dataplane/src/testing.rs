@@ -6,6 +6,7 @@ use crate::context::Context;
 use crate::contract::Rings;
 use crate::port::{MemNic, MemQueue};
 use crate::worker::Worker;
+use common::config::Iface;
 use common::wire::arp::{ArpRepr, Operation};
 use common::wire::ethernet::{build_frame as ethernet, EtherType};
 use common::wire::icmp::{IcmpEchoRepr, IcmpErrorRepr, Message};
@@ -24,6 +25,9 @@ pub const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 pub const SERVER: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 2);
 pub const BOX_IN_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 254);
 pub const BOX_OUT_IP: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 254);
+/// The interfaces of `config/testbed.yaml`'s two ports.
+pub const INSIDE: Iface = Iface(0);
+pub const OUTSIDE: Iface = Iface(1);
 
 /// One worker per queue of `inside` (and of `outside`, which has as many): worker `i` polls
 /// queue `i` of each NIC and speaks on ring `i`, as the box lays its workers out on real ports.
@@ -38,7 +42,7 @@ pub fn mem_workers(
         .map(|i| {
             Worker::new(
                 i as u16,
-                [inside.queue(i), outside.queue(i)],
+                vec![inside.queue(i), outside.queue(i)],
                 Arc::clone(ctx),
                 rings.worker(i),
             )

@@ -40,6 +40,11 @@ drop_reasons! {
     BadArp => "bad_arp",
     /// More VLAN tags than supported.
     VlanTags => "vlan_tags",
+    /// An 802.1Q tag that names no VLAN of the port it arrived on, or two tags (a
+    /// sub-interface is one tag).
+    UnknownVlan => "unknown_vlan",
+    /// A frame leaving by a VLAN had no headroom for its tag.
+    NoHeadroom => "no_headroom",
     /// An EtherType the box does not handle (IPv6, LLDP, ...).
     UnsupportedEtherType => "unsupported_ethertype",
     /// A TCP fragment: no ports to find its connection by. (A later UDP fragment has none
@@ -71,7 +76,7 @@ drop_reasons! {
     /// to control, which answers with ICMP time exceeded when it may (`icmp_time_exceeded_sent`
     /// and `icmp_rate_limited` among control's counters); the packet itself ends here.
     TtlExceeded => "ttl_exceeded",
-    /// A packet from one port addressed to a subnet of the same port (no hairpin).
+    /// A packet from one interface addressed to a subnet of the same interface (no hairpin).
     Hairpin => "hairpin",
     /// A frame for another host's MAC, or an IP broadcast/multicast: not routed.
     NotForUs => "not_for_us",
@@ -83,7 +88,8 @@ drop_reasons! {
 /// What the worker does with one packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// Send it out of this port (index), already rewritten.
+    /// Send it out of this port (index), already rewritten (its tag then follows
+    /// [`crate::worker`]'s `Resize::retag`).
     Forward(usize),
     /// Hand it to the control plane.
     ToControl(crate::contract::Why),

@@ -1,4 +1,4 @@
-//! The poll-mode worker: one per lcore, owning RX/TX queue *i* of both ports and shard *i* of
+//! The poll-mode worker: one per lcore, owning RX/TX queue *i* of every port and shard *i* of
 //! the flow table (DESIGN.md §2, §3).
 //!
 //! One call of [`Worker::poll`] is one turn of the loop: apply control commands, receive a
@@ -15,7 +15,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use common::config::{first_match, Action, Traffic, Zone};
+use common::config::{first_match, Action, Iface, Traffic, Zone};
 use common::conn::TsEdit;
 use common::conn::{Conn, ConnFlags, TcpState};
 use common::flow::{Direction, FlowKey};
@@ -34,13 +34,14 @@ use crate::context::{Context, ForwardMode};
 use crate::contract::{Command, FromControl, ToControl, Why, WorkerRings};
 use crate::datagram::{Datagrams, Kind};
 use crate::flow_table::{FlowTable, InsertError};
+use crate::iface::{retag, tag_for, Retag};
 use crate::live::{
     FlowCensus, FlowDump, Reply, StatsSlot, WorkerSnapshot, DUMP_SCAN_BUDGET, PUBLISH_MS,
 };
 use crate::packet::{Burst, Packet, BURST};
 use crate::port::{flow_key_of, PortQueue};
 use crate::rate::TokenBucket;
-use crate::route::{port_index, side_of, Neighbours};
+use crate::route::Neighbours;
 use crate::steer::Steering;
 use crate::track::{init_from_syn, track, Segment, TrackVerdict};
 use crate::verdict::{DropReason, Verdict};
@@ -101,13 +102,14 @@ const NEIGHBOURS: usize = 256;
 
 pub struct Worker<Q: PortQueue> {
     pub id: u16,
-    ports: [Q; 2],
+    ports: Vec<Q>,
     ctx: Arc<Context>,
     table: FlowTable,
     datagrams: Datagrams,
     neighbours: Neighbours,
     rings: WorkerRings<Q::Pkt>,
-    tx: [Burst<Q::Pkt, TX_BUFFER>; 2],
+    /// One TX buffer per port.
+    tx: Vec<Burst<Q::Pkt, TX_BUFFER>>,
     pub counters: WorkerCounters,
     /// Where the counters are published for control (see `crate::live`).
     slot: Arc<StatsSlot>,
@@ -129,9 +131,11 @@ pub struct Worker<Q: PortQueue> {
 }
 
 impl<Q: PortQueue> Worker<Q> {
-    /// `ports` are this worker's queue pair on the inside (0) and outside (1) port.
-    pub fn new(id: u16, ports: [Q; 2], ctx: Arc<Context>, rings: WorkerRings<Q::Pkt>) -> Self {
+    /// `ports` are this worker's queue pair on every port, in the configuration's order.
+    pub fn new(id: u16, ports: Vec<Q>, ctx: Arc<Context>, rings: WorkerRings<Q::Pkt>) -> Self {
+        let tx = ports.iter().map(|_| Burst::new()).collect();
         Worker {
+            tx,
             id,
             ports,
             capture: TokenBucket::new(ctx.drop_capture_share(id)),
@@ -144,7 +148,6 @@ impl<Q: PortQueue> Worker<Q> {
             ctx,
             neighbours: Neighbours::new(NEIGHBOURS),
             rings,
-            tx: [Burst::new(), Burst::new()],
             counters: WorkerCounters::default(),
             slot: Arc::new(StatsSlot::new()),
             last_publish: 0,
@@ -227,7 +230,7 @@ impl<Q: PortQueue> Worker<Q> {
     fn forward(&mut self, now_ms: u32) -> usize {
         let mut got = 0;
         let mut backlog = false;
-        for port in 0..2 {
+        for port in 0..self.ports.len() {
             let mut rx: Burst<Q::Pkt, BURST> = Burst::new();
             let n = self.ports[port].rx_burst(&mut rx);
             got += n;
@@ -247,8 +250,9 @@ impl<Q: PortQueue> Worker<Q> {
         if self.steers() {
             backlog |= self.take_handoffs(now_ms);
         }
-        self.flush(0);
-        self.flush(1);
+        for port in 0..self.ports.len() {
+            self.flush(port);
+        }
         self.backlog = backlog;
         got
     }
@@ -307,12 +311,28 @@ impl<Q: PortQueue> Worker<Q> {
     }
 
     fn handle(&mut self, port: usize, mut pkt: Q::Pkt, now_ms: u32, hashed: Option<Hashed>) {
+        let mut resize = Resize {
+            ingress: self.ctx.ifaces.untagged(port),
+            ..Resize::default()
+        };
         let verdict = match self.ctx.mode {
-            ForwardMode::Io => Verdict::Forward(1 - port),
+            // Ports in pairs, 0 with 1, 2 with 3 (testpmd's io forwarding); an odd last port
+            // sends back out of itself.
+            ForwardMode::Io => Verdict::Forward(if port ^ 1 < self.ports.len() {
+                port ^ 1
+            } else {
+                port
+            }),
             ForwardMode::Full => {
-                let mut resize = Resize::default();
-                let v = self.process(port, pkt.data_mut(), now_ms, hashed, &mut resize);
-                if let Some((tsval, tsecr)) = resize.insert {
+                let mut v = self.process(port, pkt.data_mut(), now_ms, hashed, &mut resize);
+                if let Some(r) = resize.retag {
+                    if !retag(&mut pkt, r) {
+                        v = Verdict::Drop(DropReason::NoHeadroom);
+                    }
+                }
+                if let (Some((tsval, tsecr)), false) =
+                    (resize.insert, matches!(v, Verdict::Drop(_)))
+                {
                     self.insert_ts(&mut pkt, tsval, tsecr);
                 }
                 match (v, resize.split_at) {
@@ -332,7 +352,7 @@ impl<Q: PortQueue> Worker<Q> {
             }
             Verdict::ToControl(why) => {
                 let msg = ToControl {
-                    port: side_of(port),
+                    iface: resize.ingress,
                     worker: self.id,
                     why,
                     pkt,
@@ -363,7 +383,7 @@ impl<Q: PortQueue> Worker<Q> {
             Verdict::Drop(r) => {
                 self.counters.drops.count(r);
                 if self.capture.take(now_ms) {
-                    self.capture(port, r, pkt);
+                    self.capture(resize.ingress, r, pkt);
                 }
             }
         }
@@ -405,14 +425,14 @@ impl<Q: PortQueue> Worker<Q> {
     /// Hands a dropped packet to control for the drop capture. Only into the first half of
     /// the ring to control: the second half stays for the packets control must see (ARP,
     /// proxy SYNs), however many drops there are.
-    fn capture(&mut self, port: usize, r: DropReason, pkt: Q::Pkt) {
+    fn capture(&mut self, iface: Iface, r: DropReason, pkt: Q::Pkt) {
         let ring = &self.rings.to_control;
         if ring.len() >= ring.capacity() / 2 {
             self.counters.capture_ring_full += 1;
             return;
         }
         let msg = ToControl {
-            port: side_of(port),
+            iface,
             worker: self.id,
             why: Why::Dropped(r),
             pkt,
@@ -448,8 +468,10 @@ impl<Q: PortQueue> Worker<Q> {
             };
             self.counters.from_control += 1;
             match m {
-                FromControl::Send(side, pkt) => self.enqueue_tx(port_index(side), pkt),
-                FromControl::Receive(side, pkt) => self.handle(port_index(side), pkt, now_ms, None),
+                FromControl::Send(i, pkt) => self.enqueue_tx(self.ctx.ifaces.port_of(i), pkt),
+                FromControl::Receive(i, pkt) => {
+                    self.handle(self.ctx.ifaces.port_of(i), pkt, now_ms, None)
+                }
             }
         }
     }
@@ -470,7 +492,7 @@ impl<Q: PortQueue> Worker<Q> {
                 return;
             };
             match cmd {
-                Command::Neighbour { port, ip, mac } => self.neighbours.set(port, ip, mac),
+                Command::Neighbour { iface, ip, mac } => self.neighbours.set(iface, ip, mac),
                 Command::Install(conn) => {
                     // A stale object for the same quad (a closing flow) gives way.
                     if let Some((i, _)) = self.table.lookup(&conn.key()) {
@@ -538,6 +560,11 @@ impl<Q: PortQueue> Worker<Q> {
         if dst_mac != self.ctx.macs[port] && !dst_mac.is_multicast() {
             return Verdict::Drop(DropReason::NotForUs);
         }
+        let ingress = match self.ctx.ifaces.ingress(port, &eth) {
+            Ok(i) => i,
+            Err(r) => return Verdict::Drop(r),
+        };
+        resize.ingress = ingress;
         match eth.ethertype() {
             EtherType::ARP => return Verdict::ToControl(Why::Local),
             EtherType::IPV4 => {}
@@ -558,17 +585,18 @@ impl<Q: PortQueue> Worker<Q> {
         let Some(hop) = self.ctx.router.lookup(dst) else {
             return Verdict::Drop(DropReason::NoRoute);
         };
-        let out = port_index(hop.out);
-        if out == port {
+        if hop.out == ingress {
             return Verdict::Drop(DropReason::Hairpin);
         }
+        let egress = self.ctx.ifaces.get(hop.out);
+        let out = egress.port;
         if ip.ttl() <= 1 {
             return Verdict::ToControl(Why::TtlExceeded);
         }
         let proto = ip.protocol();
         let zones = Zones {
-            from: Zone::from(side_of(port)),
-            to: Zone::from(hop.out),
+            from: self.ctx.ifaces.get(ingress).zone,
+            to: egress.zone,
         };
 
         let mut params = Default::default();
@@ -615,6 +643,7 @@ impl<Q: PortQueue> Worker<Q> {
             eth.set_dst(l2.dst);
             Ipv4Packet::new_unchecked(&mut frame[l3..]).decrement_ttl();
         }
+        resize.retag = tag_for(frame, egress.vlan);
         match mac {
             Some(_) => Verdict::Forward(out),
             None => Verdict::ToControl(Why::Resolve {
@@ -691,13 +720,19 @@ impl<Q: PortQueue> Worker<Q> {
 
     /// The packets waiting in the TX buffers (tests).
     pub fn pending_tx(&self) -> usize {
-        self.tx[0].len() + self.tx[1].len()
+        self.tx.iter().map(Burst::len).sum()
     }
 }
 
-/// What [`Worker::process`] leaves to do to a forwarded frame that changes its size.
+/// What [`Worker::process`] found out about a frame besides its verdict, and what it leaves
+/// to do to a forwarded frame that changes its size.
 #[derive(Debug, Default)]
 struct Resize {
+    /// The interface it arrived on.
+    ingress: Iface,
+    /// The tag to add or remove for its egress interface (done first: the timestamp
+    /// insertion and the split read the frame as it leaves).
+    retag: Option<Retag>,
     /// Add a timestamp option with this TSval and TSecr (the frame grows in its headroom;
     /// planned and done off the common path, in `insert_ts`).
     insert: Option<(u32, u32)>,

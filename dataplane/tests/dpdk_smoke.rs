@@ -18,12 +18,12 @@
 //! The worker loop itself runs here too, unchanged, over `net_ring1` (inside) and `net_ring2`
 //! (outside) through [`DpdkQueuePair`]: the bursts DPDK fills are the worker's own
 //! [`Burst`]s of [`Mbuf`]s.
+use dataplane::testing::{INSIDE, OUTSIDE};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::checksum::checksum;
-use common::config::Side;
 use common::wire::MacAddr;
 use dataplane::context::{Context, ForwardMode};
 use dataplane::contract::{Command as WorkerCommand, Rings, Why};
@@ -347,10 +347,10 @@ fn worker_on_mbufs(eal: &Eal, pool: &Mempool) {
     let macs = [ports[0].mac_addr().unwrap(), ports[1].mac_addr().unwrap()];
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/testbed.yaml");
     let config = common::config::load(std::path::Path::new(path)).expect("config/testbed.yaml");
-    let ctx = Arc::new(Context::new(&config, macs, ForwardMode::Full));
+    let ctx = Arc::new(Context::new(&config, &macs, ForwardMode::Full));
     let rings: Rings<Mbuf> = Rings::new(1, 64, 64);
     let full = rings.broadcast(&WorkerCommand::Neighbour {
-        port: Side::Outside,
+        iface: OUTSIDE,
         ip: SERVER,
         mac: Some(SERVER_MAC),
     });
@@ -374,7 +374,12 @@ fn worker_on_mbufs(eal: &Eal, pool: &Mempool) {
     assert_eq!(ports[0].tx_burst(0, &mut wire), 2);
 
     let pair = |p: &Port| DpdkQueuePair::new(p.rx_queue(0).unwrap(), p.tx_queue(0).unwrap());
-    let mut worker = Worker::new(0, [pair(&ports[0]), pair(&ports[1])], ctx, rings.worker(0));
+    let mut worker = Worker::new(
+        0,
+        vec![pair(&ports[0]), pair(&ports[1])],
+        ctx,
+        rings.worker(0),
+    );
     for t in 0..8 {
         worker.poll(1000 + t);
     }
@@ -384,7 +389,7 @@ fn worker_on_mbufs(eal: &Eal, pool: &Mempool) {
         .pop()
         .expect("the ARP request reached control");
     assert_eq!(msg.why, Why::Local);
-    assert_eq!((msg.port, msg.worker), (Side::Inside, 0));
+    assert_eq!((msg.iface, msg.worker), (INSIDE, 0));
     assert_eq!(msg.pkt.data(), &arp[..], "the mbuf round-trips");
     assert!(rings.to_control.pop().is_none());
     let c = worker.counters;

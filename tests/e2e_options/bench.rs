@@ -41,9 +41,9 @@ pub(crate) fn config_text() -> String {
         "# Written by tests/e2e_options.rs: config/testbed.yaml's interfaces and user, one proxy\n\
          # rule per auth method and splice point.\n\
          eal: [\"--no-pci\"]\n\
-         interfaces:\n  inside:\n    device: net_af_packet0,iface=ct-in0\n    addresses:\n      \
-         - 198.18.0.254/24\n  outside:\n    device: net_af_packet1,iface=ct-out0\n    \
-         addresses:\n      - 198.19.0.254/24\n\
+         interfaces:\n  - name: inside\n    zone: inside\n    device: net_af_packet0,iface=ct-in0\n    \
+         addresses:\n      - 198.18.0.254/24\n  - name: outside\n    zone: outside\n    \
+         device: net_af_packet1,iface=ct-out0\n    addresses:\n      - 198.19.0.254/24\n\
          routes: []\n\
          workers:\n  count: 1\n\
          policy:\n  - name: icmp\n    protocol: icmp\n    action: pass\n\

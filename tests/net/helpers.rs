@@ -241,3 +241,59 @@ pub fn ping(from: &str, to: &str, count: u32, what: &str) {
     let n = count.to_string();
     ns(from, "ping", &["-c", &n, "-i", "0.2", "-W", "2", to], limit).expect_success(what);
 }
+
+/// dnsmasq in `ns_name`, listening on `addr` and answering `name` with `answer` (nothing
+/// else: no resolv.conf, no hosts file), once it listens (≤ 10 s). Its pid file goes to `tmp`.
+#[track_caller]
+pub fn dnsmasq(tmp: &TempDir, ns_name: &str, addr: &str, name: &str, answer: &str) -> Background {
+    let pid = tmp.join(&format!("dnsmasq-{ns_name}.pid"));
+    let record = format!("--address=/{name}/{answer}");
+    let listen = format!("--listen-address={addr}");
+    let pid_file = format!("--pid-file={}", path_str(&pid));
+    let mut bg = Background::ns(
+        ns_name,
+        "dnsmasq",
+        &[
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            &listen,
+            "--user=root",
+            &pid_file,
+            &record,
+        ],
+    );
+    let listening = poll(Duration::from_secs(10), Duration::from_millis(100), || {
+        ns(
+            ns_name,
+            "ss",
+            &["-Hlun", "sport = :53"],
+            Duration::from_secs(5),
+        )
+        .stdout
+        .contains(":53")
+    });
+    assert!(listening, "dnsmasq does not listen: {}", bg.describe());
+    bg
+}
+
+/// The hops `traceroute -I` (ICMP probes, one per hop, at most 4) from `from` to `to` shows.
+#[track_caller]
+pub fn traceroute_hops(from: &str, to: &str, what: &str) -> (Vec<String>, String) {
+    let out = ns(
+        from,
+        "traceroute",
+        &["-n", "-I", "-q", "1", "-w", "2", "-m", "4", to],
+        Duration::from_secs(30),
+    )
+    .expect_success(&format!("traceroute -I {what}"));
+    let hops = out
+        .stdout
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1).map(str::to_string))
+        .collect();
+    (hops, out.describe())
+}

@@ -36,6 +36,21 @@ impl Testbed {
         tb
     }
 
+    /// As [`Testbed::up`], with the two more ports of `scripts/testbed.sh up --multiport`
+    /// (ct-inside2 on VLAN 100 behind ct-in2, ct-outside2 behind ct-out2): the testbed of
+    /// `config/testbed-multiport.yaml`.
+    #[track_caller]
+    pub fn up_multiport(ports: &str) -> Testbed {
+        require_tools(TOOLS);
+        testbed(&["down"]).expect_success("scripts/testbed.sh down");
+        let tb = Testbed {
+            ports: ports.to_string(),
+        };
+        testbed(&["up", "--ports", ports, "--multiport"])
+            .expect_success("scripts/testbed.sh up --multiport");
+        tb
+    }
+
     pub fn ports(&self) -> &str {
         &self.ports
     }

@@ -56,7 +56,6 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 
-use common::config::Side;
 use common::conn::Conn;
 use common::flow::FlowKey;
 use common::wire::MacAddr;
@@ -69,6 +68,13 @@ use dataplane::port::{MemNic, MemQueue, Spread};
 use dataplane::steer::Steering;
 use dataplane::verdict::{DropCounters, DropReason};
 use dataplane::worker::{Worker, WorkerCounters};
+
+/// Which of the box's two NICs a hop crosses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Inside,
+    Outside,
+}
 
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{self, ChecksumCapabilities, Device, DeviceCapabilities, Medium};

@@ -31,7 +31,7 @@ impl TheBox {
             Spread::Rss => Steering::Rss { reta_size: 128 },
             Spread::BySender => Steering::Software,
         };
-        let settings = Arc::new(Settings::new(config, macs, ForwardMode::Full).steered(steering));
+        let settings = Arc::new(Settings::new(config, &macs, ForwardMode::Full).steered(steering));
         let inside = MemNic::spreading(workers, NIC_DEPTH, spread);
         let outside = MemNic::spreading(workers, NIC_DEPTH, spread);
         let rings = Rings::new(workers, 4096, 1024);

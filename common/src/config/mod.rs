@@ -4,8 +4,8 @@
 //! Errors name the file and the line, like a compiler's:
 //! - syntax (and type) errors, found by serde_yaml: `FILE:LINE:COLUMN: MESSAGE`
 //! - semantic errors, found by validation: `FILE:LINE: PATH: MESSAGE`, where `PATH` is the
-//!   offending value (`policy[3].ports[1]`); `FILE: PATH: MESSAGE` when the line of the value
-//!   (or of its nearest written ancestor) cannot be found.
+//!   offending value (`policy[3].ports[1]`, `interfaces[2].vlans[0].id`); `FILE: PATH: MESSAGE`
+//!   when the line of the value (or of its nearest written ancestor) cannot be found.
 //!
 //! Modules: `schema` is what serde reads, `validate` checks it and builds the `types`;
 //! `values` and `duration` parse the values written as strings, `locate` finds the line of a
@@ -13,6 +13,7 @@
 
 mod duration;
 mod locate;
+mod ports;
 mod schema;
 mod types;
 mod validate;
@@ -27,10 +28,10 @@ use std::path::Path;
 pub use duration::MAX as MAX_DURATION;
 pub use locate::locate;
 pub use types::{
-    first_match, hash_password, Action, Auth, AuthMethod, Backend, Capture, Config, Device,
-    DropCapture, FlowTable, HttpLogin, Interface, Interfaces, LoginScope, Protocol, Proxy, Radius,
-    RadiusServer, Route, Rule, RuleLogin, ServerOptionsCache, Side, SplicePoint, SynCookies,
-    Timeouts, Traffic, User, VirtualHttp, Workers, Zone,
+    first_match, hash_password, links_of, Action, Auth, AuthMethod, Backend, Capture, Config,
+    Device, DropCapture, FlowTable, HttpLogin, Iface, Interface, Link, LoginScope, Protocol, Proxy,
+    Radius, RadiusServer, Route, Rule, RuleLogin, ServerOptionsCache, SplicePoint, SynCookies,
+    Timeouts, Traffic, User, VirtualHttp, Vlan, Workers, Zone, MAX_LINKS,
 };
 pub use values::{parse_ipv4, parse_mac, parse_size, Cidr, ParseError, PortRange};
 

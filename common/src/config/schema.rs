@@ -9,11 +9,11 @@
 
 use core::fmt;
 
-use serde::de::{self, Deserializer, IgnoredAny, Visitor};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use super::types::{
-    AuthMethod, Backend, HttpLogin, LoginScope, Protocol, Side, SplicePoint, SynCookies, Zone,
+    AuthMethod, Backend, HttpLogin, LoginScope, Protocol, SplicePoint, SynCookies, Zone,
 };
 
 #[derive(Debug, Deserialize)]
@@ -21,7 +21,7 @@ use super::types::{
 pub(crate) struct RawConfig {
     #[serde(default)]
     pub eal: Vec<String>,
-    pub interfaces: RawInterfaces,
+    pub interfaces: RawPorts,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
     #[serde(default)]
@@ -40,24 +40,75 @@ pub(crate) struct RawConfig {
     pub capture: RawCapture,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawInterfaces {
-    pub inside: RawInterface,
-    pub outside: RawInterface,
+/// `interfaces`: the list of ports, or the map of `inside:` and `outside:` it used to be.
+/// The old form is read (and its contents ignored) only so that validation can reject it
+/// with its line and a picture of the new one, where serde would only say "invalid type:
+/// map, expected a sequence".
+#[derive(Debug)]
+pub(crate) enum RawPorts {
+    List(Vec<RawInterface>),
+    /// The keys of the map (`inside`, `outside`), those that are strings.
+    OldMap(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for RawPorts {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<RawPorts, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawPorts;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of ports (`- name: inside`, `zone: inside`, `device: ...`)")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawPorts, A::Error> {
+                let mut ports = Vec::new();
+                while let Some(p) = seq.next_element()? {
+                    ports.push(p);
+                }
+                Ok(RawPorts::List(ports))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawPorts, A::Error> {
+                let mut keys = Vec::new();
+                while let Some(k) = map.next_key::<serde_yaml::Value>()? {
+                    map.next_value::<IgnoredAny>()?;
+                    keys.extend(k.as_str().map(str::to_string));
+                }
+                Ok(RawPorts::OldMap(keys))
+            }
+            // `interfaces:` with nothing after it: validation says a port is needed.
+            fn visit_unit<E: de::Error>(self) -> Result<RawPorts, E> {
+                Ok(RawPorts::List(Vec::new()))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawInterface {
+    pub name: String,
+    pub zone: Zone,
     pub device: String,
     pub mac: Option<String>,
+    #[serde(default)]
     pub addresses: Vec<String>,
     pub mtu: Option<u64>,
     pub rx_queues: Option<u64>,
     pub tx_queues: Option<u64>,
     pub rx_descriptors: Option<u64>,
     pub tx_descriptors: Option<u64>,
+    #[serde(default)]
+    pub vlans: Vec<RawVlan>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawVlan {
+    /// Wide, so that 0 and 4095 get validation's message rather than serde's.
+    pub id: u64,
+    pub zone: Option<Zone>,
+    #[serde(default)]
+    pub addresses: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,7 +116,8 @@ pub(crate) struct RawInterface {
 pub(crate) struct RawRoute {
     pub to: String,
     pub via: String,
-    pub interface: Side,
+    /// `PORT` or `PORT.ID`, resolved against the interfaces by validation.
+    pub interface: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,5 +1,5 @@
 //! Whole-file tests: the schema, its defaults, matching, users, syntax errors; the semantic
-//! checks are in `semantic`.
+//! checks are in `semantic`, the ports, VLANs and routes in `interfaces`.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -7,15 +7,18 @@ use std::time::Duration;
 use super::*;
 use crate::wire::{Ipv4Addr, MacAddr};
 
+mod interfaces;
 mod semantic;
 
 /// Line numbers in the tests below refer to this text.
 const BASE: &str = r#"eal: ["--no-pci"]
 interfaces:
-  inside:
+  - name: inside
+    zone: inside
     device: net_af_packet0,iface=ct-in0
     addresses: [198.18.0.254/24]
-  outside:
+  - name: outside
+    zone: outside
     device: net_af_packet1,iface=ct-out0
     addresses:
       - 198.19.0.254/24
@@ -108,15 +111,19 @@ fn ip(s: &str) -> Ipv4Addr {
 fn base_parses_with_defaults() {
     let c = ok(&base());
     assert_eq!(c.eal, vec!["--no-pci".to_string()]);
-    let i = &c.interfaces.inside;
+    assert_eq!(c.interfaces.len(), 2);
+    let i = &c.interfaces[0];
+    assert_eq!((i.name.as_str(), i.zone), ("inside", Zone::Inside));
     assert_eq!(i.device, Device::Vdev("net_af_packet0,iface=ct-in0".into()));
+    assert!(i.vlans.is_empty());
     assert_eq!(i.addresses, vec!["198.18.0.254/24".parse().unwrap()]);
     assert_eq!(i.mac, None);
     assert_eq!((i.mtu, i.rx_queues, i.tx_queues), (1500, 1, 1));
     assert_eq!((i.rx_descriptors, i.tx_descriptors), (1024, 1024));
     assert_eq!(c.routes.len(), 1);
     assert_eq!(c.routes[0].via, ip("198.19.0.1"));
-    assert_eq!(c.routes[0].interface, Side::Outside);
+    assert_eq!(c.routes[0].interface, Iface(1));
+    assert_eq!(c.iface("outside"), Some(Iface(1)));
     assert_eq!(c.routes[0].to, Cidr::ANY);
     assert_eq!(
         c.workers,
@@ -158,14 +165,15 @@ fn base_parses_with_defaults() {
 #[test]
 fn minimal_file() {
     let c = ok("interfaces:
-  inside: {device: '0000:03:00.0', addresses: [198.18.0.254/24]}
-  outside: {device: '0000:03:00.1', addresses: [198.19.0.254/24]}
+  - {name: lan, zone: inside, device: '0000:03:00.0', addresses: [198.18.0.254/24]}
+  - {name: wan, zone: outside, device: '0000:03:00.1', addresses: [198.19.0.254/24]}
 ");
     assert!(c.policy.is_empty() && c.users.is_empty() && c.routes.is_empty());
-    assert_eq!(
-        c.interfaces.outside.device,
-        Device::Pci("0000:03:00.1".into())
-    );
+    assert_eq!(c.interfaces[1].device, Device::Pci("0000:03:00.1".into()));
+    assert_eq!(c.port("wan").map(|p| p.zone), Some(Zone::Outside));
+    // One port is enough (a router on a stick, with VLANs).
+    let c = ok("interfaces:\n  - {name: trunk, zone: inside, device: '0000:03:00.0', addresses: [198.18.0.254/24]}\n");
+    assert_eq!(c.links().len(), 1);
     // No rules: everything is denied.
     assert!(first_match(&c.policy, &outbound(1, None)).is_none());
 }
@@ -174,7 +182,7 @@ fn minimal_file() {
 fn queue_defaults_follow_workers() {
     let c = ok(&edit("  count: 1", "  count: 3\n  lcores: [1, 2, 3]"));
     assert_eq!(c.workers.lcores, vec![1, 2, 3]);
-    let i = &c.interfaces.outside;
+    let i = &c.interfaces[1];
     assert_eq!((i.rx_queues, i.tx_queues), (3, 3));
 }
 
@@ -197,7 +205,7 @@ auth:
   cache_timeout: 10m
   cache_idle: 90s
 "));
-    let i = &c.interfaces.inside;
+    let i = &c.interfaces[0];
     assert_eq!(i.mac, Some(MacAddr([2, 0, 0, 0, 0, 1])));
     assert_eq!((i.mtu, i.rx_queues, i.tx_queues), (9000, 1, 3));
     assert_eq!((i.rx_descriptors, i.tx_descriptors), (4096, 512));
@@ -356,40 +364,40 @@ fn login_settings_errors() {
     let bad = |from: &str, to: &str| err(&text.replace(from, to));
     assert_eq!(
         bad("auth: line}", "auth: line, http_login: in-band}"),
-        "t.yaml:28: policy[3].http_login: `http_login` is only allowed with auth http-basic"
+        "t.yaml:30: policy[3].http_login: `http_login` is only allowed with auth http-basic"
     );
     assert_eq!(
         bad("action: proxy, auth: line}", "action: pass, backend: local}"),
-        "t.yaml:28: policy[3].backend: `backend` is only allowed with action proxy and an auth method"
+        "t.yaml:30: policy[3].backend: `backend` is only allowed with action proxy and an auth method"
     );
     assert_eq!(
         bad("auth: line}", "auth: none, login: rule}"),
-        "t.yaml:28: policy[3].login: `login` is only allowed with action proxy and an auth method"
+        "t.yaml:30: policy[3].login: `login` is only allowed with action proxy and an auth method"
     );
     let with_auth = |auth: &str| err(&format!("{text}auth:\n{auth}"));
     assert_eq!(
         with_auth("  virtual_http: {address: 198.18.0.254, port: 0}\n"),
-        "t.yaml:34: auth.virtual_http.port: 0 is not a port (1-65535)"
+        "t.yaml:36: auth.virtual_http.port: 0 is not a port (1-65535)"
     );
     assert_eq!(
         with_auth("  virtual_http: {address: 198.18.0.254, host: \"bad host\"}\n"),
-        "t.yaml:34: auth.virtual_http.host: \"bad host\" is not a host name (letters, digits, '-' and '.')"
+        "t.yaml:36: auth.virtual_http.host: \"bad host\" is not a host name (letters, digits, '-' and '.')"
     );
     assert_eq!(
         with_auth("  radius: {servers: []}\n"),
-        "t.yaml:34: auth.radius.servers: list 1 to 4 servers, asked in order"
+        "t.yaml:36: auth.radius.servers: list 1 to 4 servers, asked in order"
     );
     assert_eq!(
         with_auth("  radius: {servers: [{address: \"127.0.0.1:0\", secret: s}]}\n"),
-        "t.yaml:34: auth.radius.servers[0].address: \"0\" is not a port (1-65535)"
+        "t.yaml:36: auth.radius.servers[0].address: \"0\" is not a port (1-65535)"
     );
     assert_eq!(
         with_auth("  radius: {servers: [{address: 127.0.0.1, secret: s}], timeout: 90s}\n"),
-        "t.yaml:34: auth.radius.timeout: the time to wait for an answer must be between 100ms and 60s"
+        "t.yaml:36: auth.radius.timeout: the time to wait for an answer must be between 100ms and 60s"
     );
     assert_eq!(
         with_auth("  radius: {servers: [{address: 127.0.0.1, secret: s}], retries: 11}\n"),
-        "t.yaml:34: auth.radius.retries: 11 is more than 10"
+        "t.yaml:36: auth.radius.retries: 11 is more than 10"
     );
 }
 
@@ -484,13 +492,13 @@ fn yaml_syntax_error_has_line_and_column() {
     let e = err(&edit("  - to: 0.0.0.0/0", "  - to: 0.0.0.0/0: x"));
     assert_eq!(
         e,
-        "t.yaml:11:18: mapping values are not allowed in this context"
+        "t.yaml:13:18: mapping values are not allowed in this context"
     );
     // libyaml's context keeps its own position; only the leading one moves to the front.
     let e = err(&edit("    auth: line", "    auth: \"line"));
     assert_eq!(
         e,
-        "t.yaml:32:1: found unexpected end of stream, while scanning a quoted scalar at line 27 column 11"
+        "t.yaml:34:1: found unexpected end of stream, while scanning a quoted scalar at line 29 column 11"
     );
 }
 
@@ -498,11 +506,11 @@ fn yaml_syntax_error_has_line_and_column() {
 fn unknown_field() {
     assert_eq!(
         err(&edit("    device: net_af_packet1", "    devcie: net_af_packet1")),
-        "t.yaml:7:5: interfaces.outside: unknown field `devcie`, expected one of `device`, `mac`, `addresses`, `mtu`, `rx_queues`, `tx_queues`, `rx_descriptors`, `tx_descriptors`"
+        "t.yaml:9:5: interfaces[1]: unknown field `devcie`, expected one of `name`, `zone`, `device`, `mac`, `addresses`, `mtu`, `rx_queues`, `tx_queues`, `rx_descriptors`, `tx_descriptors`, `vlans`"
     );
     err_starts(
         &(base() + "dmz: {}\n"),
-        "t.yaml:32:1: unknown field `dmz`, expected one of",
+        "t.yaml:34:1: unknown field `dmz`, expected one of",
     );
 }
 
@@ -510,7 +518,7 @@ fn unknown_field() {
 fn route_via_unknown_interface() {
     assert_eq!(
         err(&edit("    interface: outside", "    interface: dmz")),
-        "t.yaml:13:16: routes[0].interface: unknown variant `dmz`, expected `inside` or `outside`"
+        "t.yaml:15: routes[0].interface: no interface is called `dmz`: name a port, or PORT.ID for a VLAN (the box has inside, outside)"
     );
 }
 
@@ -518,7 +526,7 @@ fn route_via_unknown_interface() {
 fn proxy_with_unknown_auth_method() {
     assert_eq!(
         err(&edit("    auth: line", "    auth: kerberos")),
-        "t.yaml:27:11: policy[2].auth: unknown variant `kerberos`, expected one of `none`, `line`, `http-basic`"
+        "t.yaml:29:11: policy[2].auth: unknown variant `kerberos`, expected one of `none`, `line`, `http-basic`"
     );
 }
 
@@ -528,8 +536,14 @@ fn empty_and_odd_files() {
     assert!(e.starts_with("t.yaml"), "{e}");
     let e = err(&(base() + "---\nx: 1\n"));
     assert!(e.contains("more than one document"), "{e}");
-    let e = err("interfaces: {}\n");
-    assert!(e.contains("missing field `inside`"), "{e}");
+    assert_eq!(
+        err("interfaces: {}\n"),
+        "t.yaml:1: interfaces: must be a list of ports now, not a map: write one item per port, each like `- name: inside` / `zone: inside` / `device: ...`, its other keys as before"
+    );
+    assert_eq!(
+        err("interfaces:\n"),
+        "t.yaml:1: interfaces: needs at least one port: `- name: inside` / `zone: inside` / `device: ...`"
+    );
 }
 
 #[test]

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use super::ports::*;
 use super::values::{Cidr, PortRange};
-use crate::wire::{Ipv4Addr, MacAddr};
+use crate::wire::Ipv4Addr;
 
 /// `Display` for a keyword enum: each variant shows as the word the YAML spells it with.
 macro_rules! keyword_display {
@@ -33,7 +34,8 @@ pub struct Config {
     /// Extra EAL arguments, appended after the ones the box derives from `interfaces` and
     /// `workers` (device arguments, lcores).
     pub eal: Vec<String>,
-    pub interfaces: Interfaces,
+    /// The ports, in DPDK port order.
+    pub interfaces: Vec<Interface>,
     pub routes: Vec<Route>,
     pub workers: Workers,
     pub flow_table: FlowTable,
@@ -45,99 +47,12 @@ pub struct Config {
     pub capture: Capture,
 }
 
-/// The box's two ports.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Interfaces {
-    pub inside: Interface,
-    pub outside: Interface,
-}
-
-impl Interfaces {
-    pub fn get(&self, side: Side) -> &Interface {
-        match side {
-            Side::Inside => &self.inside,
-            Side::Outside => &self.outside,
-        }
-    }
-}
-
-/// One port of the box.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Interface {
-    pub device: Device,
-    /// Overrides the MAC address the device reports.
-    pub mac: Option<MacAddr>,
-    /// The box's own addresses on this port; each prefix is also a connected subnet.
-    pub addresses: Vec<Cidr>,
-    pub mtu: u16,
-    pub rx_queues: u16,
-    pub tx_queues: u16,
-    pub rx_descriptors: u16,
-    pub tx_descriptors: u16,
-}
-
-impl Interface {
-    /// The IP MTU of a port whose `mtu` is not given (Ethernet's); also the MTU the
-    /// participating stack's legs use.
-    pub const DEFAULT_MTU: u16 = 1500;
-
-    /// Whether `addr` lies in one of this port's connected subnets.
-    pub fn is_connected(&self, addr: Ipv4Addr) -> bool {
-        self.addresses.iter().any(|c| c.contains(addr))
-    }
-
-    /// Whether `addr` is one of the box's own addresses on this port.
-    pub fn is_own_address(&self, addr: Ipv4Addr) -> bool {
-        self.addresses.iter().any(|c| c.addr == addr)
-    }
-}
-
-/// How DPDK finds a port: a PCI device to probe, or a virtual device to create (`--vdev`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Device {
-    /// A PCI address in full form, `DDDD:BB:DD.F`, e.g. `0000:03:00.0`.
-    Pci(String),
-    /// A DPDK virtual device string, e.g. `net_af_packet0,iface=ct-in0`.
-    Vdev(String),
-}
-
-impl Device {
-    /// The name DPDK knows the port by: the PCI address, or the vdev name before its first `,`.
-    pub fn name(&self) -> &str {
-        match self {
-            Device::Pci(s) => s,
-            Device::Vdev(s) => s.split(',').next().unwrap_or(s),
-        }
-    }
-}
-
-impl fmt::Display for Device {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Device::Pci(s) | Device::Vdev(s) => f.write_str(s),
-        }
-    }
-}
-
-/// One of the box's two ports, as named in routes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Side {
-    Inside,
-    Outside,
-}
-
-keyword_display!(Side {
-    Inside => "inside",
-    Outside => "outside",
-});
-
 /// A static route: traffic to `to` goes to the neighbour `via` on `interface`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
     pub to: Cidr,
     pub via: Ipv4Addr,
-    pub interface: Side,
+    pub interface: Iface,
 }
 
 /// The poll-mode workers.
@@ -418,7 +333,8 @@ impl DropCapture {
     }
 }
 
-/// The ingress interface a rule applies to.
+/// What a port or VLAN is part of, for the policy (`zone`, `to_zone` of a rule); `any`
+/// only in rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Zone {
@@ -432,15 +348,6 @@ impl Zone {
     /// Whether a rule written for `self` applies to a packet that arrived in `packet`.
     pub fn matches(self, packet: Zone) -> bool {
         self == Zone::Any || self == packet
-    }
-}
-
-impl From<Side> for Zone {
-    fn from(s: Side) -> Zone {
-        match s {
-            Side::Inside => Zone::Inside,
-            Side::Outside => Zone::Outside,
-        }
     }
 }
 

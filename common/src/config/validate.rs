@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use super::duration;
 use super::schema::{
-    RawAction, RawCapture, RawConfig, RawInterface, RawProxy, RawRule, RawUser, RawWorkers, Scalar,
+    RawAction, RawCapture, RawConfig, RawProxy, RawRule, RawUser, RawWorkers, Scalar,
 };
 use super::types::*;
 use super::values::*;
-use crate::wire::{Ipv4Addr, MacAddr};
 
 mod auth;
+mod interfaces;
 
 /// A semantic error before it is placed in a file: where and what.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,48 +49,13 @@ const MAX_QUEUES: u64 = 1024;
 
 pub(crate) fn validate(raw: RawConfig) -> Res<Config> {
     let workers = workers(&raw.workers)?;
-    let inside = interface("interfaces.inside", &raw.interfaces.inside, &workers)?;
-    let outside = interface("interfaces.outside", &raw.interfaces.outside, &workers)?;
-    let interfaces = Interfaces { inside, outside };
-    check_interface_pair(&interfaces)?;
-
-    let mut routes = Vec::with_capacity(raw.routes.len());
-    for (i, r) in raw.routes.iter().enumerate() {
-        let p = format!("routes[{i}]");
-        let to = network(&format!("{p}.to"), &r.to)?;
-        let via = at(&format!("{p}.via"), parse_ipv4(&r.via))?;
-        let port = interfaces.get(r.interface);
-        if !port.is_connected(via) {
-            let subnets: Vec<String> = port
-                .addresses
-                .iter()
-                .map(|c| c.to_network().to_string())
-                .collect();
-            return invalid(
-                format!("{p}.via"),
-                format!(
-                    "gateway {via} is not in a connected subnet of the {} interface ({})",
-                    r.interface,
-                    subnets.join(", ")
-                ),
-            );
-        }
-        if port.is_own_address(via) {
-            return invalid(
-                format!("{p}.via"),
-                format!("gateway {via} is the box's own address"),
-            );
-        }
-        routes.push(Route {
-            to,
-            via,
-            interface: r.interface,
-        });
-    }
+    let interfaces = interfaces::ports(&raw.interfaces, &workers)?;
+    let links = links_of(&interfaces);
+    let routes = interfaces::routes(&raw.routes, &links)?;
 
     let flow_table = flow_table(&raw)?;
     let users = users(&raw.users)?;
-    let auth = auth::auth(&raw.auth, &interfaces)?;
+    let auth = auth::auth(&raw.auth, &links)?;
     let mut policy = Vec::with_capacity(raw.policy.len());
     for (i, r) in raw.policy.iter().enumerate() {
         let p = format!("policy[{i}]");
@@ -214,200 +179,6 @@ fn workers(w: &RawWorkers) -> Res<Workers> {
         lcores.push(l);
     }
     Ok(Workers { count, lcores })
-}
-
-fn interface(p: &str, r: &RawInterface, w: &Workers) -> Res<Interface> {
-    let device = device(&format!("{p}.device"), &r.device)?;
-    let mac = match &r.mac {
-        None => None,
-        Some(s) => {
-            let path = format!("{p}.mac");
-            let m = at(&path, parse_mac(s))?;
-            if m.is_multicast() {
-                return invalid(
-                    path,
-                    format!("`{s}` is a multicast address; a port needs a unicast MAC"),
-                );
-            }
-            if m == MacAddr::ZERO {
-                return invalid(path, format!("`{s}` is the all-zero MAC"));
-            }
-            Some(m)
-        }
-    };
-    if r.addresses.is_empty() {
-        return invalid(
-            format!("{p}.addresses"),
-            "needs at least one address: the box's own address with its subnet's length, like 198.18.0.254/24",
-        );
-    }
-    let mut addresses = Vec::with_capacity(r.addresses.len());
-    for (i, s) in r.addresses.iter().enumerate() {
-        let path = format!("{p}.addresses[{i}]");
-        let c: Cidr = at(&path, s.parse())?;
-        if c.prefix == 0 {
-            return invalid(
-                path,
-                format!("`{s}`: a /0 subnet would make every address connected"),
-            );
-        }
-        if c.prefix <= 30 && c.addr == c.network() {
-            return invalid(
-                path,
-                format!(
-                    "`{s}` is the subnet's network address; give the box's own address, like {}",
-                    Ipv4Addr(c.network().0 + 1)
-                ),
-            );
-        }
-        if c.prefix <= 30 && c.addr == c.broadcast() {
-            return invalid(path, format!("`{s}` is the subnet's broadcast address"));
-        }
-        addresses.push(c);
-    }
-    let mtu = r.mtu.unwrap_or(u64::from(Interface::DEFAULT_MTU));
-    if !(68..=9216).contains(&mtu) {
-        return invalid(
-            format!("{p}.mtu"),
-            format!("MTU {mtu} is out of range 68..=9216"),
-        );
-    }
-    let n = u64::from(w.count);
-    let rx_queues = queues(
-        &format!("{p}.rx_queues"),
-        r.rx_queues,
-        n,
-        0,
-        "each worker needs its own RX queue",
-    )?;
-    if u64::from(rx_queues) > n {
-        return invalid(
-            format!("{p}.rx_queues"),
-            format!(
-                "{rx_queues} RX queues for {n} workers: worker i polls queue i, so a queue beyond \
-                 {n} would never be read (the packets the NIC spreads to it lost); give as many \
-                 as workers, or leave it out"
-            ),
-        );
-    }
-    let tx_queues = queues(
-        &format!("{p}.tx_queues"),
-        r.tx_queues,
-        n,
-        0,
-        "each worker needs its own TX queue",
-    )?;
-    Ok(Interface {
-        device,
-        mac,
-        addresses,
-        mtu: mtu as u16,
-        rx_queues,
-        tx_queues,
-        rx_descriptors: descriptors(&format!("{p}.rx_descriptors"), r.rx_descriptors)?,
-        tx_descriptors: descriptors(&format!("{p}.tx_descriptors"), r.tx_descriptors)?,
-    })
-}
-
-/// A queue count: by default, and at least, one per worker plus `extra`.
-fn queues(p: &str, v: Option<u64>, workers: u64, extra: u64, why: &str) -> Res<u16> {
-    let min = workers + extra;
-    let q = v.unwrap_or(min);
-    if q < min {
-        return invalid(
-            p,
-            format!("{q} is too few for {workers} workers: {why} (at least {min})"),
-        );
-    }
-    if q > MAX_QUEUES {
-        return invalid(p, format!("{q} queues are too many: at most {MAX_QUEUES}"));
-    }
-    Ok(q as u16)
-}
-
-fn descriptors(p: &str, v: Option<u64>) -> Res<u16> {
-    let d = v.unwrap_or(1024);
-    if !d.is_power_of_two() || !(64..=16384).contains(&d) {
-        return invalid(
-            p,
-            format!("{d} descriptors: must be a power of two in 64..=16384"),
-        );
-    }
-    Ok(d as u16)
-}
-
-/// Classifies a device string; see [`Device`].
-fn device(p: &str, s: &str) -> Res<Device> {
-    if is_pci_address(s) {
-        return Ok(Device::Pci(s.to_ascii_lowercase()));
-    }
-    if let Some(rest) = s.strip_prefix("net_") {
-        let name = rest.split(',').next().unwrap_or("");
-        if !name.is_empty()
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-            && !s.contains(char::is_whitespace)
-        {
-            return Ok(Device::Vdev(s.to_string()));
-        }
-    }
-    invalid(
-        p,
-        format!(
-            "`{s}` is neither a PCI address (DDDD:BB:DD.F, like 0000:03:00.0) nor a DPDK virtual device (net_<driver><n>[,args], like net_af_packet0,iface=ct-in0)"
-        ),
-    )
-}
-
-/// `DDDD:BB:DD.F` in hex, with the device number below 32 and the function below 8.
-fn is_pci_address(s: &str) -> bool {
-    let hex = |t: &str, n: usize| t.len() == n && t.bytes().all(|b| b.is_ascii_hexdigit());
-    let Some((domain, rest)) = s.split_once(':') else {
-        return false;
-    };
-    let Some((bus, rest)) = rest.split_once(':') else {
-        return false;
-    };
-    let Some((dev, func)) = rest.split_once('.') else {
-        return false;
-    };
-    hex(domain, 4)
-        && hex(bus, 2)
-        && hex(dev, 2)
-        && u8::from_str_radix(dev, 16).is_ok_and(|d| d < 32)
-        && func.len() == 1
-        && matches!(func.as_bytes()[0], b'0'..=b'7')
-}
-
-fn check_interface_pair(ifs: &Interfaces) -> Res<()> {
-    if ifs
-        .inside
-        .device
-        .name()
-        .eq_ignore_ascii_case(ifs.outside.device.name())
-    {
-        return invalid(
-            "interfaces.outside.device",
-            format!(
-                "`{}` is also the inside interface's device; the two ports must be different devices",
-                ifs.outside.device
-            ),
-        );
-    }
-    for (j, o) in ifs.outside.addresses.iter().enumerate() {
-        for (i, n) in ifs.inside.addresses.iter().enumerate() {
-            if o.overlaps(n) {
-                return invalid(
-                    format!("interfaces.outside.addresses[{j}]"),
-                    format!(
-                        "subnet {} overlaps the inside subnet {} (interfaces.inside.addresses[{i}]); the two ports must be in different subnets",
-                        o.to_network(),
-                        n.to_network()
-                    ),
-                );
-            }
-        }
-    }
-    Ok(())
 }
 
 /// A CIDR that names a network (routes, policy): host bits set are almost always a typo.

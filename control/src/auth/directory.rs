@@ -148,8 +148,9 @@ mod tests {
     fn a_reload_keeps_the_client_and_its_counters_while_the_settings_stay() {
         let text = |secret: &str| {
             format!(
-                "interfaces:\n  inside: {{device: net_null0, addresses: [198.18.0.254/24]}}\n  \
-                 outside: {{device: net_null1, addresses: [198.19.0.254/24]}}\n\
+                "interfaces:\n  \
+                 - {{name: inside, zone: inside, device: net_null0, addresses: [198.18.0.254/24]}}\n  \
+                 - {{name: outside, zone: outside, device: net_null1, addresses: [198.19.0.254/24]}}\n\
                  auth:\n  radius:\n    servers: [{{address: 127.0.0.1, secret: {secret}}}]\n"
             )
         };

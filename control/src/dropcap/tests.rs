@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::*;
+use dataplane::testing::{INSIDE, OUTSIDE};
+
+/// The testbed's interfaces, as the box names them in its captures.
+const NAMES: &[&str] = &["inside", "outside"];
 
 /// A new directory of its own under the system's temp dir, removed when dropped. Never one
 /// that existed before: `create_dir` fails rather than reuse (and later remove) it.
@@ -151,19 +155,19 @@ fn read(path: &Path) -> (Vec<String>, Vec<Epb>) {
 fn blocks_are_well_formed_and_frames_kept_to_snaplen() {
     let dir = Dir::new("blocks");
     let path = dir.0.join("drops.pcapng");
-    let mut c = DropCapture::open(&cfg(path.clone(), 1 << 20, 2, 64));
+    let mut c = DropCapture::open(&cfg(path.clone(), 1 << 20, 2, 64), NAMES);
     assert!(c.is_writing());
     let long: Vec<u8> = (0..100u8).collect();
     let short = [0xabu8; 30];
     c.write(
-        Side::Inside,
+        INSIDE,
         3,
         DropReason::OutOfWindow,
         &long,
         1_700_000_000_123_456,
     );
     c.write(
-        Side::Outside,
+        OUTSIDE,
         0,
         DropReason::NotForUs,
         &short,
@@ -234,11 +238,11 @@ fn rotation_keeps_every_file_whole_and_within_its_size_and_overwrites_the_oldest
     let dir = Dir::new("ring");
     let path = dir.0.join("d.pcapng");
     let cfg = cfg(path.clone(), 2048, 3, 256);
-    let mut c = DropCapture::open(&cfg);
+    let mut c = DropCapture::open(&cfg, NAMES);
     for i in 0..100u32 {
         let mut frame = vec![0x5a; 200];
         frame[..4].copy_from_slice(&i.to_be_bytes());
-        c.write(Side::Inside, 0, DropReason::Truncated, &frame, 1);
+        c.write(INSIDE, 0, DropReason::Truncated, &frame, 1);
     }
     c.flush();
     assert!(!cfg.file(3).exists(), "three files, not four");
@@ -281,7 +285,7 @@ fn a_restart_begins_after_the_newest_file() {
         f.set_modified(old + std::time::Duration::from_secs(age))
             .unwrap();
     }
-    let c = DropCapture::open(&cfg);
+    let c = DropCapture::open(&cfg, NAMES);
     assert_eq!(c.current_file(), cfg.file(2), "after file 1, the newest");
     drop(c);
     // Now 2 is the newest: the next run begins on 0 again.
@@ -291,12 +295,12 @@ fn a_restart_begins_after_the_newest_file() {
 #[test]
 fn an_io_error_stops_the_capture_and_is_counted() {
     // Writes to /dev/full fail when the buffer is flushed.
-    let mut c = DropCapture::open(&cfg("/dev/full".into(), 1 << 20, 1, 64));
+    let mut c = DropCapture::open(&cfg("/dev/full".into(), 1 << 20, 1, 64), NAMES);
     assert!(c.is_writing());
-    c.write(Side::Inside, 0, DropReason::NoFlow, &[0; 60], 1);
+    c.write(INSIDE, 0, DropReason::NoFlow, &[0; 60], 1);
     c.flush();
     assert!(!c.is_writing());
-    c.write(Side::Inside, 0, DropReason::NoFlow, &[0; 60], 2);
+    c.write(INSIDE, 0, DropReason::NoFlow, &[0; 60], 2);
     c.flush();
     assert_eq!((c.counters.errors, c.counters.lost), (1, 1));
 
@@ -304,9 +308,9 @@ fn an_io_error_stops_the_capture_and_is_counted() {
     let dir = Dir::new("error");
     let file = dir.0.join("a-file");
     std::fs::write(&file, b"").unwrap();
-    let mut c = DropCapture::open(&cfg(file.join("d.pcapng"), 1 << 20, 2, 64));
+    let mut c = DropCapture::open(&cfg(file.join("d.pcapng"), 1 << 20, 2, 64), NAMES);
     assert!(!c.is_writing());
-    c.write(Side::Inside, 0, DropReason::NoFlow, &[0; 60], 1);
+    c.write(INSIDE, 0, DropReason::NoFlow, &[0; 60], 1);
     assert_eq!(c.counters.errors, 1);
     assert_eq!((c.counters.captured, c.counters.lost), (0, 1));
 }
@@ -333,7 +337,7 @@ fn from_a_workers_drop_to_the_file() {
     let box_in = MacAddr([2, 0, 0, 0, 0, 1]);
     let settings = Arc::new(Settings::new(
         config,
-        [box_in, MacAddr([2, 0, 0, 0, 0, 2])],
+        &[box_in, MacAddr([2, 0, 0, 0, 0, 2])],
         ForwardMode::Full,
     ));
     let inside = MemNic::new(1, 64);

@@ -25,7 +25,7 @@ struct Bed {
 impl Bed {
     fn new(workers: usize) -> Bed {
         let cfg = common::config::load(&testbed()).unwrap();
-        let settings = Arc::new(Settings::new(cfg, [BOX_IN, BOX_OUT], ForwardMode::Full));
+        let settings = Arc::new(Settings::new(cfg, &[BOX_IN, BOX_OUT], ForwardMode::Full));
         let inside = MemNic::new(workers, 4096);
         let outside = MemNic::new(workers, 4096);
         let rings = Rings::new(workers, 1024, 64);
@@ -63,7 +63,10 @@ impl Bed {
         }
         self.ops
             .turn(&mut self.plane, &self.rings, IoCounters::default(), &|| {
-                [PortCounters::default(); 2]
+                vec![
+                    ("inside".to_string(), PortCounters::default()),
+                    ("outside".to_string(), PortCounters::default()),
+                ]
             });
     }
 
@@ -148,7 +151,7 @@ fn listings_and_reports_survive_telemetry() {
     assert!(text.contains("198.18.0.1:40000"));
     assert!(text.contains("12 of 12 matching flows shown (30 in the flow tables)"));
 
-    let r = Report::new(&Stats::default(), None, [0, 1]);
+    let r = Report::new(&Stats::default(), None, &[]);
     let back: Report =
         serde_json::from_value(tel_json(&json_to_tel(&serde_json::json!(r)).prepare())).unwrap();
     assert_eq!(back, r);

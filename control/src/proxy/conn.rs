@@ -11,7 +11,7 @@
 use smoltcp::socket::tcp::State;
 use smoltcp::time::Instant;
 
-use common::config::{AuthMethod, Rule, Side, SplicePoint};
+use common::config::{AuthMethod, Iface, Rule, SplicePoint};
 use common::conn::Conn;
 use common::flow::FlowKey;
 use common::wire::ipv4::Ipv4Packet;
@@ -114,7 +114,7 @@ pub struct Peers {
 pub struct ProxyConn {
     pub key: FlowKey,
     pub worker: u16,
-    pub client_side: Side,
+    pub client_side: Iface,
     app: App,
     phase: Phase,
     client: Leg,
@@ -144,7 +144,7 @@ pub struct ProxyConn {
     /// Whole frames of the segments whose data the drain stripped, with the port they came
     /// in on: once the object is installed they go through the fast path at once, instead of
     /// waiting for their senders' retransmission timeouts (200 ms at least, on Linux).
-    pub held: Vec<(Side, Vec<u8>)>,
+    pub held: Vec<(Iface, Vec<u8>)>,
     /// Their payload bytes, client→server and server→client.
     held_bytes: [u64; 2],
     /// The oldest TSval among them, client→server and server→client.
@@ -168,7 +168,7 @@ impl ProxyConn {
     pub fn new(
         key: FlowKey,
         worker: u16,
-        client_side: Side,
+        client_side: Iface,
         method: AuthMethod,
         splice: SplicePoint,
         peers: Peers,
@@ -245,7 +245,7 @@ impl ProxyConn {
     pub fn portal(
         key: FlowKey,
         worker: u16,
-        client_side: Side,
+        client_side: Iface,
         peers: Peers,
         fingerprints: Fingerprints,
         now: Instant,
@@ -322,7 +322,7 @@ impl ProxyConn {
     /// Keeps a copy of `frame` (arrived on `port`, its IP datagram at `ip`) when the drain is
     /// about to strip it: a segment with payload or FIN and no SYN or RST, up to
     /// [`MAX_HELD`] of them. Returns whether it was kept.
-    pub fn hold(&mut self, port: Side, frame: &[u8], ip: std::ops::Range<usize>) -> bool {
+    pub fn hold(&mut self, port: Iface, frame: &[u8], ip: std::ops::Range<usize>) -> bool {
         if !matches!(self.phase, Phase::Draining { .. }) || self.held.len() >= MAX_HELD {
             return false;
         }

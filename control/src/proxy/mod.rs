@@ -30,7 +30,7 @@ use std::time::Duration;
 use smoltcp::time::Instant;
 
 use crate::settings::Settings;
-use common::config::{Action, AuthMethod, HttpLogin, Side};
+use common::config::{Action, AuthMethod, HttpLogin, Iface};
 use common::conn::{Conn, ConnFlags, TcpState};
 use common::flow::FlowKey;
 use common::wire::ethernet::{EtherType, EthernetFrame};
@@ -277,7 +277,7 @@ impl Proxy {
                     Some(opts),
                 ) => {
                     let how = (rule, action);
-                    if !self.open(key, how, msg.worker, msg.port, opts, None, now_ms, io) {
+                    if !self.open(key, how, msg.worker, msg.iface, opts, None, now_ms, io) {
                         return;
                     }
                     if !placeholder {
@@ -296,7 +296,7 @@ impl Proxy {
                     };
                     let answered = Some(answered);
                     let how = (rule, action);
-                    if !self.open(key, how, msg.worker, msg.port, opts, answered, now_ms, io) {
+                    if !self.open(key, how, msg.worker, msg.iface, opts, answered, now_ms, io) {
                         return;
                     }
                     self.counters.syn_cookies_accepted += 1;
@@ -319,13 +319,13 @@ impl Proxy {
             }
             // Queued toward control before the object was installed: back to the worker,
             // which now tracks and rewrites it like every later packet.
-            if io.reinject(a.worker, msg.port, msg.pkt) {
+            if io.reinject(a.worker, msg.iface, msg.pkt) {
                 self.counters.stragglers_forwarded += 1;
             }
             return;
         }
         if let Some(c) = self.conns.get_mut(&ckey) {
-            c.hold(msg.port, msg.pkt.data(), ip_off.clone());
+            c.hold(msg.iface, msg.pkt.data(), ip_off.clone());
         }
         let ip = msg.pkt.data()[ip_off.clone()].to_vec();
         self.feed(ckey, from_client, ip, now_ms, local, io);
@@ -361,7 +361,7 @@ impl Proxy {
         key: FlowKey,
         (rule, action): (u16, Action),
         worker: u16,
-        port: Side,
+        port: Iface,
         syn: SynOptions,
         answered: Option<Answered>,
         now_ms: u64,
@@ -514,11 +514,9 @@ impl Proxy {
             self.connections.full_proxy += 1;
         }
         let (worker, client_side, portal) = (c.worker, c.client_side, c.is_portal());
-        let server_side = if client_side == Side::Inside {
-            Side::Outside
-        } else {
-            Side::Inside
-        };
+        // The server leg leaves by the server's route; without one (the client's SYN was
+        // routed, so only a reload could take it away) back where the client came from.
+        let server_side = local.egress(key.dst).unwrap_or(client_side);
         let now = Instant::from_millis(now_ms as i64);
         let next = c.poll_at(now).map(|t| t.total_millis() as u64);
         for (from_client_leg, ip) in self.out.drain(..) {

@@ -55,7 +55,7 @@ impl Proxy {
             let c = ProxyConn::portal(
                 key,
                 msg.worker,
-                msg.port,
+                msg.iface,
                 peers,
                 self.fingerprints.clone(),
                 now,
@@ -189,8 +189,9 @@ mod tests {
     #[test]
     fn a_portal_login_takes_the_settings_of_the_rule_the_redirect_named() {
         let config = common::config::parse(
-            "interfaces:\n  inside: {device: net_null0, addresses: [198.18.0.254/24]}\n  \
-             outside: {device: net_null1, addresses: [198.19.0.254/24]}\n\
+            "interfaces:\n  \
+             - {name: inside, zone: inside, device: net_null0, addresses: [198.18.0.254/24]}\n  \
+             - {name: outside, zone: outside, device: net_null1, addresses: [198.19.0.254/24]}\n\
              auth:\n  virtual_http: {address: 198.18.0.254}\n\
              policy:\n\
              - {name: a, protocol: tcp, ports: [80], action: proxy, auth: http-basic}\n\

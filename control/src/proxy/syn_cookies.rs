@@ -64,7 +64,7 @@ impl Proxy {
             tsval: Some(leg::tsval_at(now_ms)),
         };
         let ip = cookie::syn_ack(&key, isn, opts, &answer);
-        local.send_ip(msg.port, &ip, now_ms as u32, io);
+        local.send_ip(msg.iface, &ip, now_ms as u32, io);
         self.counters.syn_cookies_sent += 1;
     }
 

@@ -255,4 +255,7 @@ impl Packet for Mbuf {
     fn grow_front(&mut self, n: usize) -> bool {
         self.prepend(n).is_some()
     }
+    fn shrink_front(&mut self, n: usize) -> bool {
+        self.adj(n)
+    }
 }

@@ -7,7 +7,8 @@ use crate::testing::{
     arp_request, icmp_echo_frame, mem_workers, tcp_frame, udp_frame, Envelope, Tcp,
 };
 use crate::testing::{BOX_IN, BOX_OUT, CLIENT, CLIENT_MAC, SERVER, SERVER_MAC};
-use common::config::{Config, Side};
+use crate::testing::{INSIDE, OUTSIDE};
+use common::config::{Config, Iface};
 use common::wire::ethernet::EthernetFrame;
 use common::wire::ipv4::Ipv4Packet;
 use common::wire::tcp::flags::{ACK, FIN, PSH, RST, SYN};
@@ -46,7 +47,7 @@ impl Bed {
     ) -> Bed {
         let inside = MemNic::spreading(workers, 4096, spread);
         let outside = MemNic::spreading(workers, 4096, spread);
-        let mut ctx = Context::new(&cfg, [BOX_IN, BOX_OUT], mode);
+        let mut ctx = Context::new(&cfg, &[BOX_IN, BOX_OUT], mode);
         ctx.steering = steering;
         let ctx = Arc::new(ctx);
         let rings = Rings::new(workers, ring, 64);
@@ -59,12 +60,12 @@ impl Bed {
             now: 1000,
         };
         b.rings.broadcast(&Command::Neighbour {
-            port: Side::Inside,
+            iface: INSIDE,
             ip: CLIENT,
             mac: Some(CLIENT_MAC),
         });
         b.rings.broadcast(&Command::Neighbour {
-            port: Side::Outside,
+            iface: OUTSIDE,
             ip: SERVER,
             mac: Some(SERVER_MAC),
         });
@@ -308,7 +309,7 @@ mod control_paths {
     fn unknown_neighbour_is_resolved_by_control() {
         let mut b = Bed::new(1);
         b.rings.broadcast(&Command::Neighbour {
-            port: Side::Outside,
+            iface: OUTSIDE,
             ip: SERVER,
             mac: None,
         });
@@ -317,7 +318,7 @@ mod control_paths {
         assert_eq!(
             m.why,
             Why::Resolve {
-                out: Side::Outside,
+                out: OUTSIDE,
                 next_hop: SERVER
             }
         );
@@ -393,13 +394,13 @@ mod drops {
         let outside = MemNic::new(1, 8);
         let ctx = Arc::new(Context::new(
             &testbed_config(),
-            [BOX_IN, BOX_OUT],
+            &[BOX_IN, BOX_OUT],
             ForwardMode::Full,
         ));
         let rings = Rings::new(1, 64, 64);
         let mut w = mem_workers(&inside, &outside, &ctx, &rings).pop().unwrap();
         rings.broadcast(&Command::Neighbour {
-            port: Side::Outside,
+            iface: OUTSIDE,
             ip: SERVER,
             mac: Some(SERVER_MAC),
         });
@@ -467,7 +468,7 @@ mod sharding {
 fn control_packets_are_sent_by_the_worker() {
     let mut b = Bed::new(1);
     let frame = arp_request(BOX_OUT, Ipv4Addr::new(198, 19, 0, 254), SERVER);
-    b.rings.send(0, Side::Outside, frame.clone()).unwrap();
+    b.rings.send(0, OUTSIDE, frame.clone()).unwrap();
     b.poll();
     assert_eq!(b.outside.drain_sent(), vec![frame]);
     assert_eq!(b.total(|c| c.from_control), 1);
@@ -548,6 +549,10 @@ mod xlate;
 
 /// TCP options are walked once per packet, for the tracker and the rewrite together.
 mod options;
+
+/// Four ports, one of them a VLAN trunk: routing between any two, tags pushed, popped and
+/// kept, the zones of the policy, `unknown_vlan`, io forwarding in pairs.
+mod ports;
 
 /// The lcore loop's `Worker::turn`: a saturated worker does its housekeeping once in
 /// `HOUSEKEEPING_EVERY` turns, an unsaturated one on every turn.

@@ -14,7 +14,7 @@ const MAX_RADIUS_SERVERS: usize = 4;
 /// Longest shared secret (RFC 2865 sets no bound; FreeRADIUS's own limit).
 const MAX_SECRET: usize = 128;
 
-pub(super) fn auth(raw: &RawAuth, interfaces: &Interfaces) -> Res<Auth> {
+pub(super) fn auth(raw: &RawAuth, links: &[Link]) -> Res<Auth> {
     Ok(Auth {
         cache_timeout: duration_or(
             "auth.cache_timeout",
@@ -27,7 +27,7 @@ pub(super) fn auth(raw: &RawAuth, interfaces: &Interfaces) -> Res<Auth> {
         },
         virtual_http: match &raw.virtual_http {
             None => None,
-            Some(v) => Some(virtual_http(v, interfaces)?),
+            Some(v) => Some(virtual_http(v, links)?),
         },
         radius: match &raw.radius {
             None => None,
@@ -36,16 +36,15 @@ pub(super) fn auth(raw: &RawAuth, interfaces: &Interfaces) -> Res<Auth> {
     })
 }
 
-fn virtual_http(raw: &RawVirtualHttp, interfaces: &Interfaces) -> Res<VirtualHttp> {
+fn virtual_http(raw: &RawVirtualHttp, links: &[Link]) -> Res<VirtualHttp> {
     let p = "auth.virtual_http";
     let address = at(&format!("{p}.address"), parse_ipv4(&raw.address))?;
-    let own = [&interfaces.inside, &interfaces.outside]
-        .iter()
-        .any(|i| i.is_own_address(address));
-    if !own {
+    if !links.iter().any(|l| l.is_own_address(address)) {
         return invalid(
             format!("{p}.address"),
-            format!("{address} is not one of the box's addresses (interfaces.*.addresses)"),
+            format!(
+                "{address} is not one of the box's addresses (the `addresses` of a port or a VLAN)"
+            ),
         );
     }
     let port = match raw.port {

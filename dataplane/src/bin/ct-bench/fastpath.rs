@@ -15,11 +15,11 @@ use std::process::{Command as Proc, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::config::Side;
 use dataplane::context::{Context, ForwardMode};
 use dataplane::contract::{Command, Rings};
 use dataplane::dpdk::{tsc, tsc_hz, Eal, Mbuf, Mempool, Port};
 use dataplane::dpdk_port::DpdkQueuePair;
+use dataplane::testing::{INSIDE, OUTSIDE};
 use dataplane::verdict::DropCounters;
 use dataplane::worker::{Worker, WorkerCounters};
 
@@ -276,18 +276,17 @@ fn box_worker(
     n: u32,
     rings: &Rings<Mbuf>,
 ) -> Result<Worker<DpdkQueuePair>, String> {
-    let mut ctx = Context::new(&testbed_config()?, BOX_MACS, mode);
+    let mut ctx = Context::new(&testbed_config()?, &BOX_MACS, mode);
     ctx.flows_per_worker = n as usize;
     let ctx = Arc::new(ctx);
-    let neighbour = |port, ip, mac| Command::Neighbour {
-        port,
+    let neighbour = |iface, ip, mac| Command::Neighbour {
+        iface,
         ip,
         mac: Some(mac),
     };
-    let mut cmds = vec![neighbour(Side::Outside, SERVER, SERVER_MAC)];
+    let mut cmds = vec![neighbour(OUTSIDE, SERVER, SERVER_MAC)];
     cmds.extend(
-        (0..traffic::clients(n))
-            .map(|c| neighbour(Side::Inside, traffic::client_addr(c), CLIENT_MAC)),
+        (0..traffic::clients(n)).map(|c| neighbour(INSIDE, traffic::client_addr(c), CLIENT_MAC)),
     );
     for c in cmds {
         rings.commands[0].push(c).map_err(|_| "command ring full")?;
@@ -300,7 +299,7 @@ fn box_worker(
     };
     Ok(Worker::new(
         0,
-        [pair(&ports[0])?, pair(&ports[1])?],
+        vec![pair(&ports[0])?, pair(&ports[1])?],
         ctx,
         rings.worker(0),
     ))

@@ -59,7 +59,7 @@ fn a_burst_beyond_the_rate_gives_control_exactly_the_rate() {
     assert_eq!(dropped(&b), 12, "every drop is still counted by its reason");
     for m in &got {
         assert_eq!(m.why, Why::Dropped(reason_of(&m.pkt)));
-        assert_eq!((m.port, m.worker), (Side::Inside, 0));
+        assert_eq!((m.iface, m.worker), (INSIDE, 0));
     }
     // The frames as they arrived, in order: the capture sees what was dropped.
     let sent: Vec<Vec<u8>> = (0..5).map(bad_frame).collect();
@@ -114,11 +114,11 @@ fn captures_leave_half_the_ring_to_control_traffic() {
 
 #[test]
 fn the_rate_is_shared_by_the_workers() {
-    let ctx = Context::new(&capturing(5, 2), [BOX_IN, BOX_OUT], ForwardMode::Full);
+    let ctx = Context::new(&capturing(5, 2), &[BOX_IN, BOX_OUT], ForwardMode::Full);
     assert_eq!(
         (ctx.drop_capture_share(0), ctx.drop_capture_share(1)),
         (3, 2)
     );
-    let ctx = Context::new(&testbed_config(), [BOX_IN, BOX_OUT], ForwardMode::Full);
+    let ctx = Context::new(&testbed_config(), &[BOX_IN, BOX_OUT], ForwardMode::Full);
     assert_eq!(ctx.drop_capture_share(0), 0);
 }

@@ -144,7 +144,7 @@ fn a_reload_judges_new_connections_and_keeps_the_old_ones() {
     ssh.ports = vec![common::config::PortRange { lo: 22, hi: 22 }];
     ssh.action = Action::Pass;
     cfg.policy.insert(0, ssh);
-    let mut new = Context::new(&cfg, [BOX_IN, BOX_OUT], ForwardMode::Full);
+    let mut new = Context::new(&cfg, &[BOX_IN, BOX_OUT], ForwardMode::Full);
     new.generation = 1;
     b.rings.commands[0]
         .push(Command::Reload(NewContext(Arc::new(new))))

@@ -25,7 +25,7 @@ fn an_ack_without_a_flow_toward_a_proxy_rule_goes_to_control() {
     b.c2s(t(40000, 8080, 1001, 5, ACK));
     let m = b.rings.to_control.pop().expect("to control");
     assert!(matches!(m.why, Why::ProxyAck { .. }), "{:?}", m.why);
-    assert_eq!((m.port, b.flows()), (Side::Inside, 0), "nothing kept");
+    assert_eq!((m.iface, b.flows()), (INSIDE, 0), "nothing kept");
     for (flags, dport) in [
         (ACK | RST, 8080),
         (RST, 8080),
@@ -88,7 +88,7 @@ fn proxied_connections_follow_their_syn_to_control() {
     b.c2s(t(40000, 8080, 1000, 0, SYN));
     let m = b.rings.to_control.pop().unwrap();
     assert!(matches!(m.why, Why::ProxySyn { .. }));
-    assert_eq!(m.port, Side::Inside);
+    assert_eq!(m.iface, INSIDE);
     assert_eq!(b.flows(), 1, "a placeholder");
     // both directions of the quad now go to control, whatever their flags
     b.c2s(t(40000, 8080, 1001, 5, ACK));

@@ -37,7 +37,7 @@ fn a_saturated_worker_serves_control_once_in_housekeeping_every_turns() {
         .unwrap();
     let arp = arp_request(BOX_OUT, Ipv4Addr::new(198, 19, 0, 254), SERVER);
     for _ in 0..100 {
-        b.rings.send(0, Side::Outside, arp.clone()).unwrap();
+        b.rings.send(0, OUTSIDE, arp.clone()).unwrap();
     }
     let mut reads = 0;
     for i in 1..=HOUSEKEEPING_EVERY {

@@ -57,7 +57,7 @@ fn timestamps_are_inserted_toward_the_peer_that_negotiated_them() {
     // the server's latest TSval 777), server→client loses it.
     spliced(&mut b, Xlate::TS_SERVER_ONLY, [5, 777], 0);
     let data = [0x42u8; 100];
-    let out = b.push(Side::Inside, &data, t(40000, 9000, 1000, 9000, 0));
+    let out = b.push(INSIDE, &data, t(40000, 9000, 1000, 9000, 0));
     assert_eq!(out.len(), 1);
     assert_eq!(timestamps(&out[0]), Some((b.now + 5, 777)));
     let tcp = TcpPacket::new_checked(&out[0][..]).unwrap();
@@ -140,36 +140,36 @@ fn joined_pieces(out: &[Vec<u8>], room: usize, ts: (u32, u32)) -> Vec<u8> {
 }
 
 impl Bed {
-    /// Sends `payload` with PSH in `seg` from the client (`Side::Inside`) or from the server,
+    /// Sends `payload` with PSH in `seg` from the client (`INSIDE`) or from the server,
     /// and returns the TCP segments that leave the other side (their checksums checked).
-    fn push(&mut self, from: Side, payload: &[u8], seg: Tcp<'_>) -> Vec<Vec<u8>> {
+    fn push(&mut self, from: Iface, payload: &[u8], seg: Tcp<'_>) -> Vec<Vec<u8>> {
         let seg = Tcp {
             payload,
             flags: ACK | PSH,
             ..seg
         };
         match from {
-            Side::Inside => {
+            INSIDE => {
                 self.c2s(seg);
                 segments(&self.outside.drain_sent(), CLIENT, SERVER)
             }
-            Side::Outside => {
+            _ => {
                 self.s2c(seg);
                 segments(&self.inside.drain_sent(), SERVER, CLIENT)
             }
         }
     }
 
-    /// Sends `payload` in `seg` from the client (`Side::Inside`) or from the server and checks
+    /// Sends `payload` in `seg` from the client (`INSIDE`) or from the server and checks
     /// that it leaves the other side whole, as one frame.
-    fn goes_whole(&mut self, from: Side, payload: &[u8], seg: Tcp<'_>) {
+    fn goes_whole(&mut self, from: Iface, payload: &[u8], seg: Tcp<'_>) {
         let seg = Tcp { payload, ..seg };
         let sent = match from {
-            Side::Inside => {
+            INSIDE => {
                 self.c2s(seg);
                 self.outside.drain_sent()
             }
-            Side::Outside => {
+            _ => {
                 self.s2c(seg);
                 self.inside.drain_sent()
             }
@@ -196,7 +196,7 @@ fn segments_larger_than_the_server_accepts_are_split() {
         options: &opts,
         ..t(40000, 9000, 1000, 9000, 0)
     };
-    let out = b.push(Side::Inside, &data, seg);
+    let out = b.push(INSIDE, &data, seg);
     assert_eq!(
         out.len(),
         3,
@@ -216,8 +216,8 @@ fn segments_larger_than_the_server_accepts_are_split() {
     assert_eq!(b.total(|c| c.split_pieces), 3);
 
     // Server → client is never split; a segment that fits is left alone.
-    b.goes_whole(Side::Outside, &data, t(9000, 40000, 9000, 2400, ACK));
-    b.goes_whole(Side::Inside, &data[..500], t(40000, 9000, 2400, 9000, ACK));
+    b.goes_whole(OUTSIDE, &data, t(9000, 40000, 9000, 2400, ACK));
+    b.goes_whole(INSIDE, &data[..500], t(40000, 9000, 2400, 9000, ACK));
     assert_eq!(b.total(|c| c.segments_split), 1);
 }
 
@@ -254,11 +254,11 @@ fn a_segment_grown_by_an_inserted_option_is_split_to_fit_the_client() {
         (1460 / 8) as u8,
     );
     let data: Vec<u8> = (0..1460u32).map(|i| (i * 7) as u8).collect();
-    let out = b.push(Side::Outside, &data, t(9000, 40000, 9000, 1000, 0));
+    let out = b.push(OUTSIDE, &data, t(9000, 40000, 9000, 1000, 0));
     assert_eq!(out.len(), 2);
     assert_eq!(joined_pieces(&out, 1456, (b.now + 5, 777)), data);
     assert_eq!(b.total(|c| c.ts_inserted), 1);
     assert_eq!(b.total(|c| c.segments_split), 1);
     // Client → server is not split.
-    b.goes_whole(Side::Inside, &data, t(40000, 9000, 1000, 10_460, ACK));
+    b.goes_whole(INSIDE, &data, t(40000, 9000, 1000, 10_460, ACK));
 }
