@@ -22,8 +22,9 @@ pub fn sum(data: &[u8]) -> u32 {
     fold64(acc) as u32
 }
 
+/// Folds a 64-bit accumulator into a 16-bit one's-complement sum (end-around carry).
 #[inline]
-fn fold64(mut acc: u64) -> u16 {
+pub fn fold64(mut acc: u64) -> u16 {
     while acc > 0xffff {
         acc = (acc & 0xffff) + (acc >> 16);
     }

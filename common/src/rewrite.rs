@@ -11,6 +11,7 @@
 //! packet is still forwarded with sequence and acknowledgement rewritten, and the caller
 //! counts it from the returned [`RewriteReport`].
 
+pub mod fixed;
 pub mod split;
 
 use crate::checksum;

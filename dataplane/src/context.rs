@@ -23,6 +23,9 @@ pub enum ForwardMode {
     Full,
     /// Port-to-port forwarding with no processing at all: the baseline against testpmd.
     Io,
+    /// Port-to-port forwarding after a flow-table lookup of every packet: the table's cost
+    /// alone, without tracking and rewriting (the benchmark's).
+    Lookup,
 }
 
 #[derive(Debug)]

@@ -14,7 +14,8 @@
 //!   only the slot whose tag matches is read. A lookup touches two cache lines, both known
 //!   before the packet is processed: the worker prefetches a burst's tag lines, then the
 //!   candidate slots ([`FlowTable::tag_line`], [`FlowTable::candidate`]), then processes it.
-//! - All memory is allocated once, at start, and sized to the capacity asked for: capacity +
+//! - All memory is allocated once, at start (from DPDK's hugepages when the EAL is up, see
+//!   `Store`), and sized to the capacity asked for: capacity +
 //!   capacity/7 slots (not rounded up to a power of two, which cost up to twice the memory),
 //!   indexed by multiply-shift of the 32-bit hash. When the table holds `max_load` entries
 //!   (7/8 of the slots, at least the capacity) `insert` refuses: the caller drops the SYN and counts `flow_table_full`; the
@@ -26,9 +27,61 @@
 use common::conn::Conn;
 use common::flow::{Direction, FlowKey};
 
+/// What a table's memory may hold: with DPDK, types whose zeroed memory is their default
+/// (tables then come zeroed from the EAL's hugepages, `crate::dpdk::HugeSlice`); without it,
+/// anything.
+#[cfg(feature = "dpdk")]
+pub use crate::dpdk::Zeroed as SlotMemory;
+#[cfg(not(feature = "dpdk"))]
+pub trait SlotMemory {}
+#[cfg(not(feature = "dpdk"))]
+impl<T> SlotMemory for T {}
+
+/// Where a table's arrays live: DPDK's memory when the EAL is up (hugepages, if it has
+/// them), the heap otherwise (tests, the simulation, a build without DPDK).
+#[derive(Debug)]
+enum Store<T: SlotMemory> {
+    Heap(Box<[T]>),
+    #[cfg(feature = "dpdk")]
+    Dpdk(crate::dpdk::HugeSlice<T>),
+}
+
+impl<T: SlotMemory + Copy + Default> Store<T> {
+    fn new(len: usize) -> Store<T> {
+        #[cfg(feature = "dpdk")]
+        if let Some(h) = crate::dpdk::HugeSlice::zeroed(len) {
+            return Store::Dpdk(h);
+        }
+        Store::Heap(vec![T::default(); len].into_boxed_slice())
+    }
+}
+
+impl<T: SlotMemory> core::ops::Deref for Store<T> {
+    type Target = [T];
+    #[inline(always)]
+    fn deref(&self) -> &[T] {
+        match self {
+            Store::Heap(b) => b,
+            #[cfg(feature = "dpdk")]
+            Store::Dpdk(h) => h,
+        }
+    }
+}
+
+impl<T: SlotMemory> core::ops::DerefMut for Store<T> {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut [T] {
+        match self {
+            Store::Heap(b) => b,
+            #[cfg(feature = "dpdk")]
+            Store::Dpdk(h) => h,
+        }
+    }
+}
+
 /// What a table slot holds: an entry keyed by a [`FlowKey`] in its first packet's orientation,
 /// or nothing (`Default` is a free slot).
-pub trait Slot: Copy + Default {
+pub trait Slot: Copy + Default + SlotMemory {
     /// The key in the orientation it was inserted under.
     fn key(&self) -> FlowKey;
     fn is_free(&self) -> bool;
@@ -55,14 +108,17 @@ impl Slot for Conn {
 #[derive(Debug)]
 pub struct FlowTable<S: Slot = Conn> {
     /// Any number of slots: indices wrap by compare-and-reset, never by a mask.
-    slots: Box<[S]>,
+    slots: Store<S>,
     /// One per slot: 0 if it is free, else [`tag_of`] its key's hash.
-    tags: Box<[u8]>,
+    tags: Store<u8>,
     len: usize,
     max_load: usize,
     cursor: usize,
     /// Complete passes of the ageing cursor over the table.
     sweeps: u64,
+    /// Inserts and removals so far: a probe made before a change may point at a moved
+    /// entry ([`FlowTable::changes`]).
+    changes: u64,
 }
 
 /// The slots of a table made for `capacity` connections.
@@ -76,6 +132,27 @@ const fn slots_for(capacity: usize) -> usize {
 #[inline]
 fn tag_of(hash: u32) -> u8 {
     (hash as u8) | 0x80
+}
+
+/// Where [`FlowTable::probe`] found the first entry whose tag matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// In this slot (its key may still differ: tags are 7 bits).
+    At(usize),
+    /// Nowhere: the probe run ends first.
+    Absent,
+    /// Not within the 16 tags looked at (a long run, or one wrapping round the end).
+    Scan,
+}
+
+/// A byte in every lane of a word.
+const LANES: u64 = 0x0101_0101_0101_0101;
+
+/// The lowest zero byte of `x` has its top bit set in the result, and no byte below it does
+/// (bytes above it may, falsely: only the lowest is used).
+#[inline]
+fn zero_lanes(x: u64) -> u64 {
+    x.wrapping_sub(LANES) & !x & (LANES << 7)
 }
 
 /// Why an insert was refused.
@@ -98,12 +175,78 @@ impl<S: Slot> FlowTable<S> {
             "a flow-table shard of {capacity} connections"
         );
         FlowTable {
-            slots: vec![S::default(); slots].into_boxed_slice(),
-            tags: vec![0; slots].into_boxed_slice(),
+            slots: Store::new(slots),
+            tags: Store::new(slots),
             len: 0,
             max_load: slots - slots / 8,
             cursor: 0,
             sweeps: 0,
+            changes: 0,
+        }
+    }
+
+    /// A count that moves with every insert and removal: a [`Probe`] taken under another
+    /// count is stale.
+    #[inline]
+    pub fn changes(&self) -> u64 {
+        self.changes
+    }
+
+    /// Looks at the first 16 tags of `hash`'s probe run at once (two 8-byte words compared
+    /// bytewise, no branch per tag) and says where the first entry with `hash`'s tag is, or
+    /// that the run ends before one: what a burst works out for every packet before it
+    /// looks at any entry, so each lookup then reads one slot.
+    #[inline]
+    pub fn probe(&self, hash: u32) -> Probe {
+        let home = self.home_of(hash);
+        let Some(tags) = self.tags.get(home..home + 16) else {
+            return Probe::Scan;
+        };
+        let want = u64::from(tag_of(hash)) * LANES;
+        let mut firsts = [0u32; 2];
+        let mut frees = [0u32; 2];
+        for (w, chunk) in tags.chunks_exact(8).enumerate() {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(chunk);
+            let x = u64::from_le_bytes(b);
+            firsts[w] = zero_lanes(x ^ want).trailing_zeros() / 8;
+            frees[w] = zero_lanes(x).trailing_zeros() / 8;
+        }
+        // Lane positions 0..=7 in a word, 8 when none: over both words, 0..=15 or 16.
+        let first = if firsts[0] < 8 {
+            firsts[0]
+        } else {
+            8 + firsts[1]
+        };
+        let free = if frees[0] < 8 { frees[0] } else { 8 + frees[1] };
+        if first < free && first < 16 {
+            Probe::At(home + first as usize)
+        } else if free < 16 {
+            Probe::Absent
+        } else {
+            Probe::Scan
+        }
+    }
+
+    /// [`FlowTable::lookup_hashed`] after a [`FlowTable::probe`] of `hash` taken when
+    /// [`FlowTable::changes`] was `changes`: one slot read when the probe holds.
+    #[inline]
+    pub fn lookup_probed(
+        &self,
+        key: &FlowKey,
+        hash: u32,
+        probe: Probe,
+        changes: u64,
+    ) -> Option<(usize, Direction)> {
+        match probe {
+            _ if changes != self.changes => self.lookup_hashed(key, hash),
+            Probe::Absent => None,
+            Probe::At(i) => match self.slots[i].direction_of(key) {
+                Some(d) => Some((i, d)),
+                // Another key with the same tag: the rest of the run decides.
+                None => self.lookup_hashed(key, hash),
+            },
+            Probe::Scan => self.lookup_hashed(key, hash),
         }
     }
 
@@ -130,6 +273,12 @@ impl<S: Slot> FlowTable<S> {
     /// The number of slots (free or not).
     pub fn slot_count(&self) -> usize {
         self.slots.len()
+    }
+
+    /// Whether the table is in DPDK's memory (hugepages when the EAL has them) rather than
+    /// on the heap.
+    pub fn in_dpdk_memory(&self) -> bool {
+        !matches!(self.tags, Store::Heap(_))
     }
 
     /// Total table memory in bytes.
@@ -225,6 +374,16 @@ impl<S: Slot> FlowTable<S> {
         self.matching(hash).next().map(|i| &self.slots[i])
     }
 
+    /// Asks for the lines of slot `idx` ahead of use: its start, and the start of the next
+    /// slot, where an entry that straddles two lines ends.
+    #[inline]
+    pub fn prefetch_slot(&self, idx: usize) {
+        crate::hint::prefetch(&self.slots[idx]);
+        if let Some(next) = self.slots.get(idx + 1) {
+            crate::hint::prefetch(next);
+        }
+    }
+
     #[inline]
     pub fn get(&self, idx: usize) -> &S {
         &self.slots[idx]
@@ -253,6 +412,7 @@ impl<S: Slot> FlowTable<S> {
         self.slots[i] = conn;
         self.tags[i] = tag_of(hash);
         self.len += 1;
+        self.changes += 1;
         Ok(i)
     }
 
@@ -277,6 +437,7 @@ impl<S: Slot> FlowTable<S> {
         self.slots[hole] = S::default();
         self.tags[hole] = 0;
         self.len -= 1;
+        self.changes += 1;
         // Wrap-around cursor: a shifted entry may be visited twice or skipped once by the
         // current sweep; either is harmless for ageing.
         removed
@@ -361,6 +522,40 @@ mod tests {
 
     fn conn(i: u32) -> Conn {
         Conn::new_pass(&key(i), 0, i)
+    }
+
+    #[test]
+    fn a_probe_finds_what_a_lookup_finds_at_every_load() {
+        // Small tables fill to their maximum load, where runs are long and wrap round the
+        // end: every answer of the 16-tag probe must agree with the scalar lookup.
+        for cap in [8usize, 64, 1000] {
+            let mut t: FlowTable = FlowTable::new(cap);
+            let mut n = 0u32;
+            while t.insert(conn(n * 7919)).is_ok() {
+                n += 1;
+                for i in 0..n + 20 {
+                    for k in [key(i * 7919), key(i * 7919).reversed()] {
+                        let h = k.symmetric_hash();
+                        let p = t.probe(h);
+                        if let Probe::At(at) = p {
+                            assert_eq!(t.tags[at], tag_of(h));
+                        }
+                        assert_eq!(
+                            t.lookup_probed(&k, h, p, t.changes()),
+                            t.lookup(&k),
+                            "cap {cap}, {n} in, key {i}: {p:?}"
+                        );
+                    }
+                }
+            }
+            assert_eq!(t.len(), t.max_load());
+            // A probe taken before a change is not trusted after it.
+            let k = key(0);
+            let h = k.symmetric_hash();
+            let (p, before) = (t.probe(h), t.changes());
+            t.remove(&k);
+            assert_eq!(t.lookup_probed(&k, h, p, before), None);
+        }
     }
 
     #[test]

@@ -50,6 +50,7 @@ mod counters;
 mod datagram;
 mod handoff;
 mod new_flow;
+mod vector;
 pub use counters::WorkerCounters;
 
 /// The zone a packet arrives from and the zone its route leaves into: what the policy
@@ -128,6 +129,9 @@ pub struct Worker<Q: PortQueue> {
     backlog: bool,
     /// The drop capture's rate, this worker's share (zero: drops are not captured).
     capture: TokenBucket,
+    /// Whether bursts take the vector path (`worker::vector`); off, every packet takes
+    /// [`Worker::process`] (the reference the differential tests compare with).
+    vector: bool,
 }
 
 impl<Q: PortQueue> Worker<Q> {
@@ -158,7 +162,14 @@ impl<Q: PortQueue> Worker<Q> {
             now_ms: 0,
             light_turns: 0,
             backlog: false,
+            vector: true,
         }
+    }
+
+    /// Sends every packet through [`Worker::process`], the slow path: the reference the
+    /// vector path is compared with.
+    pub fn slow_path_only(&mut self) {
+        self.vector = false;
     }
 
     /// The slot this worker publishes its counters to (control reads it).
@@ -239,12 +250,20 @@ impl<Q: PortQueue> Worker<Q> {
             if self.steers() {
                 self.hand_off(port, &mut rx);
             }
-            let hashed = match self.ctx.mode {
-                ForwardMode::Full => self.prefetch_flows(&rx),
-                ForwardMode::Io => [None; BURST],
-            };
-            for (pkt, h) in rx.drain().zip(hashed) {
-                self.handle(port, pkt, now_ms, h);
+            match self.ctx.mode {
+                ForwardMode::Full if self.vector => self.vector_burst(port, &mut rx, now_ms),
+                ForwardMode::Full => {
+                    let hashed = self.prefetch_flows(&rx);
+                    for (pkt, h) in rx.drain().zip(hashed) {
+                        self.handle(port, pkt, now_ms, h);
+                    }
+                }
+                ForwardMode::Lookup => self.lookup_only(port, &mut rx),
+                ForwardMode::Io => {
+                    for pkt in rx.drain() {
+                        self.handle(port, pkt, now_ms, None);
+                    }
+                }
             }
         }
         if self.steers() {
@@ -318,11 +337,13 @@ impl<Q: PortQueue> Worker<Q> {
         let verdict = match self.ctx.mode {
             // Ports in pairs, 0 with 1, 2 with 3 (testpmd's io forwarding); an odd last port
             // sends back out of itself.
-            ForwardMode::Io => Verdict::Forward(if port ^ 1 < self.ports.len() {
-                port ^ 1
-            } else {
-                port
-            }),
+            ForwardMode::Io | ForwardMode::Lookup => {
+                Verdict::Forward(if port ^ 1 < self.ports.len() {
+                    port ^ 1
+                } else {
+                    port
+                })
+            }
             ForwardMode::Full => {
                 let mut v = self.process(port, pkt.data_mut(), now_ms, hashed, &mut resize);
                 if let Some(r) = resize.retag {
@@ -345,6 +366,12 @@ impl<Q: PortQueue> Worker<Q> {
                 }
             }
         };
+        self.dispatch(verdict, pkt, resize.ingress, now_ms);
+    }
+
+    /// Carries out a packet's verdict: buffered for its port, handed to control (counted, a
+    /// full ring a counted drop), or dropped (counted, and captured within the rate).
+    fn dispatch(&mut self, verdict: Verdict, pkt: Q::Pkt, ingress: Iface, now_ms: u32) {
         match verdict {
             Verdict::Forward(out) => {
                 self.counters.forwarded += 1;
@@ -352,7 +379,7 @@ impl<Q: PortQueue> Worker<Q> {
             }
             Verdict::ToControl(why) => {
                 let msg = ToControl {
-                    iface: resize.ingress,
+                    iface: ingress,
                     worker: self.id,
                     why,
                     pkt,
@@ -383,7 +410,7 @@ impl<Q: PortQueue> Worker<Q> {
             Verdict::Drop(r) => {
                 self.counters.drops.count(r);
                 if self.capture.take(now_ms) {
-                    self.capture(resize.ingress, r, pkt);
+                    self.capture(ingress, r, pkt);
                 }
             }
         }

@@ -380,6 +380,8 @@ fn worker_on_mbufs(eal: &Eal, pool: &Mempool) {
         ctx,
         rings.worker(0),
     );
+    // With the EAL up, the flow table comes from its memory (hugepages when it has them).
+    assert!(worker.table().in_dpdk_memory());
     for t in 0..8 {
         worker.poll(1000 + t);
     }

@@ -13,6 +13,8 @@ use crate::wire::tcp::{kind, SynOptions, TcpOption, TcpOptions};
 use proptest::prelude::*;
 
 mod fields;
+/// The fast path's fixed-offset rewrite matches the reference.
+mod fixed;
 mod properties;
 mod sack;
 

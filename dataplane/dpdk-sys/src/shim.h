@@ -17,6 +17,7 @@
 #include <rte_lcore.h>
 #include <rte_launch.h>
 #include <rte_cycles.h>
+#include <rte_malloc.h>
 #include <rte_mempool.h>
 #include <rte_mbuf.h>
 #include <rte_ethdev.h>

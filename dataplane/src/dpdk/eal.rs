@@ -25,7 +25,7 @@ pub struct Eal {
     inner: Arc<EalInner>,
 }
 
-struct EalInner {
+pub(super) struct EalInner {
     main_lcore: u32,
 }
 
@@ -71,9 +71,21 @@ impl Eal {
         }
         // SAFETY: plain getter, valid after a successful rte_eal_init.
         let main_lcore = unsafe { dpdk_sys::rte_get_main_lcore() };
-        Ok(Eal {
+        let eal = Eal {
             inner: Arc::new(EalInner { main_lcore }),
-        })
+        };
+        super::memory::register(&eal);
+        Ok(eal)
+    }
+
+    /// A handle that does not keep the EAL up.
+    pub(super) fn downgrade(&self) -> std::sync::Weak<EalInner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    /// A handle from one [`Eal::downgrade`] gave back.
+    pub(super) fn from_inner(inner: Arc<EalInner>) -> Eal {
+        Eal { inner }
     }
 
     /// The lcore of the thread that called [`Eal::init`].

@@ -57,6 +57,7 @@
 mod capture;
 mod eal;
 mod mbuf;
+mod memory;
 mod mempool;
 mod port;
 mod queue;
@@ -67,6 +68,7 @@ use std::ffi::CStr;
 pub use capture::Pdump;
 pub use eal::{lcore_id, tsc, tsc_hz, Eal, WorkerLcores};
 pub use mbuf::Mbuf;
+pub use memory::{HugeSlice, Zeroed};
 pub use mempool::Mempool;
 pub use port::{Configured, Link, Port, PortInfo, PortStats, SYMMETRIC_RSS_KEY};
 pub use queue::{RxQueue, TxQueue};

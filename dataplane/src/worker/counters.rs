@@ -51,6 +51,9 @@ worker_counters! {
     /// Packets the control plane sent through this worker.
     from_control,
     flows_created,
+    /// Packets the vector path carried (`worker::vector`); in lookup-only mode, the lookups
+    /// that found a flow.
+    fast_path,
     /// Flows removed by their idle or closing timeout (TIME-WAIT ending included).
     flows_expired,
     /// Flows that reached TIME-WAIT (FIN both ways, acknowledged) or CLOSE (a valid RST).

@@ -554,6 +554,9 @@ mod options;
 /// kept, the zones of the policy, `unknown_vlan`, io forwarding in pairs.
 mod ports;
 
+/// The vector path and the slow path, side by side over random bursts.
+mod differential;
+
 /// The lcore loop's `Worker::turn`: a saturated worker does its housekeeping once in
 /// `HOUSEKEEPING_EVERY` turns, an unsaturated one on every turn.
 mod turns;

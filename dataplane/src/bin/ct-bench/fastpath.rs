@@ -210,9 +210,11 @@ pub fn box_run(args: &Args) -> Result<(), String> {
     let mode = match kind.as_str() {
         "spliced" | "pass" => ForwardMode::Full,
         "io" => ForwardMode::Io,
-        k => return Err(format!("--kind {k:?}: spliced, pass or io")),
+        // The spliced objects' table, looked up by every packet, nothing else done.
+        "lookup" => ForwardMode::Lookup,
+        k => return Err(format!("--kind {k:?}: spliced, pass, lookup or io")),
     };
-    let spliced = kind == "spliced";
+    let spliced = kind == "spliced" || kind == "lookup";
     let setup = Setup::new(args.count("flows")?, args.num("size", MIN_FRAME)?)?;
     let secs: f64 = args.num("seconds", 3.0)?;
     let warmup: f64 = args.num("warmup", 1.0)?;

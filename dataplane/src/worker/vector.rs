@@ -1,0 +1,345 @@
+//! The fast path's vector: a received burst of the common case, processed in stages.
+//!
+//! 1. One template test per packet, at fixed offsets: an untagged frame to the port's own MAC,
+//!    IPv4 without options and unfragmented with a TTL above 1, TCP with no options or exactly
+//!    NOP, NOP, timestamps and none of SYN, FIN, RST, URG. What fits gives its key, hashed once,
+//!    and its tag line is prefetched.
+//! 2. With every tag line on its way, one 16-tag compare per packet finds the slot of its
+//!    flow ([`FlowTable::probe`]); that slot's lines are prefetched.
+//! 3. In order, each packet is looked up in the slot found (one key compare), tracked and
+//!    rewritten at fixed offsets ([`rewrite_fixed`]), and buffered for its port.
+//!
+//! Anything else takes [`Worker::process`], the slow path and the reference: packets outside
+//! the template, packets for the box, without a route, a resolved next hop or a flow, flows
+//! the participating stack owns or whose options the box translates, tagged egress. The
+//! decision is taken before anything changes, so the slow path sees the packet as it came.
+//! Packets keep their order: a slow-path packet is handled where it stands in the burst, and
+//! a table change it makes (a new flow, a removal that moves entries) voids the probes taken
+//! before it ([`FlowTable::changes`]).
+
+use common::rewrite::fixed::{rewrite_fixed, IP, TCP, TCP_WITH_TS};
+use common::wire::MacAddr;
+
+use super::*;
+use crate::flow_table::Probe;
+
+/// NOP, NOP, and the kind and length of the timestamps option.
+const TS_LEAD: [u8; 4] = [1, 1, 8, 10];
+
+/// A packet that fits the template, as stage 1 read it.
+#[derive(Debug, Clone, Copy)]
+struct Fit {
+    key: FlowKey,
+    hash: u32,
+    /// 20, or [`TCP_WITH_TS`].
+    tcp_len: u8,
+}
+
+#[inline(always)]
+fn be16(f: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([f[at], f[at + 1]])
+}
+
+#[inline(always)]
+fn be32(f: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([f[at], f[at + 1], f[at + 2], f[at + 3]])
+}
+
+/// The template test: `Some` for a frame the vector path may carry.
+#[inline]
+fn fits(f: &[u8], mac: MacAddr) -> Option<Fit> {
+    if f.len() < TCP + 20 || f[0..6] != mac.0 || f[12..14] != [0x08, 0x00] || f[IP] != 0x45 {
+        return None;
+    }
+    let total = usize::from(be16(f, IP + 2));
+    let fl = f[TCP + 13];
+    let tcp_len = match f[TCP + 12] >> 4 {
+        5 => 20,
+        8 if f[TCP + 20..TCP + 24] == TS_LEAD => TCP_WITH_TS,
+        _ => return None,
+    };
+    let fits = total >= 20 + tcp_len
+        && IP + total <= f.len()
+        && be16(f, IP + 6) & 0x3fff == 0
+        && f[IP + 8] > 1
+        && f[IP + 9] == Protocol::TCP.0
+        && fl & (flags::SYN | flags::FIN | flags::RST | flags::URG) == 0;
+    if !fits {
+        return None;
+    }
+    let key = FlowKey::new(
+        Ipv4Addr(be32(f, IP + 12)),
+        be16(f, TCP),
+        Ipv4Addr(be32(f, IP + 16)),
+        be16(f, TCP + 2),
+    );
+    Some(Fit {
+        key,
+        hash: key.symmetric_hash(),
+        tcp_len: tcp_len as u8,
+    })
+}
+
+/// The next hop of the last destination routed in this burst: consecutive packets of one
+/// flow (or to one server) skip the route and neighbour lookups.
+#[derive(Debug, Clone, Copy)]
+struct HopCache {
+    dst: Ipv4Addr,
+    /// `None`: the slow path decides (no route, hairpin, tagged egress, unresolved).
+    hop: Option<(usize, Hop)>,
+}
+
+impl<Q: PortQueue> Worker<Q> {
+    /// Receives nothing, sends nothing: gives every packet of `rx` (from `port`) its fate,
+    /// the common case by the vector path, the rest by [`Worker::handle`].
+    pub(super) fn vector_burst(&mut self, port: usize, rx: &mut Burst<Q::Pkt, BURST>, now_ms: u32) {
+        let mac = self.ctx.macs[port];
+        let mut fit = [None; BURST];
+        for (slot, pkt) in fit.iter_mut().zip(rx.iter()) {
+            *slot = fits(pkt.data(), mac);
+            if let Some(f) = slot {
+                crate::hint::prefetch(self.table.tag_line(f.hash));
+            }
+        }
+        let mut probes = [Probe::Scan; BURST];
+        for (p, f) in probes.iter_mut().zip(&fit) {
+            if let Some(f) = f {
+                *p = self.table.probe(f.hash);
+                if let Probe::At(i) = *p {
+                    self.table.prefetch_slot(i);
+                }
+            }
+        }
+        let changes = self.table.changes();
+        let ingress = self.ctx.ifaces.untagged(port);
+        let mut cache: Option<HopCache> = None;
+        for ((pkt, f), probe) in rx.drain().zip(fit).zip(probes) {
+            match f {
+                Some(f) => {
+                    if let Err(pkt) =
+                        self.fast(pkt, &f, probe, changes, ingress, &mut cache, now_ms)
+                    {
+                        self.handle(port, pkt, now_ms, Some((f.key, f.hash)));
+                    }
+                }
+                None => self.handle(port, pkt, now_ms, None),
+            }
+        }
+    }
+
+    /// The next hop of `dst` for a packet from `ingress` if the vector path can send it
+    /// there: routed, not back where it came from, untagged, resolved.
+    #[inline]
+    fn fast_hop(&self, dst: Ipv4Addr, ingress: Iface) -> Option<(usize, Hop)> {
+        if self.ctx.router.is_own(dst) || dst.0 >> 28 == 0xe || dst.0 == u32::MAX {
+            return None;
+        }
+        let hop = self.ctx.router.lookup(dst)?;
+        let out = self.ctx.ifaces.get(hop.out);
+        if hop.out == ingress || out.vlan.is_some() {
+            return None;
+        }
+        let mac = self.neighbours.get(hop.out, hop.ip)?;
+        Some((
+            out.port,
+            Hop {
+                src: self.ctx.macs[out.port],
+                dst: mac,
+            },
+        ))
+    }
+
+    /// One packet of the template: tracked, rewritten and buffered, or dropped by the
+    /// tracker; given back untouched when the slow path must decide.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn fast(
+        &mut self,
+        mut pkt: Q::Pkt,
+        f: &Fit,
+        probe: Probe,
+        changes: u64,
+        ingress: Iface,
+        cache: &mut Option<HopCache>,
+        now_ms: u32,
+    ) -> Result<(), Q::Pkt> {
+        let dst = f.key.dst;
+        let hop = match *cache {
+            Some(c) if c.dst == dst => c.hop,
+            _ => {
+                let hop = self.fast_hop(dst, ingress);
+                *cache = Some(HopCache { dst, hop });
+                hop
+            }
+        };
+        let Some((out, l2)) = hop else {
+            return Err(pkt);
+        };
+        let Some((i, dir)) = self.table.lookup_probed(&f.key, f.hash, probe, changes) else {
+            return Err(pkt);
+        };
+        let conn = self.table.get_mut(i);
+        // Proxied flows go to control; translated options (a timestamp to add or strip, SACK
+        // to remove, a segment to split) are the slow path's.
+        if conn.flags & ConnFlags::PROXIED != 0 || conn.xlate != 0 || conn.split_at(dir).is_some() {
+            return Err(pkt);
+        }
+        let frame = pkt.data_mut();
+        let p = conn.params(dir);
+        let total = u32::from(be16(frame, IP + 2));
+        let seg = Segment {
+            flags: frame[TCP + 13],
+            seq: SeqNumber(be32(frame, TCP + 4)),
+            ack: SeqNumber(be32(frame, TCP + 8).wrapping_sub(p.ack_sub)),
+            window: be16(frame, TCP + 14),
+            payload_len: total - 20 - u32::from(f.tcp_len),
+            sack_max: None,
+            syn_wscale: None,
+        };
+        let was_open = !is_closed(conn.state);
+        match track(conn, dir, &seg, &self.ctx.track) {
+            TrackVerdict::Accept => {
+                conn.last_seen = now_ms;
+                if was_open && is_closed(conn.state) {
+                    self.counters.flows_closed += 1;
+                }
+            }
+            TrackVerdict::Ignore => self.counters.ignored += 1,
+            TrackVerdict::Drop(r) => {
+                self.dispatch(Verdict::Drop(r), pkt, ingress, now_ms);
+                return Ok(());
+            }
+        }
+        rewrite_fixed(frame, &p, &l2, usize::from(f.tcp_len));
+        self.counters.forwarded += 1;
+        self.counters.fast_path += 1;
+        self.enqueue_tx(out, pkt);
+        Ok(())
+    }
+
+    /// Looks every packet of `rx` up and forwards it untouched to the paired port: the
+    /// table's cost alone, for the benchmark (`ForwardMode::Lookup`).
+    pub(super) fn lookup_only(&mut self, port: usize, rx: &mut Burst<Q::Pkt, BURST>) {
+        let hashed = self.prefetch_flows(rx);
+        let out = if port ^ 1 < self.ports.len() {
+            port ^ 1
+        } else {
+            port
+        };
+        for (pkt, h) in rx.drain().zip(hashed) {
+            if let Some((key, hash)) = h {
+                let found = self.table.lookup_hashed(&key, hash).is_some();
+                self.counters.fast_path += u64::from(found);
+            }
+            self.counters.forwarded += 1;
+            self.enqueue_tx(out, pkt);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{tcp_frame, Envelope, Tcp, BOX_IN, CLIENT, CLIENT_MAC, SERVER};
+
+    fn frame(t: &Tcp<'_>) -> Vec<u8> {
+        let e = Envelope {
+            src_mac: CLIENT_MAC,
+            dst_mac: BOX_IN,
+            src: CLIENT,
+            dst: SERVER,
+            ttl: 64,
+        };
+        tcp_frame(&e, t)
+    }
+
+    #[test]
+    fn the_template_admits_the_common_case_only() {
+        let ack = Tcp {
+            sport: 40000,
+            dport: 80,
+            seq: 1,
+            ack: 2,
+            flags: flags::ACK | flags::PSH,
+            window: 100,
+            payload: b"data",
+            ..Default::default()
+        };
+        let ts = [1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2];
+        let f = fits(&frame(&ack), BOX_IN).expect("no options");
+        assert_eq!(
+            (f.key, f.tcp_len),
+            (FlowKey::new(CLIENT, 40000, SERVER, 80), 20)
+        );
+        let with_ts = Tcp {
+            options: &ts,
+            ..ack.clone()
+        };
+        assert_eq!(fits(&frame(&with_ts), BOX_IN).unwrap().tcp_len, 32);
+        let sack = [1, 1, 5, 10, 0, 0, 0, 1, 0, 0, 0, 2];
+        let mss = [2, 4, 5, 0xb4];
+        let mut ttl1 = frame(&ack);
+        ttl1[IP + 8] = 1;
+        let mut fragment = frame(&ack);
+        fragment[IP + 6] = 0x20; // more fragments
+        let mut ip_options = frame(&ack);
+        ip_options[IP] = 0x46;
+        let outside: Vec<(&str, Vec<u8>)> = vec![
+            (
+                "SYN",
+                frame(&Tcp {
+                    flags: flags::SYN,
+                    ..ack.clone()
+                }),
+            ),
+            (
+                "FIN",
+                frame(&Tcp {
+                    flags: flags::FIN | flags::ACK,
+                    ..ack.clone()
+                }),
+            ),
+            (
+                "RST",
+                frame(&Tcp {
+                    flags: flags::RST,
+                    ..ack.clone()
+                }),
+            ),
+            (
+                "URG",
+                frame(&Tcp {
+                    flags: flags::URG | flags::ACK,
+                    ..ack.clone()
+                }),
+            ),
+            (
+                "SACK",
+                frame(&Tcp {
+                    options: &sack,
+                    ..ack.clone()
+                }),
+            ),
+            (
+                "MSS",
+                frame(&Tcp {
+                    options: &mss,
+                    ..ack.clone()
+                }),
+            ),
+            ("TTL 1", ttl1),
+            ("fragment", fragment),
+            ("IP options", ip_options),
+        ];
+        for (what, f) in outside {
+            assert!(fits(&f, BOX_IN).is_none(), "{what}");
+        }
+        assert!(fits(&frame(&ack), CLIENT_MAC).is_none(), "another MAC");
+        let mut short = frame(&ack);
+        short.truncate(TCP + 19);
+        assert!(fits(&short, BOX_IN).is_none(), "truncated");
+        let mut lying = frame(&ack);
+        lying[IP + 2..IP + 4].copy_from_slice(&2000u16.to_be_bytes());
+        assert!(fits(&lying, BOX_IN).is_none(), "IP length beyond the frame");
+    }
+}
