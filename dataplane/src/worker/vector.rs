@@ -23,6 +23,10 @@ use common::wire::MacAddr;
 use super::*;
 use crate::flow_table::Probe;
 
+/// How many packets ahead of the one processed its tag line is asked for, and its slot.
+const TAG_AHEAD: usize = 16;
+const SLOT_AHEAD: usize = 8;
+
 /// NOP, NOP, and the kind and length of the timestamps option.
 const TS_LEAD: [u8; 4] = [1, 1, 8, 10];
 
@@ -94,28 +98,32 @@ impl<Q: PortQueue> Worker<Q> {
     /// the common case by the vector path, the rest by [`Worker::handle`].
     pub(super) fn vector_burst(&mut self, port: usize, rx: &mut Burst<Q::Pkt, BURST>, now_ms: u32) {
         let mac = self.ctx.macs[port];
+        let n = rx.len();
         let mut fit = [None; BURST];
         for (slot, pkt) in fit.iter_mut().zip(rx.iter()) {
             *slot = fits(pkt.data(), mac);
-            if let Some(f) = slot {
-                crate::hint::prefetch(self.table.tag_line(f.hash));
-            }
         }
-        let mut probes = [Probe::Scan; BURST];
-        for (p, f) in probes.iter_mut().zip(&fit) {
-            if let Some(f) = f {
-                *p = self.table.probe(f.hash);
-                if let Probe::At(i) = *p {
-                    self.table.prefetch_slot(i);
-                }
-            }
+        // A rolling pipeline: packet i is processed while the slot of packet i + SLOT_AHEAD
+        // and the tag line of packet i + TAG_AHEAD are on their way.
+        let mut probes = [(Probe::Scan, 0u64); BURST];
+        for f in fit[..n.min(TAG_AHEAD)].iter().flatten() {
+            crate::hint::prefetch(self.table.tag_line(f.hash));
         }
-        let changes = self.table.changes();
+        for i in 0..n.min(SLOT_AHEAD) {
+            self.probe_ahead(&fit, &mut probes, i);
+        }
         let ingress = self.ctx.ifaces.untagged(port);
         let mut cache: Option<HopCache> = None;
-        for ((pkt, f), probe) in rx.drain().zip(fit).zip(probes) {
-            match f {
+        for (i, pkt) in rx.drain().enumerate() {
+            if let Some(Some(f)) = fit.get(i + TAG_AHEAD) {
+                crate::hint::prefetch(self.table.tag_line(f.hash));
+            }
+            if i + SLOT_AHEAD < n {
+                self.probe_ahead(&fit, &mut probes, i + SLOT_AHEAD);
+            }
+            match fit[i] {
                 Some(f) => {
+                    let (probe, changes) = probes[i];
                     if let Err(pkt) =
                         self.fast(pkt, &f, probe, changes, ingress, &mut cache, now_ms)
                     {
@@ -124,6 +132,24 @@ impl<Q: PortQueue> Worker<Q> {
                 }
                 None => self.handle(port, pkt, now_ms, None),
             }
+        }
+    }
+
+    /// Finds packet `i`'s slot from its tags (prefetched [`TAG_AHEAD`] packets earlier) and
+    /// asks for the slot's lines, noting the table's change count the probe holds under.
+    #[inline(always)]
+    fn probe_ahead(
+        &self,
+        fit: &[Option<Fit>; BURST],
+        probes: &mut [(Probe, u64); BURST],
+        i: usize,
+    ) {
+        if let Some(f) = fit[i] {
+            let p = self.table.probe(f.hash);
+            if let Probe::At(at) = p {
+                self.table.prefetch_slot(at);
+            }
+            probes[i] = (p, self.table.changes());
         }
     }
 

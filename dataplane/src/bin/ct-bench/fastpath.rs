@@ -655,7 +655,7 @@ fn run_kind(bench: &Bench, kind: &str, run: usize, limit: Duration) -> Result<St
     let (setup, dir, spliced) = (&bench.setup, &bench.dir, &bench.spliced);
     let (secs, warmup, mem) = (bench.secs, bench.warmup, bench.mem);
     let line = match kind {
-        "spliced" | "pass" | "io" => {
+        "spliced" | "pass" | "lookup" | "io" => {
             let (i, o) = if kind == "pass" {
                 bench.pass.as_ref().ok_or("no pass captures")?
             } else {
