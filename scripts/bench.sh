@@ -517,17 +517,18 @@ EOF
   near the same rate by net_pcap's `infinite_rx` copy: each RX copies the frame out of the
   stored capture (more than 100 MB of mbufs) into a fresh mbuf. The 1514 B ratios understate
   the box's own per-packet cost; the 66 B rows show it.
-- **Bytes per flow.** The object is one 64-byte cache line and it is the table slot; beside
-  each slot the table keeps one tag byte (7 bits of the key's hash): together the only
-  per-connection memory of the fast path. A table made for N connections has N + N/7 slots
-  (indexed by multiply-shift, not rounded up to a power of two) and accepts 7/8 of them, so
-  every capacity costs about 74 B per connection. "At most 64 B all in" needs a smaller
-  object (48 bytes would make 56 B at 7/8 load): today's 64 hold the quad, both Δ, both
-  timestamp offsets, conntrack's three numbers per direction, the idle-timeout stamp, the
-  state, flags and four window shifts. The tags are what make the exact size cheap in
-  lookups: at 7/8 load a probe run averages 4.5 slots, scanned in the tag array (one cache
-  line), and only the slot whose tag matches is read (before the tags, a hit at 1 M flows
-  took 163 ns, 89 ns with the burst prefetch; the flow-table rows show it now).
+- **Bytes per flow.** The object is 48 bytes and it is the table slot; beside each slot the
+  table keeps one tag byte (7 bits of the key's hash): together the only per-connection
+  memory of the fast path. A table made for N connections has N + N/7 slots (indexed by
+  multiply-shift, not rounded up to a power of two) and accepts 7/8 of them, so every
+  capacity costs about 56 B per connection (49 × 8/7). The 48 bytes hold the quad, both Δ,
+  both timestamp offsets and both `end`s exactly; conntrack's `maxend` and `maxwin` rounded
+  up (16 and 8 bits), the state with its FIN bits in 4, the flags, translations, split MSS
+  and four window shifts, and a 13-bit idle stamp in units of each state's timeout
+  (`common/src/conn.rs`). The tags are what make the exact size cheap in lookups: at 7/8
+  load a probe run averages 4.5 slots, scanned in the tag array (one cache line), and only
+  the slot whose tag matches is read, one or two lines (half the 48-byte slots straddle
+  two; both are prefetched).
 - **Short connections.** The client is one Python asyncio process running 32 connections
   at a time (open, send a line, read the answer, close); the kernel and
   HAProxy rows show that client's own ceiling. "ms per connection" is 32 divided by the rate.

@@ -1,5 +1,5 @@
 //! The connection object: everything the fast path keeps for one tracked or spliced TCP
-//! connection, in one 64-byte cache line that is also its flow-table slot.
+//! connection, in 48 bytes that are also its flow-table slot.
 //!
 //! The patent's object is the quad and the two deltas (20 bytes for IPv4). We add what a
 //! spliced flow needs to survive real endpoints — the timestamp offsets and window-scale
@@ -7,7 +7,7 @@
 //! per-direction window-tracking fields of conntrack's `tcp_in_window`. A plain `pass` flow is
 //! the same object with every delta zero and equal scales.
 //!
-//! Layout (`repr(C)`, offsets in bytes; asserted below):
+//! Layout (`repr(C, align(16))`, offsets in bytes; asserted below):
 //!
 //! | off | size | field | meaning |
 //! | --- | --- | --- | --- |
@@ -19,15 +19,36 @@
 //! | 16 | 4 | `delta2` | Δ2 = seq2 − ack2: added to server→client seq, subtracted from client→server ack and SACK |
 //! | 20 | 4 | `ts_offset[0]` | added to the client's TSval (server's view), subtracted from server→client TSecr (one leg only: see below) |
 //! | 24 | 4 | `ts_offset[1]` | added to the server's TSval, subtracted from client→server TSecr |
-//! | 28 | 12 | `track[0]` | client→server window tracking: `end`, `maxend`, `maxwin` |
-//! | 40 | 12 | `track[1]` | server→client window tracking |
-//! | 52 | 4 | `last_seen` | time of the last packet, wrapping milliseconds (idle timeout) |
-//! | 56 | 1 | `state` | [`TcpState`]; `Free` (0) marks an empty table slot |
-//! | 57 | 1 | `flags` | [`ConnFlags`] bits |
-//! | 58 | 2 | `wscale_in` | per direction, the shift the sender announced for its own window |
-//! | 60 | 2 | `wscale_out` | per direction, the shift the receiver believes the sender uses |
-//! | 62 | 1 | `xlate` | [`Xlate`] bits: options one peer negotiated and the other did not |
-//! | 63 | 1 | `split_mss` | the MSS a peer accepts in 8-byte units, when the other was told more: larger segments toward it are split (0: never); the server's unless [`Xlate::SPLIT_TO_CLIENT`] |
+//! | 28 | 8 | `end` | per direction, [`Track::end`]: exact |
+//! | 36 | 4 | `maxend_hi` | per direction, [`Track::maxend`] rounded **up** to a multiple of 64 KiB: its high 16 bits |
+//! | 40 | 2 | `wscale` | four nibbles: per direction the shift the sender announced for its own window (`wscale_in`), and the shift its receiver believes it uses (`wscale_out`) |
+//! | 42 | 2 | `maxwin` | per direction, [`Track::maxwin`] as an 8-bit float rounded **up** (at most 1/8 over) |
+//! | 44 | 4 | `word` | bits 0–3 the phase: [`TcpState`] with the FIN bits and `WSCALE_OFFERED` of [`ConnFlags`] (0: an empty slot); 4–6 `SPLICED`, `TIMESTAMPS`, `PROXIED`; 7–10 [`Xlate`]; 11–18 `split_mss`; 19–31 the idle stamp |
+//!
+//! `split_mss` is the MSS a peer accepts in 8-byte units, when the other was told more:
+//! larger segments toward it are split (0: never); the server's unless
+//! [`Xlate::SPLIT_TO_CLIENT`].
+//!
+//! What is rounded is rounded only the way that makes the tracker accept more, never less
+//! (the tracker's tests run it beside the exact one to show it):
+//!
+//! - `maxend`, the highest sequence number the sender may send, is stored up to 64 KiB − 1
+//!   later, and the bound is tested by distance so the modular comparison cannot flip
+//!   ([`Conn::seq_below_maxend`]). A segment up to 64 KiB beyond the receiver's window may
+//!   pass; conntrack's own slack is of the same order (it never shrinks `maxend`).
+//! - `maxwin`, the largest window the sender advertised, bounds how old data and
+//!   acknowledgements may be: stored up to 1/8 larger, it only lets older ones through.
+//! - The phase enumerates the 14 combinations of state, FIN bits and `WSCALE_OFFERED` that
+//!   can occur (an open connection's state follows from its FIN bits), so nothing is lost;
+//!   only after a RST (CLOSE) are the FIN bits forgotten, which nothing reads any more.
+//! - The idle stamp is 13 bits of the millisecond clock shifted right by a state-dependent
+//!   amount: each state's unit is the power of two of milliseconds that makes its timeout
+//!   less than 1024 units (at least 8 ms), so a flow expires after more than its timeout, by
+//!   its timeout plus one unit at the latest, and the stamp wraps only after 2^13 units,
+//!   eight times the timeout or a minute, whichever is longer (the ageing sweep visits every
+//!   flow many times a second). The unit changes with the state, so the worker re-stamps
+//!   ([`Conn::touch`]) after every accepted segment. Timeouts are fixed for the life of the
+//!   box (a reload keeps them), so a unit never changes under a stamp.
 //!
 //! Timestamps on one leg only ([`Xlate::TS_CLIENT_ONLY`] or [`Xlate::TS_SERVER_ONLY`]): the
 //! option is removed (turned into NOPs) on its way to the peer that did not negotiate it, and
@@ -41,12 +62,18 @@
 //! The key is stored in the client→server orientation; the table looks a packet up under its
 //! own key and under the reverse, which also tells the packet's [`Direction`].
 
+use core::fmt;
+
 use crate::flow::{Direction, FlowKey};
 use crate::seq::SeqNumber;
 use crate::wire::Ipv4Addr;
 
+mod pack;
+pub use pack::MAXEND_SLACK;
+
 /// conntrack's per-direction window state (`ip_ct_tcp_state`), for the sender of one
-/// direction, in that sender's own sequence space.
+/// direction, in that sender's own sequence space. [`Conn`] stores it packed ([`Conn::track`]
+/// decodes it, [`Conn::set_track`] rounds it up); this is also the exact form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[repr(C)]
 pub struct Track {
@@ -141,8 +168,10 @@ pub enum TsEdit {
     Insert { tsval: u32, tsecr: u32 },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[repr(C, align(64))]
+/// The object. The key, the deltas and the timestamp offsets are public fields; the rest is
+/// packed (see the module documentation) and reached through methods.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+#[repr(C, align(16))]
 pub struct Conn {
     pub client: Ipv4Addr,
     pub server: Ipv4Addr,
@@ -151,26 +180,47 @@ pub struct Conn {
     pub delta1: u32,
     pub delta2: u32,
     pub ts_offset: [u32; 2],
-    pub track: [Track; 2],
-    pub last_seen: u32,
-    pub state: TcpState,
-    pub flags: u8,
-    pub wscale_in: [u8; 2],
-    pub wscale_out: [u8; 2],
-    pub xlate: u8,
-    pub split_mss: u8,
+    /// Per direction, [`Track::end`], exact.
+    end: [SeqNumber; 2],
+    /// Per direction, [`Track::maxend`] rounded up to 64 KiB: its high 16 bits.
+    maxend_hi: [u16; 2],
+    /// The four window shifts, a nibble each: `wscale_in` (bits 0..8), `wscale_out` (8..16).
+    wscale: u16,
+    /// Per direction, [`Track::maxwin`] as an 8-bit float rounded up.
+    maxwin: [u8; 2],
+    /// The phase (state and FIN bits), the kind flags, `xlate`, `split_mss`, the idle stamp.
+    word: u32,
 }
 
-/// Everything one spliced flow costs in the table: one slot, one cache line.
+/// Everything one flow costs in the table besides its tag byte: one slot.
 pub const CONN_BYTES: usize = core::mem::size_of::<Conn>();
-const _: () = assert!(CONN_BYTES == 64, "a connection object is one cache line");
-const _: () = assert!(core::mem::align_of::<Conn>() == 64);
+const _: () = assert!(
+    CONN_BYTES == 48,
+    "a connection object is three quarters of a line"
+);
+// 16: the size is a multiple of it, so no object ever splits a 16-byte quarter of a line
+// (the key and Δ1 are one aligned vector load), and an object spans at most two lines.
+const _: () = assert!(core::mem::align_of::<Conn>() == 16);
 const _: () = assert!(core::mem::offset_of!(Conn, delta1) == 12);
-const _: () = assert!(core::mem::offset_of!(Conn, track) == 28);
-const _: () = assert!(core::mem::offset_of!(Conn, last_seen) == 52);
-const _: () = assert!(core::mem::offset_of!(Conn, state) == 56);
-const _: () = assert!(core::mem::offset_of!(Conn, wscale_out) == 60);
-const _: () = assert!(core::mem::offset_of!(Conn, xlate) == 62);
+const _: () = assert!(core::mem::offset_of!(Conn, ts_offset) == 20);
+const _: () = assert!(core::mem::offset_of!(Conn, end) == 28);
+const _: () = assert!(core::mem::offset_of!(Conn, maxend_hi) == 36);
+const _: () = assert!(core::mem::offset_of!(Conn, wscale) == 40);
+const _: () = assert!(core::mem::offset_of!(Conn, maxwin) == 42);
+const _: () = assert!(core::mem::offset_of!(Conn, word) == 44);
+
+/// The fields of `Conn::word`: (shift, width).
+mod word {
+    pub const PHASE: (u32, u32) = (0, 4);
+    pub const KIND: (u32, u32) = (4, 3);
+    pub const XLATE: (u32, u32) = (7, 4);
+    pub const SPLIT_MSS: (u32, u32) = (11, 8);
+    pub const IDLE: (u32, u32) = (19, super::pack::IDLE_BITS);
+    const _: () = assert!(IDLE.0 + IDLE.1 == 32);
+}
+
+/// The [`ConnFlags`] stored as themselves (the others follow from the phase).
+const KIND_FLAGS: u8 = ConnFlags::SPLICED | ConnFlags::TIMESTAMPS | ConnFlags::PROXIED;
 
 /// The per-direction numbers [`crate::rewrite::rewrite_frame`] applies to one packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -265,19 +315,31 @@ impl TcpState {
 }
 
 impl Conn {
-    /// A freshly tracked `pass` flow from its SYN: Δ = 0, no translation.
-    pub fn new_pass(key: &FlowKey, wscale: u8, now_ms: u32) -> Conn {
-        Conn {
+    /// A freshly tracked `pass` flow from its SYN: Δ = 0, no translation, in SYN-SENT. Its
+    /// idle stamp is 0 until [`Conn::touch`].
+    pub fn new_pass(key: &FlowKey, wscale: u8) -> Conn {
+        let mut c = Conn {
             client: key.src,
             server: key.dst,
             client_port: key.sport,
             server_port: key.dport,
-            last_seen: now_ms,
-            state: TcpState::SynSent,
-            wscale_in: [wscale, 0],
-            wscale_out: [wscale, 0],
             ..Conn::default()
-        }
+        };
+        c.set_state(TcpState::SynSent);
+        c.set_wscale([wscale, 0], [wscale, 0]);
+        c
+    }
+
+    #[inline]
+    fn field(&self, (shift, width): (u32, u32)) -> u32 {
+        (self.word >> shift) & ((1 << width) - 1)
+    }
+
+    #[inline]
+    fn set_field(&mut self, (shift, width): (u32, u32), v: u32) {
+        let mask = ((1u32 << width) - 1) << shift;
+        debug_assert!(v < 1 << width, "{v} does not fit {width} bits");
+        self.word = (self.word & !mask) | ((v << shift) & mask);
     }
 
     /// The key in client→server orientation.
@@ -288,7 +350,224 @@ impl Conn {
 
     #[inline]
     pub fn is_free(&self) -> bool {
-        self.state == TcpState::Free
+        self.field(word::PHASE) == pack::phase::FREE
+    }
+
+    #[inline]
+    pub fn state(&self) -> TcpState {
+        pack::state_of(self.field(word::PHASE))
+    }
+
+    /// Sets the state. FIN-WAIT, CLOSE-WAIT and LAST-ACK are set as if the client had closed
+    /// first; the tracker reaches the closing states through [`Conn::set_fins`] instead. The
+    /// idle stamp's unit depends on the state: [`Conn::touch`] after a change.
+    #[inline]
+    pub fn set_state(&mut self, s: TcpState) {
+        self.set_field(word::PHASE, pack::of_state(s));
+    }
+
+    /// The [`ConnFlags`]: the kind bits as set, the FIN bits of an open connection and
+    /// `WSCALE_OFFERED` of one in SYN-SENT as its phase says.
+    #[inline]
+    pub fn flags(&self) -> u8 {
+        let p = self.field(word::PHASE);
+        let offered = if p == pack::phase::SYN_SENT_WSCALE {
+            ConnFlags::WSCALE_OFFERED
+        } else {
+            0
+        };
+        self.field(word::KIND) as u8 | pack::fins_of(p) | offered
+    }
+
+    /// Sets or clears one of [`ConnFlags::SPLICED`], [`ConnFlags::TIMESTAMPS`] and
+    /// [`ConnFlags::PROXIED`] (the others belong to the state).
+    #[inline]
+    pub fn set_flag(&mut self, flag: u8, on: bool) {
+        debug_assert!(flag & !KIND_FLAGS == 0, "flag {flag:#x} is not a kind flag");
+        let f = self.field(word::KIND) as u8;
+        let f = if on { f | flag } else { f & !flag } & KIND_FLAGS;
+        self.set_field(word::KIND, u32::from(f));
+    }
+
+    /// The FIN bits of [`ConnFlags`] (none unless the connection is open).
+    #[inline]
+    pub fn fins(&self) -> u8 {
+        pack::fins_of(self.field(word::PHASE))
+    }
+
+    /// Records the FIN bits of an open connection, which decide its state (ESTABLISHED
+    /// through TIME-WAIT); returns that state.
+    #[inline]
+    pub fn set_fins(&mut self, fins: u8) -> TcpState {
+        let p = pack::of_fins(fins);
+        self.set_field(word::PHASE, p);
+        pack::state_of(p)
+    }
+
+    /// Whether the SYN of a connection in SYN-SENT offered window scaling.
+    #[inline]
+    pub fn wscale_offered(&self) -> bool {
+        self.field(word::PHASE) == pack::phase::SYN_SENT_WSCALE
+    }
+
+    /// Records whether the SYN offered window scaling (only in SYN-SENT, where it matters).
+    #[inline]
+    pub fn set_wscale_offered(&mut self, offered: bool) {
+        debug_assert_eq!(self.state(), TcpState::SynSent);
+        let p = if offered {
+            pack::phase::SYN_SENT_WSCALE
+        } else {
+            pack::phase::SYN_SENT
+        };
+        self.set_field(word::PHASE, p);
+    }
+
+    /// Per direction, the shift the sender announced for its own window.
+    #[inline]
+    pub fn wscale_in(&self) -> [u8; 2] {
+        [(self.wscale & 15) as u8, (self.wscale >> 4 & 15) as u8]
+    }
+
+    /// Per direction, the shift the receiver believes the sender uses.
+    #[inline]
+    pub fn wscale_out(&self) -> [u8; 2] {
+        [
+            (self.wscale >> 8 & 15) as u8,
+            (self.wscale >> 12 & 15) as u8,
+        ]
+    }
+
+    /// Sets both pairs of shifts (each at most 14, RFC 7323 §2.3).
+    #[inline]
+    pub fn set_wscale(&mut self, wscale_in: [u8; 2], wscale_out: [u8; 2]) {
+        let n = |v: u8| {
+            debug_assert!(v <= 14, "window shift {v}");
+            u16::from(v.min(15))
+        };
+        self.wscale =
+            n(wscale_in[0]) | n(wscale_in[1]) << 4 | n(wscale_out[0]) << 8 | n(wscale_out[1]) << 12;
+    }
+
+    /// The [`Xlate`] bits.
+    #[inline]
+    pub fn xlate(&self) -> u8 {
+        self.field(word::XLATE) as u8
+    }
+
+    #[inline]
+    pub fn set_xlate(&mut self, xlate: u8) {
+        self.set_field(word::XLATE, u32::from(xlate));
+    }
+
+    /// The MSS a peer accepts in 8-byte units, when the other was told more: larger segments
+    /// toward it are split (0: never); the server's unless [`Xlate::SPLIT_TO_CLIENT`].
+    #[inline]
+    pub fn split_mss(&self) -> u8 {
+        self.field(word::SPLIT_MSS) as u8
+    }
+
+    #[inline]
+    pub fn set_split_mss(&mut self, units: u8) {
+        self.set_field(word::SPLIT_MSS, u32::from(units));
+    }
+
+    /// Stamps the flow as seen at `now_ms`, in the unit of its current state's timeout
+    /// (`timeouts` by state, in milliseconds, as in the workers' context). Call it for
+    /// every packet that keeps the flow alive, after the tracker has moved the state.
+    #[inline]
+    pub fn touch(&mut self, now_ms: u32, timeouts: &[u32; TcpState::COUNT]) {
+        let t = timeouts[self.state() as usize];
+        self.set_field(word::IDLE, pack::idle_stamp(now_ms, t));
+    }
+
+    /// Whether the flow has been idle longer than its state's timeout at `now_ms`: never
+    /// before the timeout, and by the timeout plus one unit of the stamp (at most a 512th
+    /// of the timeout, or 8 ms) at the latest, provided the ageing sweep looks at the flow
+    /// within 2^13 units of its last packet (a minute for the shortest timeouts).
+    #[inline]
+    pub fn idle_expired(&self, now_ms: u32, timeouts: &[u32; TcpState::COUNT]) -> bool {
+        let t = timeouts[self.state() as usize];
+        pack::idle_expired(self.field(word::IDLE), now_ms, t)
+    }
+
+    /// How long the flow has been idle at `now_ms`, rounded up to its stamp's unit (for
+    /// listings).
+    pub fn idle_ms(&self, now_ms: u32, timeouts: &[u32; TcpState::COUNT]) -> u64 {
+        let t = timeouts[self.state() as usize];
+        pack::idle_upper_ms(self.field(word::IDLE), now_ms, t)
+    }
+
+    /// The window tracking of the sender of `dir`, decoded: `end` exact, `maxend` and
+    /// `maxwin` as stored (rounded up).
+    #[inline]
+    pub fn track(&self, dir: Direction) -> Track {
+        let d = dir.index();
+        Track {
+            end: self.end[d],
+            maxend: pack::maxend_decode(self.maxend_hi[d]),
+            maxwin: pack::win_decode(self.maxwin[d]),
+        }
+    }
+
+    /// Both directions' [`Conn::track`].
+    #[inline]
+    pub fn tracks(&self) -> [Track; 2] {
+        [
+            self.track(Direction::ClientToServer),
+            self.track(Direction::ServerToClient),
+        ]
+    }
+
+    /// Sets the window tracking of the sender of `dir`, rounding `maxend` and `maxwin` up.
+    #[inline]
+    pub fn set_track(&mut self, dir: Direction, t: Track) {
+        let d = dir.index();
+        self.end[d] = t.end;
+        self.maxend_hi[d] = pack::maxend_encode(t.maxend);
+        self.maxwin[d] = pack::win_encode(t.maxwin);
+    }
+
+    /// Both directions' [`Conn::set_track`].
+    #[inline]
+    pub fn set_tracks(&mut self, [to_server, to_client]: [Track; 2]) {
+        self.set_track(Direction::ClientToServer, to_server);
+        self.set_track(Direction::ServerToClient, to_client);
+    }
+
+    /// The end of what the sender of `dir` sent ([`Track::end`], exact).
+    #[inline]
+    pub fn end(&self, dir: Direction) -> SeqNumber {
+        self.end[dir.index()]
+    }
+
+    #[inline]
+    pub fn set_end(&mut self, dir: Direction, end: SeqNumber) {
+        self.end[dir.index()] = end;
+    }
+
+    /// Raises the sender of `dir`'s `maxend` to `limit` if that is later, rounded up.
+    #[inline]
+    pub fn raise_maxend(&mut self, dir: Direction, limit: SeqNumber) {
+        let d = dir.index();
+        let raised = pack::maxend_decode(self.maxend_hi[d]).max(limit);
+        self.maxend_hi[d] = pack::maxend_encode(raised);
+    }
+
+    /// Raises the sender of `dir`'s `maxwin` to `win` if that is larger, rounded up.
+    #[inline]
+    pub fn raise_maxwin(&mut self, dir: Direction, win: u32) {
+        let d = dir.index();
+        self.maxwin[d] = self.maxwin[d].max(pack::win_encode(win));
+    }
+
+    /// conntrack's first bound, `seq` no later than the sender of `dir`'s `maxend`, against
+    /// the rounded-up bound: true for every `seq` the exact bound admits. The exact test is
+    /// `maxend − seq < 2³¹` (modulo 2³²); the stored bound is up to [`MAXEND_SLACK`]
+    /// later, so the same distance from it is allowed that much more.
+    #[inline]
+    pub fn seq_below_maxend(&self, dir: Direction, seq: SeqNumber) -> bool {
+        let bound = pack::maxend_decode(self.maxend_hi[dir.index()]);
+        bound.0.wrapping_sub(seq.0) < (1 << 31) + pack::MAXEND_SLACK
     }
 
     /// Which way `key` (a packet's own key) travels on this connection, if it belongs to it.
@@ -311,12 +590,12 @@ impl Conn {
             ack_sub,
             tsval_add: self.ts_offset[d],
             tsecr_sub: self.ts_offset[o],
-            wscale_in: self.wscale_in[d],
-            wscale_out: self.wscale_out[d],
-            timestamps: self.flags & ConnFlags::TIMESTAMPS != 0,
+            wscale_in: self.wscale_in()[d],
+            wscale_out: self.wscale_out()[d],
+            timestamps: self.flags() & ConnFlags::TIMESTAMPS != 0,
             ts_edit: TsEdit::None,
             sack_strip: dir == Direction::ClientToServer
-                && self.xlate & Xlate::SACK_CLIENT_ONLY != 0,
+                && self.xlate() & Xlate::SACK_CLIENT_ONLY != 0,
         }
     }
 
@@ -324,12 +603,13 @@ impl Conn {
     /// (only toward a peer that accepts less than the other was told).
     #[inline]
     pub fn split_at(&self, dir: Direction) -> Option<u16> {
-        let toward = if self.xlate & Xlate::SPLIT_TO_CLIENT != 0 {
+        let toward = if self.xlate() & Xlate::SPLIT_TO_CLIENT != 0 {
             Direction::ServerToClient
         } else {
             Direction::ClientToServer
         };
-        (dir == toward && self.split_mss != 0).then(|| u16::from(self.split_mss) * 8)
+        let mss = self.split_mss();
+        (dir == toward && mss != 0).then(|| u16::from(mss) * 8)
     }
 
     /// Whether packets travelling in `dir` lose their timestamp option (their receiver did
@@ -340,9 +620,10 @@ impl Conn {
             Direction::ClientToServer => (Xlate::TS_CLIENT_ONLY, Xlate::TS_SERVER_ONLY),
             Direction::ServerToClient => (Xlate::TS_SERVER_ONLY, Xlate::TS_CLIENT_ONLY),
         };
-        if self.xlate & strip != 0 {
+        let x = self.xlate();
+        if x & strip != 0 {
             Some(false)
-        } else if self.xlate & insert != 0 {
+        } else if x & insert != 0 {
             Some(true)
         } else {
             None
@@ -375,61 +656,24 @@ impl Conn {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn key() -> FlowKey {
-        FlowKey::new(
-            Ipv4Addr::new(198, 18, 0, 1),
-            40000,
-            Ipv4Addr::new(198, 19, 0, 2),
-            80,
-        )
-    }
-
-    #[test]
-    fn directions() {
-        let c = Conn::new_pass(&key(), 7, 0);
-        assert_eq!(c.direction_of(&key()), Some(Direction::ClientToServer));
-        assert_eq!(
-            c.direction_of(&key().reversed()),
-            Some(Direction::ServerToClient)
-        );
-        let mut other = key();
-        other.sport += 1;
-        assert_eq!(c.direction_of(&other), None);
-    }
-
-    #[test]
-    fn params_follow_the_design_table() {
-        let c = Conn {
-            delta1: 100,
-            delta2: 200,
-            ts_offset: [7, 9],
-            flags: ConnFlags::TIMESTAMPS,
-            wscale_in: [7, 9],
-            wscale_out: [6, 8],
-            ..Conn::new_pass(&key(), 0, 0)
-        };
-        let cs = c.params(Direction::ClientToServer);
-        assert_eq!((cs.seq_add, cs.ack_sub), (100, 200));
-        assert_eq!((cs.tsval_add, cs.tsecr_sub), (7, 9));
-        assert_eq!((cs.wscale_in, cs.wscale_out), (7, 6));
-        let sc = c.params(Direction::ServerToClient);
-        assert_eq!((sc.seq_add, sc.ack_sub), (200, 100));
-        assert_eq!((sc.tsval_add, sc.tsecr_sub), (9, 7));
-        assert_eq!((sc.wscale_in, sc.wscale_out), (9, 8));
-        assert!(!cs.is_identity());
-        assert!(Conn::new_pass(&key(), 7, 0)
-            .params(Direction::ClientToServer)
-            .is_identity());
-    }
-
-    #[test]
-    fn a_free_slot_is_all_zero() {
-        let c = Conn::default();
-        assert!(c.is_free());
-        assert_eq!(CONN_BYTES, 64);
+impl fmt::Debug for Conn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Conn")
+            .field("key", &self.key())
+            .field("delta1", &self.delta1)
+            .field("delta2", &self.delta2)
+            .field("ts_offset", &self.ts_offset)
+            .field("track", &self.tracks())
+            .field("state", &self.state())
+            .field("flags", &format_args!("{:#04x}", self.flags()))
+            .field("wscale_in", &self.wscale_in())
+            .field("wscale_out", &self.wscale_out())
+            .field("xlate", &format_args!("{:#x}", self.xlate()))
+            .field("split_mss", &self.split_mss())
+            .field("idle_stamp", &self.field(word::IDLE))
+            .finish()
     }
 }
+
+#[cfg(test)]
+mod tests;

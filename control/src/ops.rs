@@ -129,7 +129,7 @@ pub struct FlowRow {
 }
 
 /// A flow listing: up to `limit` flows of `matched`, of `total` in the tables. Packets and
-/// bytes per flow are not kept by the fast path (they are not in the 64-byte object).
+/// bytes per flow are not kept by the fast path (they are not in the 48-byte object).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlowListing {
     pub total: u64,
@@ -539,6 +539,8 @@ impl Ops {
             }
             g.listing.total += d.total;
             g.listing.matched += d.matched;
+            // The timeouts never change while the box runs, so these are the worker's.
+            let timeouts = &plane.proxy.settings().workers.tcp_timeouts_ms;
             for c in &d.flows {
                 let mut phase = phase_of(c);
                 if phase == "proxied" {
@@ -549,10 +551,10 @@ impl Ops {
                     client: format!("{}:{}", c.client, c.client_port),
                     server: format!("{}:{}", c.server, c.server_port),
                     phase: phase.to_string(),
-                    state: c.state.name().to_string(),
+                    state: c.state().name().to_string(),
                     delta1: u64::from(c.delta1),
                     delta2: u64::from(c.delta2),
-                    idle_ms: u64::from(d.now_ms.wrapping_sub(c.last_seen)),
+                    idle_ms: c.idle_ms(d.now_ms, timeouts),
                 });
             }
             for (kind, f) in &d.datagrams {

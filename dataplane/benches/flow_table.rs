@@ -21,7 +21,7 @@ use common::conn::{Conn, ConnFlags, TcpState};
 use common::flow::FlowKey;
 use common::wire::Ipv4Addr;
 use dataplane::flow_table::FlowTable;
-use dataplane::hint::prefetch;
+use dataplane::hint::{prefetch, prefetch_all};
 use dataplane::packet::BURST;
 
 /// The `i`-th client→server key: 198.18.0.0/15 clients, 60 000 ports each, one server.
@@ -35,9 +35,9 @@ fn key(i: u32, server_port: u16) -> FlowKey {
 }
 
 fn conn(k: &FlowKey) -> Conn {
-    let mut c = Conn::new_pass(k, 7, 0);
-    c.state = TcpState::Established;
-    c.flags = ConnFlags::SPLICED | ConnFlags::TIMESTAMPS;
+    let mut c = Conn::new_pass(k, 7);
+    c.set_state(TcpState::Established);
+    c.set_flag(ConnFlags::SPLICED | ConnFlags::TIMESTAMPS, true);
     c.delta1 = 0x1234_5678;
     c.delta2 = 0x9abc_def0;
     c
@@ -75,7 +75,7 @@ fn lookup_prefetch(t: &FlowTable, keys: &[FlowKey]) -> usize {
         }
         for h in &hashes[..burst.len()] {
             if let Some(c) = t.candidate(*h) {
-                prefetch(c);
+                prefetch_all(c);
             }
         }
         for (k, h) in burst.iter().zip(hashes) {

@@ -37,7 +37,8 @@ pub struct Context {
     pub ifaces: Ifaces,
     /// The MAC of each port (its VLANs share it).
     pub macs: Vec<MacAddr>,
-    /// Idle timeout per TCP state, in milliseconds.
+    /// Idle timeout per TCP state, in milliseconds. The flows' idle stamps count in units
+    /// made from these (`Conn::touch`); a reload keeps them.
     pub tcp_timeouts_ms: [u32; TcpState::COUNT],
     pub track: TrackConfig,
     pub mode: ForwardMode,

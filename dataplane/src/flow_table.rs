@@ -1,9 +1,9 @@
 //! One worker's shard of the flow table: a fixed-capacity, open-addressing hash table of
-//! 64-byte connection objects, owned by exactly one worker (no locks, no atomics).
+//! 48-byte connection objects, owned by exactly one worker (no locks, no atomics).
 //!
-//! - A slot *is* the connection object ([`Conn`], one cache line): the key lives inside it and
-//!   `TcpState::Free` marks an empty slot, so a tracked or spliced flow costs 64 bytes of table
-//!   and nothing else.
+//! - A slot *is* the connection object ([`Conn`]): the key lives inside it and
+//!   `TcpState::Free` marks an empty slot, so a tracked or spliced flow costs 48 bytes of table
+//!   and its tag byte, 56 bytes per flow at the maximum load.
 //! - Each connection is stored once, under its client→server key; the symmetric hash sends
 //!   both directions to the same home slot, and a probe compares the packet's key in both
 //!   orientations, which also yields the packet's direction.
@@ -11,9 +11,10 @@
 //!   many flows come and go.
 //! - Beside the slots, one tag byte per slot (0: free, else 7 bits of the hash): a probe run
 //!   (4.5 slots long on average at 7/8 load) is scanned in the tag array, one cache line, and
-//!   only the slot whose tag matches is read. A lookup touches two cache lines, both known
-//!   before the packet is processed: the worker prefetches a burst's tag lines, then the
-//!   candidate slots ([`FlowTable::tag_line`], [`FlowTable::candidate`]), then processes it.
+//!   only the slot whose tag matches is read. Slots are 48 bytes at 16-byte alignment, so
+//!   half of them straddle two cache lines: a lookup touches the tag line and one or two slot
+//!   lines, all known before the packet is processed: the vector path prefetches tag lines,
+//!   then every line of the slot a 16-tag compare found ([`FlowTable::probe`]), ahead of use.
 //! - All memory is allocated once, at start (from DPDK's hugepages when the EAL is up, see
 //!   `Store`), and sized to the capacity asked for: capacity +
 //!   capacity/7 slots (not rounded up to a power of two, which cost up to twice the memory),
@@ -153,6 +154,19 @@ const LANES: u64 = 0x0101_0101_0101_0101;
 #[inline]
 fn zero_lanes(x: u64) -> u64 {
     x.wrapping_sub(LANES) & !x & (LANES << 7)
+}
+
+impl FlowTable<Conn> {
+    /// Stamps every connection as seen at `now_ms` under `timeouts` (`Conn::touch`): what
+    /// a change of the timeouts needs, since the stamps count in units made from them. A
+    /// reload keeps the timeouts, so this is a safeguard: were they to change, the flows
+    /// would live their new timeouts from now, never less.
+    #[cold]
+    pub fn touch_all(&mut self, now_ms: u32, timeouts: &[u32; common::conn::TcpState::COUNT]) {
+        for c in self.slots.iter_mut().filter(|c| !c.is_free()) {
+            c.touch(now_ms, timeouts);
+        }
+    }
 }
 
 /// Why an insert was refused.
@@ -374,14 +388,10 @@ impl<S: Slot> FlowTable<S> {
         self.matching(hash).next().map(|i| &self.slots[i])
     }
 
-    /// Asks for the lines of slot `idx` ahead of use: its start, and the start of the next
-    /// slot, where an entry that straddles two lines ends.
+    /// Asks for every line of slot `idx` ahead of use (an entry may straddle two).
     #[inline]
     pub fn prefetch_slot(&self, idx: usize) {
-        crate::hint::prefetch(&self.slots[idx]);
-        if let Some(next) = self.slots.get(idx + 1) {
-            crate::hint::prefetch(next);
-        }
+        crate::hint::prefetch_all(&self.slots[idx]);
     }
 
     #[inline]
@@ -507,7 +517,7 @@ impl<S: Slot> FlowTable<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use common::conn::TcpState;
+    use common::conn::{TcpState, CONN_BYTES};
     use common::wire::Ipv4Addr;
     use std::collections::HashMap;
 
@@ -520,8 +530,11 @@ mod tests {
         )
     }
 
+    /// The connection of `key(i)`, marked `i` in a field the table never reads.
     fn conn(i: u32) -> Conn {
-        Conn::new_pass(&key(i), 0, i)
+        let mut c = Conn::new_pass(&key(i), 0);
+        c.delta1 = i;
+        c
     }
 
     #[test]
@@ -568,7 +581,7 @@ mod tests {
         for i in 0..500 {
             let (s, d) = t.lookup(&key(i)).unwrap();
             assert_eq!(d, Direction::ClientToServer);
-            assert_eq!(t.get(s).last_seen, i);
+            assert_eq!(t.get(s).delta1, i);
             let (s2, d2) = t.lookup(&key(i).reversed()).unwrap();
             assert_eq!((s2, d2), (s, Direction::ServerToClient));
         }
@@ -643,8 +656,8 @@ mod tests {
                 "capacity {cap}: {slots} slots take {max_load}"
             );
             if cap >= 1024 {
-                let per_flow = (slots * 64) as f64 / cap as f64;
-                assert!(per_flow < 73.2, "capacity {cap}: {per_flow} B per flow");
+                let per_flow = (slots * (CONN_BYTES + 1)) as f64 / cap as f64;
+                assert!(per_flow < 56.1, "capacity {cap}: {per_flow} B per flow");
             }
         }
         let t: FlowTable = FlowTable::new(1_000_000);
@@ -710,7 +723,7 @@ mod tests {
         // Expire the even ones, 64 slots per call.
         let mut calls = 0;
         while gone.len() < 150 && calls < 10 * slots / 64 {
-            t.expire(64, |c| c.last_seen % 2 == 0, |c| gone.push(c.last_seen));
+            t.expire(64, |c| c.delta1 % 2 == 0, |c| gone.push(c.delta1));
             calls += 1;
         }
         assert_eq!(gone.len(), 150);
@@ -718,7 +731,7 @@ mod tests {
         assert_eq!(t.len(), 150);
         assert!(t
             .iter()
-            .all(|(_, c)| c.state == TcpState::SynSent && c.last_seen % 2 == 1));
+            .all(|(_, c)| c.state() == TcpState::SynSent && c.delta1 % 2 == 1));
     }
 
     mod model {
@@ -765,13 +778,13 @@ mod tests {
                     match op {
                         Op::Insert(i) => {
                             let mut c = conn(i);
-                            c.last_seen = stamp;
+                            c.delta1 = stamp;
                             match (t.insert(c), model.contains_key(&i)) {
                                 (Ok(_), false) => {
                                     model.insert(i, stamp);
                                 }
                                 (Err(InsertError::Exists(s)), true) => {
-                                    prop_assert_eq!(t.get(s).last_seen, model[&i]);
+                                    prop_assert_eq!(t.get(s).delta1, model[&i]);
                                 }
                                 (Err(InsertError::Full), false) => {
                                     prop_assert_eq!(t.len(), t.max_load());
@@ -780,7 +793,7 @@ mod tests {
                             }
                         }
                         Op::Remove(i) => {
-                            let got = t.remove(&key(i)).map(|c| c.last_seen);
+                            let got = t.remove(&key(i)).map(|c| c.delta1);
                             prop_assert_eq!(got, model.remove(&i));
                         }
                         Op::Expire { m, budget } => {
@@ -789,7 +802,7 @@ mod tests {
                             // first is caught by the second.
                             let until = t.sweeps() + 2;
                             while t.sweeps() < until {
-                                t.expire(budget, |c| c.last_seen % m == 0, |c| gone.push(c.last_seen));
+                                t.expire(budget, |c| c.delta1 % m == 0, |c| gone.push(c.delta1));
                             }
                             model.retain(|_, s| *s % m != 0);
                             prop_assert!(gone.iter().all(|s| s % m == 0));
@@ -799,7 +812,7 @@ mod tests {
                 }
                 prop_assert!(t.max_load() >= cap);
                 for i in 0..keys {
-                    let got = t.lookup(&key(i)).map(|(s, d)| (t.get(s).last_seen, d));
+                    let got = t.lookup(&key(i)).map(|(s, d)| (t.get(s).delta1, d));
                     prop_assert_eq!(got, model.get(&i).map(|&s| (s, Direction::ClientToServer)));
                     let back = t.lookup(&key(i).reversed()).map(|(_, d)| d);
                     prop_assert_eq!(back, model.get(&i).map(|_| Direction::ServerToClient));

@@ -103,23 +103,24 @@ const MAX_ACK_WINDOW: u32 = 66_000;
 /// Initialises tracking for a new connection from the client's SYN.
 pub fn init_from_syn(conn: &mut Conn, seg: &Segment) {
     let end = seg.end();
-    conn.track[0] = Track {
-        end,
-        maxend: end,
-        maxwin: u32::from(seg.window).max(1),
-    };
-    conn.track[1] = Track::default();
-    conn.wscale_in = [seg.syn_wscale.unwrap_or(0), 0];
-    conn.wscale_out = conn.wscale_in;
-    conn.state = TcpState::SynSent;
-    conn.flags &= !ConnFlags::WSCALE_OFFERED;
-    if seg.syn_wscale.is_some() {
-        conn.flags |= ConnFlags::WSCALE_OFFERED;
-    }
+    conn.set_track(
+        Direction::ClientToServer,
+        Track {
+            end,
+            maxend: end,
+            maxwin: u32::from(seg.window).max(1),
+        },
+    );
+    conn.set_track(Direction::ServerToClient, Track::default());
+    let shift = seg.syn_wscale.unwrap_or(0);
+    conn.set_wscale([shift, 0], [shift, 0]);
+    conn.set_state(TcpState::SynSent);
+    conn.set_wscale_offered(seg.syn_wscale.is_some());
 }
 
 /// Judges one segment of a tracked connection travelling in `dir`, updating `conn` when it
-/// is accepted.
+/// is accepted. An accepted segment may change the state, and with it the unit of the idle
+/// stamp: the caller re-stamps the flow ([`Conn::touch`]) after every `Accept`.
 pub fn track(conn: &mut Conn, dir: Direction, seg: &Segment, cfg: &TrackConfig) -> TrackVerdict {
     use Direction::{ClientToServer as Orig, ServerToClient as Reply};
     use TcpState::*;
@@ -127,7 +128,7 @@ pub fn track(conn: &mut Conn, dir: Direction, seg: &Segment, cfg: &TrackConfig) 
 
     // Which (state, flag class, direction) cells are acceptable at all, and the state an
     // accepted segment leads to before the FIN bookkeeping.
-    let next = match (conn.state, class, dir) {
+    let next = match (conn.state(), class, dir) {
         // SYN-SENT: a retransmitted SYN re-initialises the client side.
         (SynSent, Class::Syn, Orig) => {
             init_from_syn(conn, seg);
@@ -135,7 +136,7 @@ pub fn track(conn: &mut Conn, dir: Direction, seg: &Segment, cfg: &TrackConfig) 
         }
         // SYN-SENT: the SYN-ACK must acknowledge exactly the SYN.
         (SynSent, Class::SynAck, Reply) => {
-            if seg.ack != conn.track[0].end {
+            if seg.ack != conn.end(Orig) {
                 return TrackVerdict::Drop(DropReason::AckBeyondData);
             }
             syn_ack(conn, seg);
@@ -143,8 +144,8 @@ pub fn track(conn: &mut Conn, dir: Direction, seg: &Segment, cfg: &TrackConfig) 
         }
         // SYN-SENT: a RST refusing the SYN must acknowledge it (RFC 9293 §3.10.7.3).
         (SynSent, Class::Rst, Reply) => {
-            if seg.flags & flags::ACK != 0 && seg.ack == conn.track[0].end {
-                conn.state = Close;
+            if seg.flags & flags::ACK != 0 && seg.ack == conn.end(Orig) {
+                conn.set_state(Close);
                 return TrackVerdict::Accept;
             }
             return TrackVerdict::Drop(DropReason::RstOutOfWindow);
@@ -184,11 +185,11 @@ pub fn track(conn: &mut Conn, dir: Direction, seg: &Segment, cfg: &TrackConfig) 
         Window::Old => return TrackVerdict::Ignore,
         Window::Bad(r) => return TrackVerdict::Drop(r),
     }
-    conn.state = if next == Established {
-        closing_state(conn, dir, seg)
+    if next == Established {
+        closing_state(conn, dir, seg);
     } else {
-        next
-    };
+        conn.set_state(next);
+    }
     TrackVerdict::Accept
 }
 
@@ -199,51 +200,42 @@ fn bits(dir: Direction) -> (u8, u8) {
     }
 }
 
-/// Records a FIN sent in `dir` and an acknowledgement of the peer's FIN, then derives the
-/// state: no FIN → ESTABLISHED; one FIN → FIN-WAIT, acknowledged → CLOSE-WAIT; both FINs →
-/// LAST-ACK, both acknowledged → TIME-WAIT.
-fn closing_state(conn: &mut Conn, dir: Direction, seg: &Segment) -> TcpState {
+/// Records a FIN sent in `dir` and an acknowledgement of the peer's FIN; the state follows
+/// from the FIN bits ([`Conn::set_fins`]): no FIN → ESTABLISHED; one FIN → FIN-WAIT,
+/// acknowledged → CLOSE-WAIT; both FINs → LAST-ACK, both acknowledged → TIME-WAIT.
+fn closing_state(conn: &mut Conn, dir: Direction, seg: &Segment) {
     let (fin, _) = bits(dir);
     let (peer_fin, peer_fin_acked) = bits(dir.reverse());
+    let mut f = conn.fins();
     if seg.flags & flags::FIN != 0 {
-        conn.flags |= fin;
+        f |= fin;
     }
-    if seg.flags & flags::ACK != 0
-        && conn.flags & peer_fin != 0
-        && seg.ack >= conn.track[dir.reverse().index()].end
-    {
-        conn.flags |= peer_fin_acked;
+    if seg.flags & flags::ACK != 0 && f & peer_fin != 0 && seg.ack >= conn.end(dir.reverse()) {
+        f |= peer_fin_acked;
     }
-    let f = conn.flags;
-    let fins = u8::from(f & ConnFlags::CLIENT_FIN != 0) + u8::from(f & ConnFlags::SERVER_FIN != 0);
-    let acked = u8::from(f & ConnFlags::CLIENT_FIN_ACKED != 0)
-        + u8::from(f & ConnFlags::SERVER_FIN_ACKED != 0);
-    match (fins, acked) {
-        (0, _) => TcpState::Established,
-        (1, 0) => TcpState::FinWait,
-        (1, _) => TcpState::CloseWait,
-        (_, 2) => TcpState::TimeWait,
-        _ => TcpState::LastAck,
-    }
+    conn.set_fins(f);
 }
 
 fn syn_ack(conn: &mut Conn, seg: &Segment) {
     let end = seg.end();
     // RFC 7323 §2.2: scaling is on only if both SYNs carried the option.
-    match (conn.flags & ConnFlags::WSCALE_OFFERED != 0, seg.syn_wscale) {
-        (true, Some(s)) => conn.wscale_in[1] = s,
-        _ => conn.wscale_in = [0, 0],
-    }
-    conn.wscale_out = conn.wscale_in;
-    conn.track[1] = Track {
-        end,
-        maxend: end,
-        maxwin: u32::from(seg.window).max(1),
+    let shifts = match (conn.wscale_offered(), seg.syn_wscale) {
+        (true, Some(s)) => [conn.wscale_in()[0], s],
+        _ => [0, 0],
     };
+    conn.set_wscale(shifts, shifts);
+    conn.set_track(
+        Direction::ServerToClient,
+        Track {
+            end,
+            maxend: end,
+            maxwin: u32::from(seg.window).max(1),
+        },
+    );
     // The server's ack plus its (unscaled, in a SYN) window bounds what the client may send.
     let limit = seg.ack.wrapping_add(u32::from(seg.window).max(1));
-    conn.track[0].maxend = conn.track[0].maxend.max(limit);
-    conn.state = TcpState::SynRecv;
+    conn.raise_maxend(Direction::ClientToServer, limit);
+    conn.set_state(TcpState::SynRecv);
 }
 
 enum Window {
@@ -253,6 +245,10 @@ enum Window {
 }
 
 /// conntrack's four bounds; on success the sender's and receiver's tracking is advanced.
+///
+/// `maxend` and `maxwin` are stored rounded up (see `common::conn`), so each bound that uses
+/// them is written as a distance that only grows with them: whatever the exact tracker
+/// accepts, this one accepts too (the tests run both side by side to show it).
 fn in_window(
     conn: &mut Conn,
     dir: Direction,
@@ -260,9 +256,9 @@ fn in_window(
     rst: bool,
     cfg: &TrackConfig,
 ) -> Window {
-    let (s, r) = (dir.index(), dir.reverse().index());
-    let sender = conn.track[s];
-    let receiver = conn.track[r];
+    let r = dir.reverse();
+    let sender = conn.track(dir);
+    let receiver = conn.track(r);
     let end = seg.end();
     let has_ack = seg.flags & flags::ACK != 0;
     let ack = if has_ack { seg.ack } else { receiver.end };
@@ -273,13 +269,18 @@ fn in_window(
     };
 
     // I: the data starts no later than the receiver allowed.
-    let seq_ok = seg.seq <= sender.maxend;
-    // II: the data ends no earlier than one receiver window before what was sent.
-    let not_old = receiver.maxwin == 0 || end.diff(sender.end.wrapping_sub(receiver.maxwin)) >= 0;
+    let seq_ok = conn.seq_below_maxend(dir, seg.seq);
+    // II: the data ends no earlier than one receiver window before what was sent. Data
+    // ending at or past what was sent is never old; older data may lag by up to `maxwin`
+    // (as a distance: a larger `maxwin` can never wrap the comparison round).
+    let not_old = receiver.maxwin == 0
+        || end >= sender.end
+        || sender.end.0.wrapping_sub(end.0) <= receiver.maxwin;
     // III: nothing acknowledged that the receiver never sent.
     let ack_ok = sack <= receiver.end;
-    // IV: the acknowledgement is not older than a window behind the receiver's data.
-    let ack_not_old = sack.diff(receiver.end.wrapping_sub(sender.maxwin.max(MAX_ACK_WINDOW))) >= 0;
+    // IV: the acknowledgement is not older than a window behind the receiver's data (a
+    // distance again; only judged once III holds).
+    let ack_not_old = receiver.end.0.wrapping_sub(sack.0) <= sender.maxwin.max(MAX_ACK_WINDOW);
 
     if rst {
         let ok = if cfg.strict_rst {
@@ -307,20 +308,16 @@ fn in_window(
         // other's window, as after a splice): the data is real and will be acknowledged, so
         // it is recorded; the acknowledgement moves nothing. Not recording it would make the
         // receiver's acknowledgements of it look like acknowledgements of data never sent.
-        let t = &mut conn.track[s];
-        t.end = t.end.max(end);
+        conn.set_end(dir, sender.end.max(end));
         return Window::Old;
     }
 
-    let win = u32::from(seg.window) << conn.wscale_in[s];
+    let win = u32::from(seg.window) << conn.wscale_in()[dir.index()];
     let swin = win.saturating_add(sack.diff(ack).max(0) as u32);
-    let t = &mut conn.track[s];
-    t.maxwin = t.maxwin.max(swin);
-    t.end = t.end.max(end);
+    conn.raise_maxwin(dir, swin);
+    conn.set_end(dir, sender.end.max(end));
     if has_ack {
-        let limit = sack.wrapping_add(win.max(1));
-        let peer = &mut conn.track[r];
-        peer.maxend = peer.maxend.max(limit);
+        conn.raise_maxend(r, sack.wrapping_add(win.max(1)));
     }
     Window::Ok
 }

@@ -278,7 +278,7 @@ impl<Q: PortQueue> Worker<Q> {
 
     /// Brings a burst's flow-table lines in before the first lookup (l3fwd's bulk lookup),
     /// so the misses overlap instead of queueing up: every packet's tag line, then, with the
-    /// tags in, every candidate slot. (Prefetching each slot only a few packets ahead of its
+    /// tags in, every candidate slot (both its lines when it straddles two). (Prefetching each slot only a few packets ahead of its
     /// use was slower at 1 M flows: fewer misses in flight.) Returns each packet's key and
     /// hash, so its lookup does not compute the hash again (it is on the critical path).
     fn prefetch_flows(&self, rx: &Burst<Q::Pkt, BURST>) -> [Option<Hashed>; BURST] {
@@ -292,7 +292,7 @@ impl<Q: PortQueue> Worker<Q> {
         }
         for (_, hash) in hashed.iter().flatten() {
             if let Some(c) = self.table.candidate(*hash) {
-                crate::hint::prefetch(c);
+                crate::hint::prefetch_all(c);
             }
         }
         hashed
@@ -520,7 +520,9 @@ impl<Q: PortQueue> Worker<Q> {
             };
             match cmd {
                 Command::Neighbour { iface, ip, mac } => self.neighbours.set(iface, ip, mac),
-                Command::Install(conn) => {
+                Command::Install(mut conn) => {
+                    // The worker's clock stamps it, in the unit of its state.
+                    conn.touch(self.now_ms, &self.ctx.tcp_timeouts_ms);
                     // A stale object for the same quad (a closing flow) gives way.
                     if let Some((i, _)) = self.table.lookup(&conn.key()) {
                         self.table.remove_at(i);
@@ -536,7 +538,12 @@ impl<Q: PortQueue> Worker<Q> {
                 // Swapping the `Arc` is the whole reload: the next packet is judged by the
                 // new policy. Control keeps the old context alive until every worker has let
                 // go of it, so this drop is a reference count, not a free.
-                Command::Reload(ctx) => self.ctx = ctx.0,
+                Command::Reload(ctx) => {
+                    if ctx.0.tcp_timeouts_ms != self.ctx.tcp_timeouts_ms {
+                        self.table.touch_all(self.now_ms, &ctx.0.tcp_timeouts_ms);
+                    }
+                    self.ctx = ctx.0;
+                }
                 Command::DumpFlows(d) => match self.dump {
                     None => self.dump = Some(d),
                     // One listing at a time: a second one goes back empty at once.
@@ -554,7 +561,7 @@ impl<Q: PortQueue> Worker<Q> {
         let n = self.table.expire(
             budget,
             |c| {
-                let expired = now_ms.wrapping_sub(c.last_seen) > timeouts[c.state as usize];
+                let expired = c.idle_expired(now_ms, timeouts);
                 if !expired {
                     census.see(c);
                 }
@@ -701,7 +708,8 @@ impl<Q: PortQueue> Worker<Q> {
         };
         if let Some((i, dir)) = found {
             // Quad reuse: a new SYN for a closing flow starts over at the policy.
-            if is_syn && dir == Direction::ClientToServer && self.table.get(i).state.is_closing() {
+            if is_syn && dir == Direction::ClientToServer && self.table.get(i).state().is_closing()
+            {
                 self.table.remove_at(i);
                 found = None;
             }
@@ -714,21 +722,22 @@ impl<Q: PortQueue> Worker<Q> {
         };
 
         let conn = self.table.get_mut(i);
-        if conn.flags & ConnFlags::PROXIED != 0 {
-            conn.last_seen = now_ms;
+        let timeouts = &self.ctx.tcp_timeouts_ms;
+        if conn.flags() & ConnFlags::PROXIED != 0 {
+            conn.touch(now_ms, timeouts);
             return Err(Verdict::ToControl(Why::Proxied));
         }
         let mut p = conn.params(dir);
         let opts = tcp.option_map();
         let seg = segment_of(tcp, &opts, p.ack_sub);
-        let was_open = !is_closed(conn.state);
+        let was_open = !is_closed(conn.state());
         match track(conn, dir, &seg, &self.ctx.track) {
             TrackVerdict::Accept => {
-                conn.last_seen = now_ms;
-                if was_open && is_closed(conn.state) {
+                conn.touch(now_ms, timeouts);
+                if was_open && is_closed(conn.state()) {
                     self.counters.flows_closed += 1;
                 }
-                if conn.xlate != 0 {
+                if conn.xlate() != 0 {
                     // Only a segment the tracker accepted may move the TSval echoed later.
                     p.ts_edit = conn.ts_edit(dir, now_ms, opts.tsval(tcp.header()));
                 }
@@ -736,7 +745,7 @@ impl<Q: PortQueue> Worker<Q> {
             }
             TrackVerdict::Ignore => {
                 self.counters.ignored += 1;
-                if conn.xlate != 0 {
+                if conn.xlate() != 0 {
                     p.ts_edit = conn.ts_edit(dir, now_ms, None);
                 }
                 Ok((p, opts, conn.split_at(dir)))

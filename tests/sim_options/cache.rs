@@ -67,8 +67,8 @@ fn checked(run: &mut Run) -> Seen {
         told: run.box_mss_to(Peer::Client),
         server_mss: run.mss_of(Peer::Server),
         server_ts: run.timestamps(Peer::Server),
-        xlate: at.conn.xlate,
-        split_mss: at.conn.split_mss,
+        xlate: at.conn.xlate(),
+        split_mss: at.conn.split_mss(),
         edits,
     }
 }

@@ -205,8 +205,8 @@ pub(crate) fn assert_wire(run: &Run, at: &AtSplice) -> EditCounters {
         );
     }
     let e = edit_counters(&run.sim).since(&run.edits_before);
-    let one_leg = at.conn.xlate != 0;
-    let split = at.conn.split_mss != 0;
+    let one_leg = at.conn.xlate() != 0;
+    let split = at.conn.split_mss() != 0;
     let counted = one_leg == (e.ts_inserted > 0)
         && one_leg == (e.ts_removed > 0)
         && e.ts_insert_failed == 0
@@ -216,7 +216,8 @@ pub(crate) fn assert_wire(run: &Run, at: &AtSplice) -> EditCounters {
         let _ = writeln!(
             failures,
             "  counters {e:?} for xlate {:#x}, split_mss {}",
-            at.conn.xlate, at.conn.split_mss
+            at.conn.xlate(),
+            at.conn.split_mss()
         );
     }
     assert!(
@@ -252,8 +253,8 @@ fn spliced(case: Case) -> String {
         ", legs {}/{}, shifts {:?}/{:?}",
         ts(Peer::Client),
         ts(Peer::Server),
-        at.conn.wscale_in,
-        at.conn.wscale_out
+        at.conn.wscale_in(),
+        at.conn.wscale_out()
     );
     if e.ts_inserted + e.ts_removed > 0 {
         let _ = write!(
@@ -262,11 +263,11 @@ fn spliced(case: Case) -> String {
             e.ts_inserted, e.ts_removed
         );
     }
-    if at.conn.split_mss != 0 {
+    if at.conn.split_mss() != 0 {
         let _ = write!(
             s,
             ", split at {}: {} segments into {} pieces",
-            u16::from(at.conn.split_mss) * 8,
+            u16::from(at.conn.split_mss()) * 8,
             e.segments_split,
             e.split_pieces
         );

@@ -214,7 +214,7 @@ fn assert_object(run: &Run, conn: &Conn) {
             0
         };
     assert_eq!(
-        conn.flags & (ConnFlags::SPLICED | ConnFlags::PROXIED | ConnFlags::TIMESTAMPS),
+        conn.flags() & (ConnFlags::SPLICED | ConnFlags::PROXIED | ConnFlags::TIMESTAMPS),
         flags,
         "{what}: flags of the installed object {conn:?} (timestamps: client leg {client_ts}, \
          server leg {server_ts})"
@@ -239,7 +239,8 @@ fn assert_object(run: &Run, conn: &Conn) {
         _ => 0,
     } | if to_client { Xlate::SPLIT_TO_CLIENT } else { 0 };
     assert_eq!(
-        conn.xlate, xlate,
+        conn.xlate(),
+        xlate,
         "{what}: xlate of {conn:?} (timestamps: client leg {client_ts}, server leg {server_ts}; \
          MSS told the client {told_client} with what is inserted, the server accepts \
          {server_mss}; told the server {told_server}, the client accepts {client_mss})"
@@ -258,12 +259,13 @@ fn assert_object(run: &Run, conn: &Conn) {
     let (client_shift, box_to_client) = run.shifts(Peer::Client);
     let (server_shift, box_to_server) = run.shifts(Peer::Server);
     assert_eq!(
-        (conn.wscale_in, conn.wscale_out),
+        (conn.wscale_in(), conn.wscale_out()),
         ([client_shift, server_shift], [box_to_server, box_to_client]),
         "{what}: (wscale_in, wscale_out) of {conn:?}; {syns}"
     );
     assert_eq!(
-        conn.split_mss, split,
+        conn.split_mss(),
+        split,
         "{what}: split_mss of {conn:?}: told the client {told_client} with what is inserted, \
          the server accepts {server_mss}; told the server {told_server}, the client accepts \
          {client_mss}"

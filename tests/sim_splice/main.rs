@@ -354,7 +354,7 @@ fn splice(run: &mut Run) -> AtSplice {
         panic!("seed {seed}: {kind:?}: no object for {key} after the splice\n{report}")
     });
     assert_eq!(
-        conn.flags & (ConnFlags::SPLICED | ConnFlags::PROXIED | ConnFlags::TIMESTAMPS),
+        conn.flags() & (ConnFlags::SPLICED | ConnFlags::PROXIED | ConnFlags::TIMESTAMPS),
         ConnFlags::SPLICED | ConnFlags::TIMESTAMPS,
         "seed {seed}: {kind:?}: flags of the installed object {conn:?}"
     );
@@ -377,7 +377,7 @@ fn splice(run: &mut Run) -> AtSplice {
             .unwrap_or_else(|| panic!("seed {seed}: no window scale in {s}"))
     };
     assert_eq!(
-        (conn.wscale_in, conn.wscale_out),
+        (conn.wscale_in(), conn.wscale_out()),
         (
             [shifts(&syns.client_syn), shifts(&syns.server_synack)],
             [shifts(&syns.box_syn), shifts(&syns.box_synack)]

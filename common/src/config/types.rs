@@ -76,7 +76,7 @@ impl FlowTable {
     pub const DEFAULT_CAPACITY: u32 = 1 << 16;
     /// The smallest table accepted, and the smallest shard a worker gets.
     pub const MIN_CAPACITY: u32 = 1024;
-    /// The largest table accepted: 2^28 one-cache-line entries are already 16 GiB.
+    /// The largest table accepted: 2^28 entries of 48 bytes and a tag are already 14 GiB.
     pub const MAX_CAPACITY: u32 = 1 << 28;
 }
 

@@ -283,8 +283,8 @@ impl Proxy {
                     if !placeholder {
                         // The worker saw cookies on when this SYN came: the connection's
                         // later segments must follow it to control all the same.
-                        let mut p = Conn::new_pass(&key, 0, now_ms as u32);
-                        p.flags = ConnFlags::PROXIED;
+                        let mut p = Conn::new_pass(&key, 0);
+                        p.set_flag(ConnFlags::PROXIED, true);
                         io.command(msg.worker, Command::Install(p));
                     }
                 }
@@ -533,9 +533,9 @@ impl Proxy {
         } else if ev.client_established {
             self.embryonic.remove(&key);
             // Confirm the placeholder, so it outlives the SYN-SENT timeout.
-            let mut p = Conn::new_pass(&key, 0, now_ms as u32);
-            p.state = TcpState::Established;
-            p.flags = ConnFlags::PROXIED;
+            let mut p = Conn::new_pass(&key, 0);
+            p.set_state(TcpState::Established);
+            p.set_flag(ConnFlags::PROXIED, true);
             io.command(worker, Command::Install(p));
         }
         match outcome {
@@ -590,9 +590,9 @@ impl Proxy {
             "{key}: spliced, delta1 {} delta2 {} timestamps {} window shifts in {:?} out {:?}",
             conn.delta1,
             conn.delta2,
-            conn.flags & ConnFlags::TIMESTAMPS != 0,
-            conn.wscale_in,
-            conn.wscale_out
+            conn.flags() & ConnFlags::TIMESTAMPS != 0,
+            conn.wscale_in(),
+            conn.wscale_out()
         );
         if io.command(worker, Command::Install(conn)) {
             self.connections.spliced += 1;

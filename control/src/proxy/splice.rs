@@ -9,7 +9,7 @@
 //! side send segments larger than the other accepts.
 
 use common::conn::{Conn, ConnFlags, TcpState, Track, Xlate, MAX_SPLIT_MSS};
-use common::flow::FlowKey;
+use common::flow::{Direction, FlowKey};
 use common::seq::SeqNumber;
 use common::wire::tcp::SynOptions;
 
@@ -142,30 +142,21 @@ pub fn compute(
     let xlate = ts_xlate | option_xlate(c, s, split_to_client);
     let (client_shift, box_to_client) = c.shifts();
     let (server_shift, box_to_server) = s.shifts();
-    let track = track(c, s, ack1, ack2);
-    let mut flags = ConnFlags::SPLICED;
-    if ts {
-        flags |= ConnFlags::TIMESTAMPS;
-    }
-    Ok(Conn {
-        client: key.src,
-        server: key.dst,
-        client_port: key.sport,
-        server_port: key.dport,
-        delta1,
-        delta2,
-        ts_offset,
-        track,
-        last_seen: now_ms,
-        state: TcpState::Established,
-        flags,
-        // direction 0: the client's own shift in, the shift the server believes (the box's
-        // on the server leg) out; direction 1 the other way round.
-        wscale_in: [client_shift, server_shift],
-        wscale_out: [box_to_server, box_to_client],
-        xlate,
-        split_mss,
-    })
+    let [to_server, to_client] = track(c, s, ack1, ack2);
+    let mut conn = Conn::new_pass(key, 0);
+    (conn.delta1, conn.delta2, conn.ts_offset) = (delta1, delta2, ts_offset);
+    conn.set_track(Direction::ClientToServer, to_server);
+    conn.set_track(Direction::ServerToClient, to_client);
+    conn.set_state(TcpState::Established);
+    conn.set_flag(ConnFlags::SPLICED, true);
+    conn.set_flag(ConnFlags::TIMESTAMPS, ts);
+    // direction 0: the client's own shift in, the shift the server believes (the box's on
+    // the server leg) out; direction 1 the other way round.
+    conn.set_wscale([client_shift, server_shift], [box_to_server, box_to_client]);
+    conn.set_xlate(xlate);
+    conn.set_split_mss(split_mss);
+    // The worker stamps it for the idle timeout when it installs it.
+    Ok(conn)
 }
 
 /// Where the fast path splits segments, from the four SYNs (the box's and the peer's on the
@@ -381,7 +372,7 @@ mod tests {
             SeqNumber(u32::MAX - 10).wrapping_add(conn.delta2),
             SeqNumber(5051)
         );
-        assert_eq!(conn.state, TcpState::Established);
+        assert_eq!(conn.state(), TcpState::Established);
         assert_eq!(conn.key(), key());
     }
 
@@ -389,7 +380,7 @@ mod tests {
     fn timestamp_offsets_keep_each_peer_clock_monotonic() {
         let (c, s) = legs();
         let conn = compute(&key(), &c, &s, 0, [None; 2]).unwrap();
-        assert_ne!(conn.flags & ConnFlags::TIMESTAMPS, 0);
+        assert_ne!(conn.flags() & ConnFlags::TIMESTAMPS, 0);
         // The client's last TSval, moved, equals the last TSval the server saw from the box.
         assert_eq!(100u32.wrapping_add(conn.ts_offset[0]), 710);
         assert_eq!(3_000_000u32.wrapping_add(conn.ts_offset[1]), 700);
@@ -413,8 +404,8 @@ mod tests {
     fn window_shifts_cross_over() {
         let (c, s) = legs();
         let conn = compute(&key(), &c, &s, 0, [None; 2]).unwrap();
-        assert_eq!(conn.wscale_in, [7, 8]);
-        assert_eq!(conn.wscale_out, [9, 7]);
+        assert_eq!(conn.wscale_in(), [7, 8]);
+        assert_eq!(conn.wscale_out(), [9, 7]);
     }
 
     #[test]
@@ -424,8 +415,8 @@ mod tests {
         s.box_syn = syn(1448, 9, true); // room left for the option inserted toward the client
         c.box_tsval = Some(700);
         let conn = compute(&key(), &c, &s, 650, [None; 2]).unwrap();
-        assert_eq!(conn.flags & ConnFlags::TIMESTAMPS, 0);
-        assert_eq!(conn.xlate, Xlate::TS_CLIENT_ONLY);
+        assert_eq!(conn.flags() & ConnFlags::TIMESTAMPS, 0);
+        assert_eq!(conn.xlate(), Xlate::TS_CLIENT_ONLY);
         // Echoed toward the client: its latest TSval.
         assert_eq!(conn.ts_offset[0], 100);
         // Inserted toward the client: the box's clock, continuing past the leg's last TSval.
@@ -439,7 +430,7 @@ mod tests {
         c.box_syn = syn(1448, 7, true);
         s.box_tsval = Some(710);
         let conn = compute(&key(), &c, &s, 10_000, [None; 2]).unwrap();
-        assert_eq!(conn.xlate, Xlate::TS_SERVER_ONLY);
+        assert_eq!(conn.xlate(), Xlate::TS_SERVER_ONLY);
         assert_eq!(conn.ts_offset[1], 3_000_000);
         // The leg's clock was behind: the inserted TSval still never goes below what it sent.
         assert_eq!(10_000u32.wrapping_add(conn.ts_offset[0]), 711);
@@ -448,13 +439,13 @@ mod tests {
     #[test]
     fn sack_the_server_did_not_negotiate_is_removed_toward_it() {
         let (c, mut s) = legs();
-        assert_eq!(compute(&key(), &c, &s, 0, [None; 2]).unwrap().xlate, 0);
+        assert_eq!(compute(&key(), &c, &s, 0, [None; 2]).unwrap().xlate(), 0);
         s.peer_syn = s.peer_syn.map(|o| SynOptions {
             sack_permitted: false,
             ..o
         });
         let conn = compute(&key(), &c, &s, 0, [None; 2]).unwrap();
-        assert_eq!(conn.xlate, Xlate::SACK_CLIENT_ONLY);
+        assert_eq!(conn.xlate(), Xlate::SACK_CLIENT_ONLY);
         assert!(
             conn.params(common::flow::Direction::ClientToServer)
                 .sack_strip
@@ -474,11 +465,11 @@ mod tests {
         // bytes; with 12 inserted the client (which accepts 1460) would get too much.
         let conn = compute(&key(), &c, &s, 0, [None; 2]).unwrap();
         assert_eq!(
-            conn.xlate,
+            conn.xlate(),
             Xlate::TS_CLIENT_ONLY | Xlate::SPLIT_TO_CLIENT,
             "{conn:?}"
         );
-        assert_eq!(conn.split_mss, (1460 / 8) as u8);
+        assert_eq!(conn.split_mss(), (1460 / 8) as u8);
     }
 
     #[test]
@@ -486,7 +477,7 @@ mod tests {
         let (c, mut s) = legs();
         s.peer_syn = syn(1220, 8, true); // the box told the client 1460
         let conn = compute(&key(), &c, &s, 0, [None; 2]).unwrap();
-        assert_eq!(conn.split_mss, (1220 / 8) as u8);
+        assert_eq!(conn.split_mss(), (1220 / 8) as u8);
         assert_eq!(
             conn.split_at(common::flow::Direction::ClientToServer),
             Some(1216)
@@ -505,7 +496,7 @@ mod tests {
         let (mut c, s) = legs();
         c.peer_syn = syn(1200, 7, true); // the box told the server 1460
         let conn = compute(&key(), &c, &s, 0, [None; 2]).unwrap();
-        assert_eq!(conn.xlate, Xlate::SPLIT_TO_CLIENT);
+        assert_eq!(conn.xlate(), Xlate::SPLIT_TO_CLIENT);
         assert_eq!(
             conn.split_at(common::flow::Direction::ServerToClient),
             Some(1200)
@@ -542,8 +533,10 @@ mod tests {
         c.box_window_max = 2048;
         s.box_window_max = 1024;
         let conn = compute(&key(), &c, &s, 0, [None; 2]).unwrap();
-        let [client, server] = conn.track;
-        assert_eq!(client.maxend, SeqNumber(1101).wrapping_add(2048 << 7));
+        let [client, server] = conn.tracks();
+        // `maxend` is kept rounded up to the next 64 KiB boundary.
+        let up = |x: SeqNumber| SeqNumber(x.0.wrapping_add(0xFFFF) & !0xFFFF);
+        assert_eq!(client.maxend, up(SeqNumber(1101).wrapping_add(2048 << 7)));
         assert_eq!(
             server.maxwin,
             2048 << 7,
@@ -556,7 +549,7 @@ mod tests {
         );
         assert_eq!(
             server.maxend,
-            SeqNumber(u32::MAX - 10).wrapping_add(1024 << 9)
+            up(SeqNumber(u32::MAX - 10).wrapping_add(1024 << 9))
         );
     }
 }

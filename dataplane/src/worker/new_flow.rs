@@ -40,9 +40,10 @@ impl<Q: PortQueue> Worker<Q> {
         let rule = self.tcp_rule(zones, &key);
         match rule {
             Some((_, r)) if r.action == Action::Pass => {
-                let mut conn = Conn::new_pass(&key, 0, now_ms);
+                let mut conn = Conn::new_pass(&key, 0);
                 let opts = tcp.option_map();
                 init_from_syn(&mut conn, &segment_of(tcp, &opts, 0));
+                conn.touch(now_ms, &self.ctx.tcp_timeouts_ms);
                 match self.table.insert(conn) {
                     Ok(_) => {
                         self.counters.flows_created += 1;
@@ -64,8 +65,9 @@ impl<Q: PortQueue> Worker<Q> {
                 }
                 // A placeholder, so the rest of the connection follows its SYN to control.
                 // It lives for the SYN-SENT timeout until control confirms it.
-                let mut conn = Conn::new_pass(&key, 0, now_ms);
-                conn.flags |= ConnFlags::PROXIED;
+                let mut conn = Conn::new_pass(&key, 0);
+                conn.set_flag(ConnFlags::PROXIED, true);
+                conn.touch(now_ms, &self.ctx.tcp_timeouts_ms);
                 match self.table.insert(conn) {
                     Ok(_) => Err(Verdict::ToControl(Why::ProxySyn {
                         rule,

@@ -127,9 +127,9 @@ impl Bed {
     /// tracking as a new flow's), for a test to adjust before [`Bed::install`].
     fn spliced_conn(&self, sport: u16, dport: u16) -> Conn {
         let key = FlowKey::new(CLIENT, sport, SERVER, dport);
-        let mut c = Conn::new_pass(&key, 0, self.now);
-        c.state = TcpState::Established;
-        c.flags = ConnFlags::SPLICED;
+        let mut c = Conn::new_pass(&key, 0);
+        c.set_state(TcpState::Established);
+        c.set_flag(ConnFlags::SPLICED, true);
         c
     }
 
@@ -150,9 +150,11 @@ impl Bed {
 
     fn state(&self, sport: u16, dport: u16) -> Option<TcpState> {
         let key = FlowKey::new(CLIENT, sport, SERVER, dport);
-        self.workers
-            .iter()
-            .find_map(|w| w.table().lookup(&key).map(|(i, _)| w.table().get(i).state))
+        self.workers.iter().find_map(|w| {
+            w.table()
+                .lookup(&key)
+                .map(|(i, _)| w.table().get(i).state())
+        })
     }
 }
 

@@ -207,7 +207,10 @@ impl<Q: PortQueue> Worker<Q> {
         let conn = self.table.get_mut(i);
         // Proxied flows go to control; translated options (a timestamp to add or strip, SACK
         // to remove, a segment to split) are the slow path's.
-        if conn.flags & ConnFlags::PROXIED != 0 || conn.xlate != 0 || conn.split_at(dir).is_some() {
+        if conn.flags() & ConnFlags::PROXIED != 0
+            || conn.xlate() != 0
+            || conn.split_at(dir).is_some()
+        {
             return Err(pkt);
         }
         let frame = pkt.data_mut();
@@ -222,11 +225,11 @@ impl<Q: PortQueue> Worker<Q> {
             sack_max: None,
             syn_wscale: None,
         };
-        let was_open = !is_closed(conn.state);
+        let was_open = !is_closed(conn.state());
         match track(conn, dir, &seg, &self.ctx.track) {
             TrackVerdict::Accept => {
-                conn.last_seen = now_ms;
-                if was_open && is_closed(conn.state) {
+                conn.touch(now_ms, &self.ctx.tcp_timeouts_ms);
+                if was_open && is_closed(conn.state()) {
                     self.counters.flows_closed += 1;
                 }
             }

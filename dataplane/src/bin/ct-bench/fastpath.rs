@@ -324,7 +324,7 @@ fn install_objects(
     let mut next = 0u32;
     while (install && next < n) || !rings.commands[0].is_empty() {
         while install && next < n {
-            let obj = traffic::object(&traffic::flow(next, spliced), spliced, now_ms());
+            let obj = traffic::object(&traffic::flow(next, spliced), spliced);
             if rings.commands[0].push(Command::Install(obj)).is_err() {
                 break;
             }

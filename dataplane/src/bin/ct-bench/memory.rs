@@ -3,6 +3,7 @@
 //! table is the only per-connection structure of the fast path (the object is its slot), so
 //! this is everything a spliced flow costs a worker.
 
+use common::conn::CONN_BYTES;
 use dataplane::flow_table::FlowTable;
 
 use crate::traffic::{flow, object};
@@ -32,7 +33,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     };
     for i in 0..n {
         let f = flow(i, true);
-        t.insert(object(&f, true, 0))
+        t.insert(object(&f, true))
             .map_err(|e| format!("insert {i}: {e:?}"))?;
     }
     let after = rss()?;
@@ -51,7 +52,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     );
     println!(
         "RESULT impl=memory kind={} flows={n} capacity={capacity} bytes_per_flow={per_flow:.1} rss_before={before} rss_after={after} \
-         conn_size={} slots={slots} table_bytes={} max_load={}",
+         conn_bytes={CONN_BYTES} slot_bytes={} slots={slots} table_bytes={} max_load={}",
         if n == capacity { "capacity" } else { "max-load" },
         t.bytes_per_slot(),
         t.memory_bytes(),

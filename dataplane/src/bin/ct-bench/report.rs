@@ -240,7 +240,8 @@ fn memory_markdown(r: &Results) -> String {
             opt(m("capacity"), 0),
             r.get("memory", kind, flows, 0, "bytes_per_flow")
                 .map_or("–".into(), |st| st.cell(1)),
-            opt(m("conn_size"), 0),
+            // Older results call the slot's bytes (object and tag) `conn_size`.
+            opt(m("slot_bytes").or_else(|| m("conn_size")), 0),
             opt(m("slots"), 0),
             opt(m("table_bytes").map(|b| b / f64::from(1 << 20)), 0),
             opt(m("table_bytes").zip(m("max_load")).map(|(b, l)| b / l), 1),

@@ -13,7 +13,7 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use common::conn::{Conn, ConnFlags, TcpState, Track};
-use common::flow::FlowKey;
+use common::flow::{Direction, FlowKey};
 use common::seq::SeqNumber;
 use common::wire::tcp::flags;
 use common::wire::{Ipv4Addr, MacAddr};
@@ -103,27 +103,27 @@ pub fn flow(i: u32, spliced: bool) -> Flow {
 }
 
 /// The connection object the control plane would install for the flow: a splice (Δ ≠ 0,
-/// timestamps translated) or an established `pass` flow.
-pub fn object(f: &Flow, spliced: bool, now_ms: u32) -> Conn {
-    let mut c = Conn::new_pass(&f.key, WSCALE, now_ms);
-    c.state = TcpState::Established;
-    c.wscale_in = [WSCALE, WSCALE];
-    c.wscale_out = [WSCALE, WSCALE];
-    c.track = [
-        Track {
-            end: SeqNumber(f.c0),
-            maxend: SeqNumber(f.c0.wrapping_add(TRACK_WINDOW)),
-            maxwin: TRACK_WINDOW,
-        },
-        Track {
-            end: SeqNumber(f.s0),
-            maxend: SeqNumber(f.s0.wrapping_add(TRACK_WINDOW)),
-            maxwin: TRACK_WINDOW,
-        },
-    ];
-    c.flags = 0;
+/// timestamps translated) or an established `pass` flow. The worker stamps it when it
+/// installs it.
+pub fn object(f: &Flow, spliced: bool) -> Conn {
+    let mut c = Conn::new_pass(&f.key, WSCALE);
+    c.set_state(TcpState::Established);
+    c.set_wscale([WSCALE, WSCALE], [WSCALE, WSCALE]);
+    for (dir, start) in [
+        (Direction::ClientToServer, f.c0),
+        (Direction::ServerToClient, f.s0),
+    ] {
+        c.set_track(
+            dir,
+            Track {
+                end: SeqNumber(start),
+                maxend: SeqNumber(start.wrapping_add(TRACK_WINDOW)),
+                maxwin: TRACK_WINDOW,
+            },
+        );
+    }
     if spliced {
-        c.flags = ConnFlags::SPLICED | ConnFlags::TIMESTAMPS;
+        c.set_flag(ConnFlags::SPLICED | ConnFlags::TIMESTAMPS, true);
         c.delta1 = f.delta[0];
         c.delta2 = f.delta[1];
         c.ts_offset = f.ts_offset;

@@ -13,7 +13,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::testing::ts_option;
-use common::conn::Xlate;
+use common::conn::{Track, Xlate};
 
 /// The flows installed before the bursts, client ports from here.
 const FIRST_PORT: u16 = 41000;
@@ -135,23 +135,26 @@ fn object(b: &Bed, port: u16, f: &FlowSpec) -> Conn {
     c.delta1 = f.delta1;
     c.delta2 = f.delta2;
     if let Some((a, z)) = f.ts {
-        c.flags |= ConnFlags::TIMESTAMPS;
+        c.set_flag(ConnFlags::TIMESTAMPS, true);
         c.ts_offset = [a, z];
     }
     if f.proxied {
-        c.flags |= ConnFlags::PROXIED;
+        c.set_flag(ConnFlags::PROXIED, true);
     }
-    c.xlate = f.xlate;
-    c.wscale_in = [f.wscale[0].0, f.wscale[1].0];
-    c.wscale_out = [f.wscale[0].1, f.wscale[1].1];
+    c.set_xlate(f.xlate);
+    c.set_wscale(
+        [f.wscale[0].0, f.wscale[1].0],
+        [f.wscale[0].1, f.wscale[1].1],
+    );
     let server_base = f.base ^ 0x5a5a_0000;
-    for (t, end, peer_end) in [(0, f.base, server_base), (1, server_base, f.base)] {
-        c.track[t].end = SeqNumber(end);
-        c.track[t].maxwin = 65535;
-        c.track[t].maxend = SeqNumber(peer_end).wrapping_add(65535);
-    }
+    let track = |end: u32, peer_end: u32| Track {
+        end: SeqNumber(end),
+        maxend: SeqNumber(peer_end).wrapping_add(65535),
+        maxwin: 65535,
+    };
+    c.set_tracks([track(f.base, server_base), track(server_base, f.base)]);
     if f.closing {
-        c.state = TcpState::LastAck;
+        c.set_state(TcpState::LastAck);
     }
     c
 }

@@ -59,7 +59,7 @@ fn flow_listings_are_bounded_and_filtered() {
     let d = dump(&mut b, "5202", 100);
     assert_eq!((d.flows.len(), d.matched), (20, 20));
     assert!(d.flows.iter().all(|c| c.server_port == 5202));
-    assert!(d.flows.iter().all(|c| c.state == TcpState::SynSent));
+    assert!(d.flows.iter().all(|c| c.state() == TcpState::SynSent));
     let d = dump(&mut b, "198.20.0.0/16", 100);
     assert_eq!((d.flows.len(), d.matched), (0, 0));
 }
@@ -119,16 +119,18 @@ fn a_reload_judges_new_connections_and_keeps_the_old_ones() {
     conn.delta1 = 1000;
     // Window tracking as if the client is at 5000 and the server at 7000.
     use common::seq::SeqNumber;
-    conn.track[0] = common::conn::Track {
-        end: SeqNumber(5000),
-        maxend: SeqNumber(5000 + 64000),
-        maxwin: 64000,
-    };
-    conn.track[1] = common::conn::Track {
-        end: SeqNumber(7000),
-        maxend: SeqNumber(7000 + 64000),
-        maxwin: 64000,
-    };
+    conn.set_tracks([
+        common::conn::Track {
+            end: SeqNumber(5000),
+            maxend: SeqNumber(5000 + 64000),
+            maxwin: 64000,
+        },
+        common::conn::Track {
+            end: SeqNumber(7000),
+            maxend: SeqNumber(7000 + 64000),
+            maxwin: 64000,
+        },
+    ]);
     b.install(conn);
     b.outside.drain_sent();
 

@@ -102,11 +102,11 @@ fn ts_sack(tsval: u32, tsecr: u32, sack: (u32, u32)) -> Vec<u8> {
 fn spliced_bed() -> Bed {
     let mut b = Bed::new(1);
     let mut c = b.spliced_conn(40000, 9000);
-    c.flags |= ConnFlags::TIMESTAMPS;
+    c.set_flag(ConnFlags::TIMESTAMPS, true);
     c.delta1 = 10;
     c.delta2 = 3000;
     c.ts_offset = [50, 20];
-    c.track = [
+    c.set_tracks([
         Track {
             end: SeqNumber(1000),
             maxend: SeqNumber(70_000),
@@ -117,7 +117,7 @@ fn spliced_bed() -> Bed {
             maxend: SeqNumber(70_000),
             maxwin: 65_535,
         },
-    ];
+    ]);
     b.install(c);
     b
 }
@@ -208,9 +208,9 @@ fn a_pass_syn_takes_its_window_scale_from_the_map() {
         *w.table().get(w.table().lookup(&key).unwrap().0)
     };
     let (good, bad) = (conn(40000), conn(40001));
-    assert_eq!(good.wscale_in[0], 7);
-    assert_ne!(good.flags & ConnFlags::WSCALE_OFFERED, 0);
-    assert_eq!(bad.wscale_in[0], 0);
-    assert_eq!(bad.flags & ConnFlags::WSCALE_OFFERED, 0);
+    assert_eq!(good.wscale_in()[0], 7);
+    assert_ne!(good.flags() & ConnFlags::WSCALE_OFFERED, 0);
+    assert_eq!(bad.wscale_in()[0], 0);
+    assert_eq!(bad.flags() & ConnFlags::WSCALE_OFFERED, 0);
     assert_eq!(b.outside.drain_sent().len(), 2);
 }

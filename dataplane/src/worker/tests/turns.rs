@@ -21,9 +21,9 @@ fn turn(b: &mut Bed) -> bool {
     read.get()
 }
 
-fn flow(sport: u16, now: u32) -> Conn {
-    let mut c = Conn::new_pass(&FlowKey::new(CLIENT, sport, SERVER, 9000), 0, now);
-    c.state = TcpState::Established;
+fn flow(sport: u16) -> Conn {
+    let mut c = Conn::new_pass(&FlowKey::new(CLIENT, sport, SERVER, 9000), 0);
+    c.set_state(TcpState::Established);
     c
 }
 
@@ -33,7 +33,7 @@ fn a_saturated_worker_serves_control_once_in_housekeeping_every_turns() {
     burst(&b);
     assert!(turn(&mut b), "no backlog yet: a complete turn");
     b.rings.commands[0]
-        .push(Command::Install(flow(40000, b.now)))
+        .push(Command::Install(flow(40000)))
         .unwrap();
     let arp = arp_request(BOX_OUT, Ipv4Addr::new(198, 19, 0, 254), SERVER);
     for _ in 0..100 {
@@ -75,7 +75,7 @@ fn ageing_keeps_up_with_a_saturated_worker() {
     let mut b = Bed::with(1, cfg, ForwardMode::Full, 64);
     for sport in 0..200 {
         b.rings.commands[0]
-            .push(Command::Install(flow(40000 + sport, b.now)))
+            .push(Command::Install(flow(40000 + sport)))
             .unwrap();
         if sport % 50 == 49 {
             b.poll();

@@ -6,10 +6,10 @@ use common::conn::{Track, Xlate};
 /// words and `split_mss` as given.
 fn spliced(b: &mut Bed, xlate: u8, ts_offset: [u32; 2], split_mss: u8) {
     let mut c = b.spliced_conn(40000, 9000);
-    c.xlate = xlate;
+    c.set_xlate(xlate);
     c.ts_offset = ts_offset;
-    c.split_mss = split_mss;
-    c.track = [
+    c.set_split_mss(split_mss);
+    c.set_tracks([
         Track {
             end: SeqNumber(1000),
             maxend: SeqNumber(1000 + (1 << 20)),
@@ -20,7 +20,7 @@ fn spliced(b: &mut Bed, xlate: u8, ts_offset: [u32; 2], split_mss: u8) {
             maxend: SeqNumber(9000 + (1 << 20)),
             maxwin: 1 << 20,
         },
-    ];
+    ]);
     b.install(c);
 }
 
