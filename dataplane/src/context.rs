@@ -23,6 +23,8 @@ pub enum ForwardMode {
     Full,
     /// Port-to-port forwarding with no processing at all: the baseline against testpmd.
     Io,
+    // placeholder
+    Lookup,
 }
 
 #[derive(Debug)]

@@ -241,7 +241,7 @@ impl<Q: PortQueue> Worker<Q> {
             }
             let hashed = match self.ctx.mode {
                 ForwardMode::Full => self.prefetch_flows(&rx),
-                ForwardMode::Io => [None; BURST],
+                ForwardMode::Io | ForwardMode::Lookup => [None; BURST],
             };
             for (pkt, h) in rx.drain().zip(hashed) {
                 self.handle(port, pkt, now_ms, h);
@@ -318,11 +318,13 @@ impl<Q: PortQueue> Worker<Q> {
         let verdict = match self.ctx.mode {
             // Ports in pairs, 0 with 1, 2 with 3 (testpmd's io forwarding); an odd last port
             // sends back out of itself.
-            ForwardMode::Io => Verdict::Forward(if port ^ 1 < self.ports.len() {
-                port ^ 1
-            } else {
-                port
-            }),
+            ForwardMode::Io | ForwardMode::Lookup => {
+                Verdict::Forward(if port ^ 1 < self.ports.len() {
+                    port ^ 1
+                } else {
+                    port
+                })
+            }
             ForwardMode::Full => {
                 let mut v = self.process(port, pkt.data_mut(), now_ms, hashed, &mut resize);
                 if let Some(r) = resize.retag {
