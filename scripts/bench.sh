@@ -624,15 +624,16 @@ EOF
 - **Own cycles per packet** (the table's last cycles column and the summary) subtract what
   testpmd io spends per packet on the same devices (TSC Hz over its rate: mostly net_pcap's
   RX copy and the TX free) from the box's spliced cycles per packet, leaving the box's own
-  work; it grows from 1k to 1M flows by the flow-table and neighbour misses.
-- **TLB and last-level cache.** \`perf stat -e dTLB-loads,dTLB-load-misses,LLC-loads,LLC-load-misses\`
+  work; what it gains from 1k to 1M flows is what the larger table costs (misses).
+- **TLB and last-level cache.** `perf stat -e dTLB-loads,dTLB-load-misses,LLC-loads,LLC-load-misses`
   on the worker lcore's thread alone (attached by thread id; the objects go in on the main
-  lcore), spliced, 1M flows, 66 B, once with the EAL on hugepages (\`--in-memory\`) and once
-  with \`--no-huge\`, per packet the worker received. The EAL's memory holds the mbufs and
+  lcore), spliced, 1M flows, 66 B, once with the EAL on hugepages (`--in-memory`) and once
+  with `--no-huge`, per packet the worker received. The EAL's memory holds the mbufs and
   the captures; the flow table was a heap allocation of the worker when this text was
   written (on transparent hugepages or not as the kernel decides: see the machine table), so
-  the two rows differ by the EAL's pages alone unless the table moved into them. Where the machine has no hardware counters (a VM
-  without a virtual PMU), perf says \`<not supported>\` and so does the table.
+  the two rows differ by the EAL's pages alone unless the table moved into them. Where the
+  machine has no hardware counters (a VM without a virtual PMU), perf says
+  `<not supported>` and so does the table.
 - **Not measured yet**: the fast path on more than one worker (this machine has two cores:
   one worker and the control lcore).
 EOF
