@@ -10,9 +10,12 @@
 #   1. flow-table lookups (ns) at 1k / 64k / 1M connections, hit and miss, burst prefetch or not
 #   2. memory per spliced connection, measured (RSS) at 1M and 10M objects
 #   3. the fast path, testpmd style: the box's worker on one lcore with 1k / 64k / 1M spliced
-#      or pass objects, and in --forward-mode io, against dpdk-testpmd io and 5tswap, on the
-#      same net_pcap devices (infinite_rx, the same captures), the same cores, 66- and
-#      1514-byte frames; plus a perf profile of the spliced case at 1M flows
+#      or pass objects, lookup only (ct-bench's kind `lookup`: ForwardMode::Lookup), and in
+#      --forward-mode io, against dpdk-testpmd io and 5tswap and dpdk-l3fwd exact match (both
+#      directions of every flow as rules), on the same net_pcap devices (infinite_rx, the same
+#      captures), the same forwarding core, 66- and 1514-byte frames; plus a perf profile of
+#      the spliced case at 1M flows, and perf stat's dTLB and LLC counters of its worker
+#      thread with and without hugepages
 #   4. end to end on the namespace testbed: iperf3 through kernel routing, HAProxy (TCP mode),
 #      dpdk-testpmd io, and the box as pass (5201), spliced (9000) and full proxy (9001)
 #
@@ -22,7 +25,10 @@
 # cores); it holds the lock throughout, and no process it starts inherits it. Run it on a
 # quiet machine: whatever else runs shares the two cores. Benchmarks are not tests: nothing
 # fails on a slow machine; the last line is the summary:
-#   fastpath_vs_5tswap_1M=R bytes_per_flow=N spliced_vs_testpmd_io=R spliced_vs_full_proxy=R splices_per_s=N
+#   fastpath_vs_5tswap_1M=R fastpath_vs_l3fwd_em_1M=R own_cycles_per_pkt_1k=N own_cycles_per_pkt_1M=N
+#   bytes_per_flow=N spliced_vs_testpmd_io=R spliced_vs_full_proxy=R splices_per_s=N
+#
+# With CARGO_TARGET_DIR set, the binaries are taken from there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,7 +48,8 @@ done
 want() { [[ ",$only," == *",$1,"* ]]; }
 if [ "$quick" = 1 ]; then runs=3; secs=1; warm=0.5; e2e_secs=3; else runs=5; secs=3; warm=1; e2e_secs=10; fi
 
-bash scripts/setup.sh
+# l3fwd's two exact-match tables (about 0.5 GiB) sit in hugepages beside the captures.
+CT_HUGEPAGES=${CT_HUGEPAGES:-1024} bash scripts/setup.sh
 # perf for the profile (best effort: the report says so when it is missing).
 if ! command -v perf >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends linux-perf \
@@ -58,7 +65,8 @@ out=target/bench
 mkdir -p "$out" docs
 results=$out/results.txt
 : > "$results"
-ctb=target/release/ct-bench
+bin=${CARGO_TARGET_DIR:-target}/release
+ctb=$bin/ct-bench
 started=$(date +%s)
 
 commands=()
@@ -144,7 +152,7 @@ conns_run() { # label host port run
 
 start_box() { # [config]
   # shellcheck disable=SC2046
-  target/release/cutthrough run --config "${1:-config/testbed.yaml}" --stats-json "$e2e_dir/stats.json" \
+  "$bin/cutthrough" run --config "${1:-config/testbed.yaml}" --stats-json "$e2e_dir/stats.json" \
     -- $(bash scripts/testbed.sh eal-args) > "$e2e_dir/box.out" 2> "$e2e_dir/box.log" 9>&- &
   box_pid=$!
   wait_ping 198.18.0.254 || { echo "box: no ping"; tail -5 "$e2e_dir/box.log"; return 1; }
@@ -330,7 +338,7 @@ HAP
       # What the box holds (a parker cannot tell a login the box gave up on from a live one),
       # once its statistics snapshot (published every second) has caught up.
       sleep 1.5
-      parked=$(target/release/cutthrough stats --json 2>/dev/null |
+      parked=$("$bin/cutthrough" stats --json 2>/dev/null |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["connections"]["in_proxy"])' 2>/dev/null || echo 0)
       conns_run "spliced-$p-parked" 198.19.0.2 9000 "$r" >/dev/null
       for pk in "${parkers[@]}"; do kill "$pk" 2>/dev/null; wait "$pk" 2>/dev/null || true; done
@@ -379,6 +387,38 @@ fi
 
 profile=$out/profile.txt
 : > "$profile"
+
+# perf stat on the worker lcore's thread alone, attached as soon as the thread exists: it runs
+# only the measured loop (no warm-up, so its events are those of the packets it counts as
+# received), while the objects go in on the main lcore. One RESULT impl=perfstat line; an
+# event perf cannot count here is NA.
+perf_events=dTLB-loads,dTLB-load-misses,LLC-loads,LLC-load-misses,task-clock
+perf_stat_run() { # huge|no-huge dir
+  local mem=$1 dir=$2 box tid= pf= line
+  $ctb box --kind spliced --flows 1M --size 66 --inside "$dir/spliced-inside.pcap" \
+    --outside "$dir/spliced-outside.pcap" --seconds 2 --warmup 0 --mem "$mem" \
+    > "$dir/stat-$mem.out" 2> "$dir/stat-$mem.err" 9>&- &
+  box=$!
+  for _ in $(seq 1 1200); do
+    tid=$(grep -lx rte-worker-1 /proc/"$box"/task/*/comm 2>/dev/null | head -1 | cut -d/ -f5)
+    [ -n "$tid" ] && break
+    kill -0 "$box" 2>/dev/null || break
+    sleep 0.05
+  done
+  if [ -n "$tid" ]; then
+    perf stat -x, -o "$dir/stat-$mem.csv" -e "$perf_events" -t "$tid" 9>&- &
+    pf=$!
+  fi
+  wait "$box" || { tail -3 "$dir/stat-$mem.err"; }
+  if [ -n "$pf" ]; then kill -INT "$pf" 2>/dev/null; wait "$pf" 2>/dev/null || true; fi
+  line=$(grep -m1 '^RESULT ' "$dir/stat-$mem.out") || return 1
+  [ -s "$dir/stat-$mem.csv" ] || return 1
+  line="RESULT impl=perfstat kind=$mem $(tr ' ' '\n' <<< "$line" | grep -E '^(flows|size|mpps|rx|secs)=' | tr '\n' ' ')"
+  line+=$(awk -F, '!/^#/ && NF >= 3 { e = $3; sub(/:.*/, "", e); v = ($1 ~ /^[0-9.]+$/) ? $1 : "NA"
+                                      printf " %s=%s", e, v }' "$dir/stat-$mem.csv")
+  echo "  $line"
+  echo "$line" >> "$results"
+}
 if want profile && command -v perf >/dev/null; then
   echo "== perf profile: box, spliced, 1M flows, 66-byte frames"
   pdir=$(mktemp -d)
@@ -402,6 +442,9 @@ if want profile && command -v perf >/dev/null; then
     echo "heap allocator and lock symbols in the worker thread's samples: ${heap:-0.00} %" >> "$profile"
     cat "$profile"
   fi
+  echo "== perf stat: the worker thread's dTLB and LLC counters, box spliced, 1M flows, 66 B"
+  for mem in huge no-huge; do perf_stat_run "$mem" "$pdir" || echo "  perf stat ($mem): no result"; done
+  note "$ctb box --kind spliced --flows 1M --size 66 --inside spliced-inside.pcap --outside spliced-outside.pcap --seconds 2 --warmup 0 --mem huge|no-huge & perf stat -x, -e $perf_events -t TID   # TID: its rte-worker-1 thread; SIGINT after the box exits"
   rm -rf "$pdir"
 fi
 
@@ -436,6 +479,15 @@ Load average when the report was written: $(cut -d' ' -f1-3 /proc/loadavg).
 
 **Summary:** \`$summary\`
 
+The summary's fields: \`fastpath_vs_5tswap_1M\` and \`fastpath_vs_l3fwd_em_1M\` are the box's
+spliced rate at 1M flows and 66-byte frames divided by testpmd 5tswap's and by l3fwd EM's;
+\`own_cycles_per_pkt_1k\` and \`own_cycles_per_pkt_1M\` are the box's own cycles per packet
+(spliced, 66 B, 1k and 1M flows): its cycles per packet less testpmd io's, i.e. what it spends
+beyond receiving and transmitting a packet on these devices; \`bytes_per_flow\` the worst
+measured memory per spliced connection; \`spliced_vs_testpmd_io\` and \`spliced_vs_full_proxy\`
+end-to-end throughput ratios; \`splices_per_s\` the control core's splice rate. \`NA\`: not
+measured in this run.
+
 ## Machine
 
 | | |
@@ -445,6 +497,7 @@ Load average when the report was written: $(cut -d' ' -f1-3 /proc/loadavg).
 | caches | $(lscpu | awk -F: '/^L[123]/ {gsub(/^ +/, "", $2); printf "%s %s; ", $1, $2}') |
 | kernel | $(uname -r) |
 | memory | $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) |
+| transparent hugepages | $(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null || echo unknown) |
 | hugepages | ${hp_total} x $((hp_size / 1024)) MiB ($(grep -qs ' /dev/hugepages hugetlbfs ' /proc/mounts && echo "hugetlbfs on /dev/hugepages" || echo "not mounted")) |
 | DPDK | $(dpkg-query -W -f='${Version}' dpdk 2>/dev/null || echo unknown) |
 | rustc | $(rustc --version) |
@@ -476,6 +529,27 @@ Load average when the report was written: $(cut -d' ' -f1-3 /proc/loadavg).
   ports: the closest testpmd comes to touching every header the box rewrites), one forwarding
   core, \`--stats-period 1\`; its rate is the mean of both ports' Tx-pps over the measured
   seconds after its warm-up.
+- **l3fwd EM** (the stateless exact-match baseline): DPDK 22.11's \`examples/l3fwd\` (Debian's
+  \`dpdk-doc\`), built by \`scripts/setup.sh\` into \`/usr/local/lib/cutthrough/l3fwd\`, run
+  with \`-E --parse-ptype\` (net_pcap sets no packet types) and \`--rule_ipv4\` holding both
+  directions of every flow of the case (2 rules per flow: 2 k at 1k flows, 2 M at 1M; in
+  22.11 \`--rule_ipv4\` is how EM gets rules, \`--hash-entry-num\` is ignored, and its table
+  has 4 M entries whatever the rules), so every packet hits. Per packet it classifies the
+  packet type, looks the 5-tuple up in a cuckoo hash (8 at a time, \`rte_hash_lookup_bulk\`),
+  checks the IPv4 header, decrements the TTL with an incremental checksum and rewrites both
+  MACs: a flow lookup and L3 forwarding, without tracking or TCP rewriting. Same devices,
+  captures (the spliced ones), EAL memory mode, pool size and mbuf size, and the same
+  forwarding core (the build changes two things only: its pool is sized from
+  \`CT_L3FWD_MBUFS\` and \`CT_L3FWD_DATA_ROOM\` instead of 8 k mbufs of 2 KiB, too few to hold
+  net_pcap's captures, and it asks for RX checksum offload only where the port offers it,
+  which net_pcap does not, so checksums go unchecked as in the box and testpmd):
+  lcore 1, which is l3fwd's only lcore: it opens one TX queue per lcore and a net_pcap port
+  without a TX capture has one. l3fwd prints no statistics: its rate is both ports'
+  \`opackets\` growth over the measured seconds after its warm-up, read through the EAL's
+  telemetry socket (\`/ethdev/stats\`, \`scripts/bench_telemetry.py\`).
+- **Lookup only** (\`box, lookup only\`): the box's worker in \`ForwardMode::Lookup\` (ct-bench
+  \`box --kind lookup\`) over the same table as the spliced case: parse, hash, flow-table
+  lookup, then port to port with no tracking and no rewrite.
 
 $(cat "$out/tables.md" | grep -v '^SUMMARY ')
 
@@ -548,6 +622,19 @@ EOF
 - **CPU seconds per GB** are the whole machine's (`/proc/stat`: iperf3 at both ends, the
   kernel, and the box, HAProxy or testpmd): the box and testpmd poll a core at 100 % whatever
   the load.
+- **Own cycles per packet** (the table's last cycles column and the summary) subtract what
+  testpmd io spends per packet on the same devices (TSC Hz over its rate: mostly net_pcap's
+  RX copy and the TX free) from the box's spliced cycles per packet, leaving the box's own
+  work; what it gains from 1k to 1M flows is what the larger table costs (misses).
+- **TLB and last-level cache.** `perf stat -e dTLB-loads,dTLB-load-misses,LLC-loads,LLC-load-misses`
+  on the worker lcore's thread alone (attached by thread id; the objects go in on the main
+  lcore), spliced, 1M flows, 66 B, once with the EAL on hugepages (`--in-memory`) and once
+  with `--no-huge`, per packet the worker received. The EAL's memory holds the mbufs and
+  the captures; the flow table was a heap allocation of the worker when this text was
+  written (on transparent hugepages or not as the kernel decides: see the machine table), so
+  the two rows differ by the EAL's pages alone unless the table moved into them. Where the
+  machine has no hardware counters (a VM without a virtual PMU), perf says
+  `<not supported>` and so does the table.
 - **Not measured yet**: the fast path on more than one worker (this machine has two cores:
   one worker and the control lcore).
 EOF

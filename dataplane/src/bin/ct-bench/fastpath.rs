@@ -23,6 +23,7 @@ use dataplane::testing::{INSIDE, OUTSIDE};
 use dataplane::verdict::DropCounters;
 use dataplane::worker::{Worker, WorkerCounters};
 
+use crate::l3fwd::{l3fwd_args, l3fwd_bin, l3fwd_env, l3fwd_mem, l3fwd_result_line, l3fwd_run};
 use crate::testpmd::{kill_int, tail, testpmd_args, testpmd_bin, testpmd_result_line, testpmd_run};
 use crate::traffic::{self, BOX_MACS, CLIENT_MAC, MIN_FRAME, SERVER, SERVER_MAC};
 use crate::Args;
@@ -209,9 +210,9 @@ pub fn box_run(args: &Args) -> Result<(), String> {
     let kind = args.req("kind")?.to_string();
     let mode = match kind.as_str() {
         "spliced" | "pass" => ForwardMode::Full,
-        "io" => ForwardMode::Io,
         // The spliced objects' table, looked up by every packet, nothing else done.
         "lookup" => ForwardMode::Lookup,
+        "io" => ForwardMode::Io,
         k => return Err(format!("--kind {k:?}: spliced, pass, lookup or io")),
     };
     let spliced = kind == "spliced" || kind == "lookup";
@@ -529,6 +530,8 @@ struct Bench {
     /// The captures (inside, outside) of spliced flows, and of pass flows if a kind needs them.
     spliced: (PathBuf, PathBuf),
     pass: Option<(PathBuf, PathBuf)>,
+    /// l3fwd's rule files (IPv4, IPv6) if it runs.
+    rules: Option<(PathBuf, PathBuf)>,
 }
 
 /// The `fastpath` subcommand: everything for one (flows, size), several runs, one summary.
@@ -539,7 +542,7 @@ pub fn orchestrate(args: &Args) -> Result<(), String> {
     let warmup: f64 = args.num("warmup", 1.0)?;
     let kinds: Vec<String> = args
         .str("kinds")
-        .unwrap_or("spliced,pass,io,testpmd-io,testpmd-5tswap")
+        .unwrap_or("spliced,pass,lookup,io,testpmd-io,testpmd-5tswap,l3fwd-em")
         .split(',')
         .map(String::from)
         .collect();
@@ -567,6 +570,11 @@ pub fn orchestrate(args: &Args) -> Result<(), String> {
     } else {
         None
     };
+    let rules = if kinds.iter().any(|k| k == "l3fwd-em") {
+        Some(crate::l3fwd::write_rules(&dir, setup.flows)?)
+    } else {
+        None
+    };
     eprintln!(
         "fastpath: {} flows, {}-byte frames, {} segments per port, mem {}: captures in {:.1} s",
         setup.flows,
@@ -585,13 +593,28 @@ pub fn orchestrate(args: &Args) -> Result<(), String> {
         exe,
         spliced,
         pass,
+        rules,
     };
     print_commands(&bench, &kinds);
     let limit = Duration::from_secs_f64(warmup + secs + 600.0);
     let mut lines: Vec<String> = Vec::new();
+    let mut l3fwd_runs = true;
     for run in 0..runs {
         for kind in &kinds {
-            let line = run_kind(&bench, kind, run, limit)?;
+            if kind == "l3fwd-em" && !l3fwd_runs {
+                continue;
+            }
+            let line = match run_kind(&bench, kind, run, limit) {
+                Ok(l) => l,
+                // A baseline that cannot run here (not built, too few hugepages for its
+                // tables) leaves its column empty rather than the box's unmeasured.
+                Err(e) if kind == "l3fwd-em" => {
+                    eprintln!("fastpath: l3fwd-em left out: {e}");
+                    l3fwd_runs = false;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let line = format!("{line} run={run}");
             println!("{line}");
             if let Some(f) = results.as_mut() {
@@ -617,11 +640,27 @@ fn print_commands(bench: &Bench, kinds: &[String]) {
         exe,
         spliced,
         pass,
+        rules,
         ..
     } = bench;
     let mem = *mem;
     for kind in kinds {
-        if let Some(mode) = kind.strip_prefix("testpmd-") {
+        if let (Some(rules), true) = (rules, kind == "l3fwd-em") {
+            let Ok(mem) = l3fwd_mem(mem, setup) else {
+                continue;
+            };
+            let eal = eal_args(&spliced.0, &spliced.1, mem, "ct-bench-l3-PID");
+            let env: Vec<String> = l3fwd_env(setup)
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            println!(
+                "COMMAND {} {} {}",
+                env.join(" "),
+                l3fwd_bin(),
+                l3fwd_args(setup, eal, rules).join(" ")
+            );
+        } else if let Some(mode) = kind.strip_prefix("testpmd-") {
             let eal = eal_args(&spliced.0, &spliced.1, mem, "ct-bench-tp-PID");
             println!(
                 "COMMAND {} {}",
@@ -687,6 +726,19 @@ fn run_kind(bench: &Bench, kind: &str, run: usize, limit: Duration) -> Result<St
                 .find(|l| l.starts_with("RESULT "))
                 .ok_or(format!("box {kind}: no RESULT line in {out:?}"))?
                 .to_string()
+        }
+        "l3fwd-em" => {
+            let rules = bench.rules.as_ref().ok_or("no l3fwd rules")?;
+            let mem = l3fwd_mem(mem, setup)?;
+            let log = dir.join(format!("l3fwd-em-{run}.err"));
+            let r = l3fwd_run(
+                setup,
+                (&spliced.0, &spliced.1, mem),
+                rules,
+                (warmup, secs),
+                &log,
+            )?;
+            l3fwd_result_line(setup, mem, &r)
         }
         k => {
             let mode = k

@@ -2,13 +2,15 @@
 //!
 //! ```text
 //! ct-bench fastpath --flows N --size BYTES [--runs R] [--seconds S] [--warmup S]
-//!                   [--mem auto|huge|no-huge] [--kinds spliced,pass,io,testpmd-io,testpmd-5tswap]
+//!                   [--mem auto|huge|no-huge]
+//!                   [--kinds spliced,pass,lookup,io,testpmd-io,testpmd-5tswap,l3fwd-em]
 //!                   [--results FILE] [--dir DIR]
 //!     writes pcaps of the flows' TCP segments, then R times: the box's worker on one lcore
-//!     with N spliced objects, with N pass objects, in --forward-mode io, and dpdk-testpmd
-//!     io and 5tswap, all on the same two net_pcap devices (infinite_rx) and the same cores;
-//!     prints the medians, min and max, and the ratios.
-//! ct-bench box --kind spliced|pass|io --flows N --size BYTES --inside PCAP --outside PCAP
+//!     with N spliced objects, with N pass objects, in lookup-only mode over N objects, in
+//!     --forward-mode io, dpdk-testpmd io and 5tswap, and dpdk-l3fwd exact match with both
+//!     directions of the N flows as rules, all on the same two net_pcap devices (infinite_rx)
+//!     and the same forwarding core; prints the medians, min and max, and the ratios.
+//! ct-bench box --kind spliced|pass|lookup|io --flows N --size BYTES --inside PCAP --outside PCAP
 //!              [--seconds S] [--warmup S] [--mem huge|no-huge]
 //!     one in-process run of the worker (what `fastpath` runs R times per kind).
 //! ct-bench testpmd --mode io|5tswap --size BYTES --inside PCAP --outside PCAP ...
@@ -25,6 +27,7 @@
 //! Safe Rust only: DPDK is used through `dataplane::dpdk`.
 
 mod fastpath;
+mod l3fwd;
 mod memory;
 mod report;
 mod testpmd;

@@ -125,19 +125,32 @@ fn opt(v: Option<f64>, prec: usize) -> String {
     v.map_or("–".into(), |x| format!("{x:.prec$}"))
 }
 
-const FASTPATH_KINDS: [(&str, &str, &str); 5] = [
+const FASTPATH_KINDS: [(&str, &str, &str); 7] = [
     ("box", "spliced", "box, spliced"),
     ("box", "pass", "box, pass"),
+    ("box", "lookup", "box, lookup only"),
     ("box", "io", "box, --forward-mode io"),
     ("testpmd", "io", "testpmd io"),
     ("testpmd", "5tswap", "testpmd 5tswap"),
+    ("l3fwd", "em", "l3fwd EM"),
 ];
+
+/// The implementations the fast-path table and the plot show.
+const FASTPATH_IMPLS: [&str; 3] = ["box", "testpmd", "l3fwd"];
+
+/// The box's own cycles per packet, spliced: its cycles per packet less testpmd io's (TSC Hz
+/// over its rate), i.e. what the box spends beyond receiving and transmitting.
+fn own_cycles(r: &Results, flows: u64, size: u64) -> Option<f64> {
+    let io = r.median("testpmd", "io", flows, size, "mpps")?;
+    let hz = r.hz?;
+    let cpp = r.median("box", "spliced", flows, size, "cpp")?;
+    (io > 0.0).then(|| cpp - hz / (io * 1e6))
+}
 
 /// The fast-path table: Mpps per implementation, cycles per packet, ratios, drops.
 pub fn fastpath_markdown(r: &Results) -> String {
     let mut s = String::new();
-    let mut configs = r.configs("box");
-    configs.extend(r.configs("testpmd"));
+    let mut configs: Vec<(u64, u64)> = FASTPATH_IMPLS.iter().flat_map(|i| r.configs(i)).collect();
     configs.sort_by_key(|&(f, sz)| (sz, f));
     configs.dedup();
     if configs.is_empty() {
@@ -145,10 +158,10 @@ pub fn fastpath_markdown(r: &Results) -> String {
     }
     let _ = writeln!(
         s,
-        "| flows | frame | {} | spliced ÷ 5tswap | spliced ÷ testpmd io | box io ÷ testpmd io | cycles/pkt spliced | cycles/pkt 5tswap | drops (spliced, pass) |",
+        "| flows | frame | {} | spliced ÷ 5tswap | spliced ÷ testpmd io | spliced ÷ l3fwd EM | box io ÷ testpmd io | cycles/pkt spliced | cycles/pkt 5tswap | own cycles/pkt (spliced − testpmd io) | drops (spliced, pass) |",
         FASTPATH_KINDS.map(|k| format!("{} Mpps", k.2)).join(" | ")
     );
-    let _ = writeln!(s, "|{}", "---|".repeat(2 + FASTPATH_KINDS.len() + 6));
+    let _ = writeln!(s, "|{}", "---|".repeat(2 + FASTPATH_KINDS.len() + 8));
     for (flows, size) in configs {
         let mut row = format!("| {} | {size} B |", flows_label(flows));
         for (imp, kind, _) in FASTPATH_KINDS {
@@ -165,20 +178,17 @@ pub fn fastpath_markdown(r: &Results) -> String {
             r.get("box", k, flows, size, "drops")
                 .map_or("–".into(), |st| format!("{}", st.max()))
         };
+        let spliced_vs = |b: (&str, &str)| opt(r.ratio(("box", "spliced"), b, flows, size), 2);
         let _ = writeln!(
             row,
-            " {} | {} | {} | {} | {} | {}, {} |",
-            opt(
-                r.ratio(("box", "spliced"), ("testpmd", "5tswap"), flows, size),
-                2
-            ),
-            opt(
-                r.ratio(("box", "spliced"), ("testpmd", "io"), flows, size),
-                2
-            ),
+            " {} | {} | {} | {} | {} | {} | {} | {}, {} |",
+            spliced_vs(("testpmd", "5tswap")),
+            spliced_vs(("testpmd", "io")),
+            spliced_vs(("l3fwd", "em")),
             opt(r.ratio(("box", "io"), ("testpmd", "io"), flows, size), 2),
             opt(r.median("box", "spliced", flows, size, "cpp"), 0),
             opt(cpp_tp, 0),
+            opt(own_cycles(r, flows, size), 0),
             drops("spliced"),
             drops("pass"),
         );
@@ -245,6 +255,64 @@ fn memory_markdown(r: &Results) -> String {
             opt(m("slots"), 0),
             opt(m("table_bytes").map(|b| b / f64::from(1 << 20)), 0),
             opt(m("table_bytes").zip(m("max_load")).map(|(b, l)| b / l), 1),
+        );
+    }
+    s
+}
+
+/// The hardware events `scripts/bench.sh` counts with `perf stat` on the worker's thread.
+const PERF_EVENTS: [(&str, &str); 2] = [
+    ("dTLB-loads", "dTLB-load-misses"),
+    ("LLC-loads", "LLC-load-misses"),
+];
+
+/// `perf stat` on the worker's thread (spliced, with and without hugepages): the events per
+/// packet the worker received, and the miss ratios; events perf could not count say so.
+fn perfstat_markdown(r: &Results) -> String {
+    let mut keys: Vec<&Key> = r.map.keys().filter(|k| k.0 == "perfstat").collect();
+    if keys.is_empty() {
+        return String::new();
+    }
+    keys.sort_by_key(|k| (k.3, k.2, k.1.clone()));
+    let mut s = String::from(
+        "| flows | frame | EAL memory | box spliced Mpps | worker task-clock ms | dTLB loads /pkt | \
+         dTLB load misses /pkt | dTLB miss % | LLC loads /pkt | LLC load misses /pkt | LLC miss % |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    let mut counted = false;
+    for k in keys {
+        let m = |x: &str| r.median("perfstat", &k.1, k.2, k.3, x);
+        let rx = m("rx").filter(|&n| n > 0.0);
+        let _ = write!(
+            s,
+            "| {} | {} B | {} | {} | {} |",
+            flows_label(k.2),
+            k.3,
+            k.1,
+            r.get("perfstat", &k.1, k.2, k.3, "mpps")
+                .map_or("–".into(), |st| st.cell(2)),
+            opt(m("task-clock"), 0)
+        );
+        for (loads, misses) in PERF_EVENTS {
+            let per = |e: &str| match (m(e), rx) {
+                (Some(v), Some(n)) => format!("{:.3}", v / n),
+                (Some(_), None) => "–".into(),
+                (None, _) => "not supported".into(),
+            };
+            counted |= m(loads).is_some() || m(misses).is_some();
+            let ratio = match (m(loads), m(misses)) {
+                (Some(l), Some(x)) if l > 0.0 => format!("{:.1}", x / l * 100.0),
+                _ => "–".into(),
+            };
+            let _ = write!(s, " {} | {} | {ratio} |", per(loads), per(misses));
+        }
+        s.push('\n');
+    }
+    if !counted {
+        s.push_str(
+            "\nperf could count none of these hardware events on this machine (`<not supported>`): \
+             its kernel has no hardware performance-monitoring unit to count with (a virtual \
+             machine without a virtual PMU), so only the rates and the task clock are measured.\n",
         );
     }
     s
@@ -387,6 +455,7 @@ fn targets_markdown(r: &Results) -> String {
 pub fn summary(r: &Results) -> String {
     let m1 = 1 << 20;
     let fp = r.ratio(("box", "spliced"), ("testpmd", "5tswap"), m1, 66);
+    let fp_l3 = r.ratio(("box", "spliced"), ("l3fwd", "em"), m1, 66);
     // The worst of the tables filled to the capacity they were made for.
     let bytes = r
         .configs("memory")
@@ -401,8 +470,13 @@ pub fn summary(r: &Results) -> String {
     let splices = r.median("splices", "none", 0, 0, "per_s");
     let na = |v: Option<f64>, p: usize| v.map_or("NA".into(), |x| format!("{x:.p$}"));
     format!(
-        "fastpath_vs_5tswap_1M={} bytes_per_flow={} spliced_vs_testpmd_io={} spliced_vs_full_proxy={} splices_per_s={}",
+        "fastpath_vs_5tswap_1M={} fastpath_vs_l3fwd_em_1M={} own_cycles_per_pkt_1k={} \
+         own_cycles_per_pkt_1M={} bytes_per_flow={} spliced_vs_testpmd_io={} \
+         spliced_vs_full_proxy={} splices_per_s={}",
         na(fp, 2),
+        na(fp_l3, 2),
+        na(own_cycles(r, 1 << 10, 66), 0),
+        na(own_cycles(r, m1, 66), 0),
         na(bytes, 0),
         na(ratio(e2e("spliced"), e2e("testpmd-io")), 2),
         na(ratio(e2e("spliced"), e2e("full-proxy")), 2),
@@ -470,7 +544,7 @@ fn svg_frame(r: &Results) -> (Vec<u64>, Vec<u64>, Frame) {
     let mut sizes: Vec<u64> = Vec::new();
     let (mut ymin, mut ymax) = (f64::INFINITY, 0.0f64);
     for (k, m) in &r.map {
-        if k.0 == "box" || k.0 == "testpmd" {
+        if FASTPATH_IMPLS.contains(&k.0.as_str()) {
             flows.push(k.2);
             sizes.push(k.3);
             if let Some(st) = m.get("mpps") {
@@ -589,7 +663,9 @@ fn svg_series(s: &mut String, r: &Results, frame: &Frame, flows: &[u64], sizes: 
     let Frame { left, top, pw, .. } = *frame;
     let px = |f: u64| frame.px(f);
     let py = |v: f64| frame.py(v);
-    let colours = ["#d62728", "#ff7f0e", "#2ca02c", "#1f77b4", "#9467bd"];
+    let colours = [
+        "#d62728", "#ff7f0e", "#8c564b", "#2ca02c", "#1f77b4", "#9467bd", "#17becf",
+    ];
     // Series.
     let mut legend = 0;
     for (si, &size) in sizes.iter().enumerate() {
@@ -666,6 +742,13 @@ pub fn run(args: &Args) -> Result<(), String> {
     );
     print!(
         "{}",
+        section(
+            "TLB and last-level cache (perf stat on the worker thread, box spliced)",
+            perfstat_markdown(&r)
+        )
+    );
+    print!(
+        "{}",
         section("Flow-table lookups (ns per lookup)", flowtable_markdown(&r))
     );
     print!(
@@ -681,49 +764,4 @@ pub fn run(args: &Args) -> Result<(), String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn medians_ratios_and_summary() {
-        let lines = [
-            "RESULT impl=box kind=spliced flows=1048576 size=66 mpps=8 cpp=300 hz=2600000000 drops=0",
-            "RESULT impl=box kind=spliced flows=1048576 size=66 mpps=10 cpp=260 hz=2600000000 drops=0",
-            "RESULT impl=box kind=spliced flows=1048576 size=66 mpps=9 cpp=280 hz=2600000000 drops=0",
-            "RESULT impl=testpmd kind=5tswap flows=1048576 size=66 mpps=10",
-            "RESULT impl=memory kind=capacity flows=1000000 bytes_per_flow=134.2",
-        ];
-        let r = Results::parse(lines.into_iter());
-        assert_eq!(r.median("box", "spliced", 1 << 20, 66, "mpps"), Some(9.0));
-        assert_eq!(
-            r.get("box", "spliced", 1 << 20, 66, "mpps")
-                .unwrap()
-                .cell(1),
-            "9.0 (8.0–10.0)"
-        );
-        assert_eq!(
-            summary(&r),
-            "fastpath_vs_5tswap_1M=0.90 bytes_per_flow=134 spliced_vs_testpmd_io=NA \
-             spliced_vs_full_proxy=NA splices_per_s=NA"
-        );
-        assert!(fastpath_markdown(&r).contains("| 1M | 66 B |"));
-        assert!(svg(&r).starts_with("<svg"));
-    }
-
-    #[test]
-    fn splices_with_connections_parked() {
-        let lines = [
-            "RESULT impl=e2e kind=spliced conns_per_s=2400 concurrency=32 run=1",
-            "RESULT impl=splices kind=none per_s=2400 spliced=7200 run=1",
-            "RESULT impl=splices kind=parked flows=1000 per_s=2300 spliced=6900 parked=1000 run=1",
-            "RESULT impl=splices kind=parked flows=1000 per_s=2500 spliced=7500 parked=1000 run=2",
-            "RESULT impl=splices kind=parked flows=10000 per_s=2100 spliced=6300 parked=9800 run=1",
-        ];
-        let r = Results::parse(lines.into_iter());
-        let md = e2e_markdown(&r);
-        assert!(md.contains("| 1000 | 1000 | 2400 (2300–2500) |"), "{md}");
-        assert!(md.contains("| 10000 | 9800 | 2100 |"), "{md}");
-        assert!(!md.contains("| 0 |"), "the unparked run is not a row: {md}");
-        assert!(summary(&r).ends_with("splices_per_s=2400"));
-    }
-}
+mod tests;

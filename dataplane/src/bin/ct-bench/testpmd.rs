@@ -48,6 +48,23 @@ pub fn kill_int(child: &Child) {
         .status();
 }
 
+/// SIGINT (testpmd and l3fwd stop their ports and exit), then SIGKILL after 20 s.
+pub fn interrupt(child: &mut Child) {
+    kill_int(child);
+    let stop = Instant::now() + Duration::from_secs(20);
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => return,
+            _ if Instant::now() > stop => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return;
+            }
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
 /// Runs testpmd for `warmup` + `secs` one-second periods after its first statistics, and
 /// averages the forwarding rate (both ports' Tx-pps) over the last `secs` of them.
 pub fn testpmd_run(
@@ -105,19 +122,7 @@ pub fn testpmd_run(
             _ => {}
         }
     }
-    kill_int(&child);
-    let stop = Instant::now() + Duration::from_secs(20);
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            _ if Instant::now() > stop => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break;
-            }
-            _ => std::thread::sleep(Duration::from_millis(50)),
-        }
-    }
+    interrupt(&mut child);
     drop(rx);
     let _ = reader.join();
     remove_runtime_dir(&prefix);
