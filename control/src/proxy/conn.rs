@@ -348,10 +348,7 @@ impl ProxyConn {
         } else {
             Some(&self.client.tap)
         };
-        let window = receiver.map_or(0, |r| {
-            let (peer_shift, _) = r.shifts();
-            u64::from(r.peer_window) << peer_shift
-        });
+        let window = receiver.map_or(0, |r| r.peer_window_bytes());
         let d = usize::from(!from_client);
         let len = t.payload().len() as u64;
         if self.held_bytes[d] + len > window {

@@ -28,6 +28,10 @@ pub struct LegTap {
     /// The latest raw window field each side sent (after the handshake).
     pub box_window: u16,
     pub peer_window: u16,
+    /// The window field of the peer's SYN or SYN-ACK (never scaled), and whether a later
+    /// segment has given [`LegTap::peer_window`] since.
+    pub peer_syn_window: u16,
+    pub peer_window_seen: bool,
     /// The largest raw window field the box announced (after the handshake): what the peer
     /// may still have in flight when the legs go away.
     pub box_window_max: u16,
@@ -102,8 +106,10 @@ impl LegTap {
         let Some(s) = read(ip_packet) else { return };
         if s.syn.is_some() {
             self.peer_syn = s.syn;
+            self.peer_syn_window = s.window;
         } else {
             self.peer_window = s.window;
+            self.peer_window_seen = true;
         }
         self.peer_nxt = later(self.peer_nxt, s.end);
         if s.flags & flags::ACK != 0 {
@@ -125,6 +131,17 @@ impl LegTap {
     }
 
     /// The shifts in use (peer's own, box's own): zero unless both offered window scaling.
+    /// The bytes the peer's latest window offers: its SYN's window (RFC 7323 §2.2: never
+    /// scaled) until it sends something after the handshake. A server that has only answered
+    /// the box's SYN has offered that much, not nothing.
+    pub fn peer_window_bytes(&self) -> u64 {
+        if self.peer_window_seen {
+            u64::from(self.peer_window) << self.shifts().0
+        } else {
+            u64::from(self.peer_syn_window)
+        }
+    }
+
     pub fn shifts(&self) -> (u8, u8) {
         match (
             self.peer_syn.and_then(|p| p.window_scale),
@@ -133,5 +150,60 @@ impl LegTap {
             (Some(p), Some(b)) => (p, b),
             _ => (0, 0),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::wire::Ipv4Addr;
+    use dataplane::testing::{tcp_frame, Envelope, Tcp, BOX_OUT, SERVER, SERVER_MAC};
+
+    /// The server's segment `t` as the box's server leg gets it (the IP datagram).
+    fn from_server(t: &Tcp<'_>) -> Vec<u8> {
+        let e = Envelope {
+            src_mac: SERVER_MAC,
+            dst_mac: BOX_OUT,
+            src: SERVER,
+            dst: Ipv4Addr::new(198, 18, 0, 1),
+            ttl: 64,
+        };
+        tcp_frame(&e, t)[14..].to_vec()
+    }
+
+    #[test]
+    fn a_peer_that_only_answered_the_syn_offers_its_syn_window() {
+        let mut tap = LegTap::default();
+        let wscale = [3, 3, 10, 1];
+        let synack = Tcp {
+            flags: flags::SYN | flags::ACK,
+            window: 65160,
+            options: &wscale,
+            ..Tcp::default()
+        };
+        tap.incoming(&from_server(&synack));
+        assert_eq!(tap.peer_window_bytes(), 65160, "unscaled, and not zero");
+        let box_syn = [3, 3, 2, 1];
+        tap.outgoing(&from_server(&Tcp {
+            flags: flags::SYN,
+            options: &box_syn,
+            ..Tcp::default()
+        }));
+        tap.incoming(&from_server(&Tcp {
+            flags: flags::ACK,
+            window: 64,
+            ..Tcp::default()
+        }));
+        assert_eq!(
+            tap.peer_window_bytes(),
+            64 << 10,
+            "then scaled by its shift"
+        );
+        tap.incoming(&from_server(&Tcp {
+            flags: flags::ACK,
+            window: 0,
+            ..Tcp::default()
+        }));
+        assert_eq!(tap.peer_window_bytes(), 0, "a zero window is a zero window");
     }
 }
