@@ -569,24 +569,41 @@ EOF
 
 ## Reading the results
 
-- **What the fast path spends its cycles on.** Per packet the box does what testpmd 5tswap
-  does (read and write the headers) plus: Ethernet, IPv4 and TCP validation, the route and
-  own-address checks, the flow-table lookup (the key in both orientations), one walk of the
-  TCP options (`OptionMap`: the offsets of the timestamps and SACK blocks and the window
-  scale, read by both the tracker and the rewrite), conntrack-style window tracking, the rewrite with
-  RFC 1624 incremental checksums, the neighbour lookup (a hash table: here the server and
-  one entry per client address, 60 000 flows each), TTL and MACs. At 1 M flows the table
-  (74 MB) fits no cache: each lookup costs a tag line and a slot from memory; the worker
-  prefetches both for the whole burst before processing it (tag lines first, then the
-  candidate slots, found in the tags), which took the 1 M, 66 B case from 569 to about 440
-  cycles per packet. What remains above the 1k case is the misses not hidden and net_pcap's
-  copy out of a larger capture (testpmd 5tswap goes from about 40 to 120 cycles too). The
-  profile above is the worker lcore's thread only; `Worker::turn`'s and `forward`'s self time include what
-  the compiler inlined into it (the RX/TX burst handling, the burst prefetch of flow-table
-  tag lines and slots, and the expiry sweep: `FlowTable::expire` does not appear on its own). While RX
-  bursts come back full, the loop (`Worker::turn`) reads the clock, checks its command and
-  control rings and ages the table only once in 64 turns (up to 8 × 64 slots then).
-  `--forward-mode io` runs the same loop without `process`.
+- **The targets, and why they are missed.** The common case takes the vector path
+  (`dataplane/src/worker/vector.rs`: one template test, one hash, tag lines prefetched 16
+  packets ahead and the slot found by a 16-tag compare 8 ahead, the tracker, a fixed-offset
+  rewrite with one checksum fold); every spliced and `pass` packet of these captures fits
+  the template. Against DPDK's exact-match forwarder at 1 M flows the box is still short:
+  the *lookup only* column is the table alone (the same key, hash and slot reads, no
+  tracking, no rewrite) and sits close to the spliced column, so most of the gap is the
+  table's memory traffic, not tracking or rewriting. A lookup reads a tag line and then the
+  slot (a dependent miss; a 48-byte slot straddles two lines half of the time) where
+  l3fwd's `rte_hash` reads a bucket of signatures and its key; the prefetch distances were
+  tuned by hand on this two-core VM and its memory latency. At 1 k flows the table is in
+  cache and the box's own cycles are the work itself: the tracker's window checks
+  (conntrack's, branchy, not yet the branch-free step for in-window segments), the route and
+  neighbour lookups (the one-entry next-hop cache rarely hits when consecutive packets go
+  to different clients), the per-port TX buffers and the burst bookkeeping. The object is
+  48 bytes (56 per flow at the table's maximum load, tag included).
+- **What the fast path spends its cycles on.** Per packet of the template the box does what
+  testpmd 5tswap does (read and write the headers) plus: the template test at fixed offsets
+  (MAC, EtherType, IPv4 without options, no fragment, TTL, TCP flags, no options or NOP, NOP,
+  timestamps), the own-address and route checks and the neighbour lookup (a hash table: here
+  the server and one entry per client address, 60 000 flows each; skipped when the packet
+  before went to the same address), the flow-table lookup (one 16-tag compare, then the key
+  in both orientations), conntrack-style window tracking, the rewrite at fixed offsets with
+  one checksum accumulator, TTL and MACs. Packets outside the template go through
+  `Worker::process` (Ethernet, IPv4 and TCP validation, one walk of the TCP options, the
+  same tracker, the general rewrite). At 1 M flows the table (56 MB) fits no cache: each
+  lookup costs a tag line and one or two slot lines from memory, asked for 16 and 8 packets
+  ahead. What remains above the 1k case is the misses not hidden and net_pcap's copy out of
+  a larger capture (testpmd 5tswap goes from about 50 to 120 cycles too). The profile above
+  is the worker lcore's thread only; `Worker::turn`'s and `forward`'s self time include what
+  the compiler inlined into it (the RX/TX burst handling, the vector path, and the expiry
+  sweep: `FlowTable::expire` does not appear on its own). While RX bursts come back full,
+  the loop (`Worker::turn`) reads the clock, checks its command and control rings and ages
+  the table only once in 64 turns (up to 8 × 64 slots then). `--forward-mode io` runs the
+  same loop without `process`.
 - **1514-byte frames.** From 64k flows on every implementation, testpmd included, is held
   near the same rate by net_pcap's `infinite_rx` copy: each RX copies the frame out of the
   stored capture (more than 100 MB of mbufs) into a fresh mbuf. The 1514 B ratios understate
