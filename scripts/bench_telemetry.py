@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """The packet rate of a running DPDK application read through its telemetry socket (ct-bench
 runs it beside dpdk-l3fwd, which prints no statistics of its own).
 
