@@ -8,6 +8,7 @@
 //! A tag with VLAN id 0 only carries a priority (802.1p) and counts as untagged.
 
 use common::config::{Config, Iface, Zone};
+use common::wire::be16;
 use common::wire::ethernet::{EtherType, EthernetFrame};
 
 use crate::packet::Packet;
@@ -130,14 +131,13 @@ pub enum Retag {
 /// tag (keeping the priority bits), or says what [`retag`] must do.
 #[inline]
 pub fn tag_for(frame: &mut [u8], want: Option<u16>) -> Option<Retag> {
-    let tagged = frame.len() >= TAG_AT + TAG_LEN
-        && u16::from_be_bytes([frame[TAG_AT], frame[TAG_AT + 1]]) == EtherType::VLAN.0;
+    let tagged = frame.len() >= TAG_AT + TAG_LEN && be16(frame, TAG_AT) == EtherType::VLAN.0;
     match (tagged, want) {
         (false, None) => None,
         (false, Some(id)) => Some(Retag::Push(id)),
         (true, None) => Some(Retag::Pop),
         (true, Some(id)) => {
-            let tci = u16::from_be_bytes([frame[TAG_AT + 2], frame[TAG_AT + 3]]);
+            let tci = be16(frame, TAG_AT + 2);
             let tci = (tci & 0xf000) | (id & 0x0fff);
             frame[TAG_AT + 2..TAG_AT + 4].copy_from_slice(&tci.to_be_bytes());
             None

@@ -117,13 +117,13 @@ impl fmt::Debug for MacAddr {
 
 /// Reads a big-endian u16 at `off`. Callers have checked the length.
 #[inline]
-pub(crate) fn be16(b: &[u8], off: usize) -> u16 {
+pub fn be16(b: &[u8], off: usize) -> u16 {
     u16::from_be_bytes([b[off], b[off + 1]])
 }
 
 /// Reads a big-endian u32 at `off`. Callers have checked the length.
 #[inline]
-pub(crate) fn be32(b: &[u8], off: usize) -> u32 {
+pub fn be32(b: &[u8], off: usize) -> u32 {
     u32::from_be_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
 }
 

@@ -18,7 +18,7 @@
 //! before it ([`FlowTable::changes`]).
 
 use common::rewrite::fixed::{rewrite_fixed, IP, TCP, TCP_WITH_TS};
-use common::wire::MacAddr;
+use common::wire::{be16, be32, MacAddr};
 
 use super::*;
 use crate::flow_table::Probe;
@@ -37,16 +37,6 @@ struct Fit {
     hash: u32,
     /// 20, or [`TCP_WITH_TS`].
     tcp_len: u8,
-}
-
-#[inline(always)]
-fn be16(f: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([f[at], f[at + 1]])
-}
-
-#[inline(always)]
-fn be32(f: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([f[at], f[at + 1], f[at + 2], f[at + 3]])
 }
 
 /// The template test: `Some` for a frame the vector path may carry.
