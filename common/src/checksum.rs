@@ -24,11 +24,15 @@ pub fn sum(data: &[u8]) -> u32 {
 
 /// Folds a 64-bit accumulator into a 16-bit one's-complement sum (end-around carry).
 #[inline]
-pub fn fold64(mut acc: u64) -> u16 {
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    acc as u16
+pub fn fold64(acc: u64) -> u16 {
+    // Four end-around-carry steps take any 64-bit sum below 2^16 (after the first it is
+    // below 2^33, then 0x2fffe, then 0x10001): no loop, no branch. Each step keeps the value
+    // modulo 0xffff and never makes a non-zero sum zero, so the result is the loop's.
+    let a = (acc & 0xffff_ffff) + (acc >> 32);
+    let a = (a & 0xffff) + (a >> 16);
+    let a = (a & 0xffff) + (a >> 16);
+    let a = (a & 0xffff) + (a >> 16);
+    a as u16
 }
 
 /// Folds a 32-bit accumulator into a 16-bit one's-complement sum (end-around carry).
@@ -110,6 +114,37 @@ pub fn difference(a: u16, b: u16) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_branch_free_fold_is_the_loop_fold() {
+        let looped = |mut acc: u64| {
+            while acc > 0xffff {
+                acc = (acc & 0xffff) + (acc >> 16);
+            }
+            acc as u16
+        };
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let edges = [
+            0,
+            1,
+            0xfffe,
+            0xffff,
+            0x1_0000,
+            0x1_fffe,
+            0xffff_ffff,
+            u64::MAX,
+            u64::MAX - 1,
+        ];
+        let mut values: Vec<u64> = edges.to_vec();
+        for _ in 0..100_000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            // Every magnitude: the sums the rewrites make are small, the edges large.
+            values.push(x >> (x % 64));
+        }
+        for v in values {
+            assert_eq!(fold64(v), looped(v), "{v:#x}");
+        }
+    }
 
     #[test]
     fn rfc1071_example() {

@@ -222,6 +222,19 @@ mod word {
 /// The [`ConnFlags`] stored as themselves (the others follow from the phase).
 const KIND_FLAGS: u8 = ConnFlags::SPLICED | ConnFlags::TIMESTAMPS | ConnFlags::PROXIED;
 
+/// The idle stamp [`Conn::touch`] gives an ESTABLISHED flow at one instant: the same for
+/// every packet of a burst, so the vector path works it out once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EstablishedStamp(u32);
+
+impl EstablishedStamp {
+    #[inline]
+    pub fn new(now_ms: u32, timeouts: &[u32; TcpState::COUNT]) -> EstablishedStamp {
+        let t = timeouts[TcpState::Established as usize];
+        EstablishedStamp(pack::idle_stamp(now_ms, t))
+    }
+}
+
 /// The per-direction numbers [`crate::rewrite::rewrite_frame`] applies to one packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SpliceParams {
@@ -480,6 +493,33 @@ impl Conn {
         self.set_field(word::IDLE, pack::idle_stamp(now_ms, t));
     }
 
+    /// Whether the flow is ESTABLISHED with no FIN either way: the vector path's state.
+    #[inline]
+    pub fn is_established(&self) -> bool {
+        self.field(word::PHASE) == pack::phase::ESTABLISHED
+    }
+
+    /// [`Conn::touch`] of an ESTABLISHED flow, with the stamp worked out once for a burst.
+    #[inline]
+    pub fn touch_established(&mut self, stamp: EstablishedStamp) {
+        debug_assert!(self.is_established());
+        self.set_field(word::IDLE, stamp.0);
+    }
+
+    /// Whether a packet travelling in `dir` needs nothing but the fixed rewrite: the flow is
+    /// not proxied, translates no option and splits no segment travelling in `dir` (with no
+    /// [`Xlate`] bit, what is split is client→server).
+    #[inline]
+    pub fn rewrite_is_fixed(&self, dir: Direction) -> bool {
+        let mask = |(shift, width): (u32, u32)| ((1u32 << width) - 1) << shift;
+        let split = match dir {
+            Direction::ClientToServer => mask(word::SPLIT_MSS),
+            Direction::ServerToClient => 0,
+        };
+        let proxied = u32::from(ConnFlags::PROXIED) << word::KIND.0;
+        self.word & (proxied | mask(word::XLATE) | split) == 0
+    }
+
     /// Whether the flow has been idle longer than its state's timeout at `now_ms`: never
     /// before the timeout, and by the timeout plus one unit of the stamp (at most a 512th
     /// of the timeout, or 8 ms) at the latest, provided the ageing sweep looks at the flow
@@ -557,7 +597,10 @@ impl Conn {
     #[inline]
     pub fn raise_maxwin(&mut self, dir: Direction, win: u32) {
         let d = dir.index();
-        self.maxwin[d] = self.maxwin[d].max(pack::win_encode(win));
+        // Mostly the window is no larger than before: a decode is cheaper than an encode.
+        if win > pack::win_decode(self.maxwin[d]) {
+            self.maxwin[d] = self.maxwin[d].max(pack::win_encode(win));
+        }
     }
 
     /// conntrack's first bound, `seq` no later than the sender of `dir`'s `maxend`, against
@@ -585,14 +628,17 @@ impl Conn {
             Direction::ClientToServer => (self.delta1, self.delta2),
             Direction::ServerToClient => (self.delta2, self.delta1),
         };
+        // The nibbles of `wscale` and the kind bit read directly: this runs for every
+        // forwarded packet.
+        let shift = |base: usize| ((self.wscale >> (base + 4 * d)) & 15) as u8;
         SpliceParams {
             seq_add,
             ack_sub,
             tsval_add: self.ts_offset[d],
             tsecr_sub: self.ts_offset[o],
-            wscale_in: self.wscale_in()[d],
-            wscale_out: self.wscale_out()[d],
-            timestamps: self.flags() & ConnFlags::TIMESTAMPS != 0,
+            wscale_in: shift(0),
+            wscale_out: shift(8),
+            timestamps: self.field(word::KIND) as u8 & ConnFlags::TIMESTAMPS != 0,
             ts_edit: TsEdit::None,
             sack_strip: dir == Direction::ClientToServer
                 && self.xlate() & Xlate::SACK_CLIENT_ONLY != 0,

@@ -135,15 +135,16 @@ fn tag_of(hash: u32) -> u8 {
     (hash as u8) | 0x80
 }
 
-/// Where [`FlowTable::probe`] found the first entry whose tag matches.
+/// What [`FlowTable::probe`] found in the first 16 tags of a probe run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Probe {
-    /// In this slot (its key may still differ: tags are 7 bits).
+    /// The first slot with the hash's tag (its key may still differ: tags are 7 bits).
     At(usize),
-    /// Nowhere: the probe run ends first.
+    /// Nowhere: the run ends first.
     Absent,
-    /// Not within the 16 tags looked at (a long run, or one wrapping round the end).
-    Scan,
+    /// None of the run's slots before this one has the tag; the run goes on here (past the
+    /// 16 looked at, or from home when the 16 would wrap round the end).
+    From(usize),
 }
 
 /// A byte in every lane of a word.
@@ -209,14 +210,19 @@ impl<S: Slot> FlowTable<S> {
     /// Looks at the first 16 tags of `hash`'s probe run at once (two 8-byte words compared
     /// bytewise, no branch per tag) and says where the first entry with `hash`'s tag is, or
     /// that the run ends before one: what a burst works out for every packet before it
-    /// looks at any entry, so each lookup then reads one slot.
+    /// looks at any entry, so each lookup then mostly reads one slot.
     #[inline]
     pub fn probe(&self, hash: u32) -> Probe {
         let home = self.home_of(hash);
-        let Some(tags) = self.tags.get(home..home + 16) else {
-            return Probe::Scan;
-        };
-        let want = u64::from(tag_of(hash)) * LANES;
+        self.window(home, tag_of(hash)).unwrap_or(Probe::From(home))
+    }
+
+    /// The 16 tags from slot `at` of a run, as a [`Probe`]; `None` when they would wrap round
+    /// the end of the table.
+    #[inline(always)]
+    fn window(&self, at: usize, want: u8) -> Option<Probe> {
+        let tags = self.tags.get(at..at + 16)?;
+        let want = u64::from(want) * LANES;
         let mut firsts = [0u32; 2];
         let mut frees = [0u32; 2];
         for (w, chunk) in tags.chunks_exact(8).enumerate() {
@@ -233,18 +239,19 @@ impl<S: Slot> FlowTable<S> {
             8 + firsts[1]
         };
         let free = if frees[0] < 8 { frees[0] } else { 8 + frees[1] };
-        if first < free && first < 16 {
-            Probe::At(home + first as usize)
+        Some(if first < free && first < 16 {
+            Probe::At(at + first as usize)
         } else if free < 16 {
             Probe::Absent
         } else {
-            Probe::Scan
-        }
+            Probe::From(self.wrap(at + 16))
+        })
     }
 
     /// [`FlowTable::lookup_hashed`] after a [`FlowTable::probe`] of `hash` taken when
-    /// [`FlowTable::changes`] was `changes`: one slot read when the probe holds.
-    #[inline]
+    /// [`FlowTable::changes`] was `changes`: one slot read when the probe's candidate holds
+    /// the key, else the run goes on from where the probe stopped.
+    #[inline(always)]
     pub fn lookup_probed(
         &self,
         key: &FlowKey,
@@ -252,15 +259,56 @@ impl<S: Slot> FlowTable<S> {
         probe: Probe,
         changes: u64,
     ) -> Option<(usize, Direction)> {
+        if changes != self.changes {
+            return self.lookup_hashed(key, hash);
+        }
+        self.resume(key, tag_of(hash), probe)
+    }
+
+    /// The lookup of a key with tag `want` where `probe` left it.
+    #[inline(always)]
+    fn resume(&self, key: &FlowKey, want: u8, probe: Probe) -> Option<(usize, Direction)> {
         match probe {
-            _ if changes != self.changes => self.lookup_hashed(key, hash),
-            Probe::Absent => None,
             Probe::At(i) => match self.slots[i].direction_of(key) {
                 Some(d) => Some((i, d)),
                 // Another key with the same tag: the rest of the run decides.
-                None => self.lookup_hashed(key, hash),
+                None => self.lookup_from(key, want, self.next(i)),
             },
-            Probe::Scan => self.lookup_hashed(key, hash),
+            Probe::Absent => None,
+            Probe::From(at) => self.lookup_from(key, want, at),
+        }
+    }
+
+    /// The lookup of a key with tag `want` from slot `at` of its probe run on, 16 tags at a
+    /// time, one at a time where 16 would wrap round the end.
+    #[inline(never)]
+    fn lookup_from(&self, key: &FlowKey, want: u8, mut at: usize) -> Option<(usize, Direction)> {
+        // Each turn moves on by at least one slot of the run, and a run ends at a free slot
+        // (below the maximum load there is always one).
+        loop {
+            let Some(probe) = self.window(at, want) else {
+                return self
+                    .matching_from(at, want)
+                    .find_map(|i| self.slots[i].direction_of(key).map(|d| (i, d)));
+            };
+            match probe {
+                Probe::At(i) => match self.slots[i].direction_of(key) {
+                    Some(d) => return Some((i, d)),
+                    None => at = self.next(i),
+                },
+                Probe::Absent => return None,
+                Probe::From(next) => at = next,
+            }
+        }
+    }
+
+    /// `i` brought back into the table (at most one table length beyond it).
+    #[inline]
+    fn wrap(&self, i: usize) -> usize {
+        if i >= self.slots.len() {
+            i - self.slots.len()
+        } else {
+            i
         }
     }
 
@@ -342,16 +390,19 @@ impl<S: Slot> FlowTable<S> {
     #[inline]
     pub fn lookup_hashed(&self, key: &FlowKey, hash: u32) -> Option<(usize, Direction)> {
         debug_assert_eq!(hash, key.symmetric_hash());
-        self.matching(hash)
-            .find_map(|i| self.slots[i].direction_of(key).map(|d| (i, d)))
+        self.lookup_from(key, tag_of(hash), self.home_of(hash))
     }
 
     /// The slots of the probe run of a key with `hash` whose tag matches its hash, in probe
     /// order, up to the run's end (a free slot). Reads only tags.
     #[inline]
     fn matching(&self, hash: u32) -> impl Iterator<Item = usize> + '_ {
-        let want = tag_of(hash);
-        let mut i = self.home_of(hash);
+        self.matching_from(self.home_of(hash), tag_of(hash))
+    }
+
+    /// [`FlowTable::matching`] from slot `i` of the run on, for the tag `want`.
+    #[inline]
+    fn matching_from(&self, mut i: usize, want: u8) -> impl Iterator<Item = usize> + '_ {
         core::iter::from_fn(move || loop {
             let t = self.tags[i];
             if t == 0 {

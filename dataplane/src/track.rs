@@ -193,6 +193,44 @@ pub fn track(conn: &mut Conn, dir: Direction, seg: &Segment, cfg: &TrackConfig) 
     TrackVerdict::Accept
 }
 
+/// [`track`] for the vector path's common case, without its dispatch: an ACK, with or
+/// without data, of an ESTABLISHED flow with no FIN either way, that moves nothing back and
+/// lies within conntrack's four bounds. The segment carries no SYN, FIN, RST or SACK (the
+/// caller's template). `true`: accepted and recorded exactly as [`track`] records it
+/// (the state stays ESTABLISHED); `false`: nothing has changed and [`track`] decides.
+///
+/// The bounds are evaluated together, without a branch between them: only their conjunction
+/// decides, so the step costs the same whichever one a segment would fail.
+#[inline(always)]
+pub fn track_established(conn: &mut Conn, dir: Direction, seg: &Segment) -> bool {
+    debug_assert!(
+        seg.flags & (flags::SYN | flags::FIN | flags::RST) == 0 && seg.sack_max.is_none()
+    );
+    let r = dir.reverse();
+    let sender_end = conn.end(dir);
+    let receiver_end = conn.end(r);
+    let end = seg.seq.wrapping_add(seg.payload_len);
+    let ack_lag = receiver_end.0.wrapping_sub(seg.ack.0);
+    let ok = conn.is_established()
+        & (seg.flags & flags::ACK != 0)
+        // I
+        & conn.seq_below_maxend(dir, seg.seq)
+        // III
+        & (seg.ack <= receiver_end)
+        // II, in its simplest sufficient form: nothing older than what was sent.
+        & (end >= sender_end)
+        // IV
+        & ((ack_lag <= MAX_ACK_WINDOW) | (ack_lag <= conn.track(dir).maxwin));
+    if !ok {
+        return false;
+    }
+    let win = u32::from(seg.window) << conn.wscale_in()[dir.index()];
+    conn.raise_maxwin(dir, win);
+    conn.set_end(dir, end);
+    conn.raise_maxend(r, seg.ack.wrapping_add(win.max(1)));
+    true
+}
+
 fn bits(dir: Direction) -> (u8, u8) {
     match dir {
         Direction::ClientToServer => (ConnFlags::CLIENT_FIN, ConnFlags::CLIENT_FIN_ACKED),

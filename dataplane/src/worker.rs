@@ -50,6 +50,7 @@ mod counters;
 mod datagram;
 mod dispatch;
 mod handoff;
+mod hops;
 mod new_flow;
 mod vector;
 pub use counters::WorkerCounters;
@@ -109,6 +110,8 @@ pub struct Worker<Q: PortQueue> {
     table: FlowTable,
     datagrams: Datagrams,
     neighbours: Neighbours,
+    /// The vector path's next hops by destination, in front of the router and `neighbours`.
+    hops: hops::HopCache,
     rings: WorkerRings<Q::Pkt>,
     /// One TX buffer per port.
     tx: Vec<Burst<Q::Pkt, TX_BUFFER>>,
@@ -152,6 +155,7 @@ impl<Q: PortQueue> Worker<Q> {
             ),
             ctx,
             neighbours: Neighbours::new(NEIGHBOURS),
+            hops: hops::HopCache::new(),
             rings,
             counters: WorkerCounters::default(),
             slot: Arc::new(StatsSlot::new()),
@@ -437,12 +441,19 @@ impl<Q: PortQueue> Worker<Q> {
     }
 
     /// Buffers a packet for `out`, flushing the buffer first when it is full.
+    #[inline(always)]
     fn enqueue_tx(&mut self, out: usize, pkt: Q::Pkt) {
         if let Err(p) = self.tx[out].push(pkt) {
-            self.flush(out);
-            if self.tx[out].push(p).is_err() {
-                self.counters.drops.count(DropReason::TxFull);
-            }
+            self.enqueue_after_flush(out, p);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn enqueue_after_flush(&mut self, out: usize, pkt: Q::Pkt) {
+        self.flush(out);
+        if self.tx[out].push(pkt).is_err() {
+            self.counters.drops.count(DropReason::TxFull);
         }
     }
 
@@ -452,7 +463,10 @@ impl<Q: PortQueue> Worker<Q> {
                 return;
             };
             match cmd {
-                Command::Neighbour { iface, ip, mac } => self.neighbours.set(iface, ip, mac),
+                Command::Neighbour { iface, ip, mac } => {
+                    self.neighbours.set(iface, ip, mac);
+                    self.hops.clear();
+                }
                 Command::Install(mut conn) => {
                     // The worker's clock stamps it, in the unit of its state.
                     conn.touch(self.now_ms, &self.ctx.tcp_timeouts_ms);
@@ -476,6 +490,7 @@ impl<Q: PortQueue> Worker<Q> {
                         self.table.touch_all(self.now_ms, &ctx.0.tcp_timeouts_ms);
                     }
                     self.ctx = ctx.0;
+                    self.hops.clear();
                 }
                 Command::DumpFlows(d) => match self.dump {
                     None => self.dump = Some(d),

@@ -2,15 +2,19 @@
 //! IPv4 without options, TCP with no options or exactly NOP, NOP, timestamps (the layout the
 //! worker's template test admits). It changes what [`super::rewrite_frame_mapped`] changes for
 //! such a frame, byte for byte: the next hop's addresses, the TTL, sequence and
-//! acknowledgement, the window, TSval and TSecr. The TCP checksum takes every change into one
-//! accumulator folded once, which gives the same value as updating field by field: each RFC
-//! 1624 step folds into 1..=0xffff unless everything summed is zero, so folding once at the
-//! end cannot tell the difference.
+//! acknowledgement, the window, TSval and TSecr.
+//!
+//! The TCP checksum takes every change into one accumulator folded once, which gives the same
+//! value as updating field by field: each RFC 1624 step folds into 1..=0xffff unless
+//! everything summed is zero, so folding once at the end cannot tell the difference. The
+//! checksums are updated on the bytes as loaded, in the machine's order: the one's-complement
+//! sum commutes with swapping the bytes of every word (RFC 1071 §2(B)), and a 32-bit word
+//! adds as its two 16-bit halves, so a field's change costs one complement and two adds,
+//! with byte swaps only where a number is computed on.
 
 use crate::checksum;
 use crate::conn::SpliceParams;
 use crate::wire::tcp::{field, flags};
-use crate::wire::{be16, be32, put16, put32};
 
 use super::{rescale_window, Hop};
 
@@ -20,72 +24,87 @@ pub const IP: usize = 14;
 pub const TCP: usize = IP + 20;
 /// The TCP header's length with NOP, NOP, timestamps.
 pub const TCP_WITH_TS: usize = 32;
-/// Where TSval is in a header with NOP, NOP, timestamps.
-const TSVAL: usize = TCP + 20 + 4;
-const TSECR: usize = TSVAL + 4;
 const TTL: usize = IP + 8;
 const IP_CHECKSUM: usize = IP + 10;
 const TCP_CHECKSUM: usize = TCP + 16;
 
-/// Adds the change of the aligned 32-bit field at `at` to `new` to `acc`, and writes it.
+/// The headers up to the end of a TCP header without options.
+const HEADERS: usize = TCP + 20;
+/// NOP, NOP and the timestamps option.
+const TS_OPTION: usize = TCP_WITH_TS - 20;
+
+/// The 16- and 32-bit words at `at`, in the machine's order (see the module documentation).
 #[inline(always)]
-fn patch32(frame: &mut [u8], at: usize, new: u32, acc: &mut u64) {
-    let old = be32(frame, at);
-    *acc += u64::from(!(old >> 16) as u16)
-        + u64::from(!(old as u16))
-        + u64::from(new >> 16)
-        + u64::from(new & 0xffff);
-    put32(frame, at, new);
+fn raw16<const N: usize>(b: &[u8; N], at: usize) -> u16 {
+    u16::from_ne_bytes([b[at], b[at + 1]])
+}
+
+#[inline(always)]
+fn raw32<const N: usize>(b: &[u8; N], at: usize) -> u32 {
+    u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// Replaces the 32-bit field at `at` (a number in network order) by `f(old)`, adding the
+/// change to `acc`.
+#[inline(always)]
+fn patch32<const N: usize>(b: &mut [u8; N], at: usize, f: impl Fn(u32) -> u32, acc: &mut u64) {
+    let old = raw32(b, at);
+    let new = f(u32::from_be(old)).to_be();
+    *acc += u64::from(!old) + u64::from(new);
+    b[at..at + 4].copy_from_slice(&new.to_ne_bytes());
 }
 
 /// Rewrites `frame` for `hop` by `p`. `tcp_len` is 20, or [`TCP_WITH_TS`] with the option at
 /// its fixed place; the caller has checked the layout, that the TTL is above 1 and that the
-/// segment carries no SYN (so its window is scaled).
+/// segment carries no SYN (so its window is scaled). False, and nothing changed, when the
+/// frame is too short for that layout.
 #[inline]
-pub fn rewrite_fixed(frame: &mut [u8], p: &SpliceParams, hop: &Hop, tcp_len: usize) {
-    frame[0..6].copy_from_slice(&hop.dst.0);
-    frame[6..12].copy_from_slice(&hop.src.0);
-    let ttl = be16(frame, TTL);
-    let ip_hc = checksum::update16(be16(frame, IP_CHECKSUM), ttl, ttl - 0x0100);
-    put16(frame, TTL, ttl - 0x0100);
-    put16(frame, IP_CHECKSUM, ip_hc);
+pub fn rewrite_fixed(frame: &mut [u8], p: &SpliceParams, hop: &Hop, tcp_len: usize) -> bool {
+    // Fixed-size views: every offset below is a constant inside them, checked once here.
+    let Some((h, rest)) = frame.split_first_chunk_mut::<HEADERS>() else {
+        return false;
+    };
+    let ts = match rest.first_chunk_mut::<TS_OPTION>() {
+        Some(ts) if tcp_len == TCP_WITH_TS && p.timestamps => Some(ts),
+        None if tcp_len == TCP_WITH_TS => return false,
+        _ => None,
+    };
+    h[0..6].copy_from_slice(&hop.dst.0);
+    h[6..12].copy_from_slice(&hop.src.0);
+    // TTL and protocol are one word; the TTL is above 1, so its byte alone goes down by one.
+    let ttl_word = raw16(h, TTL);
+    let new_word = u16::from_be(ttl_word).wrapping_sub(0x0100).to_be();
+    let ip_acc = u64::from(!raw16(h, IP_CHECKSUM)) + u64::from(!ttl_word) + u64::from(new_word);
+    h[TTL..TTL + 2].copy_from_slice(&new_word.to_ne_bytes());
+    h[IP_CHECKSUM..IP_CHECKSUM + 2].copy_from_slice(&(!checksum::fold64(ip_acc)).to_ne_bytes());
 
-    let has_ack = frame[TCP + field::FLAGS] & flags::ACK != 0;
-    let mut acc = u64::from(!be16(frame, TCP_CHECKSUM));
+    let has_ack = h[TCP + field::FLAGS] & flags::ACK != 0;
+    let mut acc = u64::from(!raw16(h, TCP_CHECKSUM));
     if p.seq_add != 0 {
-        let at = TCP + field::SEQ;
-        patch32(frame, at, be32(frame, at).wrapping_add(p.seq_add), &mut acc);
+        patch32(h, TCP + field::SEQ, |x| x.wrapping_add(p.seq_add), &mut acc);
     }
     if has_ack && p.ack_sub != 0 {
-        let at = TCP + field::ACK;
-        patch32(frame, at, be32(frame, at).wrapping_sub(p.ack_sub), &mut acc);
+        patch32(h, TCP + field::ACK, |x| x.wrapping_sub(p.ack_sub), &mut acc);
     }
     if p.wscale_in != p.wscale_out {
         let at = TCP + field::WINDOW;
-        let old = be16(frame, at);
-        let new = rescale_window(old, p.wscale_in, p.wscale_out);
+        let old = raw16(h, at);
+        let new = rescale_window(u16::from_be(old), p.wscale_in, p.wscale_out).to_be();
         if new != old {
             acc += u64::from(!old) + u64::from(new);
-            put16(frame, at, new);
+            h[at..at + 2].copy_from_slice(&new.to_ne_bytes());
         }
     }
-    if tcp_len == TCP_WITH_TS && p.timestamps {
+    if let Some(ts) = ts {
+        // NOP, NOP, kind, length, then TSval and TSecr.
         if p.tsval_add != 0 {
-            patch32(
-                frame,
-                TSVAL,
-                be32(frame, TSVAL).wrapping_add(p.tsval_add),
-                &mut acc,
-            );
+            patch32(ts, 4, |x| x.wrapping_add(p.tsval_add), &mut acc);
         }
         if has_ack && p.tsecr_sub != 0 {
-            patch32(
-                frame,
-                TSECR,
-                be32(frame, TSECR).wrapping_sub(p.tsecr_sub),
-                &mut acc,
-            );
+            patch32(ts, 8, |x| x.wrapping_sub(p.tsecr_sub), &mut acc);
         }
     }
-    put16(frame, TCP_CHECKSUM, !checksum::fold64(acc));
+    let sum = !checksum::fold64(acc);
+    h[TCP_CHECKSUM..TCP_CHECKSUM + 2].copy_from_slice(&sum.to_ne_bytes());
+    true
 }

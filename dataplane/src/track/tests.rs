@@ -27,16 +27,20 @@ fn seg(flags: u8, seq: u32, ack: u32, window: u16, len: u32) -> Segment {
     }
 }
 
+/// The connection every test tracks.
+fn key() -> FlowKey {
+    FlowKey::new(
+        Ipv4Addr::new(198, 18, 0, 1),
+        40000,
+        Ipv4Addr::new(198, 19, 0, 2),
+        80,
+    )
+}
+
 impl Pair {
     /// Client SYN only.
     fn syn_sent(c_isn: u32, wscale: Option<u8>) -> Pair {
-        let key = FlowKey::new(
-            Ipv4Addr::new(198, 18, 0, 1),
-            40000,
-            Ipv4Addr::new(198, 19, 0, 2),
-            80,
-        );
-        let mut conn = Conn::new_pass(&key, 0);
+        let mut conn = Conn::new_pass(&key(), 0);
         let mut s = seg(SYN, c_isn, 0, 64240, 0);
         s.syn_wscale = wscale;
         init_from_syn(&mut conn, &s);
@@ -470,5 +474,6 @@ mod after_a_splice {
     }
 }
 
+mod fast_step;
 mod oracle;
 mod property;

@@ -7,7 +7,10 @@
 //! 2. With every tag line on its way, one 16-tag compare per packet finds the slot of its
 //!    flow ([`FlowTable::probe`]); that slot's lines are prefetched.
 //! 3. In order, each packet is looked up in the slot found (one key compare), tracked and
-//!    rewritten at fixed offsets ([`rewrite_fixed`]), and buffered for its port.
+//!    rewritten at fixed offsets ([`rewrite_fixed`]), and buffered for its port. Its next
+//!    hop comes from a cache by destination (`worker::hops`); an in-window segment of an
+//!    established flow is tracked by one branch-free step ([`track_established`]), anything
+//!    else by the whole tracker.
 //!
 //! Anything else takes [`Worker::process`], the slow path and the reference: packets outside
 //! the template, packets for the box, without a route, a resolved next hop or a flow, flows
@@ -17,15 +20,17 @@
 //! a table change it makes (a new flow, a removal that moves entries) voids the probes taken
 //! before it ([`FlowTable::changes`]).
 
+use common::conn::EstablishedStamp;
 use common::rewrite::fixed::{rewrite_fixed, IP, TCP, TCP_WITH_TS};
 use common::wire::{be16, be32, MacAddr};
 
 use super::*;
 use crate::flow_table::Probe;
+use crate::track::track_established;
 
 /// How many packets ahead of the one processed its tag line is asked for, and its slot.
-const TAG_AHEAD: usize = 16;
-const SLOT_AHEAD: usize = 8;
+const TAG_AHEAD: usize = 32;
+const SLOT_AHEAD: usize = 16;
 
 /// NOP, NOP, and the kind and length of the timestamps option.
 const TS_LEAD: [u8; 4] = [1, 1, 8, 10];
@@ -40,7 +45,7 @@ struct Fit {
 }
 
 /// The template test: `Some` for a frame the vector path may carry.
-#[inline]
+#[inline(always)]
 fn fits(f: &[u8], mac: MacAddr) -> Option<Fit> {
     if f.len() < TCP + 20 || f[0..6] != mac.0 || f[12..14] != [0x08, 0x00] || f[IP] != 0x45 {
         return None;
@@ -74,49 +79,34 @@ fn fits(f: &[u8], mac: MacAddr) -> Option<Fit> {
     })
 }
 
-/// The next hop of the last destination routed in this burst: consecutive packets of one
-/// flow (or to one server) skip the route and neighbour lookups.
-#[derive(Debug, Clone, Copy)]
-struct HopCache {
-    dst: Ipv4Addr,
-    /// `None`: the slow path decides (no route, hairpin, tagged egress, unresolved).
-    hop: Option<(usize, Hop)>,
+/// What every packet of one burst shares.
+struct BurstCtx {
+    ingress: Iface,
+    now_ms: u32,
+    stamp: EstablishedStamp,
+    /// The last destination this burst routed, and its answer: consecutive packets of one
+    /// flow (or to one server) skip even the cache.
+    last_hop: Option<(Ipv4Addr, Option<(usize, Hop)>)>,
 }
 
 impl<Q: PortQueue> Worker<Q> {
     /// Receives nothing, sends nothing: gives every packet of `rx` (from `port`) its fate,
     /// the common case by the vector path, the rest by [`Worker::handle`].
     pub(super) fn vector_burst(&mut self, port: usize, rx: &mut Burst<Q::Pkt, BURST>, now_ms: u32) {
-        let mac = self.ctx.macs[port];
+        let mut bc = BurstCtx {
+            ingress: self.ctx.ifaces.untagged(port),
+            now_ms,
+            stamp: EstablishedStamp::new(now_ms, &self.ctx.tcp_timeouts_ms),
+            last_hop: None,
+        };
         let n = rx.len();
-        let mut fit = [None; BURST];
-        for (slot, pkt) in fit.iter_mut().zip(rx.iter()) {
-            *slot = fits(pkt.data(), mac);
-        }
-        // A rolling pipeline: packet i is processed while the slot of packet i + SLOT_AHEAD
-        // and the tag line of packet i + TAG_AHEAD are on their way.
-        let mut probes = [(Probe::Scan, 0u64); BURST];
-        for f in fit[..n.min(TAG_AHEAD)].iter().flatten() {
-            crate::hint::prefetch(self.table.tag_line(f.hash));
-        }
-        for i in 0..n.min(SLOT_AHEAD) {
-            self.probe_ahead(&fit, &mut probes, i);
-        }
-        let ingress = self.ctx.ifaces.untagged(port);
-        let mut cache: Option<HopCache> = None;
+        let (fit, mut probes) = self.pipeline_start(port, rx);
         for (i, pkt) in rx.drain().enumerate() {
-            if let Some(Some(f)) = fit.get(i + TAG_AHEAD) {
-                crate::hint::prefetch(self.table.tag_line(f.hash));
-            }
-            if i + SLOT_AHEAD < n {
-                self.probe_ahead(&fit, &mut probes, i + SLOT_AHEAD);
-            }
+            self.pipeline_step(&fit, &mut probes, i, n);
             match fit[i] {
                 Some(f) => {
                     let (probe, changes) = probes[i];
-                    if let Err(pkt) =
-                        self.fast(pkt, &f, probe, changes, ingress, &mut cache, now_ms)
-                    {
+                    if let Err(pkt) = self.fast(pkt, &f, probe, changes, &mut bc) {
                         self.handle(port, pkt, now_ms, Some((f.key, f.hash)));
                     }
                 }
@@ -125,8 +115,59 @@ impl<Q: PortQueue> Worker<Q> {
         }
     }
 
-    /// Finds packet `i`'s slot from its tags (prefetched [`TAG_AHEAD`] packets earlier) and
-    /// asks for the slot's lines, noting the table's change count the probe holds under.
+    /// Stage 1 for every packet of `rx` (from `port`), and what goes before its first packet
+    /// is processed: the first [`TAG_AHEAD`] tag lines asked for, the first [`SLOT_AHEAD`]
+    /// packets probed. Then a rolling pipeline ([`Worker::pipeline_step`]): packet i is
+    /// processed while the slot of packet i + [`SLOT_AHEAD`] and the tag line of packet
+    /// i + [`TAG_AHEAD`] are on their way.
+    #[allow(clippy::type_complexity)]
+    #[inline(always)]
+    fn pipeline_start(
+        &self,
+        port: usize,
+        rx: &Burst<Q::Pkt, BURST>,
+    ) -> ([Option<Fit>; BURST], [(Probe, u64); BURST]) {
+        let mac = self.ctx.macs[port];
+        let n = rx.len();
+        let mut fit = [None; BURST];
+        for (slot, pkt) in fit.iter_mut().zip(rx.iter()) {
+            *slot = fits(pkt.data(), mac);
+        }
+        let mut probes = [(Probe::Absent, 0u64); BURST];
+        for i in 0..n.min(TAG_AHEAD) {
+            self.tag_ahead(&fit, i);
+        }
+        for i in 0..n.min(SLOT_AHEAD) {
+            self.probe_ahead(&fit, &mut probes, i);
+        }
+        (fit, probes)
+    }
+
+    /// What goes ahead of packet `i` of `n`.
+    #[inline(always)]
+    fn pipeline_step(
+        &self,
+        fit: &[Option<Fit>; BURST],
+        probes: &mut [(Probe, u64); BURST],
+        i: usize,
+        n: usize,
+    ) {
+        if i + TAG_AHEAD < n {
+            self.tag_ahead(fit, i + TAG_AHEAD);
+        }
+        if i + SLOT_AHEAD < n {
+            self.probe_ahead(fit, probes, i + SLOT_AHEAD);
+        }
+    }
+
+    /// Asks for the tag line of packet `i`.
+    #[inline(always)]
+    fn tag_ahead(&self, fit: &[Option<Fit>; BURST], i: usize) {
+        if let Some(f) = fit[i] {
+            crate::hint::prefetch(self.table.tag_line(f.hash));
+        }
+    }
+
     #[inline(always)]
     fn probe_ahead(
         &self,
@@ -167,7 +208,6 @@ impl<Q: PortQueue> Worker<Q> {
 
     /// One packet of the template: tracked, rewritten and buffered, or dropped by the
     /// tracker; given back untouched when the slow path must decide.
-    #[allow(clippy::too_many_arguments)]
     #[inline]
     fn fast(
         &mut self,
@@ -175,16 +215,21 @@ impl<Q: PortQueue> Worker<Q> {
         f: &Fit,
         probe: Probe,
         changes: u64,
-        ingress: Iface,
-        cache: &mut Option<HopCache>,
-        now_ms: u32,
+        bc: &mut BurstCtx,
     ) -> Result<(), Q::Pkt> {
         let dst = f.key.dst;
-        let hop = match *cache {
-            Some(c) if c.dst == dst => c.hop,
+        let hop = match bc.last_hop {
+            Some((last, hop)) if last == dst => hop,
             _ => {
-                let hop = self.fast_hop(dst, ingress);
-                *cache = Some(HopCache { dst, hop });
+                let hop = match self.hops.get(dst, bc.ingress) {
+                    Some(hop) => hop,
+                    None => {
+                        let hop = self.fast_hop(dst, bc.ingress);
+                        self.hops.put(dst, bc.ingress, hop);
+                        hop
+                    }
+                };
+                bc.last_hop = Some((dst, hop));
                 hop
             }
         };
@@ -197,10 +242,7 @@ impl<Q: PortQueue> Worker<Q> {
         let conn = self.table.get_mut(i);
         // Proxied flows go to control; translated options (a timestamp to add or strip, SACK
         // to remove, a segment to split) are the slow path's.
-        if conn.flags() & ConnFlags::PROXIED != 0
-            || conn.xlate() != 0
-            || conn.split_at(dir).is_some()
-        {
+        if !conn.rewrite_is_fixed(dir) {
             return Err(pkt);
         }
         let frame = pkt.data_mut();
@@ -215,40 +257,53 @@ impl<Q: PortQueue> Worker<Q> {
             sack_max: None,
             syn_wscale: None,
         };
-        let was_open = !is_closed(conn.state());
-        match track(conn, dir, &seg, &self.ctx.track) {
-            TrackVerdict::Accept => {
-                conn.touch(now_ms, &self.ctx.tcp_timeouts_ms);
-                if was_open && is_closed(conn.state()) {
-                    self.counters.flows_closed += 1;
+        if track_established(conn, dir, &seg) {
+            conn.touch_established(bc.stamp);
+        } else {
+            let was_open = !is_closed(conn.state());
+            match track(conn, dir, &seg, &self.ctx.track) {
+                TrackVerdict::Accept => {
+                    conn.touch(bc.now_ms, &self.ctx.tcp_timeouts_ms);
+                    if was_open && is_closed(conn.state()) {
+                        self.counters.flows_closed += 1;
+                    }
+                }
+                TrackVerdict::Ignore => self.counters.ignored += 1,
+                TrackVerdict::Drop(r) => {
+                    self.dispatch(Verdict::Drop(r), pkt, bc.ingress, bc.now_ms);
+                    return Ok(());
                 }
             }
-            TrackVerdict::Ignore => self.counters.ignored += 1,
-            TrackVerdict::Drop(r) => {
-                self.dispatch(Verdict::Drop(r), pkt, ingress, now_ms);
-                return Ok(());
-            }
         }
-        rewrite_fixed(frame, &p, &l2, usize::from(f.tcp_len));
+        let rewritten = rewrite_fixed(frame, &p, &l2, usize::from(f.tcp_len));
+        debug_assert!(
+            rewritten,
+            "the template admits no frame too short for its layout"
+        );
         self.counters.forwarded += 1;
         self.counters.fast_path += 1;
         self.enqueue_tx(out, pkt);
         Ok(())
     }
 
-    /// Looks every packet of `rx` up and forwards it untouched to the paired port: the
-    /// table's cost alone, for the benchmark (`ForwardMode::Lookup`).
+    /// Looks every packet of `rx` up as the vector path does (template, hash, probe, one
+    /// key compare) and forwards it untouched to the paired port: the table's cost alone,
+    /// for the benchmark (`ForwardMode::Lookup`).
+    #[inline(never)]
     pub(super) fn lookup_only(&mut self, port: usize, rx: &mut Burst<Q::Pkt, BURST>) {
-        let hashed = self.prefetch_flows(rx);
         let out = if port ^ 1 < self.ports.len() {
             port ^ 1
         } else {
             port
         };
-        for (pkt, h) in rx.drain().zip(hashed) {
-            if let Some((key, hash)) = h {
-                let found = self.table.lookup_hashed(&key, hash).is_some();
-                self.counters.fast_path += u64::from(found);
+        let n = rx.len();
+        let (fit, mut probes) = self.pipeline_start(port, rx);
+        for (i, pkt) in rx.drain().enumerate() {
+            self.pipeline_step(&fit, &mut probes, i, n);
+            if let Some(f) = fit[i] {
+                let (probe, changes) = probes[i];
+                let hit = self.table.lookup_probed(&f.key, f.hash, probe, changes);
+                self.counters.fast_path += u64::from(hit.is_some());
             }
             self.counters.forwarded += 1;
             self.enqueue_tx(out, pkt);

@@ -47,7 +47,7 @@ proptest! {
         let mut want = frame.clone();
         rewrite_frame(&mut want, &p, Some(&HOP)).unwrap();
         let tcp_len = if s.options.is_empty() { 20 } else { TCP_WITH_TS };
-        rewrite_fixed(&mut frame, &p, &HOP, tcp_len);
+        assert!(rewrite_fixed(&mut frame, &p, &HOP, tcp_len));
         prop_assert_eq!(frame, want);
     }
 }

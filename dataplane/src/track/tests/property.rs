@@ -12,10 +12,10 @@ use super::oracle::{self, Exact};
 use super::*;
 
 /// splitmix64: deterministic, so every run checks the same cases.
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -23,16 +23,16 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: u32) -> u32 {
+    pub(super) fn below(&mut self, n: u32) -> u32 {
         (self.next() % u64::from(n.max(1))) as u32
     }
 
-    fn chance(&mut self, percent: u32) -> bool {
+    pub(super) fn chance(&mut self, percent: u32) -> bool {
         self.below(100) < percent
     }
 
     /// A small signed offset: mostly a few bytes, sometimes up to 64 KiB and a bit.
-    fn jitter(&mut self) -> u32 {
+    pub(super) fn jitter(&mut self) -> u32 {
         let v = if self.chance(70) {
             self.below(4)
         } else {
@@ -45,7 +45,7 @@ impl Rng {
         }
     }
 
-    fn window(&mut self) -> u16 {
+    pub(super) fn window(&mut self) -> u16 {
         match self.below(10) {
             0 => 0,
             1 => u16::MAX,
@@ -56,7 +56,7 @@ impl Rng {
 
     /// An initial sequence number: anywhere, just below the wrap, or just below a 64 KiB
     /// boundary (where the rounding of `maxend` changes).
-    fn isn(&mut self) -> u32 {
+    pub(super) fn isn(&mut self) -> u32 {
         match self.below(4) {
             0 => u32::MAX - self.below(200_000),
             1 => (self.next() as u32 & !0xFFFF).wrapping_sub(self.below(3000)),

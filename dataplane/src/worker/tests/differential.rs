@@ -8,6 +8,8 @@
 //! in and out of window, the template's layouts and others (SYN, FIN, RST, SACK, MSS, TTL 1,
 //! the box's own address), and table changes in the middle of a vector: a SYN that reuses the
 //! quad of a closing flow (a removal, which moves entries) or opens a new one (an insert).
+//! Between bursts a neighbour may change (the server's MAC, the client's entry removed and
+//! restored): a next hop the vector path remembered must not outlive it.
 
 use proptest::prelude::*;
 
@@ -119,13 +121,44 @@ fn kind(flows: usize) -> impl Strategy<Value = Kind> {
     ]
 }
 
-fn scenario() -> impl Strategy<Value = (Vec<FlowSpec>, Vec<Vec<Kind>>)> {
-    proptest::collection::vec(flow_spec(), 1..6).prop_flat_map(|flows| {
+/// A neighbour change control may send between bursts.
+#[derive(Debug, Clone, Copy)]
+enum NeighbourChange {
+    ServerMoves,
+    ServerBack,
+    ClientGone,
+    ClientBack,
+}
+
+impl NeighbourChange {
+    fn command(self) -> Command {
+        let moved = MacAddr([0x02, 0x5e, 0x00, 0x00, 0x00, 0x99]);
+        let (iface, ip, mac) = match self {
+            NeighbourChange::ServerMoves => (OUTSIDE, SERVER, Some(moved)),
+            NeighbourChange::ServerBack => (OUTSIDE, SERVER, Some(SERVER_MAC)),
+            NeighbourChange::ClientGone => (INSIDE, CLIENT, None),
+            NeighbourChange::ClientBack => (INSIDE, CLIENT, Some(CLIENT_MAC)),
+        };
+        Command::Neighbour { iface, ip, mac }
+    }
+}
+
+type Bursts = Vec<(Option<NeighbourChange>, Vec<Kind>)>;
+
+fn scenario() -> impl Strategy<Value = (Vec<FlowSpec>, Bursts)> {
+    let change = proptest::option::weighted(
+        0.4,
+        prop_oneof![
+            Just(NeighbourChange::ServerMoves),
+            Just(NeighbourChange::ServerBack),
+            Just(NeighbourChange::ClientGone),
+            Just(NeighbourChange::ClientBack),
+        ],
+    );
+    proptest::collection::vec(flow_spec(), 1..6).prop_flat_map(move |flows| {
         let n = flows.len();
-        (
-            Just(flows),
-            proptest::collection::vec(proptest::collection::vec(kind(n), 1..48), 1..4),
-        )
+        let burst = (change.clone(), proptest::collection::vec(kind(n), 1..48));
+        (Just(flows), proptest::collection::vec(burst, 1..5))
     })
 }
 
@@ -286,8 +319,11 @@ proptest! {
             slow.install(c);
         }
         prop_assert_eq!(seen(&mut fast), seen(&mut slow));
-        for burst in &bursts {
+        for (change, burst) in &bursts {
             for b in [&mut fast, &mut slow] {
+                if let Some(c) = change {
+                    prop_assert!(b.rings.commands[0].push(c.command()).is_ok());
+                }
                 for k in burst {
                     let (from_client, f) = frame_of(k, &flows);
                     let nic = if from_client { &b.inside } else { &b.outside };
@@ -297,7 +333,7 @@ proptest! {
                 let now = b.now;
                 b.workers[0].poll(now);
             }
-            prop_assert_eq!(seen(&mut fast), seen(&mut slow), "burst {:?}", burst);
+            prop_assert_eq!(seen(&mut fast), seen(&mut slow), "{:?}, burst {:?}", change, burst);
         }
     }
 }
