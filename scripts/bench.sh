@@ -548,8 +548,9 @@ measured in this run.
   \`opackets\` growth over the measured seconds after its warm-up, read through the EAL's
   telemetry socket (\`/ethdev/stats\`, \`scripts/bench_telemetry.py\`).
 - **Lookup only** (\`box, lookup only\`): the box's worker in \`ForwardMode::Lookup\` (ct-bench
-  \`box --kind lookup\`) over the same table as the spliced case: parse, hash, flow-table
-  lookup, then port to port with no tracking and no rewrite.
+  \`box --kind lookup\`) over the same table as the spliced case, through the vector path's
+  own stages (template test, hash, tag and slot prefetch, 16-tag probe, key compare), then
+  port to port with no tracking and no rewrite.
 
 $(cat "$out/tables.md" | grep -v '^SUMMARY ')
 
@@ -570,33 +571,40 @@ EOF
 ## Reading the results
 
 - **The targets, and why they are missed.** The common case takes the vector path
-  (`dataplane/src/worker/vector.rs`: one template test, one hash, tag lines prefetched 16
-  packets ahead and the slot found by a 16-tag compare 8 ahead, the tracker, a fixed-offset
-  rewrite with one checksum fold); every spliced and `pass` packet of these captures fits
-  the template. Against DPDK's exact-match forwarder at 1 M flows the box is still short:
-  the *lookup only* column is the table alone (the same key, hash and slot reads, no
-  tracking, no rewrite) and sits close to the spliced column, so most of the gap is the
-  table's memory traffic, not tracking or rewriting. A lookup reads a tag line and then the
-  slot (a dependent miss; a 48-byte slot straddles two lines half of the time) where
-  l3fwd's `rte_hash` reads a bucket of signatures and its key; the prefetch distances were
-  tuned by hand on this two-core VM and its memory latency. At 1 k flows the table is in
-  cache and the box's own cycles are the work itself: the tracker's window checks
-  (conntrack's, branchy, not yet the branch-free step for in-window segments), the route and
-  neighbour lookups (the one-entry next-hop cache rarely hits when consecutive packets go
-  to different clients), the per-port TX buffers and the burst bookkeeping. The object is
-  48 bytes (56 per flow at the table's maximum load, tag included).
+  (`dataplane/src/worker/vector.rs`): one template test and one hash per packet, every tag
+  line of a burst asked for at once and the slot found by a 16-tag compare asked for 16
+  packets ahead, the next hop from a cache by destination, a branch-free step of the tracker
+  for in-window segments of established flows (`track::track_established`; anything else
+  takes the whole tracker), and a rewrite at fixed offsets on fixed-size views of the
+  headers, its checksums updated on the bytes as loaded (the one's-complement sum does not
+  care about byte order) with one fold. Every spliced and `pass` packet of these captures
+  fits the template. Against DPDK's exact-match forwarder at 1 M flows the box is still
+  short, but its table is not: the *lookup only* column (the same template test, hash,
+  probe and key compare, then port to port) is at or above l3fwd EM. What the spliced
+  column adds is the work on the object: at 1 M flows every packet writes its object (the
+  tracked ends, `maxend`, the idle stamp), so each slot line comes in from memory and later
+  goes back dirty, where l3fwd only reads. At 1 k flows everything is in cache and the own
+  cycles are instructions. Taking each part out in turn (on this VM, not in this report):
+  the template test, hash, probe, prefetches and hop lookup cost about 30 cycles above
+  `--forward-mode io`; the rewrite with its parameters about 25; the tracker step about
+  10; the key compare and the object's checks the rest. `--forward-mode io` itself is about
+  10 cycles above testpmd io (the per-packet `handle` dispatch of that mode). Every part is
+  branch-light and in L1; halving them needs fewer instructions per packet, e.g. keys
+  compared and rewritten in network byte order (the object keeps them in host order) and
+  the TX buffer filled by index rather than through `Option` slots. The object is 48 bytes
+  (56 per flow at the table's maximum load, tag included).
 - **What the fast path spends its cycles on.** Per packet of the template the box does what
   testpmd 5tswap does (read and write the headers) plus: the template test at fixed offsets
   (MAC, EtherType, IPv4 without options, no fragment, TTL, TCP flags, no options or NOP, NOP,
-  timestamps), the own-address and route checks and the neighbour lookup (a hash table: here
-  the server and one entry per client address, 60 000 flows each; skipped when the packet
-  before went to the same address), the flow-table lookup (one 16-tag compare, then the key
-  in both orientations), conntrack-style window tracking, the rewrite at fixed offsets with
-  one checksum accumulator, TTL and MACs. Packets outside the template go through
+  timestamps), the next hop (the packet before's when it went to the same address, else a
+  256-entry cache by destination; only a miss does the own-address and route checks and the
+  neighbour lookup: here the server and one client address per 60 000 flows), the
+  flow-table lookup (one 16-tag compare, then the key in both orientations), conntrack-style
+  window tracking, the rewrite at fixed offsets with one checksum accumulator, TTL and MACs. Packets outside the template go through
   `Worker::process` (Ethernet, IPv4 and TCP validation, one walk of the TCP options, the
   same tracker, the general rewrite). At 1 M flows the table (56 MB) fits no cache: each
-  lookup costs a tag line and one or two slot lines from memory, asked for 16 and 8 packets
-  ahead. What remains above the 1k case is the misses not hidden and net_pcap's copy out of
+  lookup costs a tag line and one or two slot lines from memory, asked for a burst and 16
+  packets ahead. What remains above the 1k case is the misses not hidden and net_pcap's copy out of
   a larger capture (testpmd 5tswap goes from about 50 to 120 cycles too). The profile above
   is the worker lcore's thread only; `Worker::turn`'s and `forward`'s self time include what
   the compiler inlined into it (the RX/TX burst handling, the vector path, and the expiry
