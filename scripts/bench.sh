@@ -580,7 +580,7 @@ EOF
   care about byte order) with one fold. Every spliced and `pass` packet of these captures
   fits the template. Against DPDK's exact-match forwarder at 1 M flows the box is still
   short, but its table is not: the *lookup only* column (the same template test, hash,
-  probe and key compare, then port to port) is at or above l3fwd EM. What the spliced
+  probe and key compare, then port to port) is level with l3fwd EM. What the spliced
   column adds is the work on the object: at 1 M flows every packet writes its object (the
   tracked ends, `maxend`, the idle stamp), so each slot line comes in from memory and later
   goes back dirty, where l3fwd only reads. At 1 k flows everything is in cache and the own
