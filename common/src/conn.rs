@@ -598,8 +598,9 @@ impl Conn {
     pub fn raise_maxwin(&mut self, dir: Direction, win: u32) {
         let d = dir.index();
         // Mostly the window is no larger than before: a decode is cheaper than an encode.
+        // A larger window encodes to a larger code (rounded up, so never the same one).
         if win > pack::win_decode(self.maxwin[d]) {
-            self.maxwin[d] = self.maxwin[d].max(pack::win_encode(win));
+            self.maxwin[d] = pack::win_encode(win);
         }
     }
 

@@ -262,20 +262,23 @@ impl<S: Slot> FlowTable<S> {
         if changes != self.changes {
             return self.lookup_hashed(key, hash);
         }
-        self.resume(key, tag_of(hash), probe)
+        match self.judge(key, probe) {
+            Ok(found) => found,
+            Err(at) => self.lookup_from(key, tag_of(hash), at),
+        }
     }
 
-    /// The lookup of a key with tag `want` where `probe` left it.
+    /// What `probe` says of `key`: the answer, or where the run goes on.
     #[inline(always)]
-    fn resume(&self, key: &FlowKey, want: u8, probe: Probe) -> Option<(usize, Direction)> {
+    fn judge(&self, key: &FlowKey, probe: Probe) -> Result<Option<(usize, Direction)>, usize> {
         match probe {
             Probe::At(i) => match self.slots[i].direction_of(key) {
-                Some(d) => Some((i, d)),
+                Some(d) => Ok(Some((i, d))),
                 // Another key with the same tag: the rest of the run decides.
-                None => self.lookup_from(key, want, self.next(i)),
+                None => Err(self.next(i)),
             },
-            Probe::Absent => None,
-            Probe::From(at) => self.lookup_from(key, want, at),
+            Probe::Absent => Ok(None),
+            Probe::From(at) => Err(at),
         }
     }
 
@@ -291,13 +294,9 @@ impl<S: Slot> FlowTable<S> {
                     .matching_from(at, want)
                     .find_map(|i| self.slots[i].direction_of(key).map(|d| (i, d)));
             };
-            match probe {
-                Probe::At(i) => match self.slots[i].direction_of(key) {
-                    Some(d) => return Some((i, d)),
-                    None => at = self.next(i),
-                },
-                Probe::Absent => return None,
-                Probe::From(next) => at = next,
+            match self.judge(key, probe) {
+                Ok(found) => return found,
+                Err(next) => at = next,
             }
         }
     }

@@ -44,6 +44,11 @@ fn raw32<const N: usize>(b: &[u8; N], at: usize) -> u32 {
     u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
+#[inline(always)]
+fn put_raw16<const N: usize>(b: &mut [u8; N], at: usize, v: u16) {
+    b[at..at + 2].copy_from_slice(&v.to_ne_bytes());
+}
+
 /// Replaces the 32-bit field at `at` (a number in network order) by `f(old)`, adding the
 /// change to `acc`.
 #[inline(always)]
@@ -75,8 +80,8 @@ pub fn rewrite_fixed(frame: &mut [u8], p: &SpliceParams, hop: &Hop, tcp_len: usi
     let ttl_word = raw16(h, TTL);
     let new_word = u16::from_be(ttl_word).wrapping_sub(0x0100).to_be();
     let ip_acc = u64::from(!raw16(h, IP_CHECKSUM)) + u64::from(!ttl_word) + u64::from(new_word);
-    h[TTL..TTL + 2].copy_from_slice(&new_word.to_ne_bytes());
-    h[IP_CHECKSUM..IP_CHECKSUM + 2].copy_from_slice(&(!checksum::fold64(ip_acc)).to_ne_bytes());
+    put_raw16(h, TTL, new_word);
+    put_raw16(h, IP_CHECKSUM, !checksum::fold64(ip_acc));
 
     let has_ack = h[TCP + field::FLAGS] & flags::ACK != 0;
     let mut acc = u64::from(!raw16(h, TCP_CHECKSUM));
@@ -92,7 +97,7 @@ pub fn rewrite_fixed(frame: &mut [u8], p: &SpliceParams, hop: &Hop, tcp_len: usi
         let new = rescale_window(u16::from_be(old), p.wscale_in, p.wscale_out).to_be();
         if new != old {
             acc += u64::from(!old) + u64::from(new);
-            h[at..at + 2].copy_from_slice(&new.to_ne_bytes());
+            put_raw16(h, at, new);
         }
     }
     if let Some(ts) = ts {
@@ -104,7 +109,6 @@ pub fn rewrite_fixed(frame: &mut [u8], p: &SpliceParams, hop: &Hop, tcp_len: usi
             patch32(ts, 8, |x| x.wrapping_sub(p.tsecr_sub), &mut acc);
         }
     }
-    let sum = !checksum::fold64(acc);
-    h[TCP_CHECKSUM..TCP_CHECKSUM + 2].copy_from_slice(&sum.to_ne_bytes());
+    put_raw16(h, TCP_CHECKSUM, !checksum::fold64(acc));
     true
 }

@@ -28,8 +28,8 @@ use super::*;
 use crate::flow_table::Probe;
 use crate::track::track_established;
 
-/// How many packets ahead of the one processed its tag line is asked for, and its slot.
-const TAG_AHEAD: usize = 32;
+/// How many packets ahead of the one processed its slot is probed and asked for (every tag
+/// line of a burst is asked for in stage 1).
 const SLOT_AHEAD: usize = 16;
 
 /// NOP, NOP, and the kind and length of the timestamps option.
@@ -115,11 +115,10 @@ impl<Q: PortQueue> Worker<Q> {
         }
     }
 
-    /// Stage 1 for every packet of `rx` (from `port`), and what goes before its first packet
-    /// is processed: the first [`TAG_AHEAD`] tag lines asked for, the first [`SLOT_AHEAD`]
-    /// packets probed. Then a rolling pipeline ([`Worker::pipeline_step`]): packet i is
-    /// processed while the slot of packet i + [`SLOT_AHEAD`] and the tag line of packet
-    /// i + [`TAG_AHEAD`] are on their way.
+    /// Stage 1 for every packet of `rx` (from `port`), each tag line asked for as its hash
+    /// is known, and the first [`SLOT_AHEAD`] packets probed. Then a rolling pipeline
+    /// ([`Worker::pipeline_step`]): packet i is processed while the slot of packet
+    /// i + [`SLOT_AHEAD`] is on its way.
     #[allow(clippy::type_complexity)]
     #[inline(always)]
     fn pipeline_start(
@@ -132,11 +131,11 @@ impl<Q: PortQueue> Worker<Q> {
         let mut fit = [None; BURST];
         for (slot, pkt) in fit.iter_mut().zip(rx.iter()) {
             *slot = fits(pkt.data(), mac);
+            if let Some(f) = slot {
+                crate::hint::prefetch(self.table.tag_line(f.hash));
+            }
         }
         let mut probes = [(Probe::Absent, 0u64); BURST];
-        for i in 0..n.min(TAG_AHEAD) {
-            self.tag_ahead(&fit, i);
-        }
         for i in 0..n.min(SLOT_AHEAD) {
             self.probe_ahead(&fit, &mut probes, i);
         }
@@ -152,19 +151,8 @@ impl<Q: PortQueue> Worker<Q> {
         i: usize,
         n: usize,
     ) {
-        if i + TAG_AHEAD < n {
-            self.tag_ahead(fit, i + TAG_AHEAD);
-        }
         if i + SLOT_AHEAD < n {
             self.probe_ahead(fit, probes, i + SLOT_AHEAD);
-        }
-    }
-
-    /// Asks for the tag line of packet `i`.
-    #[inline(always)]
-    fn tag_ahead(&self, fit: &[Option<Fit>; BURST], i: usize) {
-        if let Some(f) = fit[i] {
-            crate::hint::prefetch(self.table.tag_line(f.hash));
         }
     }
 
